@@ -1,0 +1,57 @@
+"""The ``newsletter`` command line. Each command group lives in its own module."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ..config import load_settings
+from ..errors import NewsletterError
+from .context import AppContext
+
+
+class NewsletterGroup(click.Group):
+    """Turns the package's own errors into click's ``Error: …`` and exit status 1."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except NewsletterError as exc:
+            raise click.ClickException(str(exc)) from exc
+
+
+@click.group(cls=NewsletterGroup)
+@click.option(
+    "--home",
+    type=click.Path(file_okay=False, path_type=Path),
+    envvar="NEWSLETTER_HOME",
+    help="Publication folder (subscribers/, templates/, .env). Default: current folder.",
+)
+@click.option("--env-file", type=click.Path(dir_okay=False, path_type=Path), help="Read this .env.")
+@click.option("-v", "--verbose", is_flag=True, help="Log debug detail.")
+@click.version_option(package_name="newsletter")
+@click.pass_context
+def cli(ctx: click.Context, home: Path | None, env_file: Path | None, verbose: bool) -> None:
+    """Publish a newsletter: collect articles, draft issues, render and send them."""
+    try:
+        settings = load_settings(home, env_file)
+    except NewsletterError as exc:
+        raise click.ClickException(str(exc)) from exc
+    level = logging.DEBUG if verbose else getattr(logging, settings.log_level.upper())
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    app = AppContext(settings)
+    ctx.obj = app
+    ctx.call_on_close(app.close)
+
+
+def main() -> None:
+    cli()
+
+
+from . import commands  # noqa: E402, F401 - registers every command group on ``cli``
+
+
+__all__ = ["cli", "main"]

@@ -1,0 +1,330 @@
+"""The provider seam: what every delivery provider is given and what it answers.
+
+A provider only *builds* a request for one batch and *parses* the answer. The send loop —
+ledger commits, retries with backoff, rate limits, pausing on auth errors — lives in
+``delivery.engine`` and is the same for every provider. HTTP providers subclass
+``HttpProvider``: ``build_request`` is pure (testable without a network) and ``send_batch``
+translates ``requests`` exceptions into this package's errors at one place.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import html
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from typing import Any, ClassVar
+
+import requests
+
+from ..config import Settings
+from ..errors import (
+    PermanentProviderError,
+    ProviderAuthError,
+    ProviderError,
+    TransientProviderError,
+    UnknownOutcomeError,
+)
+from ..models import DeliveryStatus, SuppressionReason
+from ..render.merge import MergeTemplate
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedIssue:
+    """An issue rendered once, ready to be merged for any recipient.
+
+    ``subject``, ``html``, ``text`` and ``list_unsubscribe`` may hold merge markers; the
+    values for a recipient come from ``BatchRecipient.values``.
+    """
+
+    issue_id: int
+    list_id: str
+    list_id_header: str  # RFC 2919 value, e.g. "Weekly digest <weekly.news.example.org>"
+    from_email: str
+    from_name: str
+    reply_to: str
+    subject: MergeTemplate
+    html: MergeTemplate
+    text: MergeTemplate
+    list_unsubscribe: MergeTemplate
+    message_id_domain: str
+    extra_headers: Mapping[str, str] = field(default_factory=dict)
+    tag: str = ""
+    is_test: bool = False
+
+    @property
+    def from_header(self) -> str:
+        return email.utils.formataddr((self.from_name, self.from_email))
+
+    def headers_for(self, values: Mapping[str, str]) -> dict[str, str]:
+        """The list headers every copy carries (RFC 2369, RFC 2919, RFC 8058)."""
+        headers = {
+            "List-Id": self.list_id_header,
+            "List-Unsubscribe": self.list_unsubscribe.render(values),
+            "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+        }
+        headers.update(self.extra_headers)
+        return headers
+
+    def merge(self, values: Mapping[str, str]) -> MergedCopy:
+        return MergedCopy(
+            subject=self.subject.render(values),
+            html=self.html.render(values),
+            text=self.text.render(values),
+            headers=self.headers_for(values),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class MergedCopy:
+    """One recipient's finished copy: what local-merge providers send."""
+
+    subject: str
+    html: str
+    text: str
+    headers: Mapping[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class BatchRecipient:
+    """One ledger row handed to a provider."""
+
+    recipient_id: int
+    email: str
+    name: str
+    values: Mapping[str, str]
+
+    @property
+    def to_header(self) -> str:
+        return email.utils.formataddr((self.name, self.email))
+
+
+@dataclass(frozen=True, slots=True)
+class OutgoingBatch:
+    batch_id: int
+    seq: int
+    idempotency_key: str
+    recipients: Sequence[BatchRecipient]
+
+
+@dataclass(frozen=True, slots=True)
+class RecipientResult:
+    """What the provider said about one recipient of a batch."""
+
+    email: str
+    status: DeliveryStatus
+    message_id: str = ""
+    error: str = ""
+    retryable: bool = False
+    suppress: SuppressionReason | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BatchResult:
+    """The provider's answer for a whole batch: one result per recipient, in any order."""
+
+    results: Sequence[RecipientResult]
+    provider_batch_id: str = ""
+
+    @classmethod
+    def all_sent(cls, batch: OutgoingBatch, message_id: str = "") -> BatchResult:
+        return cls(
+            [RecipientResult(r.email, DeliveryStatus.SENT, message_id) for r in batch.recipients],
+            message_id,
+        )
+
+
+def html_values(values: Mapping[str, str]) -> dict[str, str]:
+    """Values escaped for an HTML body, for providers that merge on their side."""
+    return {k: html.escape(v, quote=True) for k, v in values.items()}
+
+
+class Provider(ABC):
+    """A way to deliver batches. Subclasses declare their batch size and idempotency."""
+
+    name: ClassVar[str]
+    max_batch: ClassVar[int] = 100
+    #: A resent batch with the same idempotency key is not delivered twice.
+    idempotent: ClassVar[bool] = False
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    @abstractmethod
+    def send_batch(self, issue: PreparedIssue, batch: OutgoingBatch) -> BatchResult:
+        """Deliver one batch, or raise a ``ProviderError`` subclass."""
+
+    def reconcile(self, issue: PreparedIssue, batch: OutgoingBatch) -> BatchResult | None:
+        """For a batch of unknown outcome: ask the provider what happened, if it can say."""
+        return None
+
+    def close(self) -> None:  # noqa: B027 - most providers hold nothing
+        """Release connections."""
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name}>"
+
+
+@dataclass(frozen=True, slots=True)
+class HttpRequest:
+    """A request ready to send; building it needs no network, so it is tested on its own."""
+
+    method: str
+    url: str
+    headers: Mapping[str, str] = field(default_factory=dict)
+    json: Any = None
+    data: Any = None
+    files: Any = None
+    auth: tuple[str, str] | None = None
+
+    def __repr__(self) -> str:  # never show credentials or bodies in logs
+        return f"HttpRequest({self.method} {self.url})"
+
+
+def retry_after_seconds(response: requests.Response) -> float | None:
+    """Seconds to wait from ``Retry-After`` or a rate-limit reset header, if the answer has one."""
+    raw = response.headers.get("Retry-After") or response.headers.get("retry-after")
+    if raw:
+        try:
+            return max(0.0, float(raw))
+        except ValueError:
+            when = email.utils.parsedate_to_datetime(raw)
+            from datetime import UTC, datetime
+
+            return max(0.0, (when - datetime.now(UTC)).total_seconds())
+    return None
+
+
+class HttpProvider(Provider):
+    """Base of the providers reached over HTTP with ``requests``."""
+
+    base_url: str = ""
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings)
+        self._local = threading.local()
+
+    # -- for subclasses -------------------------------------------------------------------
+    @abstractmethod
+    def build_request(self, issue: PreparedIssue, batch: OutgoingBatch) -> HttpRequest:
+        """The request that delivers ``batch``: pure, no I/O."""
+
+    @abstractmethod
+    def parse_response(self, batch: OutgoingBatch, response: requests.Response) -> BatchResult:
+        """Per-recipient results from a 2xx answer."""
+
+    def raise_for_error(self, response: requests.Response) -> None:
+        """Turn a non-2xx answer into the right error; providers refine it for their quirks."""
+        status = response.status_code
+        if status < 300:
+            return
+        kwargs = {
+            "provider": self.name,
+            "status": status,
+            "body": response.text,
+            "retry_after": retry_after_seconds(response),
+        }
+        message = error_message(response)
+        if status in (401, 402, 403):
+            raise ProviderAuthError(message, **kwargs)
+        if status in (408, 429) or status >= 500:
+            raise TransientProviderError(message, **kwargs)
+        raise PermanentProviderError(message, **kwargs)
+
+    # -- the one place requests' exceptions are translated --------------------------------
+    @property
+    def session(self) -> requests.Session:
+        """A keep-alive session per worker thread."""
+        session: requests.Session | None = getattr(self._local, "session", None)
+        if session is None:
+            session = requests.Session()
+            session.trust_env = bool(self.settings.http_proxy)
+            if self.settings.http_proxy:
+                session.proxies = {"http": self.settings.http_proxy, "https": self.settings.http_proxy}
+            session.headers["User-Agent"] = "newsletter/0.1"
+            self._local.session = session
+        return session
+
+    def send(self, request: HttpRequest) -> requests.Response:
+        timeout = (min(10.0, self.settings.http_timeout), self.settings.http_timeout)
+        try:
+            return self.session.request(
+                request.method,
+                request.url,
+                headers=dict(request.headers),
+                json=request.json,
+                data=request.data,
+                files=request.files,
+                auth=request.auth,
+                timeout=timeout,
+            )
+        except (requests.ConnectTimeout, requests.exceptions.SSLError) as exc:
+            raise TransientProviderError(f"could not connect: {exc}", provider=self.name) from exc
+        except requests.ConnectionError as exc:
+            if _failed_before_sending(exc):
+                raise TransientProviderError(f"could not connect: {exc}", provider=self.name) from exc
+            raise UnknownOutcomeError(f"connection lost: {exc}", provider=self.name) from exc
+        except requests.Timeout as exc:
+            raise UnknownOutcomeError(f"no answer in time: {exc}", provider=self.name) from exc
+        except requests.RequestException as exc:
+            raise UnknownOutcomeError(f"request failed: {exc}", provider=self.name) from exc
+
+    def send_batch(self, issue: PreparedIssue, batch: OutgoingBatch) -> BatchResult:
+        response = self.send(self.build_request(issue, batch))
+        self.raise_for_error(response)
+        try:
+            return self.parse_response(batch, response)
+        except (ValueError, KeyError, TypeError) as exc:
+            raise UnknownOutcomeError(
+                f"unreadable answer: {exc}", provider=self.name, status=response.status_code,
+                body=response.text,
+            ) from exc
+
+    def close(self) -> None:
+        session = getattr(self._local, "session", None)
+        if session is not None:
+            session.close()
+            self._local.session = None
+
+
+def _failed_before_sending(exc: requests.ConnectionError) -> bool:
+    """True when the connection was refused or never set up, so nothing reached the provider."""
+    text = repr(exc)
+    markers = ("NewConnectionError", "Connection refused", "Name or service not known",
+               "NameResolutionError", "Failed to establish")
+    return any(m in text for m in markers)
+
+
+def error_message(response: requests.Response) -> str:
+    """The provider's own words, from its JSON error body when it has one."""
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:300] or response.reason or "error"
+    if isinstance(body, dict):
+        for key in ("message", "Message", "error", "name"):
+            if isinstance(body.get(key), str):
+                return str(body[key])
+        errors = body.get("errors")
+        if isinstance(errors, list) and errors and isinstance(errors[0], dict):
+            return str(errors[0].get("message", errors[0]))
+    return response.text[:300]
+
+
+def mime_message(issue: PreparedIssue, copy: MergedCopy, to: str, message_id: str) -> EmailMessage:
+    """One recipient's RFC 5322 message, for providers that take raw MIME (outbox, SMTP, SES)."""
+    from ..render.message import build_message
+
+    return build_message(
+        subject=copy.subject,
+        from_header=issue.from_header,
+        to_header=to,
+        reply_to=issue.reply_to,
+        text=copy.text,
+        html=copy.html,
+        headers=copy.headers,
+        message_id=message_id,
+    )

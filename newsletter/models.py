@@ -1,0 +1,146 @@
+"""The domain: what the pipeline collects, drafts, renders and delivers.
+
+Value objects are frozen dataclasses; the closed vocabularies are ``StrEnum`` so the same
+word is used by providers, the ledger, webhooks, the CLI's JSON and the database.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+
+class IssueKind(StrEnum):
+    DIGEST = "digest"
+    ARTICLE = "article"
+
+
+class IssueState(StrEnum):
+    DRAFT = "draft"
+    QUEUED = "queued"
+    SENDING = "sending"
+    PAUSED = "paused"
+    SENT = "sent"
+    PARTIALLY_FAILED = "partially-failed"
+    CANCELLED = "cancelled"
+
+
+class BatchState(StrEnum):
+    """Where one provider request stands. Committed before and after the HTTP call."""
+
+    PENDING = "pending"
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"
+    UNKNOWN = "unknown"
+
+
+class DeliveryStatus(StrEnum):
+    """One recipient's fate, shared by providers, ledger rows and webhook events."""
+
+    QUEUED = "queued"
+    SENT = "sent"
+    FAILED = "failed"
+    UNKNOWN = "unknown"
+    SUPPRESSED = "suppressed"
+    DELIVERED = "delivered"
+    BOUNCED_HARD = "bounced-hard"
+    BOUNCED_SOFT = "bounced-soft"
+    COMPLAINED = "complained"
+    UNSUBSCRIBED = "unsubscribed"
+    OPENED = "opened"
+    CLICKED = "clicked"
+
+
+class Cadence(StrEnum):
+    INSTANT = "instant"
+    DIGEST = "digest"
+
+
+class Approval(StrEnum):
+    AUTO = "auto"
+    EDITOR = "editor"
+
+
+class SuppressionReason(StrEnum):
+    UNSUBSCRIBED = "unsubscribed"
+    BOUNCED_HARD = "bounced-hard"
+    BOUNCED_SOFT = "bounced-soft"
+    COMPLAINED = "complained"
+    MANUAL = "manual"
+
+
+ALL_LISTS = "*"
+
+
+@dataclass(frozen=True, slots=True)
+class Article:
+    """One published piece, as a source found it. ``uid`` is stable across edits."""
+
+    source_id: str
+    uid: str
+    title: str
+    url: str
+    published: datetime | None
+    content_html: str = ""
+    summary_html: str = ""
+    author: str = ""
+    tags: tuple[str, ...] = ()
+    image_url: str = ""
+    content_hash: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Subscriber:
+    """A list member. ``fields`` holds the CSV's extra columns, usable in templates."""
+
+    email: str
+    name: str = ""
+    fields: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Publication:
+    """Who publishes: used in every issue's header, footer and envelope."""
+
+    name: str
+    base_url: str
+    from_email: str
+    from_name: str
+    postal_address: str
+    reply_to: str = ""
+    language: str = "en"
+    unsubscribe_mailto: str = ""
+    description: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class MailingList:
+    """A list as declared in ``subscribers/*.toml``; members are read separately (streamed)."""
+
+    id: str
+    title: str
+    members_file: str
+    sources: tuple[str, ...]
+    cadence: Cadence = Cadence.DIGEST
+    schedule: str = "0 8 * * mon"
+    timezone: str = "UTC"
+    approval: Approval = Approval.AUTO
+    template: str = "digest"
+    description: str = ""
+    from_email: str = ""
+    from_name: str = ""
+    reply_to: str = ""
+    max_articles: int = 20
+
+
+@dataclass(frozen=True, slots=True)
+class Recipient:
+    """One address an issue goes to, with the values merged into its copy."""
+
+    email: str
+    name: str = ""
+    fields: Mapping[str, str] = field(default_factory=dict)
+    list_id: str = ""

@@ -1,0 +1,80 @@
+"""What a source is: something that, asked what is new, answers with articles.
+
+Each source class declares the ``type`` it handles (``feed``, ``folder``); ``make_source``
+picks the class for a ``SourceSpec`` read from the publication's TOML file.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from ..config import Settings
+from ..errors import ConfigError
+from ..models import Article
+
+
+@dataclass(frozen=True, slots=True)
+class SourceSpec:
+    """A source as declared in ``[sources.<id>]`` of the publication file."""
+
+    id: str
+    type: str
+    url: str = ""
+    path: str = ""
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class FetchState:
+    """What the store remembers between fetches, for conditional requests."""
+
+    etag: str = ""
+    last_modified: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class FetchResult:
+    articles: Sequence[Article]
+    etag: str = ""
+    last_modified: str = ""
+    not_modified: bool = False
+
+
+class Source(ABC):
+    """One place articles come from."""
+
+    type: ClassVar[str]
+
+    def __init__(self, spec: SourceSpec, settings: Settings) -> None:
+        self.spec = spec
+        self.settings = settings
+
+    @property
+    def id(self) -> str:
+        return self.spec.id
+
+    @abstractmethod
+    def fetch(self, state: FetchState) -> FetchResult:
+        """Everything the source currently offers; raises ``SourceError`` when it cannot."""
+
+
+_REGISTRY: dict[str, type[Source]] = {}
+
+
+def register(cls: type[Source]) -> type[Source]:
+    _REGISTRY[cls.type] = cls
+    return cls
+
+
+def make_source(spec: SourceSpec, settings: Settings) -> Source:
+    from . import feed, folder  # noqa: F401 - importing registers them
+
+    try:
+        cls = _REGISTRY[spec.type]
+    except KeyError:
+        known = ", ".join(sorted(_REGISTRY))
+        raise ConfigError(f"source {spec.id!r}: unknown type {spec.type!r} (known: {known})") from None
+    return cls(spec, settings)

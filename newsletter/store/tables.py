@@ -1,0 +1,230 @@
+"""The database schema, in SQLAlchemy Core. Migrations in ``migrations/`` create and evolve it.
+
+The ledger (``recipients`` + ``batches``) is the record of every email an issue owes:
+frozen when sending starts, with each batch's state committed before and after its HTTP call.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = MetaData(naming_convention=NAMING)
+
+# BigInteger ids on PostgreSQL, but plain INTEGER PRIMARY KEY (the rowid) on SQLite.
+BigId = BigInteger().with_variant(Integer, "sqlite")
+
+source_state = Table(
+    "source_state",
+    metadata,
+    Column("source_id", String(200), primary_key=True),
+    Column("etag", String(500), nullable=False, default=""),
+    Column("last_modified", String(200), nullable=False, default=""),
+    Column("first_seen_at", DateTime(timezone=True), nullable=False),
+    Column("last_checked_at", DateTime(timezone=True)),
+    Column("last_status", String(40), nullable=False, default=""),
+    Column("last_error", Text, nullable=False, default=""),
+    Column("last_new", Integer, nullable=False, default=0),
+)
+
+articles = Table(
+    "articles",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("source_id", String(200), nullable=False),
+    Column("uid", String(1000), nullable=False),
+    Column("title", Text, nullable=False),
+    Column("url", Text, nullable=False, default=""),
+    Column("author", Text, nullable=False, default=""),
+    Column("published_at", DateTime(timezone=True)),
+    Column("summary_html", Text, nullable=False, default=""),
+    Column("content_html", Text, nullable=False, default=""),
+    Column("image_url", Text, nullable=False, default=""),
+    Column("tags", JSON, nullable=False, default=list),
+    Column("content_hash", String(64), nullable=False, default=""),
+    Column("first_seen_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("source_id", "uid", name="uq_articles_source_uid"),
+)
+
+issues = Table(
+    "issues",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("list_id", String(100), nullable=False, index=True),
+    Column("kind", String(20), nullable=False),
+    Column("state", String(20), nullable=False, index=True),
+    Column("subject", Text, nullable=False),
+    Column("preheader", Text, nullable=False, default=""),
+    Column("intro_md", Text, nullable=False, default=""),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("send_at", DateTime(timezone=True)),
+    Column("started_at", DateTime(timezone=True)),
+    Column("finished_at", DateTime(timezone=True)),
+    Column("provider", String(40), nullable=False, default=""),
+    Column("html", Text, nullable=False, default=""),
+    Column("text", Text, nullable=False, default=""),
+    Column("web_html", Text, nullable=False, default=""),
+    Column("rendered_at", DateTime(timezone=True)),
+    Column("audience_frozen", Integer, nullable=False, default=0),
+    Column("pause_reason", Text, nullable=False, default=""),
+)
+
+issue_articles = Table(
+    "issue_articles",
+    metadata,
+    Column("issue_id", ForeignKey("issues.id", ondelete="CASCADE"), primary_key=True),
+    Column("article_id", ForeignKey("articles.id"), primary_key=True),
+    Column("position", Integer, nullable=False),
+)
+
+# An article is offered to a list once: the row is written when an issue containing it is
+# drafted, and removed again only if that issue is cancelled before anything was sent.
+list_articles = Table(
+    "list_articles",
+    metadata,
+    Column("list_id", String(100), primary_key=True),
+    Column("article_id", ForeignKey("articles.id"), primary_key=True),
+    Column("issue_id", ForeignKey("issues.id", ondelete="CASCADE"), nullable=False),
+)
+
+issue_events = Table(
+    "issue_events",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("issue_id", ForeignKey("issues.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("from_state", String(20), nullable=False),
+    Column("to_state", String(20), nullable=False),
+    Column("note", Text, nullable=False, default=""),
+)
+
+batches = Table(
+    "batches",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("issue_id", ForeignKey("issues.id", ondelete="CASCADE"), nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("state", String(20), nullable=False),
+    Column("size", Integer, nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("idempotency_key", String(100), nullable=False),
+    Column("provider_batch_id", Text, nullable=False, default=""),
+    Column("error", Text, nullable=False, default=""),
+    Column("next_attempt_at", Float, nullable=False, default=0.0),
+    Column("lease_owner", String(100), nullable=False, default=""),
+    Column("lease_until", Float, nullable=False, default=0.0),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("issue_id", "seq", name="uq_batches_issue_seq"),
+    Index("ix_batches_issue_state", "issue_id", "state"),
+)
+
+recipients = Table(
+    "recipients",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("issue_id", ForeignKey("issues.id", ondelete="CASCADE"), nullable=False),
+    Column("batch_id", ForeignKey("batches.id"), nullable=True),
+    Column("email", String(320), nullable=False),
+    Column("name", Text, nullable=False, default=""),
+    Column("fields", JSON, nullable=False, default=dict),
+    Column("list_id", String(100), nullable=False, default=""),
+    Column("status", String(20), nullable=False),
+    Column("provider_message_id", String(300), nullable=False, default=""),
+    Column("error", Text, nullable=False, default=""),
+    Column("updated_at", DateTime(timezone=True)),
+    UniqueConstraint("issue_id", "email", name="uq_recipients_issue_email"),
+    Index("ix_recipients_batch", "batch_id"),
+    Index("ix_recipients_issue_status", "issue_id", "status"),
+    Index("ix_recipients_message_id", "provider_message_id"),
+)
+
+suppressions = Table(
+    "suppressions",
+    metadata,
+    Column("email", String(320), primary_key=True),
+    Column("scope", String(100), primary_key=True),  # a list id, or "*" for every list
+    Column("reason", String(20), nullable=False),
+    Column("source", String(100), nullable=False, default=""),
+    Column("detail", Text, nullable=False, default=""),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+soft_bounces = Table(
+    "soft_bounces",
+    metadata,
+    Column("email", String(320), primary_key=True),
+    Column("count", Integer, nullable=False, default=0),
+    Column("last_at", DateTime(timezone=True), nullable=False),
+)
+
+events = Table(
+    "events",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("provider", String(40), nullable=False),
+    Column("event_id", String(300), nullable=False),
+    Column("type", String(20), nullable=False),
+    Column("email", String(320), nullable=False, default=""),
+    Column("provider_message_id", String(300), nullable=False, default=""),
+    Column("issue_id", BigInteger, nullable=True, index=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("detail", Text, nullable=False, default=""),
+    UniqueConstraint("provider", "event_id", name="uq_events_provider_event"),
+)
+
+# Webhook tokens already seen (Mailgun asks receivers to refuse a replayed token).
+seen_tokens = Table(
+    "seen_tokens",
+    metadata,
+    Column("provider", String(40), primary_key=True),
+    Column("token", String(300), primary_key=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+)
+
+# Global token buckets, shared by every worker process on the same database.
+rate_buckets = Table(
+    "rate_buckets",
+    metadata,
+    Column("name", String(100), primary_key=True),
+    Column("tokens", Float, nullable=False),
+    Column("updated", Float, nullable=False),
+)
+
+# Who holds a named lock (the scheduler) and until when; renewed by the holder.
+locks = Table(
+    "locks",
+    metadata,
+    Column("name", String(100), primary_key=True),
+    Column("owner", String(200), nullable=False),
+    Column("until", Float, nullable=False),
+)
+
+collections = Table(
+    "collections",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("report", JSON, nullable=False),
+)
