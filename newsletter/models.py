@@ -122,7 +122,7 @@ class MailingList:
 
     id: str
     title: str
-    members_file: str
+    members_files: tuple[str, ...]
     sources: tuple[str, ...]
     cadence: Cadence = Cadence.DIGEST
     schedule: str = "0 8 * * mon"

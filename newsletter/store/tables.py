@@ -64,7 +64,18 @@ articles = Table(
     Column("content_hash", String(64), nullable=False, default=""),
     Column("first_seen_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    # Seen on a source's first fetch but older than the look-back window: never offered.
+    Column("archived", Integer, nullable=False, default=0),
     UniqueConstraint("source_id", "uid", name="uq_articles_source_uid"),
+)
+
+# When a list was first seen: articles older than that minus the look-back are not offered
+# to it, so adding a list to an old source does not mail out the archive.
+list_state = Table(
+    "list_state",
+    metadata,
+    Column("list_id", String(100), primary_key=True),
+    Column("first_seen_at", DateTime(timezone=True), nullable=False),
 )
 
 issues = Table(

@@ -1,0 +1,39 @@
+"""``newsletter collect``: fetch every source and report what is new."""
+
+from __future__ import annotations
+
+import click
+
+from ..sources.collect import CollectReport
+from . import cli
+from .context import AppContext, echo_json, json_option, pass_app
+
+
+def print_collect(report: CollectReport) -> None:
+    for source in report.sources:
+        if source.status == "error":
+            click.echo(f"  {source.source_id}: ERROR {source.error}")
+            continue
+        detail = f"{source.new} new, {source.edited} edited, {source.unchanged} unchanged"
+        if source.archived:
+            detail += f", {source.archived} older than the look-back window (not sent)"
+        if source.status == "not-modified":
+            detail = "not modified since last time"
+        click.echo(f"  {source.source_id}: {detail}")
+        for problem in source.problems:
+            click.echo(f"    warning: {problem}")
+
+
+@cli.command()
+@json_option
+@pass_app
+def collect(app: AppContext, as_json: bool) -> None:
+    """Fetch every source; remember new and edited articles."""
+    report = app.publisher.collect()
+    if as_json:
+        echo_json(report.as_dict())
+        return
+    click.echo(f"Collected {report.new} new article(s) from {len(report.sources)} source(s):")
+    print_collect(report)
+    if report.errors:
+        raise click.ClickException(f"{len(report.errors)} source(s) could not be read")

@@ -1,0 +1,267 @@
+"""``newsletter issue …``: the editor's commands, from draft to sent."""
+
+from __future__ import annotations
+
+import webbrowser
+from datetime import UTC, datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import click
+
+from ..errors import ConfigError
+from ..models import IssueState, Recipient
+from ..store import issues as issue_store
+from ..store import ledger
+from . import cli
+from .context import AppContext, echo_json, json_option, pass_app
+
+
+@cli.group()
+def issue() -> None:
+    """Draft, preview, test, queue, pause, cancel and retry issues."""
+
+
+@issue.command("draft")
+@click.argument("list_id")
+@click.option("--article", "article_ids", type=int, multiple=True, help="Use these article ids.")
+@click.option("--subject", default="", help="Subject (default: from the articles).")
+@click.option("--preheader", default="", help="Preview text shown after the subject.")
+@click.option("--intro", type=click.File("r", encoding="utf-8"), help="Markdown introduction.")
+@json_option
+@pass_app
+def draft_command(app: AppContext, list_id: str, article_ids: tuple[int, ...], subject: str,
+                  preheader: str, intro: click.utils.LazyFile | None, as_json: bool) -> None:
+    """Draft an issue of LIST from its unsent articles (or the ones named)."""
+    ids = app.publisher.draft(list_id, article_ids=list(article_ids) or None, subject=subject,
+                              preheader=preheader, intro_md=intro.read() if intro else "")
+    if as_json:
+        echo_json({"drafted": ids})
+    elif not ids:
+        click.echo(f"Nothing to draft: {list_id} has no unsent articles.")
+    else:
+        for issue_id in ids:
+            click.echo(f"Drafted issue {issue_id} for {list_id}.")
+
+
+def _summary(record: issue_store.IssueRecord) -> dict[str, object]:
+    return {
+        "id": record.id, "list": record.list_id, "kind": str(record.kind),
+        "state": str(record.state), "subject": record.subject, "created_at": record.created_at,
+        "send_at": record.send_at, "started_at": record.started_at,
+        "finished_at": record.finished_at, "pause_reason": record.pause_reason,
+    }
+
+
+@issue.command("list")
+@click.option("--list", "list_id", help="Only this list.")
+@click.option("--state", type=click.Choice([s.value for s in IssueState]), help="Only this state.")
+@json_option
+@pass_app
+def list_command(app: AppContext, list_id: str | None, state: str | None, as_json: bool) -> None:
+    """List issues, newest first."""
+    with app.store.engine.connect() as conn:
+        records = issue_store.find(conn, list_id=list_id,
+                                   states_in=[IssueState(state)] if state else ())
+    if as_json:
+        echo_json([_summary(r) for r in records])
+        return
+    if not records:
+        click.echo("No issues.")
+    for r in records:
+        when = r.send_at or r.created_at
+        click.echo(f"{r.id:>5}  {r.state:<16} {r.list_id:<16} {when:%Y-%m-%d %H:%M}  {r.subject}")
+
+
+@issue.command("show")
+@click.argument("issue_id", type=int)
+@json_option
+@pass_app
+def show_command(app: AppContext, issue_id: int, as_json: bool) -> None:
+    """Show an issue: state, delivery counts, failures and its history."""
+    with app.store.engine.connect() as conn:
+        record = issue_store.get(conn, issue_id)
+        data = _summary(record) | {
+            "articles": issue_store.article_ids(conn, issue_id),
+            "recipients": ledger.status_counts(conn, issue_id),
+            "batches": ledger.batch_counts(conn, issue_id),
+            "problems": ledger.problems(conn, issue_id),
+            "history": issue_store.events(conn, issue_id),
+        }
+    if as_json:
+        echo_json(data)
+        return
+    _print_show(data)
+
+
+def _print_show(data: dict[str, object]) -> None:
+    click.echo(f"Issue {data['id']} ({data['kind']}) for {data['list']}: {data['state']}")
+    click.echo(f"  Subject:  {data['subject']}")
+    if data["send_at"]:
+        click.echo(f"  Send at:  {data['send_at']}")
+    if data["pause_reason"]:
+        click.echo(f"  Paused:   {data['pause_reason']}")
+    click.echo(f"  Articles: {len(data['articles'])}")  # type: ignore[arg-type]
+    counts = data["recipients"]
+    if counts:
+        click.echo("  Recipients: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))  # type: ignore[union-attr]
+        click.echo("  Batches:    " + ", ".join(f"{n} {s}" for s, n in sorted(data["batches"].items())))  # type: ignore[union-attr]
+    problems = data["problems"]
+    if problems:
+        click.echo("  Not delivered:")
+        for p in problems:  # type: ignore[union-attr]
+            click.echo(f"    {p['email']}  {p['status']}  (batch {p['batch']}) {p['error']}")
+        if any(p["status"] == "unknown" for p in problems):  # type: ignore[union-attr]
+            click.echo(f"  Unknown outcomes may have been delivered; resend them with "
+                       f"`newsletter issue retry {data['id']} --unknown` if you accept duplicates.")
+    click.echo("  History:")
+    for event in data["history"]:  # type: ignore[union-attr]
+        note = f" — {event['note']}" if event["note"] else ""
+        click.echo(f"    {event['at']:%Y-%m-%d %H:%M:%S} {event['from'] or '·'} → {event['to']}{note}")
+
+
+def _sample_recipient(app: AppContext, email: str | None) -> Recipient:
+    address = email or (app.settings.test_recipients[0] if app.settings.test_recipients
+                        else "reader@example.org")
+    return Recipient(address, "Sample Reader", {}, "")
+
+
+@issue.command("preview")
+@click.argument("issue_id", type=int)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the HTML here (default var/preview/issue-ID.html).")
+@click.option("--to", "email", help="Merge as this address (default: a sample reader).")
+@click.option("--open", "open_browser", is_flag=True, help="Open the HTML in a browser.")
+@click.option("--png", is_flag=True, help="Also screenshot it with headless Chromium.")
+@pass_app
+def preview_command(app: AppContext, issue_id: int, out: Path | None, email: str | None,
+                    open_browser: bool, png: bool) -> None:
+    """Write the HTML and text of an issue as a subscriber would get them."""
+    publisher = app.publisher
+    with app.store.engine.connect() as conn:
+        record = issue_store.get(conn, issue_id)
+    prepared = publisher.prepared(issue_id)
+    sample = _sample_recipient(app, email)
+    values = publisher.recipient_values()(sample.email, sample.name, record.list_id, {})
+    for name in prepared.html.field_names | prepared.text.field_names:
+        values.setdefault(name, "")
+    copy = prepared.merge(values)
+    html_path = out or app.settings.var_dir / "preview" / f"issue-{issue_id}.html"
+    html_path.parent.mkdir(parents=True, exist_ok=True)
+    html_path.write_text(copy.html, encoding="utf-8")
+    text_path = html_path.with_suffix(".txt")
+    text_path.write_text(copy.text, encoding="utf-8")
+    click.echo(f"Subject: {copy.subject}")
+    click.echo(f"HTML:    {html_path} ({len(copy.html.encode()) // 1024} KB)")
+    click.echo(f"Text:    {text_path}")
+    if png:
+        from ..render.screenshot import screenshot
+
+        for width in (600, 375):
+            target = html_path.with_name(f"{html_path.stem}-{width}.png")
+            screenshot(html_path, target, width)
+            click.echo(f"PNG:     {target}")
+    if open_browser:
+        webbrowser.open(html_path.resolve().as_uri())
+
+
+@issue.command("edit")
+@click.argument("issue_id", type=int)
+@click.option("--subject")
+@click.option("--preheader")
+@click.option("--intro", type=click.File("r", encoding="utf-8"), help="Markdown introduction.")
+@pass_app
+def edit_command(app: AppContext, issue_id: int, subject: str | None, preheader: str | None,
+                 intro: click.utils.LazyFile | None) -> None:
+    """Change a draft's subject, preheader or introduction."""
+    changes: dict[str, object] = {}
+    if subject is not None:
+        changes["subject"] = subject
+    if preheader is not None:
+        changes["preheader"] = preheader
+    if intro is not None:
+        changes["intro_md"] = intro.read()
+    if not changes:
+        raise click.UsageError("nothing to change: give --subject, --preheader or --intro")
+    with app.store.engine.begin() as conn:
+        issue_store.edit(conn, issue_id, app.store.now(), **changes)
+    click.echo(f"Issue {issue_id} updated: {', '.join(changes)}.")
+
+
+def parse_send_time(value: str, timezone: str) -> datetime:
+    """A local time in the list's zone (or with an explicit offset) as an aware datetime."""
+    try:
+        parsed = datetime.fromisoformat(value.strip())
+    except ValueError as exc:
+        raise ConfigError(f"--at {value!r}: expected a time like '2026-12-01 08:00'") from exc
+    if parsed.tzinfo is not None:
+        return parsed
+    zone = ZoneInfo(timezone)
+    local = parsed.replace(tzinfo=zone)
+    round_trip = local.astimezone(UTC).astimezone(zone)
+    if round_trip.replace(tzinfo=None) != parsed:
+        raise ConfigError(f"--at {value!r} does not exist in {timezone} (a daylight-saving gap)")
+    return local
+
+
+@issue.command("queue")
+@click.argument("issue_id", type=int)
+@click.option("--at", "at_text", help="Local time in the list's timezone, e.g. '2026-12-01 08:00'.")
+@click.option("--force", is_flag=True, help="Queue despite warnings (never despite errors).")
+@pass_app
+def queue_command(app: AppContext, issue_id: int, at_text: str | None, force: bool) -> None:
+    """Queue an issue to be sent now or at a time."""
+    publisher = app.publisher
+    with app.store.engine.connect() as conn:
+        record = issue_store.get(conn, issue_id)
+    mailing_list = publisher.config.list(record.list_id)
+    at = parse_send_time(at_text, mailing_list.timezone) if at_text else None
+    publisher.queue(issue_id, at)
+    if at:
+        click.echo(f"Issue {issue_id} queued for {at:%Y-%m-%d %H:%M} {mailing_list.timezone} "
+                   f"(UTC{at:%z}; {at.astimezone(UTC):%Y-%m-%d %H:%M} UTC).")
+    else:
+        click.echo(f"Issue {issue_id} queued; `newsletter send` (or the scheduler) sends it.")
+
+
+def _simple(name: str, method: str, done: str, help_text: str) -> None:
+    @issue.command(name, help=help_text)
+    @click.argument("issue_id", type=int)
+    @pass_app
+    def command(app: AppContext, issue_id: int) -> None:
+        getattr(app.publisher, method)(issue_id)
+        click.echo(f"Issue {issue_id} {done}.")
+
+
+_simple("cancel", "cancel", "cancelled", "Cancel an issue; batches not yet sent never will be.")
+_simple("pause", "pause", "paused", "Pause a queued or sending issue after the batches in flight.")
+_simple("resume", "resume", "queued again", "Resume a paused issue.")
+
+
+@issue.command("retry")
+@click.argument("issue_id", type=int)
+@click.option("--unknown", is_flag=True,
+              help="Resend recipients whose outcome is unknown (they may get a duplicate).")
+@pass_app
+def retry_command(app: AppContext, issue_id: int, unknown: bool) -> None:
+    """Send again to the recipients that failed (only those)."""
+    count = app.publisher.retry(issue_id, unknown=unknown)
+    what = "unknown-outcome" if unknown else "failed"
+    if count:
+        click.echo(f"Issue {issue_id}: {count} {what} recipient(s) queued again.")
+    else:
+        click.echo(f"Issue {issue_id}: no {what} recipients to retry.")
+
+
+@issue.command("test")
+@click.argument("issue_id", type=int)
+@click.option("--to", "addresses", multiple=True,
+              help="Test address (repeatable; default NEWSLETTER_TEST_RECIPIENTS).")
+@pass_app
+def test_command(app: AppContext, issue_id: int, addresses: tuple[str, ...]) -> None:
+    """Send the real message, marked [TEST], to test addresses (not to the list)."""
+    targets = list(addresses) or list(app.settings.test_recipients)
+    if not targets:
+        raise click.UsageError("give --to ADDRESS or set NEWSLETTER_TEST_RECIPIENTS in .env")
+    for line in app.publisher.test_send(issue_id, targets):
+        click.echo(f"  {line}")

@@ -1,0 +1,118 @@
+"""``newsletter send`` and ``newsletter run``: deliver what is due; one full cycle."""
+
+from __future__ import annotations
+
+import click
+from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
+
+from ..delivery.engine import SendReport
+from ..store import ledger
+from . import cli
+from .collect import print_collect
+from .context import AppContext, echo_json, json_option, pass_app
+
+
+class ProgressBars:
+    """One bar per issue with rate and ETA; silent when output is not a terminal."""
+
+    def __init__(self, app: AppContext) -> None:
+        self.app = app
+        self.progress = Progress(
+            TextColumn("issue {task.fields[issue]}"), BarColumn(), TaskProgressColumn(),
+            TextColumn("{task.completed:,.0f}/{task.total:,.0f}"),
+            TimeRemainingColumn(),
+            console=app.console, disable=not app.console.is_terminal,
+        )
+
+    def __enter__(self) -> ProgressBars:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.stop()
+
+    def for_issue(self, issue_id: int):  # type: ignore[no-untyped-def]
+        with self.app.store.engine.connect() as conn:
+            counts = ledger.status_counts(conn, issue_id)
+        total = sum(counts.values()) or None
+        task = self.progress.add_task("send", total=total, issue=issue_id)
+
+        def advance(count: int) -> None:
+            self.progress.advance(task, count)
+
+        return advance
+
+
+def describe(report: SendReport) -> str:
+    counts = ", ".join(f"{n} {s}" for s, n in sorted(report.counts.items())) or "no recipients"
+    line = f"Issue {report.issue_id}: {report.final_state} — {counts}"
+    if report.retries:
+        line += f"; {report.retries} retried batch(es)"
+    if report.unknown_batches:
+        line += f"; {report.unknown_batches} batch(es) of unknown outcome held for you"
+    if report.paused:
+        line += f"\n  paused: {report.paused}"
+    return line
+
+
+def report_dict(report: SendReport) -> dict[str, object]:
+    return {"issue": report.issue_id, "state": report.final_state, "recipients": report.counts,
+            "retries": report.retries, "unknown_batches": report.unknown_batches,
+            "paused": report.paused}
+
+
+@cli.command()
+@json_option
+@pass_app
+def send(app: AppContext, as_json: bool) -> None:
+    """Send every queued issue that is due, and resume interrupted sends."""
+    publisher = app.publisher
+    with ProgressBars(app) as bars:
+        reports = publisher.send_due(bars.for_issue if not as_json else None)
+    if as_json:
+        echo_json([report_dict(r) for r in reports])
+        return
+    if not reports:
+        click.echo("Nothing to send: no queued issue is due.")
+    for report in reports:
+        click.echo(describe(report))
+
+
+@cli.command()
+@click.option("--once", is_flag=True, help="One cycle (collect, draft, queue, send), then exit.")
+@json_option
+@pass_app
+def run(app: AppContext, once: bool, as_json: bool) -> None:
+    """Run the publication: the scheduler daemon, or one full cycle with --once."""
+    if not once:
+        from .daemon import run_daemon
+
+        run_daemon(app)
+        return
+    publisher = app.publisher
+    with ProgressBars(app) as bars:
+        cycle = publisher.run_once(bars.for_issue if not as_json else None)
+    if as_json:
+        echo_json({
+            "collected": cycle.collected.as_dict() if cycle.collected else None,
+            "drafted": cycle.drafted, "queued": cycle.queued,
+            "sent": [report_dict(r) for r in cycle.sent], "skipped": cycle.skipped,
+        })
+        return
+    _print_cycle(app, cycle)
+
+
+def _print_cycle(app: AppContext, cycle) -> None:  # type: ignore[no-untyped-def]
+    if cycle.collected is not None:
+        click.echo(f"Collected {cycle.collected.new} new article(s):")
+        print_collect(cycle.collected)
+    click.echo(f"Drafted {len(cycle.drafted)} issue(s), queued {len(cycle.queued)}.")
+    for reason in cycle.skipped:
+        click.echo(f"  skipped {reason}")
+    written = sum(r.counts.get("sent", 0) for r in cycle.sent)
+    for report in cycle.sent:
+        click.echo(describe(report))
+    if not cycle.sent:
+        click.echo("Nothing new to send.")
+    elif app.settings.provider == "outbox":
+        click.echo(f"{written} message(s) written under {app.settings.outbox_path}/")

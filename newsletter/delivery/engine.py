@@ -1,0 +1,316 @@
+"""The send loop, the same for every provider.
+
+For each batch: claim it (``sending``, committed), call the provider, record the outcome
+(committed). Transient failures go back to ``pending`` with backoff; auth failures pause
+the issue; a lost answer marks the batch ``unknown`` unless the provider is idempotent
+(then the same key is simply sent again) or can tell us what happened (``reconcile``).
+Several threads — and several processes on PostgreSQL — share one issue's batches.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from ..config import Settings
+from ..errors import (
+    NewsletterError,
+    PermanentProviderError,
+    ProviderAuthError,
+    ProviderError,
+    TransientProviderError,
+    UnknownOutcomeError,
+)
+from ..models import BatchState, DeliveryStatus, IssueState
+from ..store import Store, ledger, suppressions
+from ..store import issues as issue_store
+from . import backoff
+from .base import BatchRecipient, BatchResult, OutgoingBatch, PreparedIssue, Provider
+from .prepare import RecipientValues
+from .ratelimit import TokenBucket
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[int], None]
+
+
+@dataclass
+class SendReport:
+    issue_id: int
+    batches_sent: int = 0
+    recipients_sent: int = 0
+    recipients_failed: int = 0
+    unknown_batches: int = 0
+    retries: int = 0
+    paused: str = ""
+    final_state: str = ""
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+class StopSending(Exception):
+    """Raised inside a worker when the issue must not go on (paused, cancelled)."""
+
+
+class Engine:
+    """Delivers one issue's pending batches through ``provider``, recording every step."""
+
+    def __init__(
+        self, settings: Settings, store: Store, provider: Provider, values: RecipientValues, *,
+        clock: Callable[[], float] = time.time, sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.provider = provider
+        self.values = values
+        self.clock = clock
+        self.sleep = sleep
+        self.owner = ledger.current_owner()
+        rps = settings.rate_requests or getattr(provider, "requests_per_second", 0.0)
+        self.requests = TokenBucket(rps)
+        self.messages = TokenBucket(settings.rate_messages, capacity=max(settings.rate_messages, 1000.0))
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+
+    # -- the whole issue ------------------------------------------------------------------
+    def run(self, prepared: PreparedIssue, progress: Progress | None = None) -> SendReport:
+        report = SendReport(prepared.issue_id)
+        self._stop.clear()
+        self.recover(prepared, report)
+        workers = max(1, self.settings.concurrency)
+        while not self._stop.is_set():
+            with ThreadPoolExecutor(workers, thread_name_prefix="sender") as pool:
+                futures = [pool.submit(self._work, prepared, report, progress) for _ in range(workers)]
+                for future in futures:
+                    future.result()
+            if self._stop.is_set() or not self._wait_for_retries(prepared.issue_id):
+                break
+        return report
+
+    def _wait_for_retries(self, issue_id: int) -> bool:
+        """Sleep until the earliest pending retry is due; False when nothing is left."""
+        with self.store.engine.begin() as conn:
+            if ledger.open_work(conn, issue_id) == 0:
+                return False
+            due = ledger.earliest_retry(conn, issue_id)
+        if due is None:  # only in-flight batches held by other workers remain
+            self.sleep(1.0)
+            return self._issue_state(issue_id) == IssueState.SENDING
+        self.sleep(max(0.0, min(due - self.clock(), 60.0)))
+        return self._issue_state(issue_id) == IssueState.SENDING
+
+    def _issue_state(self, issue_id: int) -> IssueState:
+        with self.store.engine.connect() as conn:
+            return issue_store.get(conn, issue_id).state
+
+    def stop(self) -> None:
+        """Finish the batches in flight, take no new ones (SIGTERM)."""
+        self._stop.set()
+
+    # -- one worker thread ----------------------------------------------------------------
+    def _work(self, prepared: PreparedIssue, report: SendReport, progress: Progress | None) -> None:
+        try:
+            while not self._stop.is_set():
+                batch = self._claim(prepared.issue_id)
+                if batch is None:
+                    return
+                self._deliver(prepared, batch, report, progress)
+        finally:
+            self.provider.close()
+
+    def _claim(self, issue_id: int) -> ledger.ClaimedBatch | None:
+        with self.store.engine.begin() as conn:
+            if issue_store.get(conn, issue_id).state != IssueState.SENDING:
+                self._stop.set()
+                return None
+            return ledger.claim(conn, issue_id, owner=self.owner, now=self.clock(),
+                                lease_seconds=self.settings.lease_seconds, at=self.store.now())
+
+    def _outgoing(self, prepared: PreparedIssue, claimed: ledger.ClaimedBatch) -> OutgoingBatch:
+        with self.store.engine.connect() as conn:
+            rows = ledger.rows_of(conn, claimed.id)
+        needed = (prepared.html.field_names | prepared.text.field_names
+                  | prepared.subject.field_names | prepared.list_unsubscribe.field_names)
+        recipients = []
+        for row in rows:
+            values = self.values(row.email, row.name, row.list_id or prepared.list_id, row.fields)
+            for name in needed - values.keys():
+                values[name] = ""  # a column one member file has and another lacks
+            recipients.append(BatchRecipient(row.id, row.email, row.name, values))
+        return OutgoingBatch(claimed.id, claimed.seq, claimed.idempotency_key, recipients)
+
+    def _deliver(
+        self, prepared: PreparedIssue, claimed: ledger.ClaimedBatch, report: SendReport,
+        progress: Progress | None,
+    ) -> None:
+        batch = self._outgoing(prepared, claimed)
+        if not batch.recipients:
+            self._finish(claimed.id, BatchState.SENT)
+            return
+        self.requests.acquire()
+        self.messages.acquire(len(batch.recipients))
+        try:
+            result = self.provider.send_batch(prepared, batch)
+        except ProviderAuthError as exc:
+            self._pause(prepared.issue_id, claimed, exc, report)
+        except TransientProviderError as exc:
+            self._retry_or_fail(claimed, exc, report)
+        except UnknownOutcomeError as exc:
+            self._unknown(prepared, batch, claimed, exc, report)
+        except PermanentProviderError as exc:
+            self._fail(claimed.id, str(exc), report, len(batch.recipients))
+        else:
+            self.record(prepared, batch, claimed, result, report)
+            if progress is not None:
+                progress(len(batch.recipients))
+
+    # -- outcomes -------------------------------------------------------------------------
+    def record(
+        self, prepared: PreparedIssue, batch: OutgoingBatch, claimed: ledger.ClaimedBatch,
+        result: BatchResult, report: SendReport,
+    ) -> None:
+        by_email = {r.email.lower(): r for r in batch.recipients}
+        updates, retry_ids, sent, failed = [], [], 0, 0
+        now = self.store.now()
+        with self.store.engine.begin() as conn:
+            for item in result.results:
+                row = by_email.get(item.email.lower())
+                if row is None:
+                    continue
+                if item.status == DeliveryStatus.FAILED and item.retryable:
+                    retry_ids.append(row.recipient_id)
+                    continue
+                sent += item.status == DeliveryStatus.SENT
+                failed += item.status == DeliveryStatus.FAILED
+                updates.append({"rid": row.recipient_id, "status": str(item.status),
+                                "message_id": item.message_id, "error": item.error[:1000]})
+                if item.suppress is not None:
+                    suppressions.add(conn, row.email, item.suppress, source=self.provider.name,
+                                     detail=item.error, at=now)
+            updates += _unreported(batch, result)
+            if len(updates) == len(batch.recipients) and sent == len(updates) and _one_id(result):
+                ledger.mark_rows(conn, claimed.id, DeliveryStatus.SENT, at=now,
+                                 message_id=result.results[0].message_id if result.results else "")
+            else:
+                ledger.mark_each(conn, updates, now)
+            if retry_ids:
+                self._rebatch(conn, prepared.issue_id, retry_ids, claimed, report)
+            ledger.finish_batch(conn, claimed.id, BatchState.SENT, at=now,
+                                provider_batch_id=result.provider_batch_id)
+        with self._lock:
+            report.batches_sent += 1
+            report.recipients_sent += sent
+            report.recipients_failed += failed
+
+    def _rebatch(self, conn: object, issue_id: int, ids: list[int], claimed: ledger.ClaimedBatch,
+                 report: SendReport) -> None:
+        if claimed.attempts >= self.settings.max_attempts:
+            ledger.mark_each(conn, [{"rid": i, "status": str(DeliveryStatus.FAILED), "message_id": "",
+                                     "error": "gave up after repeated temporary failures"}
+                                    for i in ids], self.store.now())  # type: ignore[arg-type]
+            return
+        not_before = self.clock() + backoff.delay(claimed.attempts)
+        ledger.rebatch(conn, issue_id, ids, at=self.store.now(), not_before=not_before)  # type: ignore[arg-type]
+        with self._lock:
+            report.retries += 1
+
+    def _retry_or_fail(self, claimed: ledger.ClaimedBatch, exc: ProviderError,
+                       report: SendReport) -> None:
+        if claimed.attempts >= self.settings.max_attempts:
+            log.warning("batch %s failed for good after %s attempts: %s", claimed.seq,
+                        claimed.attempts, exc)
+            self._fail(claimed.id, f"gave up after {claimed.attempts} attempts: {exc}", report, 0)
+            return
+        wait = backoff.delay(claimed.attempts, exc.retry_after)
+        log.info("batch %s: %s; retrying in %.1fs", claimed.seq, exc, wait)
+        with self.store.engine.begin() as conn:
+            ledger.retry_later(conn, claimed.id, not_before=self.clock() + wait,
+                               at=self.store.now(), error=str(exc))
+        with self._lock:
+            report.retries += 1
+
+    def _fail(self, batch_id: int, error: str, report: SendReport, count: int) -> None:
+        now = self.store.now()
+        with self.store.engine.begin() as conn:
+            ledger.mark_rows(conn, batch_id, DeliveryStatus.FAILED, at=now, error=error)
+            ledger.finish_batch(conn, batch_id, BatchState.FAILED, at=now, error=error)
+        with self._lock:
+            report.recipients_failed += count
+
+    def _finish(self, batch_id: int, state: BatchState) -> None:
+        with self.store.engine.begin() as conn:
+            ledger.finish_batch(conn, batch_id, state, at=self.store.now())
+
+    def _pause(self, issue_id: int, claimed: ledger.ClaimedBatch, exc: ProviderError,
+               report: SendReport) -> None:
+        """Credentials or account refused: every batch would fail the same way, so stop."""
+        self._stop.set()
+        now = self.store.now()
+        with self.store.engine.begin() as conn:
+            ledger.retry_later(conn, claimed.id, not_before=0.0, at=now, error=str(exc))
+            current = issue_store.get(conn, issue_id)
+            if current.state == IssueState.SENDING:
+                issue_store.transition(conn, issue_id, IssueState.PAUSED, now, str(exc),
+                                       pause_reason=str(exc))
+        report.paused = str(exc)
+        log.error("issue %s paused: %s", issue_id, exc)
+
+    def _unknown(self, prepared: PreparedIssue, batch: OutgoingBatch,
+                 claimed: ledger.ClaimedBatch, exc: ProviderError, report: SendReport) -> None:
+        if self.provider.idempotent and claimed.attempts < self.settings.max_attempts:
+            self._retry_or_fail(claimed, exc, report)  # same key: the provider drops a repeat
+            return
+        self.settle_unknown(prepared, batch, claimed, str(exc), report)
+
+    def settle_unknown(self, prepared: PreparedIssue, batch: OutgoingBatch,
+                       claimed: ledger.ClaimedBatch, reason: str, report: SendReport) -> None:
+        """Ask the provider what became of the batch; if it cannot say, hold it for a person."""
+        try:
+            found = self.provider.reconcile(prepared, batch)
+        except NewsletterError as exc:
+            log.warning("batch %s: reconciliation failed: %s", claimed.seq, exc)
+            found = None
+        if found is not None:
+            self.record(prepared, batch, claimed, found, report)
+            return
+        now = self.store.now()
+        with self.store.engine.begin() as conn:
+            ledger.mark_rows(conn, claimed.id, DeliveryStatus.UNKNOWN, at=now, error=reason)
+            ledger.finish_batch(conn, claimed.id, BatchState.UNKNOWN, at=now, error=reason)
+        with self._lock:
+            report.unknown_batches += 1
+        log.warning("batch %s: outcome unknown (%s); held for the operator", claimed.seq, reason)
+
+    # -- after a crash ----------------------------------------------------------------------
+    def recover(self, prepared: PreparedIssue, report: SendReport) -> None:
+        """Batches left ``sending`` by a dead worker: resend if idempotent, else settle."""
+        with self.store.engine.begin() as conn:
+            stale = ledger.stale_batches(conn, prepared.issue_id, self.clock())
+            if self.provider.idempotent:
+                for claimed in stale:
+                    ledger.retry_later(conn, claimed.id, not_before=0.0, at=self.store.now(),
+                                       error="resent after an interrupted send")
+                return
+        for claimed in stale:
+            self.settle_unknown(prepared, self._outgoing(prepared, claimed), claimed,
+                                "the sender stopped while this batch was in flight", report)
+
+
+def _unreported(batch: OutgoingBatch, result: BatchResult) -> list[dict[str, object]]:
+    """Recipients the provider's answer did not mention: never assume they were sent."""
+    seen = {r.email.lower() for r in result.results}
+    return [
+        {"rid": r.recipient_id, "status": str(DeliveryStatus.UNKNOWN), "message_id": "",
+         "error": "the provider's answer did not mention this recipient"}
+        for r in batch.recipients if r.email.lower() not in seen
+    ]
+
+
+def _one_id(result: BatchResult) -> bool:
+    """All results share one message id (one provider id per batch, e.g. Mailgun)."""
+    ids = {r.message_id for r in result.results}
+    return len(ids) <= 1
+

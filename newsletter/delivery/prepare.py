@@ -1,0 +1,72 @@
+"""From a stored, rendered issue to what providers need: templates once, values per recipient."""
+
+from __future__ import annotations
+
+import urllib.parse
+from collections.abc import Mapping
+from urllib.parse import urlsplit
+
+from ..models import MailingList, Publication
+from ..render.merge import MergeTemplate, marker
+from ..tokens import TokenSigner
+from .base import PreparedIssue
+
+
+def public_base(settings_public_url: str, publication: Publication) -> str:
+    return (settings_public_url or publication.base_url).rstrip("/")
+
+
+def list_unsubscribe_template(publication: Publication, mailing_list: MailingList) -> MergeTemplate:
+    """RFC 2369 value: the one-click HTTPS URL first, a mailto for mail-only setups second."""
+    value = f"<{marker('unsubscribe_url')}>"
+    if publication.unsubscribe_mailto:
+        subject = urllib.parse.quote(f"unsubscribe {mailing_list.id}")
+        value += f", <mailto:{publication.unsubscribe_mailto}?subject={subject}>"
+    return MergeTemplate.parse(value)
+
+
+def list_id_header(publication: Publication, mailing_list: MailingList) -> str:
+    """RFC 2919: a stable id under a domain the publisher controls."""
+    domain = urlsplit(publication.base_url).hostname or publication.from_email.rpartition("@")[2]
+    title = mailing_list.title.replace('"', "'")
+    return f'"{title}" <{mailing_list.id}.{domain}>'
+
+
+def prepare_issue(
+    *, issue_id: int, subject: str, html: str, text: str, publication: Publication,
+    mailing_list: MailingList, is_test: bool = False,
+) -> PreparedIssue:
+    from_email = mailing_list.from_email or publication.from_email
+    return PreparedIssue(
+        issue_id=issue_id,
+        list_id=mailing_list.id,
+        list_id_header=list_id_header(publication, mailing_list),
+        from_email=from_email,
+        from_name=mailing_list.from_name or publication.from_name,
+        reply_to=mailing_list.reply_to or publication.reply_to,
+        subject=MergeTemplate.parse(("[TEST] " if is_test else "") + subject),
+        html=MergeTemplate.parse(html, escape=True),
+        text=MergeTemplate.parse(text),
+        list_unsubscribe=list_unsubscribe_template(publication, mailing_list),
+        message_id_domain=from_email.rpartition("@")[2],
+        tag=f"issue-{issue_id}",
+        is_test=is_test,
+    )
+
+
+class RecipientValues:
+    """Computes each recipient's merge values: the signed unsubscribe URL and their fields."""
+
+    def __init__(self, signer: TokenSigner, base_url: str) -> None:
+        self._signer = signer
+        self._prefix = f"{base_url.rstrip('/')}/unsubscribe/"
+
+    def __call__(
+        self, email: str, name: str, list_id: str, fields: Mapping[str, str],
+    ) -> dict[str, str]:
+        values = {f"f_{key}": str(value) for key, value in fields.items()}
+        values["email"] = email
+        values["name"] = name
+        values["greeting_name"] = name.split()[0] if name.strip() else "there"
+        values["unsubscribe_url"] = self._prefix + self._signer.sign(email, list_id)
+        return values

@@ -1,0 +1,1 @@
+"""Issues: drafting from unsent articles, the state machine, pre-send checks."""

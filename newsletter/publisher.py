@@ -1,0 +1,337 @@
+"""The publishing pipeline as one object: collect → draft → render → queue → send.
+
+The CLI, the scheduler and the web app call this; it owns no I/O policy of its own
+beyond wiring the stages (``sources``, ``issues``, ``render``, ``delivery``, ``store``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import cached_property
+
+from markdown_it import MarkdownIt
+
+from .config import Settings
+from .delivery.base import PreparedIssue, Provider
+from .delivery.engine import Engine, Progress, SendReport
+from .delivery.prepare import RecipientValues, prepare_issue, public_base
+from .delivery.registry import make_provider
+from .errors import IssueStateError, NotFoundError
+from .issues import draft as drafting
+from .lists.config import PublicationConfig, load_config
+from .lists.members import iter_members
+from .models import Cadence, IssueKind, IssueState, MailingList, Recipient
+from .render.issue import IssueContent, RenderedIssue, Renderer
+from .sources.collect import CollectReport, collect
+from .sources.sanitize import clean_html
+from .store import Store, ledger
+from .store import articles as article_store
+from .store import issues as issue_store
+from .tokens import TokenSigner
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class CycleReport:
+    """What one ``run --once`` did."""
+
+    collected: CollectReport | None = None
+    drafted: list[int] = field(default_factory=list)
+    queued: list[int] = field(default_factory=list)
+    sent: list[SendReport] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+
+class Publisher:
+    """Everything an editor, the scheduler or a script can do to a publication."""
+
+    def __init__(
+        self, settings: Settings, store: Store, *, config: PublicationConfig | None = None,
+        provider: Provider | None = None,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self._config = config
+        self._provider = provider
+
+    # -- wiring ----------------------------------------------------------------------------
+    @property
+    def config(self) -> PublicationConfig:
+        if self._config is None:
+            self._config = load_config(self.settings)
+        return self._config
+
+    @property
+    def provider(self) -> Provider:
+        if self._provider is None:
+            self._provider = make_provider(self.settings)
+        return self._provider
+
+    @cached_property
+    def renderer(self) -> Renderer:
+        return Renderer(self.settings)
+
+    @cached_property
+    def signer(self) -> TokenSigner:
+        return TokenSigner(self.settings.secret_key.reveal())
+
+    @property
+    def base_url(self) -> str:
+        return public_base(self.settings.public_url, self.config.publication)
+
+    def web_url(self, list_id: str, issue_id: int) -> str:
+        return f"{self.base_url}/archive/{list_id}/{issue_id}"
+
+    # -- collect and draft -----------------------------------------------------------------
+    def collect(self) -> CollectReport:
+        return collect(self.settings, self.store, self.config.sources)
+
+    def draft(
+        self, list_id: str, *, article_ids: Sequence[int] | None = None, subject: str = "",
+        preheader: str = "", intro_md: str = "",
+    ) -> list[int]:
+        """Draft from the list's unsent articles (or the ones named): one issue for a digest,
+        one per article for an instant list. Returns the new issue ids (none if nothing new)."""
+        mailing_list = self.config.list(list_id)
+        chosen = self._choose(mailing_list, article_ids)
+        if not chosen:
+            return []
+        if mailing_list.cadence == Cadence.INSTANT and article_ids is None:
+            return [self._create(mailing_list, IssueKind.ARTICLE, [item], subject, preheader,
+                                 intro_md) for item in chosen]
+        kind = IssueKind.ARTICLE if len(chosen) == 1 and mailing_list.template == "article" \
+            else IssueKind.DIGEST
+        return [self._create(mailing_list, kind, chosen, subject, preheader, intro_md)]
+
+    def _choose(self, mailing_list: MailingList, article_ids: Sequence[int] | None):  # type: ignore[no-untyped-def]
+        with self.store.engine.begin() as conn:
+            if article_ids is not None:
+                found = article_store.by_ids(conn, article_ids)
+                missing = set(article_ids) - {i for i, _ in found}
+                if missing:
+                    raise NotFoundError(f"no article with id {', '.join(map(str, sorted(missing)))}")
+                return found
+            since = article_store.list_since(conn, mailing_list.id, self.store.now())
+            since = article_store.lookback_start(since, self.settings.lookback_days)
+            limit = mailing_list.max_articles if mailing_list.cadence == Cadence.DIGEST else None
+            return article_store.unsent_for_list(conn, mailing_list.id, mailing_list.sources,
+                                                 since=since, limit=limit)
+
+    def _create(self, mailing_list: MailingList, kind: IssueKind, chosen: Sequence[tuple[int, object]],
+                subject: str, preheader: str, intro_md: str) -> int:
+        articles = [a for _, a in chosen]
+        now = self.store.now()
+        if kind == IssueKind.ARTICLE:
+            subject = subject or drafting.one_line(articles[0].title)  # type: ignore[attr-defined]
+            preheader = preheader or drafting.article_preheader(articles[0])  # type: ignore[arg-type]
+        else:
+            subject = subject or drafting.digest_subject(mailing_list, now)
+            preheader = preheader or drafting.digest_preheader(articles)  # type: ignore[arg-type]
+        with self.store.engine.begin() as conn:
+            issue_id = issue_store.create(
+                conn, list_id=mailing_list.id, kind=kind, subject=subject, preheader=preheader,
+                intro_md=intro_md, article_ids=[i for i, _ in chosen], at=now,
+            )
+        log.info("drafted issue %s for %s (%s articles)", issue_id, mailing_list.id, len(chosen))
+        return issue_id
+
+    # -- render ----------------------------------------------------------------------------
+    def content(self, issue_id: int) -> IssueContent:
+        with self.store.engine.begin() as conn:
+            record = issue_store.get(conn, issue_id)
+            items = [a for _, a in article_store.by_ids(conn, issue_store.article_ids(conn, issue_id))]
+        return IssueContent(
+            publication=self.config.publication,
+            mailing_list=self.config.list(record.list_id),
+            issue_id=issue_id,
+            kind=record.kind,
+            subject=record.subject,
+            preheader=record.preheader,
+            intro_html=clean_html(MarkdownIt().render(record.intro_md), self.base_url)
+            if record.intro_md else "",
+            articles=items,
+            web_url=self.web_url(record.list_id, issue_id),
+            sent_at=record.started_at,
+        )
+
+    def render(self, issue_id: int, *, store: bool = True) -> RenderedIssue:
+        """Render the issue once; per-recipient values are merged later."""
+        rendered = self.renderer.render(self.content(issue_id))
+        for warning in rendered.warnings:
+            log.warning("issue %s: %s", issue_id, warning)
+        if store:
+            with self.store.engine.begin() as conn:
+                issue_store.save_rendering(conn, issue_id, html=rendered.html, text=rendered.text,
+                                           web_html=rendered.web_html, at=self.store.now())
+        return rendered
+
+    def prepared(self, issue_id: int, *, is_test: bool = False) -> PreparedIssue:
+        with self.store.engine.begin() as conn:
+            record = issue_store.get(conn, issue_id)
+            stored = issue_store.rendering(conn, issue_id)
+        if stored is None:
+            rendered = self.render(issue_id)
+            html, text = rendered.html, rendered.text
+        else:
+            html, text, _ = stored
+        return prepare_issue(
+            issue_id=issue_id, subject=record.subject, html=html, text=text,
+            publication=self.config.publication, mailing_list=self.config.list(record.list_id),
+            is_test=is_test,
+        )
+
+    def recipient_values(self) -> RecipientValues:
+        return RecipientValues(self.signer, self.base_url)
+
+    # -- state changes ---------------------------------------------------------------------
+    def transition(self, issue_id: int, target: IssueState, note: str = "", **values: object) -> None:
+        with self.store.engine.begin() as conn:
+            issue_store.transition(conn, issue_id, target, self.store.now(), note, **values)
+
+    def queue(self, issue_id: int, at: datetime | None = None) -> None:
+        self.render(issue_id)
+        self.transition(issue_id, IssueState.QUEUED, f"send at {at.isoformat()}" if at else "",
+                        send_at=at)
+
+    def cancel(self, issue_id: int) -> None:
+        with self.store.engine.begin() as conn:
+            record = issue_store.transition(conn, issue_id, IssueState.CANCELLED, self.store.now())
+            if not record.audience_frozen or not ledger.status_counts(conn, issue_id).get("sent"):
+                issue_store.release_articles(conn, issue_id)
+
+    def pause(self, issue_id: int) -> None:
+        self.transition(issue_id, IssueState.PAUSED, "paused by an editor",
+                        pause_reason="paused by an editor")
+
+    def resume(self, issue_id: int) -> None:
+        self.transition(issue_id, IssueState.QUEUED, "resumed", pause_reason="")
+
+    def retry(self, issue_id: int, *, unknown: bool = False) -> int:
+        """Put failed (or, on request, unknown) recipients back in line; returns how many."""
+        from .models import DeliveryStatus
+
+        wanted = [DeliveryStatus.UNKNOWN] if unknown else [DeliveryStatus.FAILED]
+        with self.store.engine.begin() as conn:
+            record = issue_store.get(conn, issue_id)
+            ids = list(ledger.failed_recipient_ids(conn, issue_id, wanted))
+            if not ids:
+                return 0
+            if record.state not in (IssueState.PARTIALLY_FAILED, IssueState.SENT):
+                raise IssueStateError(f"issue {issue_id} is {record.state}; retry once it has finished")
+            size = self.batch_size()
+            for start in range(0, len(ids), size):
+                ledger.rebatch(conn, issue_id, ids[start:start + size], at=self.store.now())
+            issue_store.transition(conn, issue_id, IssueState.QUEUED, self.store.now(),
+                                   f"retry {len(ids)} {'unknown' if unknown else 'failed'}")
+        return len(ids)
+
+    # -- send ------------------------------------------------------------------------------
+    def batch_size(self) -> int:
+        native = self.provider.max_batch
+        return min(native, self.settings.batch_size) if self.settings.batch_size else native
+
+    def audience(self, mailing_list: MailingList) -> Iterator[Recipient]:
+        for path in mailing_list.members_files:
+            for member in iter_members(self.settings.subscribers_dir / path,
+                                       check_deliverability=self.settings.check_deliverability):
+                yield Recipient(member.email, member.name, member.fields, mailing_list.id)
+
+    def start(self, issue_id: int) -> PreparedIssue:
+        """queued → sending; freeze the audience the first time, in one transaction."""
+        self.settings.require_provider_credentials()
+        with self.store.engine.begin() as conn:
+            record = issue_store.get(conn, issue_id)
+            if record.state == IssueState.QUEUED:
+                record = issue_store.transition(conn, issue_id, IssueState.SENDING, self.store.now(),
+                                                f"sending through {self.provider.name}",
+                                                started_at=record.started_at or self.store.now(),
+                                                provider=self.provider.name)
+            elif record.state != IssueState.SENDING:
+                raise IssueStateError(f"issue {issue_id} is {record.state}; queue it before sending")
+        prepared = self.prepared(issue_id)
+        if not record.audience_frozen:
+            self._freeze(issue_id, self.config.list(record.list_id))
+        return prepared
+
+    def _freeze(self, issue_id: int, mailing_list: MailingList) -> None:
+        with self.store.engine.begin() as conn:
+            counts = ledger.freeze_audience(conn, issue_id, self.audience(mailing_list),
+                                            batch_size=self.batch_size(), at=self.store.now())
+        log.info("issue %s: %s recipients in %s batches (%s suppressed, %s duplicates)",
+                 issue_id, counts.queued, counts.batches, counts.suppressed, counts.duplicates)
+
+    def engine(self) -> Engine:
+        return Engine(self.settings, self.store, self.provider, self.recipient_values())
+
+    def send_issue(self, issue_id: int, progress: Progress | None = None,
+                   engine: Engine | None = None) -> SendReport:
+        prepared = self.start(issue_id)
+        engine = engine or self.engine()
+        report = engine.run(prepared, progress)
+        report.final_state = self.finish(issue_id)
+        with self.store.engine.connect() as conn:
+            report.counts = ledger.status_counts(conn, issue_id)
+        return report
+
+    def finish(self, issue_id: int) -> str:
+        """sending → sent / partially-failed once no batch is pending or in flight."""
+        with self.store.engine.begin() as conn:
+            record = issue_store.get(conn, issue_id)
+            if record.state != IssueState.SENDING or ledger.open_work(conn, issue_id):
+                return str(record.state)
+            counts = ledger.status_counts(conn, issue_id)
+            target = IssueState.PARTIALLY_FAILED if counts.get("failed") or counts.get("unknown") \
+                else IssueState.SENT
+            note = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+            issue_store.transition(conn, issue_id, target, self.store.now(), note,
+                                   finished_at=self.store.now())
+            return str(target)
+
+    def due_issues(self) -> list[int]:
+        with self.store.engine.connect() as conn:
+            return [r.id for r in issue_store.due(conn, self.store.now())]
+
+    def send_due(self, progress_for: Callable[[int], Progress | None] | None = None,
+                 engine: Engine | None = None) -> list[SendReport]:
+        reports = []
+        for issue_id in self.due_issues():
+            progress = progress_for(issue_id) if progress_for else None
+            reports.append(self.send_issue(issue_id, progress, engine))
+        return reports
+
+    # -- one full cycle --------------------------------------------------------------------
+    def run_once(self, progress_for: Callable[[int], Progress | None] | None = None) -> CycleReport:
+        report = CycleReport(collected=self.collect())
+        for mailing_list in self.config.lists.values():
+            drafted = self.draft(mailing_list.id)
+            report.drafted += drafted
+            if not drafted:
+                report.skipped.append(f"{mailing_list.id}: no new articles")
+            if mailing_list.approval.value == "auto":
+                for issue_id in drafted:
+                    self.queue(issue_id)
+                    report.queued.append(issue_id)
+        report.sent = self.send_due(progress_for)
+        return report
+
+    # -- tests -----------------------------------------------------------------------------
+    def test_send(self, issue_id: int, addresses: Sequence[str]) -> list[str]:
+        """Send the real message, marked as a test, to ``addresses`` — outside the ledger."""
+        from .delivery.base import BatchRecipient, OutgoingBatch
+
+        self.settings.require_provider_credentials()
+        prepared = self.prepared(issue_id, is_test=True)
+        make = self.recipient_values()
+        needed = prepared.html.field_names | prepared.text.field_names
+        recipients = []
+        for index, address in enumerate(addresses):
+            values = make(address, "", prepared.list_id, {})
+            values.update({name: "" for name in needed - values.keys()})
+            recipients.append(BatchRecipient(-(index + 1), address, "", values))
+        batch = OutgoingBatch(0, 0, f"test-{issue_id}-{self.store.now().timestamp():.0f}", recipients)
+        result = self.provider.send_batch(prepared, batch)
+        return [f"{r.email}: {r.status}{' — ' + r.error if r.error else ''}" for r in result.results]

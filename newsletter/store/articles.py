@@ -1,0 +1,146 @@
+"""Articles seen, and what each source and list has been offered."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import Connection, and_, func, insert, select, update
+
+from ..models import Article
+from ..sources.base import FetchState
+from .tables import articles, list_articles, list_state, source_state
+
+
+@dataclass(frozen=True, slots=True)
+class UpsertCounts:
+    new: int = 0
+    edited: int = 0
+    unchanged: int = 0
+    archived: int = 0
+
+
+def fetch_state(conn: Connection, source_id: str) -> tuple[FetchState, bool]:
+    """The source's conditional-GET state, and whether it has ever been fetched."""
+    row = conn.execute(select(source_state).where(source_state.c.source_id == source_id)).first()
+    if row is None:
+        return FetchState(), False
+    return FetchState(etag=row.etag, last_modified=row.last_modified), True
+
+
+def record_fetch(
+    conn: Connection, source_id: str, *, at: datetime, status: str, etag: str = "",
+    last_modified: str = "", error: str = "", new: int = 0, first: bool = False,
+) -> None:
+    values = {"last_checked_at": at, "last_status": status, "last_error": error[:2000],
+              "last_new": new}
+    if status in ("ok", "not-modified"):
+        values |= {"etag": etag, "last_modified": last_modified}
+    if first:
+        conn.execute(insert(source_state).values(source_id=source_id, first_seen_at=at,
+                                                 etag="", last_modified="", **values))
+    else:
+        conn.execute(update(source_state).where(source_state.c.source_id == source_id)
+                     .values(**values))
+
+
+def upsert(
+    conn: Connection, found: Sequence[Article], *, at: datetime, archive_before: datetime | None,
+) -> UpsertCounts:
+    """Store what a source offers. An edit updates the row but never makes it new again."""
+    if not found:
+        return UpsertCounts()
+    source_id = found[0].source_id
+    known = {
+        row.uid: row.content_hash
+        for row in conn.execute(
+            select(articles.c.uid, articles.c.content_hash).where(
+                articles.c.source_id == source_id, articles.c.uid.in_([a.uid for a in found])
+            )
+        )
+    }
+    counts = {"new": 0, "edited": 0, "unchanged": 0, "archived": 0}
+    for article in found:
+        if article.uid not in known:
+            archived = _is_old(article, archive_before)
+            conn.execute(insert(articles).values(**_row(article, at), first_seen_at=at,
+                                                 archived=int(archived)))
+            counts["archived" if archived else "new"] += 1
+            known[article.uid] = article.content_hash
+        elif known[article.uid] != article.content_hash:
+            conn.execute(update(articles).where(articles.c.source_id == source_id,
+                                                articles.c.uid == article.uid)
+                         .values(**_row(article, at)))
+            counts["edited"] += 1
+        else:
+            counts["unchanged"] += 1
+    return UpsertCounts(**counts)
+
+
+def _is_old(article: Article, archive_before: datetime | None) -> bool:
+    return bool(archive_before and article.published and article.published < archive_before)
+
+
+def _row(article: Article, at: datetime) -> dict[str, object]:
+    return {
+        "source_id": article.source_id, "uid": article.uid, "title": article.title,
+        "url": article.url, "author": article.author, "published_at": article.published,
+        "summary_html": article.summary_html, "content_html": article.content_html,
+        "image_url": article.image_url, "tags": list(article.tags),
+        "content_hash": article.content_hash, "updated_at": at,
+    }
+
+
+def list_since(conn: Connection, list_id: str, at: datetime) -> datetime:
+    """When the list was first seen (recorded now if never)."""
+    row = conn.execute(select(list_state.c.first_seen_at)
+                       .where(list_state.c.list_id == list_id)).first()
+    if row is not None:
+        return _aware(row[0])
+    conn.execute(insert(list_state).values(list_id=list_id, first_seen_at=at))
+    return at
+
+
+def unsent_for_list(
+    conn: Connection, list_id: str, source_ids: Iterable[str], *, since: datetime,
+    limit: int | None = None,
+) -> list[tuple[int, Article]]:
+    """Articles of the list's sources never offered to it, oldest first."""
+    offered = select(list_articles.c.article_id).where(list_articles.c.list_id == list_id)
+    when = func.coalesce(articles.c.published_at, articles.c.first_seen_at)
+    stmt = (
+        select(articles)
+        .where(and_(articles.c.source_id.in_(list(source_ids)), articles.c.archived == 0,
+                    when >= since, articles.c.id.not_in(offered)))
+        .order_by(when, articles.c.id)
+    )
+    if limit is not None:
+        stmt = stmt.limit(limit)
+    return [(row.id, to_article(row)) for row in conn.execute(stmt)]
+
+
+def by_ids(conn: Connection, ids: Sequence[int]) -> list[tuple[int, Article]]:
+    rows = {row.id: row for row in conn.execute(select(articles).where(articles.c.id.in_(ids)))}
+    return [(i, to_article(rows[i])) for i in ids if i in rows]
+
+
+def to_article(row: object) -> Article:
+    r = row._mapping  # type: ignore[attr-defined]
+    return Article(
+        source_id=r["source_id"], uid=r["uid"], title=r["title"], url=r["url"],
+        published=_aware(r["published_at"]) if r["published_at"] else None,
+        content_html=r["content_html"], summary_html=r["summary_html"], author=r["author"],
+        tags=tuple(r["tags"] or ()), image_url=r["image_url"], content_hash=r["content_hash"],
+    )
+
+
+def _aware(value: datetime) -> datetime:
+    """SQLite hands back naive datetimes; everything stored is UTC."""
+    from datetime import UTC
+
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def lookback_start(at: datetime, days: int) -> datetime:
+    return at - timedelta(days=days)

@@ -1,0 +1,156 @@
+"""Applying provider events: the event log, the ledger row and the suppressions, together.
+
+An event is applied once: its ``(provider, event_id)`` goes into ``events`` first, and a
+duplicate stops there, so a redelivered soft bounce is not counted twice. The caller holds
+the transaction, which also records the request's replay token when the provider has one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Connection, Row, Table, delete, func, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from ..models import ALL_LISTS, DeliveryStatus, SuppressionReason
+from . import suppressions
+from .tables import events, recipients, seen_tokens, soft_bounces
+
+if TYPE_CHECKING:
+    from ..web.webhooks.base import WebhookEvent
+
+#: A later event never undoes a stronger one: an "opened" arriving after a complaint
+#: (providers deliver out of order) leaves the ledger saying "complained".
+STRENGTH: Mapping[str, int] = {
+    DeliveryStatus.DELIVERED: 1,
+    DeliveryStatus.BOUNCED_SOFT: 1,
+    DeliveryStatus.OPENED: 2,
+    DeliveryStatus.CLICKED: 3,
+    DeliveryStatus.UNSUBSCRIBED: 4,
+    DeliveryStatus.BOUNCED_HARD: 5,
+    DeliveryStatus.COMPLAINED: 5,
+}
+SUPPRESSING = {
+    DeliveryStatus.BOUNCED_HARD: SuppressionReason.BOUNCED_HARD,
+    DeliveryStatus.COMPLAINED: SuppressionReason.COMPLAINED,
+    DeliveryStatus.UNSUBSCRIBED: SuppressionReason.UNSUBSCRIBED,
+}
+
+
+def apply_events(
+    conn: Connection, batch: Iterable[WebhookEvent], *, soft_bounce_limit: int, now: datetime
+) -> int:
+    """Apply each event not seen before; returns how many were new."""
+    return sum(apply_event(conn, e, soft_bounce_limit=soft_bounce_limit, now=now) for e in batch)
+
+
+def apply_event(
+    conn: Connection, event: WebhookEvent, *, soft_bounce_limit: int, now: datetime
+) -> bool:
+    """Record ``event``, update its ledger row and suppress its address if it calls for it."""
+    row = find_recipient(conn, event.provider_message_id, event.email)
+    if not _record(conn, event, row.issue_id if row else None):
+        return False
+    if row is not None:
+        _update_recipient(conn, row, event, now)
+    email = event.email or (row.email if row else "")
+    if email:
+        _suppress(conn, event, email, row.list_id if row else "", soft_bounce_limit, now)
+    return True
+
+
+def find_recipient(conn: Connection, message_id: str, email: str) -> Row[Any] | None:
+    """The ledger row of ``message_id`` (with or without angle brackets) sent to ``email``.
+
+    Mailgun and SendGrid give one id to a whole batch, so the address is part of the match;
+    without an address, the id must name exactly one row.
+    """
+    bare = message_id.strip().strip("<>")
+    if not bare:
+        return None
+    stmt = select(
+        recipients.c.id, recipients.c.issue_id, recipients.c.email, recipients.c.list_id,
+        recipients.c.status,
+    ).where(recipients.c.provider_message_id.in_([bare, f"<{bare}>"]))
+    if email:
+        stmt = stmt.where(func.lower(recipients.c.email) == suppressions.normalise(email))
+    rows = conn.execute(stmt.limit(2)).all()
+    return rows[0] if len(rows) == 1 else None
+
+
+def claim_token(
+    conn: Connection, provider: str, token: str, now: datetime, keep: timedelta
+) -> bool:
+    """Remember a webhook's one-time token; False when it was already used (a replay).
+
+    Tokens older than ``keep`` are forgotten: by then their timestamp is refused anyway.
+    """
+    conn.execute(delete(seen_tokens).where(seen_tokens.c.at < now - keep))
+    stmt = _insert(conn, seen_tokens).values(provider=provider, token=token[:300], at=now)
+    return bool(conn.execute(stmt.on_conflict_do_nothing()).rowcount)
+
+
+def soft_bounce_count(conn: Connection, email: str) -> int:
+    stmt = select(soft_bounces.c.count).where(soft_bounces.c.email == suppressions.normalise(email))
+    return int(conn.execute(stmt).scalar() or 0)
+
+
+def _insert(conn: Connection, table: Table) -> Any:
+    return (pg_insert if conn.dialect.name == "postgresql" else sqlite_insert)(table)
+
+
+def _record(conn: Connection, event: WebhookEvent, issue_id: int | None) -> bool:
+    stmt = _insert(conn, events).values(
+        provider=event.provider,
+        event_id=event.event_id[:300],
+        type=str(event.type),
+        email=suppressions.normalise(event.email),
+        provider_message_id=event.provider_message_id[:300],
+        issue_id=issue_id,
+        at=event.at,
+        detail=event.detail[:2000],
+    )
+    return bool(conn.execute(stmt.on_conflict_do_nothing()).rowcount)
+
+
+def _update_recipient(conn: Connection, row: Row[Any], event: WebhookEvent, now: datetime) -> None:
+    if STRENGTH.get(event.type, 0) < STRENGTH.get(row.status, 0):
+        return
+    values: dict[str, Any] = {"status": str(event.type), "updated_at": now}
+    if event.type in (DeliveryStatus.BOUNCED_HARD, DeliveryStatus.BOUNCED_SOFT):
+        values["error"] = event.detail[:2000]
+    conn.execute(update(recipients).where(recipients.c.id == row.id).values(**values))
+
+
+def _suppress(
+    conn: Connection, event: WebhookEvent, email: str, list_id: str, limit: int, now: datetime
+) -> None:
+    source = f"webhook:{event.provider}"
+    reason = SUPPRESSING.get(event.type)
+    if reason is not None:
+        # Bounces and complaints concern the address, not one list; an unsubscribe the
+        # provider caught (its own link, a mailbox button) concerns the list it came from.
+        scope = (list_id or ALL_LISTS) if reason is SuppressionReason.UNSUBSCRIBED else ALL_LISTS
+        suppressions.add(conn, email, reason, scope=scope, source=source, detail=event.detail, at=now)
+    elif event.type is DeliveryStatus.BOUNCED_SOFT:
+        count = _count_soft_bounce(conn, email, now)
+        if count >= limit:
+            detail = f"{count} soft bounces in a row; last: {event.detail}"
+            suppressions.add(conn, email, SuppressionReason.BOUNCED_SOFT, source=source,
+                             detail=detail, at=now)
+    elif event.type is DeliveryStatus.DELIVERED:
+        # Only bounces in a row count: a mailbox that was full last week but takes mail now is fine.
+        conn.execute(delete(soft_bounces).where(soft_bounces.c.email == suppressions.normalise(email)))
+
+
+def _count_soft_bounce(conn: Connection, email: str, now: datetime) -> int:
+    stmt = _insert(conn, soft_bounces).values(email=suppressions.normalise(email), count=1, last_at=now)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[soft_bounces.c.email],
+        set_={"count": soft_bounces.c.count + 1, "last_at": now},
+    )
+    conn.execute(stmt)
+    return soft_bounce_count(conn, email)

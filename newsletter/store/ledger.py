@@ -1,0 +1,340 @@
+"""The delivery ledger: every recipient an issue owes a copy to, grouped into batches.
+
+The audience is frozen once, in one transaction, when sending starts. After that, each
+batch moves ``pending → sending → sent | failed | unknown`` and each move is committed:
+``sending`` before the provider is called, the outcome after. A batch found ``sending``
+by nobody alive has an unknown outcome; what happens next is the engine's decision.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, and_, func, insert, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from ..models import ALL_LISTS, BatchState, DeliveryStatus, Recipient
+from .tables import batches, issues, recipients, suppressions
+
+INSERT_CHUNK = 5000
+
+
+@dataclass(frozen=True, slots=True)
+class FreezeCounts:
+    members: int
+    duplicates: int
+    suppressed: int
+    queued: int
+    batches: int
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedBatch:
+    id: int
+    issue_id: int
+    seq: int
+    attempts: int
+    idempotency_key: str
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerRow:
+    id: int
+    email: str
+    name: str
+    fields: dict[str, str]
+    list_id: str
+
+
+def worker_identity() -> str:
+    """``host:pid:nonce`` — lets a restarted sender on the same host see its predecessor died."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def owner_is_dead(owner: str) -> bool:
+    """True when ``owner`` names a process on this host that no longer runs."""
+    host, _, rest = owner.partition(":")
+    pid_text = rest.split(":", 1)[0]
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False
+    try:
+        os.kill(int(pid_text), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return int(pid_text) == os.getpid() and owner != _CURRENT_OWNER
+
+
+_CURRENT_OWNER = worker_identity()
+
+
+def current_owner() -> str:
+    return _CURRENT_OWNER
+
+
+def _insert_ignore(conn: Connection) -> Any:
+    return pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+
+
+def freeze_audience(
+    conn: Connection, issue_id: int, members: Iterable[Recipient], *, batch_size: int, at: datetime,
+) -> FreezeCounts:
+    """Write the issue's audience and batches; run inside one transaction."""
+    total, inserted = _insert_members(conn, issue_id, members, at)
+    suppressed = _mark_suppressed(conn, issue_id, at)
+    batch_count, queued = _assign_batches(conn, issue_id, batch_size, at)
+    conn.execute(update(issues).where(issues.c.id == issue_id).values(audience_frozen=1))
+    return FreezeCounts(total, total - inserted, suppressed, queued, batch_count)
+
+
+def _insert_members(
+    conn: Connection, issue_id: int, members: Iterable[Recipient], at: datetime,
+) -> tuple[int, int]:
+    stmt = _insert_ignore(conn)(recipients).on_conflict_do_nothing(
+        index_elements=["issue_id", "email"]
+    )
+    total = 0
+    chunk: list[dict[str, Any]] = []
+    for member in members:
+        total += 1
+        chunk.append({
+            "issue_id": issue_id, "email": member.email.strip().lower(), "name": member.name,
+            "fields": dict(member.fields), "list_id": member.list_id,
+            "status": str(DeliveryStatus.QUEUED), "updated_at": at,
+        })
+        if len(chunk) >= INSERT_CHUNK:
+            conn.execute(stmt, chunk)
+            chunk = []
+    if chunk:
+        conn.execute(stmt, chunk)
+    # Counted afterwards: drivers differ in what rowcount says for executemany.
+    inserted = conn.execute(select(func.count()).where(recipients.c.issue_id == issue_id)).scalar()
+    return total, int(inserted or 0)
+
+
+def _mark_suppressed(conn: Connection, issue_id: int, at: datetime) -> int:
+    """Suppressions always win over the list files: such rows are recorded, never batched."""
+    blocked = select(suppressions.c.email).where(
+        or_(suppressions.c.scope == ALL_LISTS, suppressions.c.scope == recipients.c.list_id)
+    )
+    result = conn.execute(
+        update(recipients)
+        .where(recipients.c.issue_id == issue_id, recipients.c.email.in_(blocked))
+        .values(status=str(DeliveryStatus.SUPPRESSED), updated_at=at)
+    )
+    return int(result.rowcount)
+
+
+def _assign_batches(conn: Connection, issue_id: int, size: int, at: datetime) -> tuple[int, int]:
+    ids = conn.execute(
+        select(recipients.c.id)
+        .where(recipients.c.issue_id == issue_id, recipients.c.status == str(DeliveryStatus.QUEUED),
+               recipients.c.batch_id.is_(None))
+        .order_by(recipients.c.id)
+    ).scalars().all()
+    start_seq = _next_seq(conn, issue_id)
+    for offset in range(0, len(ids), size):
+        chunk = ids[offset:offset + size]
+        batch_id = _new_batch(conn, issue_id, start_seq + offset // size, len(chunk), at)
+        conn.execute(
+            update(recipients)
+            .where(recipients.c.issue_id == issue_id, recipients.c.id >= chunk[0],
+                   recipients.c.id <= chunk[-1], recipients.c.status == str(DeliveryStatus.QUEUED))
+            .values(batch_id=batch_id)
+        )
+    return (len(ids) + size - 1) // size, len(ids)
+
+
+def _next_seq(conn: Connection, issue_id: int) -> int:
+    current = conn.execute(select(func.max(batches.c.seq)).where(batches.c.issue_id == issue_id))
+    return int(current.scalar() or 0) + 1
+
+
+def _new_batch(
+    conn: Connection, issue_id: int, seq: int, size: int, at: datetime, *, not_before: float = 0.0,
+) -> int:
+    return int(conn.execute(
+        insert(batches).values(
+            issue_id=issue_id, seq=seq, state=str(BatchState.PENDING), size=size, attempts=0,
+            idempotency_key=f"nl-{issue_id}-{seq}-{uuid.uuid4().hex[:16]}",
+            next_attempt_at=not_before, updated_at=at,
+        ).returning(batches.c.id)
+    ).scalar_one())
+
+
+def claim(
+    conn: Connection, issue_id: int, *, owner: str, now: float, lease_seconds: float, at: datetime,
+) -> ClaimedBatch | None:
+    """Take the next due pending batch: marks it ``sending`` with a lease, atomically."""
+    candidate = (
+        select(batches.c.id)
+        .where(batches.c.issue_id == issue_id, batches.c.state == str(BatchState.PENDING),
+               batches.c.next_attempt_at <= now)
+        .order_by(batches.c.seq)
+        .limit(1)
+    )
+    if conn.dialect.name == "postgresql":
+        candidate = candidate.with_for_update(skip_locked=True)
+    row = conn.execute(
+        update(batches)
+        .where(batches.c.id == candidate.scalar_subquery(),
+               batches.c.state == str(BatchState.PENDING))
+        .values(state=str(BatchState.SENDING), lease_owner=owner, lease_until=now + lease_seconds,
+                attempts=batches.c.attempts + 1, updated_at=at)
+        .returning(batches.c.id, batches.c.issue_id, batches.c.seq, batches.c.attempts,
+                   batches.c.idempotency_key)
+    ).first()
+    return ClaimedBatch(*row) if row is not None else None
+
+
+def rows_of(conn: Connection, batch_id: int) -> list[LedgerRow]:
+    stmt = (
+        select(recipients.c.id, recipients.c.email, recipients.c.name, recipients.c.fields,
+               recipients.c.list_id)
+        .where(recipients.c.batch_id == batch_id,
+               recipients.c.status.in_([str(DeliveryStatus.QUEUED), str(DeliveryStatus.UNKNOWN)]))
+        .order_by(recipients.c.id)
+    )
+    return [LedgerRow(r.id, r.email, r.name, dict(r.fields or {}), r.list_id)
+            for r in conn.execute(stmt)]
+
+
+def finish_batch(
+    conn: Connection, batch_id: int, state: BatchState, *, at: datetime, error: str = "",
+    provider_batch_id: str = "",
+) -> None:
+    conn.execute(
+        update(batches).where(batches.c.id == batch_id)
+        .values(state=str(state), error=error[:2000], provider_batch_id=provider_batch_id,
+                lease_owner="", lease_until=0.0, updated_at=at)
+    )
+
+
+def retry_later(conn: Connection, batch_id: int, *, not_before: float, at: datetime, error: str) -> None:
+    """Back to ``pending`` after a failure that sent nothing; its key stays the same."""
+    conn.execute(
+        update(batches).where(batches.c.id == batch_id)
+        .values(state=str(BatchState.PENDING), next_attempt_at=not_before, error=error[:2000],
+                lease_owner="", lease_until=0.0, updated_at=at)
+    )
+
+
+def mark_rows(
+    conn: Connection, batch_id: int, status: DeliveryStatus, *, at: datetime,
+    message_id: str = "", error: str = "",
+) -> None:
+    """Give every still-open row of the batch the same outcome (one statement)."""
+    conn.execute(
+        update(recipients)
+        .where(recipients.c.batch_id == batch_id,
+               recipients.c.status.in_([str(DeliveryStatus.QUEUED), str(DeliveryStatus.UNKNOWN)]))
+        .values(status=str(status), provider_message_id=message_id, error=error[:1000],
+                updated_at=at)
+    )
+
+
+def mark_each(conn: Connection, updates: Sequence[dict[str, Any]], at: datetime) -> None:
+    """Per-recipient outcomes: dicts with ``rid``, ``status``, ``message_id``, ``error``."""
+    if not updates:
+        return
+    from sqlalchemy import bindparam
+
+    stmt = (
+        update(recipients)
+        .where(recipients.c.id == bindparam("rid"))
+        .values(status=bindparam("status"), provider_message_id=bindparam("message_id"),
+                error=bindparam("error"), updated_at=at)
+    )
+    conn.execute(stmt, list(updates))
+
+
+def rebatch(
+    conn: Connection, issue_id: int, recipient_ids: Sequence[int], *, at: datetime,
+    not_before: float = 0.0,
+) -> int:
+    """Move these recipients into a new pending batch (a partial retry); returns its id."""
+    batch_id = _new_batch(conn, issue_id, _next_seq(conn, issue_id), len(recipient_ids), at,
+                          not_before=not_before)
+    conn.execute(
+        update(recipients).where(recipients.c.id.in_(list(recipient_ids)))
+        .values(batch_id=batch_id, status=str(DeliveryStatus.QUEUED), error="", updated_at=at)
+    )
+    return batch_id
+
+
+def stale_batches(conn: Connection, issue_id: int, now: float) -> list[ClaimedBatch]:
+    """``sending`` batches whose worker is gone: lease expired, or a dead process on this host."""
+    rows = conn.execute(
+        select(batches.c.id, batches.c.issue_id, batches.c.seq, batches.c.attempts,
+               batches.c.idempotency_key, batches.c.lease_owner, batches.c.lease_until)
+        .where(batches.c.issue_id == issue_id, batches.c.state == str(BatchState.SENDING))
+    ).all()
+    return [
+        ClaimedBatch(r.id, r.issue_id, r.seq, r.attempts, r.idempotency_key)
+        for r in rows
+        if r.lease_until < now or owner_is_dead(r.lease_owner)
+    ]
+
+
+def batch_counts(conn: Connection, issue_id: int) -> dict[str, int]:
+    stmt = (select(batches.c.state, func.count()).where(batches.c.issue_id == issue_id)
+            .group_by(batches.c.state))
+    return {state: int(n) for state, n in conn.execute(stmt)}
+
+
+def status_counts(conn: Connection, issue_id: int) -> dict[str, int]:
+    stmt = (select(recipients.c.status, func.count()).where(recipients.c.issue_id == issue_id)
+            .group_by(recipients.c.status))
+    return {status: int(n) for status, n in conn.execute(stmt)}
+
+
+def problems(conn: Connection, issue_id: int, limit: int = 50) -> list[dict[str, Any]]:
+    """Recipients that failed or whose outcome is unknown, with the reason."""
+    stmt = (
+        select(recipients.c.email, recipients.c.status, recipients.c.error, batches.c.seq)
+        .join(batches, batches.c.id == recipients.c.batch_id, isouter=True)
+        .where(recipients.c.issue_id == issue_id,
+               recipients.c.status.in_([str(DeliveryStatus.FAILED), str(DeliveryStatus.UNKNOWN)]))
+        .order_by(recipients.c.id).limit(limit)
+    )
+    return [{"email": r.email, "status": r.status, "error": r.error, "batch": r.seq}
+            for r in conn.execute(stmt)]
+
+
+def batches_in(conn: Connection, issue_id: int, state: BatchState) -> list[int]:
+    stmt = (select(batches.c.id).where(batches.c.issue_id == issue_id, batches.c.state == str(state))
+            .order_by(batches.c.seq))
+    return list(conn.execute(stmt).scalars())
+
+
+def open_work(conn: Connection, issue_id: int) -> int:
+    """Batches still pending or in flight."""
+    stmt = select(func.count()).where(
+        batches.c.issue_id == issue_id,
+        batches.c.state.in_([str(BatchState.PENDING), str(BatchState.SENDING)]),
+    )
+    return int(conn.execute(stmt).scalar() or 0)
+
+
+def earliest_retry(conn: Connection, issue_id: int) -> float | None:
+    stmt = select(func.min(batches.c.next_attempt_at)).where(
+        batches.c.issue_id == issue_id, batches.c.state == str(BatchState.PENDING)
+    )
+    value = conn.execute(stmt).scalar()
+    return float(value) if value is not None else None
+
+
+def failed_recipient_ids(conn: Connection, issue_id: int, statuses: Sequence[DeliveryStatus]) -> Iterator[int]:
+    stmt = (select(recipients.c.id).where(
+        and_(recipients.c.issue_id == issue_id,
+             recipients.c.status.in_([str(s) for s in statuses])))
+        .order_by(recipients.c.id))
+    yield from conn.execute(stmt).scalars()

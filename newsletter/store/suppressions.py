@@ -1,0 +1,105 @@
+"""The suppression store: addresses that must not receive mail, whatever the CSV files say.
+
+A row's ``scope`` is a list id, or ``ALL_LISTS`` ("*") for every list. Lookups are by the
+lower-cased address, the same normalisation the ledger uses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Connection, delete, or_, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from ..models import ALL_LISTS, SuppressionReason
+from .tables import suppressions
+
+
+def normalise(email: str) -> str:
+    return email.strip().lower()
+
+
+@dataclass(frozen=True, slots=True)
+class Suppression:
+    email: str
+    scope: str
+    reason: SuppressionReason
+    source: str
+    detail: str
+    created_at: datetime
+
+
+def add(
+    conn: Connection,
+    email: str,
+    reason: SuppressionReason,
+    *,
+    scope: str = ALL_LISTS,
+    source: str = "",
+    detail: str = "",
+    at: datetime,
+) -> bool:
+    """Suppress ``email`` for ``scope``; returns False when it already was (the first reason stays)."""
+    values = {
+        "email": normalise(email),
+        "scope": scope,
+        "reason": str(reason),
+        "source": source,
+        "detail": detail[:2000],
+        "created_at": at,
+    }
+    insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    stmt = insert(suppressions).values(**values).on_conflict_do_nothing()
+    return bool(conn.execute(stmt).rowcount)
+
+
+def remove(conn: Connection, email: str, scope: str | None = None) -> int:
+    """Lift suppressions of ``email`` (for one scope, or all of them); returns how many."""
+    stmt = delete(suppressions).where(suppressions.c.email == normalise(email))
+    if scope is not None:
+        stmt = stmt.where(suppressions.c.scope == scope)
+    return int(conn.execute(stmt).rowcount)
+
+
+def is_suppressed(conn: Connection, email: str, list_id: str) -> bool:
+    stmt = select(suppressions.c.email).where(
+        suppressions.c.email == normalise(email),
+        or_(suppressions.c.scope == ALL_LISTS, suppressions.c.scope == list_id),
+    )
+    return conn.execute(stmt.limit(1)).first() is not None
+
+
+def suppressed_among(conn: Connection, emails: Iterable[str], list_id: str) -> set[str]:
+    """Which of ``emails`` (normalised) are suppressed for ``list_id``; queried in chunks."""
+    found: set[str] = set()
+    chunk: list[str] = []
+    for address in emails:
+        chunk.append(normalise(address))
+        if len(chunk) == 500:
+            found |= _suppressed_chunk(conn, chunk, list_id)
+            chunk = []
+    if chunk:
+        found |= _suppressed_chunk(conn, chunk, list_id)
+    return found
+
+
+def _suppressed_chunk(conn: Connection, chunk: list[str], list_id: str) -> set[str]:
+    stmt = select(suppressions.c.email).where(
+        suppressions.c.email.in_(chunk),
+        or_(suppressions.c.scope == ALL_LISTS, suppressions.c.scope == list_id),
+    )
+    return {row[0] for row in conn.execute(stmt)}
+
+
+def iter_all(conn: Connection, scope: str | None = None) -> Iterator[Suppression]:
+    stmt = select(suppressions).order_by(suppressions.c.email, suppressions.c.scope)
+    if scope is not None:
+        stmt = stmt.where(suppressions.c.scope == scope)
+    for row in conn.execute(stmt):
+        yield Suppression(
+            row.email, row.scope, SuppressionReason(row.reason), row.source, row.detail,
+            row.created_at,
+        )

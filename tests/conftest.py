@@ -1,0 +1,84 @@
+"""Shared fixtures: a copy of the example publication, settings, and real databases.
+
+Tests that take ``store`` run twice: on a SQLite file and on the machine's PostgreSQL
+(each test in a schema of its own, dropped afterwards). Without a reachable PostgreSQL
+the second run is skipped locally, but fails in CI, where the server must be up.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from newsletter.config import Settings, load_settings
+from newsletter.store import Store
+
+REPO = Path(__file__).resolve().parent.parent
+PG_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    """A throw-away copy of the example publication in this repository."""
+    target = tmp_path / "publication"
+    target.mkdir()
+    for name in ("subscribers", "templates", "articles"):
+        if (REPO / name).exists():
+            shutil.copytree(REPO / name, target / name)
+    return target
+
+
+@pytest.fixture
+def settings(home: Path) -> Settings:
+    return load_settings(home, environ={})
+
+
+def _postgres_available() -> bool:
+    try:
+        engine = create_engine(PG_ADMIN_URL)
+        with engine.connect() as conn:
+            conn.execute(text("select 1"))
+        engine.dispose()
+        return True
+    except Exception:
+        return False
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'newsletter.db'}"
+        return
+    if not _postgres_available():
+        if os.environ.get("CI"):
+            pytest.fail("PostgreSQL at 127.0.0.1:5432 is not reachable in CI")
+        pytest.skip("PostgreSQL at 127.0.0.1:5432 is not reachable")
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        yield f"{PG_ADMIN_URL}?options=-csearch_path%3D{schema}"
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture
+def store(database_url: str) -> Iterator[Store]:
+    opened = Store.open(database_url)
+    yield opened
+    opened.close()
+
+
+@pytest.fixture
+def db_settings(settings: Settings, database_url: str) -> Settings:
+    """Settings pointing at the parametrised database."""
+    return settings.with_changes(database_url=database_url)

@@ -1,0 +1,223 @@
+"""The send loop's decisions, driven through the provider seam with scripted answers.
+
+The providers themselves are tested against the fake provider server; here a provider
+that answers from a script lets each branch of the loop be reached exactly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import pytest
+
+from newsletter.config import Settings
+from newsletter.delivery.base import (
+    BatchResult,
+    OutgoingBatch,
+    PreparedIssue,
+    Provider,
+    RecipientResult,
+)
+from newsletter.delivery.engine import Engine
+from newsletter.delivery.prepare import RecipientValues
+from newsletter.errors import (
+    PermanentProviderError,
+    ProviderAuthError,
+    TransientProviderError,
+    UnknownOutcomeError,
+)
+from newsletter.models import DeliveryStatus, IssueKind, IssueState, Recipient, SuppressionReason
+from newsletter.render.merge import MergeTemplate
+from newsletter.store import Store, ledger, suppressions
+from newsletter.store import issues as issue_store
+from newsletter.tokens import TokenSigner
+
+NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+Answer = Callable[[OutgoingBatch], BatchResult]
+
+
+class ScriptedProvider(Provider):
+    """Answers each call with the next scripted step; records what it was given."""
+
+    name = "scripted"
+    max_batch = 2
+
+    def __init__(self, settings: Settings, steps: list[Answer | Exception],
+                 idempotent: bool = False, reconciled: BatchResult | None = None) -> None:
+        super().__init__(settings)
+        self.steps = steps
+        self.calls: list[OutgoingBatch] = []
+        self.idempotent = idempotent  # type: ignore[misc]
+        self.reconciled = reconciled
+
+    def send_batch(self, issue: PreparedIssue, batch: OutgoingBatch) -> BatchResult:
+        self.calls.append(batch)
+        step = self.steps.pop(0) if self.steps else sent
+        if isinstance(step, Exception):
+            raise step
+        return step(batch)
+
+    def reconcile(self, issue: PreparedIssue, batch: OutgoingBatch) -> BatchResult | None:
+        return self.reconciled
+
+
+def sent(batch: OutgoingBatch) -> BatchResult:
+    return BatchResult.all_sent(batch, f"<batch-{batch.seq}>")
+
+
+def prepared(issue_id: int) -> PreparedIssue:
+    return PreparedIssue(
+        issue_id=issue_id, list_id="weekly", list_id_header="<weekly.example.org>",
+        from_email="editor@example.org", from_name="Editor", reply_to="",
+        subject=MergeTemplate.parse("Hello"),
+        html=MergeTemplate.parse("<p>Hi %%nl:name%% %%nl:f_city%%</p>", escape=True),
+        text=MergeTemplate.parse("Hi %%nl:name%%"),
+        list_unsubscribe=MergeTemplate.parse("<%%nl:unsubscribe_url%%>"),
+        message_id_domain="example.org",
+    )
+
+
+@pytest.fixture
+def sending(store: Store) -> int:
+    with store.engine.begin() as conn:
+        issue_id = issue_store.create(conn, list_id="weekly", kind=IssueKind.DIGEST, subject="S",
+                                      preheader="", intro_md="", article_ids=[], at=NOW)
+        issue_store.transition(conn, issue_id, IssueState.QUEUED, NOW)
+        issue_store.transition(conn, issue_id, IssueState.SENDING, NOW)
+        members = [Recipient(f"u{i}@example.org", f"U{i}", {}, "weekly") for i in range(5)]
+        ledger.freeze_audience(conn, issue_id, members, batch_size=2, at=NOW)
+    return issue_id
+
+
+class FakeClock:
+    """Time that passes only when the engine sleeps, so backoff costs no real time."""
+
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+        self.slept: list[float] = []
+
+    def time(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+def engine(settings: Settings, store: Store, provider: Provider) -> Engine:
+    values = RecipientValues(TokenSigner("k"), "https://news.example.org")
+    fast = settings.with_changes(concurrency=1, max_attempts=3)
+    clock = FakeClock()
+    return Engine(fast, store, provider, values, clock=clock.time, sleep=clock.sleep)
+
+
+def counts(store: Store, issue_id: int) -> dict[str, int]:
+    with store.engine.connect() as conn:
+        return ledger.status_counts(conn, issue_id)
+
+
+def test_every_batch_sent_once_with_merge_values(settings: Settings, store: Store, sending: int) -> None:
+    provider = ScriptedProvider(settings, [])
+    report = engine(settings, store, provider).run(prepared(sending))
+    assert [len(b.recipients) for b in provider.calls] == [2, 2, 1]
+    assert counts(store, sending) == {"sent": 5}
+    first = provider.calls[0].recipients[0]
+    assert first.values["name"] == "U0" and first.values["f_city"] == ""
+    assert first.values["unsubscribe_url"].startswith("https://news.example.org/unsubscribe/")
+    assert report.recipients_sent == 5
+
+
+def test_transient_errors_retry_with_the_same_key(settings: Settings, store: Store, sending: int) -> None:
+    provider = ScriptedProvider(settings, [TransientProviderError("busy", status=429, retry_after=0)])
+    engine(settings, store, provider).run(prepared(sending))
+    first_batch = [b.idempotency_key for b in provider.calls if b.seq == 1]
+    assert len(first_batch) == 2 and first_batch[0] == first_batch[1]
+    assert len(provider.calls) == 4
+    assert counts(store, sending) == {"sent": 5}
+
+
+def test_gives_up_after_max_attempts(settings: Settings, store: Store, sending: int) -> None:
+    boom: list[Answer | Exception] = [TransientProviderError("down", status=503) for _ in range(9)]
+    provider = ScriptedProvider(settings, boom)
+    engine(settings, store, provider).run(prepared(sending))
+    assert counts(store, sending) == {"failed": 5}
+    assert len(provider.calls) == 9  # three batches, three attempts each
+
+
+def test_auth_error_pauses_the_issue(settings: Settings, store: Store, sending: int) -> None:
+    provider = ScriptedProvider(settings, [sent, ProviderAuthError("bad key", status=401)])
+    report = engine(settings, store, provider).run(prepared(sending))
+    assert "bad key" in report.paused and len(provider.calls) == 2
+    with store.engine.connect() as conn:
+        record = issue_store.get(conn, sending)
+        assert record.state == IssueState.PAUSED and "bad key" in record.pause_reason
+        assert ledger.batch_counts(conn, sending) == {"pending": 2, "sent": 1}
+
+
+def test_unknown_outcome_is_held_unless_idempotent(settings: Settings, store: Store, sending: int) -> None:
+    provider = ScriptedProvider(settings, [UnknownOutcomeError("reset")])
+    report = engine(settings, store, provider).run(prepared(sending))
+    assert report.unknown_batches == 1 and len(provider.calls) == 3
+    assert counts(store, sending) == {"unknown": 2, "sent": 3}
+
+
+def test_unknown_outcome_resent_on_idempotent_providers(settings: Settings, store: Store, sending: int) -> None:
+    provider = ScriptedProvider(settings, [UnknownOutcomeError("reset")], idempotent=True)
+    engine(settings, store, provider).run(prepared(sending))
+    first_batch = [b.idempotency_key for b in provider.calls if b.seq == 1]
+    assert len(first_batch) == 2 and first_batch[0] == first_batch[1]
+    assert counts(store, sending) == {"sent": 5}
+
+
+def test_unknown_outcome_reconciled(settings: Settings, store: Store, sending: int) -> None:
+    found = BatchResult([RecipientResult("u0@example.org", DeliveryStatus.SENT, "<x>"),
+                         RecipientResult("u1@example.org", DeliveryStatus.FAILED, error="bounced")])
+    provider = ScriptedProvider(settings, [UnknownOutcomeError("reset")], reconciled=found)
+    engine(settings, store, provider).run(prepared(sending))
+    assert counts(store, sending) == {"failed": 1, "sent": 4}
+
+
+def test_per_recipient_outcomes(settings: Settings, store: Store, sending: int) -> None:
+    def mixed(batch: OutgoingBatch) -> BatchResult:
+        a, b = batch.recipients
+        return BatchResult([
+            RecipientResult(a.email, DeliveryStatus.FAILED, error="inactive",
+                            suppress=SuppressionReason.BOUNCED_HARD),
+            RecipientResult(b.email, DeliveryStatus.FAILED, error="throttled", retryable=True),
+        ])
+
+    provider = ScriptedProvider(settings, [mixed])
+    engine(settings, store, provider).run(prepared(sending))
+    assert counts(store, sending) == {"failed": 1, "sent": 4}
+    with store.engine.connect() as conn:
+        assert suppressions.is_suppressed(conn, "u0@example.org", "weekly")
+    assert [r.email for r in provider.calls[-1].recipients] == ["u1@example.org"]
+
+
+def test_permanent_error_fails_the_batch(settings: Settings, store: Store, sending: int) -> None:
+    provider = ScriptedProvider(settings, [PermanentProviderError("bad from", status=400)])
+    engine(settings, store, provider).run(prepared(sending))
+    assert counts(store, sending) == {"failed": 2, "sent": 3}
+    with store.engine.connect() as conn:
+        assert {p["error"] for p in ledger.problems(conn, sending)} == {"HTTP 400: bad from"}
+
+
+def test_results_missing_a_recipient_are_unknown(settings: Settings, store: Store, sending: int) -> None:
+    def partial(batch: OutgoingBatch) -> BatchResult:
+        first = batch.recipients[0]
+        return BatchResult([RecipientResult(first.email, DeliveryStatus.SENT, "<1>")])
+
+    provider = ScriptedProvider(settings, [partial])
+    engine(settings, store, provider).run(prepared(sending))
+    assert counts(store, sending) == {"sent": 4, "unknown": 1}
+
+
+def test_dead_workers_batches_are_settled_on_restart(settings: Settings, store: Store, sending: int) -> None:
+    with store.engine.begin() as conn:
+        ledger.claim(conn, sending, owner="elsewhere:1:a", now=0.0, lease_seconds=10, at=NOW)
+    provider = ScriptedProvider(settings, [])
+    engine(settings, store, provider).run(prepared(sending))
+    assert counts(store, sending) == {"sent": 3, "unknown": 2}
+    idempotent = ScriptedProvider(settings, [], idempotent=True)
+    assert idempotent.idempotent

@@ -1,0 +1,107 @@
+"""The delivery ledger on real databases: freezing, suppressions, batches, claims, leases."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+
+from newsletter.models import BatchState, DeliveryStatus, IssueKind, Recipient, SuppressionReason
+from newsletter.store import Store, ledger, suppressions
+from newsletter.store import issues as issue_store
+from newsletter.store.tables import batches, recipients
+
+NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+
+
+def _issue(store: Store) -> int:
+    with store.engine.begin() as conn:
+        return issue_store.create(conn, list_id="weekly", kind=IssueKind.DIGEST, subject="S",
+                                  preheader="", intro_md="", article_ids=[], at=NOW)
+
+
+def _members(n: int, list_id: str = "weekly") -> list[Recipient]:
+    return [Recipient(f"user{i}@example.org", f"User {i}", {"city": "Port"}, list_id)
+            for i in range(n)]
+
+
+def test_freeze_dedupes_case_insensitively_and_batches(store: Store) -> None:
+    issue_id = _issue(store)
+    members = [*_members(25), Recipient("USER3@Example.org", "dup", {}, "weekly")]
+    with store.engine.begin() as conn:
+        counts = ledger.freeze_audience(conn, issue_id, members, batch_size=10, at=NOW)
+    assert (counts.members, counts.duplicates, counts.queued, counts.batches) == (26, 1, 25, 3)
+    with store.engine.connect() as conn:
+        sizes = [r.size for r in conn.execute(select(batches).order_by(batches.c.seq))]
+        assert sizes == [10, 10, 5]
+        assert ledger.status_counts(conn, issue_id) == {"queued": 25}
+        assert issue_store.get(conn, issue_id).audience_frozen
+
+
+def test_suppression_wins_over_the_member_file(store: Store) -> None:
+    issue_id = _issue(store)
+    with store.engine.begin() as conn:
+        suppressions.add(conn, "User1@example.org", SuppressionReason.UNSUBSCRIBED,
+                         scope="weekly", at=NOW)
+        suppressions.add(conn, "user2@example.org", SuppressionReason.BOUNCED_HARD, at=NOW)
+        suppressions.add(conn, "user3@example.org", SuppressionReason.MANUAL, scope="other", at=NOW)
+        counts = ledger.freeze_audience(conn, issue_id, _members(5), batch_size=100, at=NOW)
+    assert counts.suppressed == 2
+    with store.engine.connect() as conn:
+        rows = {r.email: r.status for r in conn.execute(select(recipients))}
+    assert rows["user1@example.org"] == rows["user2@example.org"] == "suppressed"
+    assert rows["user3@example.org"] == "queued"  # suppressed on another list only
+
+
+def test_claims_take_each_batch_once_in_order(store: Store) -> None:
+    issue_id = _issue(store)
+    with store.engine.begin() as conn:
+        ledger.freeze_audience(conn, issue_id, _members(30), batch_size=10, at=NOW)
+    claimed = []
+    for _ in range(4):
+        with store.engine.begin() as conn:
+            claimed.append(ledger.claim(conn, issue_id, owner="w", now=1000.0, lease_seconds=60,
+                                        at=NOW))
+    assert [c.seq for c in claimed[:3]] == [1, 2, 3]  # type: ignore[union-attr]
+    assert claimed[3] is None
+    with store.engine.connect() as conn:
+        assert ledger.batch_counts(conn, issue_id) == {"sending": 3}
+        rows = ledger.rows_of(conn, claimed[0].id)  # type: ignore[union-attr]
+    assert [r.email for r in rows] == [f"user{i}@example.org" for i in range(10)]
+    assert rows[0].fields == {"city": "Port"}
+
+
+def test_retry_later_waits_and_expired_leases_are_stale(store: Store) -> None:
+    issue_id = _issue(store)
+    with store.engine.begin() as conn:
+        ledger.freeze_audience(conn, issue_id, _members(4), batch_size=2, at=NOW)
+        first = ledger.claim(conn, issue_id, owner="host:1:x", now=1000.0, lease_seconds=60, at=NOW)
+        second = ledger.claim(conn, issue_id, owner="host:1:x", now=1000.0, lease_seconds=60, at=NOW)
+        assert first and second
+        ledger.retry_later(conn, first.id, not_before=1500.0, at=NOW, error="429")
+        assert ledger.claim(conn, issue_id, owner="w", now=1100.0, lease_seconds=60, at=NOW) is None
+        again = ledger.claim(conn, issue_id, owner="w", now=1500.0, lease_seconds=60, at=NOW)
+        assert again is not None and again.id == first.id and again.attempts == 2
+        assert again.idempotency_key == first.idempotency_key
+        assert ledger.stale_batches(conn, issue_id, now=1030.0) == []
+        stale = ledger.stale_batches(conn, issue_id, now=1061.0)
+    assert [b.id for b in stale] == [second.id]
+
+
+def test_mark_rows_and_rebatch(store: Store) -> None:
+    issue_id = _issue(store)
+    with store.engine.begin() as conn:
+        ledger.freeze_audience(conn, issue_id, _members(3), batch_size=3, at=NOW)
+        batch = ledger.claim(conn, issue_id, owner="w", now=1.0, lease_seconds=60, at=NOW)
+        assert batch
+        rows = ledger.rows_of(conn, batch.id)
+        ledger.mark_each(conn, [{"rid": rows[0].id, "status": "failed", "message_id": "",
+                                 "error": "inactive"}], NOW)
+        ledger.mark_rows(conn, batch.id, DeliveryStatus.SENT, at=NOW, message_id="<m1>")
+        ledger.finish_batch(conn, batch.id, BatchState.SENT, at=NOW)
+        assert ledger.status_counts(conn, issue_id) == {"failed": 1, "sent": 2}
+        failed = list(ledger.failed_recipient_ids(conn, issue_id, [DeliveryStatus.FAILED]))
+        ledger.rebatch(conn, issue_id, failed, at=NOW)
+        assert ledger.status_counts(conn, issue_id) == {"queued": 1, "sent": 2}
+        assert ledger.open_work(conn, issue_id) == 1
+        assert ledger.problems(conn, issue_id) == []
