@@ -188,7 +188,7 @@ class Settings:
     feed_max_bytes: int = 5 * 1024 * 1024
     check_deliverability: bool = False
     test_recipients: tuple[str, ...] = ()
-    log_level: str = "info"
+    log_level: str = "warning"
     http_timeout: float = 30.0
     http_proxy: str = ""
     concurrency: int = 4

@@ -22,7 +22,7 @@ from .delivery.registry import make_provider
 from .errors import IssueStateError, NotFoundError
 from .issues import draft as drafting
 from .lists.config import PublicationConfig, load_config
-from .lists.members import iter_members
+from .lists.members import MemberReader, Problem
 from .models import Cadence, IssueKind, IssueState, MailingList, Recipient
 from .render.issue import IssueContent, RenderedIssue, Renderer
 from .sources.collect import CollectReport, collect
@@ -235,10 +235,15 @@ class Publisher:
         return min(native, self.settings.batch_size) if self.settings.batch_size else native
 
     def audience(self, mailing_list: MailingList) -> Iterator[Recipient]:
-        for path in mailing_list.members_files:
-            for member in iter_members(self.settings.subscribers_dir / path,
-                                       check_deliverability=self.settings.check_deliverability):
-                yield Recipient(member.email, member.name, member.fields, mailing_list.id)
+        """The list's members, streamed; an invalid row is logged and skipped, not fatal."""
+        def skip(problem: Problem) -> None:
+            log.warning("%s (skipped; `newsletter lists check` lists every problem)", problem)
+
+        paths = [self.settings.subscribers_dir / p for p in mailing_list.members_files]
+        reader = MemberReader(paths, check_deliverability=self.settings.check_deliverability,
+                              on_problem=skip)
+        for member in reader:
+            yield Recipient(member.email, member.name, member.fields, mailing_list.id)
 
     def start(self, issue_id: int) -> PreparedIssue:
         """queued → sending; freeze the audience the first time, in one transaction."""

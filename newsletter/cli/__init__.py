@@ -42,6 +42,8 @@ def cli(ctx: click.Context, home: Path | None, env_file: Path | None, verbose: b
         raise click.ClickException(str(exc)) from exc
     level = logging.DEBUG if verbose else getattr(logging, settings.log_level.upper())
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # Migrations announce themselves at INFO on every start; only their problems matter here.
+    logging.getLogger("alembic").setLevel(max(level, logging.WARNING))
     app = AppContext(settings)
     ctx.obj = app
     ctx.call_on_close(app.close)

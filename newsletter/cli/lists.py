@@ -1,12 +1,372 @@
-"""``newsletter lists …`` (placeholder group, filled in by the lists module's owner)."""
+"""``newsletter lists …``: check, show and administer the mailing lists.
+
+``check`` treats invalid rows, unreadable files and bad headers as errors (exit status 1)
+and duplicates or empty lists as warnings (reported, exit status 0), so a publication whose
+check passes has nothing in its CSV files that would be silently skipped except repeats.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import IO, Any
+
 import click
 
+from ..errors import ConfigError, ListError
+from ..lists import (
+    ConfigFileError,
+    ExportReport,
+    ListStats,
+    Problem,
+    PublicationConfig,
+    Severity,
+    add_member,
+    export_members,
+    import_members,
+    list_stats,
+    load_config,
+    normalise_address,
+    reader_for,
+    remove_address,
+)
+from ..lists.csvfile import EMAIL, FIELD_NAME, NAME
+from ..models import Cadence, MailingList, Subscriber
 from . import cli
+from .context import AppContext, echo_json, json_option, pass_app
 
 
 @cli.group()
 def lists() -> None:
-    """Check and administer mailing lists (subscribers/*.toml + *.csv)."""
+    """Check and administer mailing lists (subscribers/publication.toml + member CSVs)."""
+
+
+def shown(path: Path) -> str:
+    """A path as the user would type it: relative to the current folder when inside it."""
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def problem_line(problem: Problem) -> str:
+    where = shown(problem.path) + (f":{problem.line}" if problem.line is not None else "")
+    return f"{where}: {problem.severity}: {problem.reason}"
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}{'' if count == 1 else 's'}"
+
+
+class CheckRun:
+    """One ``lists check``: problems printed once each (files may be shared), then tallied."""
+
+    def __init__(self, as_json: bool) -> None:
+        self.as_json = as_json
+        self.problems: list[Problem] = []
+        self._seen: set[tuple[Path, int | None, str]] = set()
+
+    def report(self, problem: Problem) -> None:
+        key = (problem.path, problem.line, problem.reason)
+        if key in self._seen:
+            return
+        self._seen.add(key)
+        self.problems.append(problem)
+        if not self.as_json:
+            click.echo(problem_line(problem))
+
+    def tally(self, severity: Severity) -> int:
+        return sum(1 for p in self.problems if p.severity == severity)
+
+
+@lists.command("check")
+@json_option
+@pass_app
+def check(app: AppContext, as_json: bool) -> None:
+    """Validate publication.toml and every members CSV; exit 1 if there are errors."""
+    run = CheckRun(as_json)
+    config = _config_or_report(app, run)
+    summaries: dict[str, dict[str, Any]] = {}
+    if config is not None:
+        for list_id in config.lists:
+            summaries[list_id] = _check_list(app, config, list_id, run)
+    if not _verdict(run, summaries):
+        raise click.exceptions.Exit(1)
+
+
+def _verdict(run: CheckRun, summaries: dict[str, dict[str, Any]]) -> bool:
+    """Print the outcome of a check; whether it passed (warnings alone do not fail it)."""
+    errors, warnings = run.tally(Severity.ERROR), run.tally(Severity.WARNING)
+    if run.as_json:
+        echo_json(
+            {
+                "ok": not errors,
+                "errors": errors,
+                "warnings": warnings,
+                "problems": [p.to_json() for p in run.problems],
+                "lists": summaries,
+            }
+        )
+    else:
+        click.echo(
+            f"{'FAILED' if errors else 'OK'}: {_plural(len(summaries), 'list')} checked, "
+            f"{_plural(errors, 'error')}, {_plural(warnings, 'warning')}"
+        )
+    return not errors
+
+
+def _config_or_report(app: AppContext, run: CheckRun) -> PublicationConfig | None:
+    try:
+        return load_config(app.settings)
+    except ListError as exc:
+        found = exc.problems if isinstance(exc, ConfigFileError) else (exc,)
+        for error in found:
+            run.report(Problem(error.path, error.line, error.reason))
+        return None
+
+
+def _check_list(
+    app: AppContext, config: PublicationConfig, list_id: str, run: CheckRun
+) -> dict[str, Any]:
+    reader = reader_for(
+        config,
+        list_id,
+        check_deliverability=app.settings.check_deliverability,
+        on_problem=run.report,
+    )
+    counts = reader.count()
+    if counts.members == 0:
+        run.report(
+            Problem(reader.paths[0], None, f"list {list_id!r} has no members", Severity.WARNING)
+        )
+    if not run.as_json:
+        files = ", ".join(shown(p) for p in reader.paths)
+        click.echo(
+            f"{list_id}: {_plural(counts.members, 'member')} in {files}; "
+            f"{_plural(counts.invalid, 'invalid row')}, "
+            f"{_plural(counts.duplicates, 'duplicate')}"
+        )
+    return {
+        "files": [str(p) for p in reader.paths],
+        "rows": counts.rows,
+        "members": counts.members,
+        "invalid": counts.invalid,
+        "duplicates": counts.duplicates,
+    }
+
+
+@lists.command("show")
+@click.argument("list_id", metavar="[LIST]", required=False)
+@json_option
+@pass_app
+def show(app: AppContext, list_id: str | None, as_json: bool) -> None:
+    """Describe each list (or LIST): delivery settings, sources and member counts."""
+    config = load_config(app.settings)
+    chosen = [config.list(list_id)] if list_id else list(config.lists.values())
+    deliverability = app.settings.check_deliverability
+    with app.store.engine.begin() as conn:
+        stats = [
+            list_stats(config, m.id, conn, check_deliverability=deliverability) for m in chosen
+        ]
+    if as_json:
+        echo_json(
+            {
+                "publication": {"name": config.publication.name},
+                "lists": [_list_json(config, m, s) for m, s in zip(chosen, stats, strict=True)],
+            }
+        )
+        return
+    for mailing_list, numbers in zip(chosen, stats, strict=True):
+        _print_list(config, mailing_list, numbers)
+
+
+def _sender(config: PublicationConfig, mailing_list: MailingList) -> dict[str, str]:
+    publication = config.publication
+    return {
+        "from_name": mailing_list.from_name or publication.from_name,
+        "from_email": mailing_list.from_email or publication.from_email,
+        "reply_to": mailing_list.reply_to or publication.reply_to,
+    }
+
+
+def _list_json(config: PublicationConfig, m: MailingList, stats: ListStats) -> dict[str, Any]:
+    digest = m.cadence == Cadence.DIGEST
+    return {
+        "id": m.id,
+        "title": m.title,
+        "description": m.description,
+        "cadence": str(m.cadence),
+        "schedule": m.schedule if digest else None,
+        "timezone": m.timezone,
+        "approval": str(m.approval),
+        "template": m.template,
+        "max_articles": m.max_articles,
+        "sources": list(m.sources),
+        "members_files": [str(p) for p in stats.files],
+        **_sender(config, m),
+        "members": stats.counts.members,
+        "suppressed": stats.suppressed,
+        "recipients": stats.recipients,
+        "invalid": stats.counts.invalid,
+        "duplicates": stats.counts.duplicates,
+    }
+
+
+def _print_list(config: PublicationConfig, m: MailingList, stats: ListStats) -> None:
+    sender = _sender(config, m)
+    when = f"{m.schedule} ({m.timezone})" if m.cadence == Cadence.DIGEST else "as published"
+    rows = [
+        ("cadence", f"{m.cadence}, {when}"),
+        ("approval", str(m.approval)),
+        ("template", f"{m.template}, up to {m.max_articles} articles"),
+        ("sources", ", ".join(m.sources)),
+        ("from", f"{sender['from_name']} <{sender['from_email']}>"),
+        ("members", f"{stats.counts.members} in {', '.join(shown(p) for p in stats.files)}"),
+        ("suppressed", f"{stats.suppressed} (recipients: {stats.recipients})"),
+        (
+            "invalid",
+            f"{_plural(stats.counts.invalid, 'row')}; "
+            f"{_plural(stats.counts.duplicates, 'duplicate')}",
+        ),
+    ]
+    click.echo(f"{m.id}: {m.title}")
+    if m.description:
+        click.echo(f"  {m.description}")
+    for label, value in rows:
+        click.echo(f"  {label + ':':<12}{value}")
+    click.echo()
+
+
+def _parse_fields(
+    _ctx: click.Context, _param: click.Parameter, values: Sequence[str]
+) -> dict[str, str]:
+    fields: dict[str, str] = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        key = key.strip().lower()
+        if not sep or not FIELD_NAME.fullmatch(key) or key in (EMAIL, NAME):
+            raise click.BadParameter(
+                f"{item!r}: expected KEY=VALUE with KEY a column name such as city "
+                "(use --name for the name)"
+            )
+        fields[key] = value.strip()
+    return fields
+
+
+@lists.command("add")
+@click.argument("list_id", metavar="LIST")
+@click.argument("email")
+@click.option("--name", default="", help="The subscriber's name.")
+@click.option(
+    "--field",
+    "fields",
+    multiple=True,
+    metavar="KEY=VALUE",
+    callback=_parse_fields,
+    help="Another column's value, e.g. --field city=Kellmouth (repeatable).",
+)
+@pass_app
+def add(app: AppContext, list_id: str, email: str, name: str, fields: dict[str, str]) -> None:
+    """Add EMAIL to LIST (appended to the list's first members file)."""
+    config = load_config(app.settings)
+    config.list(list_id)
+    address = normalise_address(email, check_deliverability=app.settings.check_deliverability)
+    subscriber = Subscriber(address, name.strip(), fields)
+    with app.store.engine.begin() as conn:
+        added = add_member(config, list_id, subscriber, conn)
+    if added.existing is not None:
+        where = f"{shown(added.path)}:{added.existing.line}"
+        click.echo(f"{address} is already in {list_id} ({where}); nothing changed.")
+    else:
+        click.echo(f"Added {address} to {list_id} ({shown(added.path)}).")
+
+
+@lists.command("remove")
+@click.argument("list_id", metavar="LIST")
+@click.argument("email")
+@pass_app
+def remove(app: AppContext, list_id: str, email: str) -> None:
+    """Remove EMAIL from every members file of LIST (other rows stay as they are)."""
+    config = load_config(app.settings)
+    config.list(list_id)
+    removed = remove_address(config, list_id, email)
+    for path, lines in removed.items():
+        line_words = ", ".join(str(n) for n in lines)
+        click.echo(f"Removed {email} from {list_id}: {shown(path)} line {line_words}.")
+        _note_shared(config, path, list_id)
+
+
+def _note_shared(config: PublicationConfig, path: Path, list_id: str) -> None:
+    others = [other for other in config.lists_reading(path) if other != list_id]
+    if others:
+        click.echo(
+            f"Note: {shown(path)} is also read by {', '.join(others)}; "
+            "the address has left those lists too."
+        )
+
+
+@lists.command("import")
+@click.argument("list_id", metavar="LIST")
+@click.argument(
+    "source", metavar="FILE.csv", type=click.Path(exists=True, dir_okay=False, path_type=Path)
+)
+@click.option("--dry-run", is_flag=True, help="Report what would happen; change nothing.")
+@pass_app
+def import_(app: AppContext, list_id: str, source: Path, dry_run: bool) -> None:
+    """Add FILE.csv's valid, new, unsuppressed rows to LIST's first members file."""
+    config = load_config(app.settings)
+    config.list(list_id)
+    with app.store.engine.begin() as conn:
+        report = import_members(
+            config,
+            list_id,
+            source.resolve(),
+            conn,
+            dry_run=dry_run,
+            check_deliverability=app.settings.check_deliverability,
+        )
+    for problem in sorted(report.problems, key=lambda p: p.line or 0):
+        click.echo(problem_line(problem))
+    click.echo(
+        f"new: {report.new}, duplicate: {report.duplicate}, "
+        f"invalid: {report.invalid}, suppressed: {report.suppressed}"
+    )
+    if dry_run:
+        click.echo(f"Dry run: nothing was written ({shown(report.target)} is unchanged).")
+    else:
+        click.echo(f"Added {_plural(report.new, 'member')} to {shown(report.target)}.")
+
+
+@lists.command("export")
+@click.argument("list_id", metavar="LIST")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write to this file instead of standard output.",
+)
+@pass_app
+def export(app: AppContext, list_id: str, out: Path | None) -> None:
+    """Write LIST's members, minus suppressed addresses, as CSV."""
+    config = load_config(app.settings)
+    _refuse_member_file(out, config.member_paths(list_id))
+    # atomic: a file given with --out appears complete or not at all, never half-written
+    target = "-" if out is None else str(out)
+    with click.open_file(target, "w", encoding="utf-8", atomic=out is not None) as stream:
+        report = _export(app, config, list_id, stream)
+    click.echo(
+        f"Exported {_plural(report.written, 'member')} of {list_id} "
+        f"({report.suppressed} suppressed and {report.invalid} invalid left out).",
+        err=True,
+    )
+
+
+def _export(app: AppContext, config: PublicationConfig, list_id: str, out: IO[str]) -> ExportReport:
+    with app.store.engine.begin() as conn:
+        return export_members(
+            config, list_id, conn, out, check_deliverability=app.settings.check_deliverability
+        )
+
+
+def _refuse_member_file(out: Path | None, members: Iterable[Path]) -> None:
+    if out is not None and out.resolve() in {p.resolve() for p in members}:
+        raise ConfigError(f"{out} is one of the list's own members files; choose another --out")

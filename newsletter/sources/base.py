@@ -37,10 +37,19 @@ class FetchState:
 
 @dataclass(frozen=True, slots=True)
 class FetchResult:
+    """What one fetch found.
+
+    ``problems`` lists items skipped or read only in part (a Markdown file with bad front
+    matter, a feed entry with an unreadable date, …) as ``where: reason`` lines, so one bad
+    item is reported without hiding the good ones. ``not_modified`` means the server answered 304: nothing
+    changed since ``FetchState`` and ``articles`` is empty.
+    """
+
     articles: Sequence[Article]
     etag: str = ""
     last_modified: str = ""
     not_modified: bool = False
+    problems: Sequence[str] = ()
 
 
 class Source(ABC):
@@ -76,5 +85,7 @@ def make_source(spec: SourceSpec, settings: Settings) -> Source:
         cls = _REGISTRY[spec.type]
     except KeyError:
         known = ", ".join(sorted(_REGISTRY))
-        raise ConfigError(f"source {spec.id!r}: unknown type {spec.type!r} (known: {known})") from None
+        raise ConfigError(
+            f"source {spec.id!r}: unknown type {spec.type!r} (known: {known})"
+        ) from None
     return cls(spec, settings)

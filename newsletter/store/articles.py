@@ -38,8 +38,9 @@ def record_fetch(
     if status in ("ok", "not-modified"):
         values |= {"etag": etag, "last_modified": last_modified}
     if first:
-        conn.execute(insert(source_state).values(source_id=source_id, first_seen_at=at,
-                                                 etag="", last_modified="", **values))
+        values.setdefault("etag", "")
+        values.setdefault("last_modified", "")
+        conn.execute(insert(source_state).values(source_id=source_id, first_seen_at=at, **values))
     else:
         conn.execute(update(source_state).where(source_state.c.source_id == source_id)
                      .values(**values))

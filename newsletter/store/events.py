@@ -8,10 +8,11 @@ the transaction, which also records the request's replay token when the provider
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, Row, Table, delete, func, select, update
+from sqlalchemy import Connection, Table, delete, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -62,7 +63,18 @@ def apply_event(
     return True
 
 
-def find_recipient(conn: Connection, message_id: str, email: str) -> Row[Any] | None:
+@dataclass(frozen=True, slots=True)
+class LedgerRow:
+    """The part of a ``recipients`` row an event needs."""
+
+    id: int
+    issue_id: int
+    email: str
+    list_id: str
+    status: str
+
+
+def find_recipient(conn: Connection, message_id: str, email: str) -> LedgerRow | None:
     """The ledger row of ``message_id`` (with or without angle brackets) sent to ``email``.
 
     Mailgun and SendGrid give one id to a whole batch, so the address is part of the match;
@@ -76,9 +88,9 @@ def find_recipient(conn: Connection, message_id: str, email: str) -> Row[Any] | 
         recipients.c.status,
     ).where(recipients.c.provider_message_id.in_([bare, f"<{bare}>"]))
     if email:
-        stmt = stmt.where(func.lower(recipients.c.email) == suppressions.normalise(email))
+        stmt = stmt.where(recipients.c.email == suppressions.normalise(email))  # ledger: lower-case
     rows = conn.execute(stmt.limit(2)).all()
-    return rows[0] if len(rows) == 1 else None
+    return LedgerRow(*rows[0]) if len(rows) == 1 else None
 
 
 def claim_token(
@@ -90,7 +102,7 @@ def claim_token(
     """
     conn.execute(delete(seen_tokens).where(seen_tokens.c.at < now - keep))
     stmt = _insert(conn, seen_tokens).values(provider=provider, token=token[:300], at=now)
-    return bool(conn.execute(stmt.on_conflict_do_nothing()).rowcount)
+    return _inserted(conn, stmt.on_conflict_do_nothing().returning(seen_tokens.c.token))
 
 
 def soft_bounce_count(conn: Connection, email: str) -> int:
@@ -98,8 +110,20 @@ def soft_bounce_count(conn: Connection, email: str) -> int:
     return int(conn.execute(stmt).scalar() or 0)
 
 
+def reset_soft_bounces(conn: Connection, email: str) -> None:
+    conn.execute(delete(soft_bounces).where(soft_bounces.c.email == suppressions.normalise(email)))
+
+
 def _insert(conn: Connection, table: Table) -> Any:
     return (pg_insert if conn.dialect.name == "postgresql" else sqlite_insert)(table)
+
+
+def _inserted(conn: Connection, stmt: Any) -> bool:
+    """Whether an ``INSERT … ON CONFLICT DO NOTHING RETURNING …`` wrote its row.
+
+    Asked through RETURNING because drivers differ: psycopg reports ``rowcount`` -1 here.
+    """
+    return conn.execute(stmt).first() is not None
 
 
 def _record(conn: Connection, event: WebhookEvent, issue_id: int | None) -> bool:
@@ -113,10 +137,10 @@ def _record(conn: Connection, event: WebhookEvent, issue_id: int | None) -> bool
         at=event.at,
         detail=event.detail[:2000],
     )
-    return bool(conn.execute(stmt.on_conflict_do_nothing()).rowcount)
+    return _inserted(conn, stmt.on_conflict_do_nothing().returning(events.c.id))
 
 
-def _update_recipient(conn: Connection, row: Row[Any], event: WebhookEvent, now: datetime) -> None:
+def _update_recipient(conn: Connection, row: LedgerRow, event: WebhookEvent, now: datetime) -> None:
     if STRENGTH.get(event.type, 0) < STRENGTH.get(row.status, 0):
         return
     values: dict[str, Any] = {"status": str(event.type), "updated_at": now}
@@ -134,7 +158,9 @@ def _suppress(
         # Bounces and complaints concern the address, not one list; an unsubscribe the
         # provider caught (its own link, a mailbox button) concerns the list it came from.
         scope = (list_id or ALL_LISTS) if reason is SuppressionReason.UNSUBSCRIBED else ALL_LISTS
-        suppressions.add(conn, email, reason, scope=scope, source=source, detail=event.detail, at=now)
+        suppressions.add(
+            conn, email, reason, scope=scope, source=source, detail=event.detail, at=now
+        )
     elif event.type is DeliveryStatus.BOUNCED_SOFT:
         count = _count_soft_bounce(conn, email, now)
         if count >= limit:
@@ -143,11 +169,12 @@ def _suppress(
                              detail=detail, at=now)
     elif event.type is DeliveryStatus.DELIVERED:
         # Only bounces in a row count: a mailbox that was full last week but takes mail now is fine.
-        conn.execute(delete(soft_bounces).where(soft_bounces.c.email == suppressions.normalise(email)))
+        reset_soft_bounces(conn, email)
 
 
 def _count_soft_bounce(conn: Connection, email: str, now: datetime) -> int:
-    stmt = _insert(conn, soft_bounces).values(email=suppressions.normalise(email), count=1, last_at=now)
+    address = suppressions.normalise(email)
+    stmt = _insert(conn, soft_bounces).values(email=address, count=1, last_at=now)
     stmt = stmt.on_conflict_do_update(
         index_elements=[soft_bounces.c.email],
         set_={"count": soft_bounces.c.count + 1, "last_at": now},

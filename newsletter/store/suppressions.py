@@ -53,7 +53,8 @@ def add(
     }
     insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
     stmt = insert(suppressions).values(**values).on_conflict_do_nothing()
-    return bool(conn.execute(stmt).rowcount)
+    # RETURNING, not rowcount: psycopg reports -1 for this statement, which reads as True.
+    return conn.execute(stmt.returning(suppressions.c.email)).first() is not None
 
 
 def remove(conn: Connection, email: str, scope: str | None = None) -> int:

@@ -1,0 +1,141 @@
+"""Brevo: up to 1,000 message versions per ``/v3/smtp/email`` call, merged by Brevo.
+
+Every recipient gets a version of its own, so its params, subject, List-Unsubscribe and
+``X-Mailin-custom`` metadata (``nl_batch``, ``nl_rid``) are its own. The bodies refer to
+``{{ params.x }}`` (``{{ params.h_x }}`` for the HTML-escaped variant). The batch's
+idempotency key goes in the body's ``headers.idempotencyKey``; Brevo wants a UUID there,
+so other keys are turned into a stable UUIDv5 of themselves.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import uuid
+from typing import Any
+
+import requests
+
+from ..errors import RenderError, TransientProviderError
+from ..models import DeliveryStatus
+from .base import (
+    BatchRecipient,
+    BatchResult,
+    HttpProvider,
+    HttpRequest,
+    OutgoingBatch,
+    PreparedIssue,
+    RecipientResult,
+)
+
+KEY_NAMESPACE = uuid.UUID("5d0c7b1e-4c1f-5a39-9f4e-6e65776c6574")
+
+
+def _plain(field: str) -> str:
+    return f"{{{{ params.{field} }}}}"
+
+
+def _escaped(field: str) -> str:
+    return f"{{{{ params.h_{field} }}}}"
+
+
+def idempotency_uuid(key: str) -> str:
+    """``key`` itself when it is a UUID, else a UUID derived from it (same key, same UUID)."""
+    try:
+        return str(uuid.UUID(key))
+    except ValueError:
+        return str(uuid.uuid5(KEY_NAMESPACE, key))
+
+
+class BrevoProvider(HttpProvider):
+    name = "brevo"
+    max_batch = 1000
+    idempotent = True
+
+    def build_request(self, issue: PreparedIssue, batch: OutgoingBatch) -> HttpRequest:
+        headers = _shared_headers(issue)
+        headers["idempotencyKey"] = idempotency_uuid(batch.idempotency_key)
+        payload: dict[str, Any] = {
+            "sender": _contact(issue.from_email, issue.from_name),
+            "subject": issue.subject.with_markers(_plain),
+            "htmlContent": issue.html.with_markers(_escaped),
+            "textContent": issue.text.with_markers(_plain),
+            "headers": headers,
+            "messageVersions": [_version(issue, batch, r) for r in batch.recipients],
+        }
+        if issue.reply_to:
+            payload["replyTo"] = {"email": issue.reply_to}
+        if issue.tag:
+            payload["tags"] = [issue.tag]
+        auth = {"api-key": self.settings.brevo_api_key.reveal(), "Accept": "application/json"}
+        url = f"{self.settings.brevo_base_url}/v3/smtp/email"
+        return HttpRequest("POST", url, headers=auth, json=payload)
+
+    def parse_response(self, batch: OutgoingBatch, response: requests.Response) -> BatchResult:
+        ids = response.json()["messageIds"]
+        if len(ids) != len(batch.recipients):
+            raise ValueError(f"expected {len(batch.recipients)} message ids, got {len(ids)}")
+        return BatchResult([
+            RecipientResult(r.email, DeliveryStatus.SENT, str(message_id))
+            for r, message_id in zip(batch.recipients, ids, strict=True)
+        ])
+
+    def raise_for_error(self, response: requests.Response) -> None:
+        try:
+            super().raise_for_error(response)
+        except TransientProviderError as exc:
+            # Brevo sends no Retry-After; its reset header counts seconds.
+            if exc.retry_after is None:
+                exc.retry_after = _seconds(response.headers.get("x-sib-ratelimit-reset", ""))
+            raise
+
+
+def _version(
+    issue: PreparedIssue, batch: OutgoingBatch, recipient: BatchRecipient
+) -> dict[str, Any]:
+    metadata = {
+        "nl_batch": batch.idempotency_key,
+        "nl_issue": str(issue.issue_id),
+        "nl_rid": str(recipient.recipient_id),
+    }
+    return {
+        "to": [_contact(recipient.email, recipient.name)],
+        "params": _params(issue, recipient),
+        "subject": issue.subject.render(recipient.values),
+        "headers": {
+            "List-Unsubscribe": issue.list_unsubscribe.render(recipient.values),
+            "X-Mailin-custom": json.dumps(metadata, separators=(",", ":")),
+        },
+    }
+
+
+def _params(issue: PreparedIssue, recipient: BatchRecipient) -> dict[str, str]:
+    values = recipient.values
+    try:
+        out = {f: values[f] for f in issue.text.field_names}
+        out.update({f"h_{f}": html.escape(values[f]) for f in issue.html.field_names})
+    except KeyError as exc:
+        raise RenderError(
+            f"recipient {recipient.recipient_id}: no value for {exc.args[0]!r}"
+        ) from None
+    return out
+
+
+def _shared_headers(issue: PreparedIssue) -> dict[str, str]:
+    headers = {
+        "List-Id": issue.list_id_header,
+        "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+    }
+    headers.update(issue.extra_headers)
+    return headers
+
+
+def _contact(email: str, name: str) -> dict[str, str]:
+    return {"email": email, "name": name} if name else {"email": email}
+
+
+def _seconds(raw: str) -> float | None:
+    try:
+        return max(0.0, float(raw))
+    except ValueError:
+        return None

@@ -1,0 +1,115 @@
+"""SendGrid v3 Mail Send: one personalization per recipient, merged on SendGrid's side.
+
+The subject and bodies carry substitution tags (``%nl.x%``, ``%nl.h_x%`` for the
+HTML-escaped variant) that each personalization's ``substitutions`` fill in. SendGrid does
+not substitute in headers, so each personalization carries its own List-Unsubscribe.
+``custom_args`` carry ``nl_batch`` (whole request) and ``nl_rid`` (per personalization);
+the Event Webhook echoes them on every event.
+"""
+
+from __future__ import annotations
+
+import html
+import time
+from typing import Any
+
+import requests
+
+from ..errors import RenderError, TransientProviderError
+from .base import (
+    BatchRecipient,
+    BatchResult,
+    HttpProvider,
+    HttpRequest,
+    OutgoingBatch,
+    PreparedIssue,
+)
+
+
+def _plain(field: str) -> str:
+    return f"%nl.{field}%"
+
+
+def _escaped(field: str) -> str:
+    return f"%nl.h_{field}%"
+
+
+class SendGridProvider(HttpProvider):
+    name = "sendgrid"
+    #: SendGrid allows 1,000 personalizations and 1,000 recipients a request; one each here.
+    max_batch = 1000
+
+    def build_request(self, issue: PreparedIssue, batch: OutgoingBatch) -> HttpRequest:
+        payload: dict[str, Any] = {
+            "personalizations": [_personalization(issue, r) for r in batch.recipients],
+            "from": _address(issue.from_email, issue.from_name),
+            "subject": issue.subject.with_markers(_plain),
+            "content": [
+                {"type": "text/plain", "value": issue.text.with_markers(_plain)},
+                {"type": "text/html", "value": issue.html.with_markers(_escaped)},
+            ],
+            "headers": _shared_headers(issue),
+            "custom_args": {"nl_batch": batch.idempotency_key, "nl_issue": str(issue.issue_id)},
+        }
+        if issue.reply_to:
+            payload["reply_to"] = {"email": issue.reply_to}
+        if issue.tag:
+            payload["categories"] = [issue.tag]
+        headers = {"Authorization": f"Bearer {self.settings.sendgrid_api_key.reveal()}"}
+        url = f"{self.settings.sendgrid_base_url}/v3/mail/send"
+        return HttpRequest("POST", url, headers=headers, json=payload)
+
+    def parse_response(self, batch: OutgoingBatch, response: requests.Response) -> BatchResult:
+        if response.status_code != 202:
+            raise ValueError(f"expected 202 Accepted, got {response.status_code}")
+        return BatchResult.all_sent(batch, response.headers.get("X-Message-Id", ""))
+
+    def raise_for_error(self, response: requests.Response) -> None:
+        try:
+            super().raise_for_error(response)
+        except TransientProviderError as exc:
+            # SendGrid announces no Retry-After; its rate-limit reset is an epoch time.
+            if exc.retry_after is None:
+                exc.retry_after = _reset_delay(response.headers.get("X-RateLimit-Reset", ""))
+            raise
+
+
+def _personalization(issue: PreparedIssue, recipient: BatchRecipient) -> dict[str, Any]:
+    return {
+        "to": [_address(recipient.email, recipient.name)],
+        "substitutions": _substitutions(issue, recipient),
+        "headers": {"List-Unsubscribe": issue.list_unsubscribe.render(recipient.values)},
+        "custom_args": {"nl_rid": str(recipient.recipient_id)},
+    }
+
+
+def _substitutions(issue: PreparedIssue, recipient: BatchRecipient) -> dict[str, str]:
+    values = recipient.values
+    try:
+        out = {_plain(f): values[f] for f in issue.subject.field_names | issue.text.field_names}
+        out.update({_escaped(f): html.escape(values[f]) for f in issue.html.field_names})
+    except KeyError as exc:
+        raise RenderError(
+            f"recipient {recipient.recipient_id}: no value for {exc.args[0]!r}"
+        ) from None
+    return out
+
+
+def _shared_headers(issue: PreparedIssue) -> dict[str, str]:
+    headers = {
+        "List-Id": issue.list_id_header,
+        "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+    }
+    headers.update(issue.extra_headers)
+    return headers
+
+
+def _address(email: str, name: str) -> dict[str, str]:
+    return {"email": email, "name": name} if name else {"email": email}
+
+
+def _reset_delay(raw: str) -> float | None:
+    try:
+        return max(0.0, float(raw) - time.time())
+    except ValueError:
+        return None

@@ -1,0 +1,27 @@
+"""The command that runs the fake provider in the foreground until Ctrl-C."""
+
+from __future__ import annotations
+
+import click
+
+from .server import FakeProviderServer
+
+
+@click.command("fake-provider")
+@click.option("--port", type=click.IntRange(0, 65535), default=8025, show_default=True,
+              help="Port to listen on (0 picks a free one).")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on; keep it on the loopback interface.")
+@click.option("--counts-only", is_flag=True,
+              help="Record only per-recipient counts (for runs of millions of recipients).")
+def fake_provider(port: int, host: str, counts_only: bool) -> None:
+    """Serve fake Mailgun, Postmark, SendGrid, Resend, SES and Brevo APIs on one port."""
+    server = FakeProviderServer(host, port, details=not counts_only)
+    click.echo(f"fake provider listening on {server.url}", nl=True)
+    click.echo("point the providers at it with:")
+    for name, value in server.environment().items():
+        click.echo(f"  {name}={value}")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        click.echo("stopped")

@@ -1,0 +1,67 @@
+"""Small parsing helpers the fake APIs share."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from email.utils import getaddresses
+from typing import Any
+
+from .core import FakeRequest
+
+
+def json_body(request: FakeRequest) -> Any:
+    """The parsed JSON body; ``ValueError`` when it is not JSON."""
+    return json.loads(request.body.decode("utf-8"))
+
+
+def bearer(request: FakeRequest) -> str | None:
+    raw = request.header("authorization")
+    if not raw:
+        return None
+    scheme, _, token = raw.partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else ""
+
+
+#: One address, bare or as ``Name <addr>`` (quoted names may hold commas): the common case,
+#: matched without the stdlib's general (and, for 1,000 recipients, slow) address parser.
+SINGLE_ADDRESS = re.compile(r'(?:(?:"(?:[^"\\]|\\.)*"|[^",<>])*<([^<>\s,]+@[^<>\s,]+)>'
+                            r'|([^<>\s,"]+@[^<>\s,"]+))\s*')
+
+
+def addresses(raw: str | list[Any]) -> list[str]:
+    """Bare addresses from ``"Name <a@x>, b@y"`` or a list of such strings."""
+    items = raw if isinstance(raw, list) else [raw]
+    found: list[str] = []
+    for item in map(str, items):
+        match = SINGLE_ADDRESS.fullmatch(item.strip())
+        if match:
+            found.append(match.group(1) or match.group(2))
+        else:
+            found += [addr for _, addr in getaddresses([item]) if addr]
+    return found
+
+
+def substitute(text: str, pattern: re.Pattern[str], lookup: Callable[[str], str | None]) -> str:
+    """``text`` with every match of ``pattern`` (group 1 = name) replaced; unknown names stay."""
+
+    def replace(match: re.Match[str]) -> str:
+        value = lookup(match.group(1))
+        return match.group(0) if value is None else value
+
+    return pattern.sub(replace, text)
+
+
+def string_values(mapping: Mapping[str, Any]) -> dict[str, str]:
+    return {str(k): str(v) for k, v in mapping.items()}
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+def timestamp() -> float:
+    return time.time()

@@ -1,0 +1,56 @@
+"""The publication file and mailing lists: ``subscribers/publication.toml`` and member CSVs.
+
+``load_config`` reads and checks the publication, its sources and its lists;
+``MemberReader`` streams a list's members (de-duplicated across its files) and reports
+each bad row as ``file:line: reason``; ``edit`` changes member files safely.
+"""
+
+from .admin import (
+    ExportReport,
+    ImportReport,
+    ListStats,
+    add_member,
+    export_members,
+    import_members,
+    list_stats,
+    reader_for,
+    remove_address,
+)
+from .config import ConfigFileError, PublicationConfig, load_config, load_config_file
+from .edit import append_members, remove_member
+from .members import (
+    Counts,
+    Member,
+    MemberReader,
+    Problem,
+    Severity,
+    address_key,
+    iter_members,
+    normalise_address,
+)
+
+__all__ = [
+    "ConfigFileError",
+    "Counts",
+    "ExportReport",
+    "ImportReport",
+    "ListStats",
+    "Member",
+    "MemberReader",
+    "Problem",
+    "PublicationConfig",
+    "Severity",
+    "add_member",
+    "address_key",
+    "append_members",
+    "export_members",
+    "import_members",
+    "iter_members",
+    "list_stats",
+    "load_config",
+    "load_config_file",
+    "normalise_address",
+    "reader_for",
+    "remove_address",
+    "remove_member",
+]

@@ -1,0 +1,260 @@
+"""Streaming a list's member CSV files: valid, de-duplicated subscribers out, problems noted.
+
+Files are read a record at a time with ``csv``; nothing holds a whole file. The addresses
+already met (needed to drop duplicates across a list's files) are kept in a private
+temporary SQLite database, so a million-member list costs disk pages, not hundreds of
+megabytes of memory. Invalid rows are errors; duplicates are warnings (the first row wins).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import closing
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from email_validator import EmailNotValidError, validate_email
+
+from ..errors import ConfigError, ListError
+from ..models import Subscriber
+from .csvfile import EMAIL, NAME, Header, Record, first_header, iter_records
+
+
+class Severity(StrEnum):
+    ERROR = "error"
+    WARNING = "warning"
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """Something wrong with a file or one of its rows; ``str()`` reads ``file:line: reason``."""
+
+    path: Path
+    line: int | None
+    reason: str
+    severity: Severity = Severity.ERROR
+    first: tuple[Path, int] | None = None  # for duplicates: the row that was kept
+
+    def __str__(self) -> str:
+        return str(self.as_error())
+
+    def as_error(self) -> ListError:
+        return ListError(self.path, self.line, self.reason)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "file": str(self.path),
+            "line": self.line,
+            "reason": self.reason,
+            "severity": str(self.severity),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    """A valid subscriber and where it was read; ``key`` is the address for comparisons."""
+
+    subscriber: Subscriber
+    path: Path
+    line: int
+
+    @property
+    def key(self) -> str:
+        return address_key(self.subscriber.email)
+
+
+@dataclass(slots=True)
+class Counts:
+    rows: int = 0
+    members: int = 0
+    invalid: int = 0
+    duplicates: int = 0
+
+
+def address_key(email: str) -> str:
+    """How addresses are compared: case-insensitively, as the suppression store does."""
+    return email.strip().lower()
+
+
+def normalise_address(raw: str, *, check_deliverability: bool = False) -> str:
+    """The address in email-validator's normalised form (domain lower-cased), or ConfigError."""
+    address = raw.strip()
+    if not address:
+        raise ConfigError("no email address")
+    try:
+        valid = validate_email(address, check_deliverability=check_deliverability)
+    except EmailNotValidError as exc:
+        raise ConfigError(f"invalid address {address!r}: {exc}") from exc
+    return valid.normalized
+
+
+def row_key(raw: str) -> str:
+    """The comparison key of an address as written in a file, valid or not."""
+    try:
+        return address_key(normalise_address(raw))
+    except ConfigError:
+        return address_key(raw)
+
+
+class SeenAddresses:
+    """Addresses already read for one list, with the file and line of each (first wins)."""
+
+    def __init__(self) -> None:
+        # An empty file name gives a private on-disk database that SQLite deletes on close.
+        self._db = sqlite3.connect("", isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=OFF")
+        self._db.execute("PRAGMA synchronous=OFF")
+        self._db.execute(
+            "CREATE TABLE seen (key TEXT PRIMARY KEY, file INT, line INT) WITHOUT ROWID"
+        )
+        self._db.execute("BEGIN")
+
+    def first(self, key: str, file: int, line: int) -> tuple[int, int] | None:
+        """Record ``key`` at (file, line); if it was already there, where it was first."""
+        cursor = self._db.execute("INSERT OR IGNORE INTO seen VALUES (?, ?, ?)", (key, file, line))
+        if cursor.rowcount:
+            return None
+        found = self._db.execute("SELECT file, line FROM seen WHERE key = ?", (key,)).fetchone()
+        return (int(found[0]), int(found[1]))
+
+    def close(self) -> None:
+        self._db.close()
+
+
+class MemberReader:
+    """Reads the member files of one list, in order: each valid address once.
+
+    Problems go to ``on_problem`` as they are found (default: appended to ``problems``);
+    ``counts`` is complete once iteration has finished.
+    """
+
+    def __init__(
+        self,
+        paths: Sequence[Path],
+        *,
+        check_deliverability: bool = False,
+        on_problem: Callable[[Problem], None] | None = None,
+    ) -> None:
+        self.paths = tuple(paths)
+        self.check_deliverability = check_deliverability
+        self.problems: list[Problem] = []
+        self.counts = Counts()
+        self._report = on_problem if on_problem is not None else self.problems.append
+
+    def __iter__(self) -> Iterator[Subscriber]:
+        return (member.subscriber for member in self.members())
+
+    def members(self) -> Iterator[Member]:
+        self.counts = Counts()
+        with closing(SeenAddresses()) as seen:
+            for index, path in enumerate(self.paths):
+                yield from self._read_file(index, path, seen)
+
+    def addresses(self) -> Iterator[str]:
+        """Only the comparison keys of the members: the count-only pass."""
+        return (member.key for member in self.members())
+
+    def count(self) -> Counts:
+        for _ in self.members():
+            pass
+        return self.counts
+
+    @property
+    def errors(self) -> int:
+        return sum(1 for p in self.problems if p.severity == Severity.ERROR)
+
+    def _read_file(self, index: int, path: Path, seen: SeenAddresses) -> Iterator[Member]:
+        try:
+            handle = path.open(encoding="utf-8-sig", newline="")
+        except OSError as exc:
+            self._problem(path, None, f"cannot read: {exc.strerror}")
+            return
+        with handle:
+            records = iter_records(handle, path)
+            try:
+                header = first_header(records, path)
+            except ListError as exc:
+                self._problem(exc.path, exc.line, exc.reason)
+                return
+            for record in self._until_unreadable(records):
+                member = self._member(record, header, (index, path), seen)
+                if member is not None:
+                    yield member
+
+    def _until_unreadable(self, records: Iterator[Record]) -> Iterator[Record]:
+        """The records, stopping (with a problem noted) where the file cannot be decoded."""
+        try:
+            yield from records
+        except ListError as exc:
+            self._problem(exc.path, exc.line, exc.reason)
+
+    def _member(
+        self, record: Record, header: Header, where: tuple[int, Path], seen: SeenAddresses
+    ) -> Member | None:
+        if record.error:
+            self.counts.rows += 1
+            self.counts.invalid += 1
+            self._problem(where[1], record.line, record.error)
+            return None
+        if record.fields is None or not any(f.strip() for f in record.fields):
+            return None  # comments, and rows of empty cells that spreadsheets leave behind
+        self.counts.rows += 1
+        try:
+            subscriber = self._subscriber(record, header)
+        except ConfigError as exc:
+            self.counts.invalid += 1
+            self._problem(where[1], record.line, str(exc))
+            return None
+        first = seen.first(address_key(subscriber.email), where[0], record.line)
+        if first is not None:
+            self._duplicate(where[1], record.line, (self.paths[first[0]], first[1]))
+            return None
+        self.counts.members += 1
+        return Member(subscriber, where[1], record.line)
+
+    def _subscriber(self, record: Record, header: Header) -> Subscriber:
+        fields = record.fields or []
+        if len(fields) != len(header.columns):
+            raise ConfigError(_column_count(record, header))
+        values = header.values(fields)
+        email = normalise_address(values.pop(EMAIL), check_deliverability=self.check_deliverability)
+        return Subscriber(email=email, name=values.pop(NAME, ""), fields=values)
+
+    def _duplicate(self, path: Path, line: int, first: tuple[Path, int]) -> None:
+        self.counts.duplicates += 1
+        other = f"line {first[1]}" if first[0] == path else f"{first[0].name}:{first[1]}"
+        reason = f"duplicate of {other} (kept the first)"
+        self._report(Problem(path, line, reason, Severity.WARNING, first))
+
+    def _problem(self, path: Path, line: int | None, reason: str) -> None:
+        self._report(Problem(path, line, reason))
+
+
+def _column_count(record: Record, header: Header) -> str:
+    found = len(record.fields or [])
+    reason = f"expected {len(header.columns)} columns ({','.join(header.columns)}), found {found}"
+    if record.last_line > record.line:
+        reason += f"; the row runs on to line {record.last_line}: is a quote left open?"
+    elif found > len(header.columns):
+        reason += "; put values that contain commas in double quotes"
+    return reason
+
+
+def iter_members(
+    path: Path, check_deliverability: bool = False, problems: list[Problem] | None = None
+) -> Iterator[Subscriber]:
+    """The valid subscribers of one member file, streaming.
+
+    Problems are appended to ``problems`` when it is given; without it the first invalid
+    row raises ``ListError`` (duplicates are still dropped quietly, the first row winning).
+    """
+
+    def fail(problem: Problem) -> None:
+        if problem.severity == Severity.ERROR:
+            raise problem.as_error()
+
+    report = problems.append if problems is not None else fail
+    yield from MemberReader([path], check_deliverability=check_deliverability, on_problem=report)

@@ -1,0 +1,107 @@
+"""The public web app: one-click unsubscribe, provider webhooks, the archive and a health check.
+
+``create_app(settings, store)`` builds a Starlette app; ``newsletter serve`` runs it with
+uvicorn. It is meant to sit behind a reverse proxy that terminates TLS.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from ..config import Settings
+from ..lists.config import PublicationConfig, load_config
+from ..store import Store
+from ..tokens import TokenSigner
+from .archive import ArchiveEndpoints
+from .pages import STYLESHEET, Pages, SecurityHeaders, Site
+from .unsubscribe import UnsubscribeEndpoints
+from .webhooks import Fetcher, build_receivers
+from .webhooks.endpoint import WebhookEndpoint
+
+log = logging.getLogger(__name__)
+
+
+def site_from_config(config: PublicationConfig) -> Site:
+    publication = config.publication
+    return Site(
+        name=publication.name,
+        base_url=publication.base_url,
+        language=publication.language,
+        list_titles={list_id: ml.title for list_id, ml in config.lists.items()},
+    )
+
+
+def create_app(
+    settings: Settings, store: Store, *, site: Site | None = None, fetch: Fetcher | None = None
+) -> Starlette:
+    """The app for one publication; ``site`` defaults to what its ``publication.toml`` says.
+
+    ``fetch`` reads SNS signing certificates and confirmation URLs (tests pass their own).
+    """
+    pages = Pages(settings, site or site_from_config(load_config(settings)))
+    signer = TokenSigner(settings.secret_key.reveal())
+    receivers = build_receivers(settings, store.now, fetch)
+    core = CoreEndpoints(store, pages)
+    routes = [
+        *core.routes(),
+        *UnsubscribeEndpoints(store, signer, pages).routes(),
+        *ArchiveEndpoints(store, pages).routes(),
+        *WebhookEndpoint(settings, store, receivers).routes(),
+    ]
+    return Starlette(
+        routes=routes,
+        middleware=[Middleware(SecurityHeaders)],
+        exception_handlers={HTTPException: core.error_page},
+    )
+
+
+class CoreEndpoints:
+    """The front page, the health check, the stylesheet and the error pages."""
+
+    def __init__(self, store: Store, pages: Pages) -> None:
+        self.store = store
+        self.pages = pages
+
+    def routes(self) -> list[Route]:
+        return [
+            Route("/", self.home, methods=["GET"]),
+            Route("/healthz", self.healthz, methods=["GET"]),
+            Route(f"/assets/{STYLESHEET}", self.stylesheet, methods=["GET"]),
+        ]
+
+    async def home(self, request: Request) -> Response:
+        return self.pages.render("home.html")
+
+    async def healthz(self, request: Request) -> Response:
+        try:
+            await run_in_threadpool(self._ping)
+        except SQLAlchemyError:
+            log.exception("health check: the database did not answer")
+            return JSONResponse({"status": "error", "database": "unavailable"}, status_code=503)
+        return JSONResponse({"status": "ok"})
+
+    async def stylesheet(self, request: Request) -> Response:
+        return self.pages.stylesheet_response()
+
+    async def error_page(self, request: Request, exc: Exception) -> Response:
+        status = exc.status_code if isinstance(exc, HTTPException) else 500
+        headers = exc.headers if isinstance(exc, HTTPException) else None
+        if request.url.path.startswith("/webhooks/"):
+            return PlainTextResponse(str(status), status_code=status, headers=headers)
+        response = self.pages.render("error.html", status=status, status_code=status)
+        response.headers.update(headers or {})
+        return response
+
+    def _ping(self) -> None:
+        with self.store.engine.connect() as conn:
+            conn.execute(text("SELECT 1")).scalar_one()

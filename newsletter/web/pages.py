@@ -1,0 +1,108 @@
+"""What every page of the web app shares: the publication it speaks for, its templates, headers.
+
+Templates come from ``templates/web/`` of the publication, falling back to the ones shipped
+with the project, so a publication can restyle its pages by copying and editing them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from jinja2 import ChoiceLoader, Environment, FileSystemLoader, StrictUndefined, TemplateNotFound
+from starlette.datastructures import MutableHeaders
+from starlette.responses import HTMLResponse, Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from ..config import Settings
+from ..errors import ConfigError
+
+BUNDLED_TEMPLATES = Path(__file__).resolve().parents[2] / "templates" / "web"
+STYLESHEET = "web.css"
+
+#: Sent with every answer unless the route chose its own value. The app's pages load nothing
+#: but their own stylesheet and post forms only to themselves.
+SECURITY_HEADERS: Mapping[str, str] = {
+    "Content-Security-Policy": (
+        "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
+        "frame-ancestors 'none'; base-uri 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+    "Cross-Origin-Opener-Policy": "same-origin",
+    "Cache-Control": "no-store",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Site:
+    """The publication as its public pages show it: no subscriber data, only names."""
+
+    name: str
+    base_url: str = ""
+    language: str = "en"
+    list_titles: Mapping[str, str] = field(default_factory=dict)
+
+    def list_title(self, list_id: str) -> str:
+        if list_id == "*":
+            return f"every list of {self.name}"
+        return self.list_titles.get(list_id, list_id)
+
+
+class Pages:
+    """Renders the web templates (autoescaped, strict) into HTML responses."""
+
+    def __init__(self, settings: Settings, site: Site) -> None:
+        self.site = site
+        self.env = Environment(
+            loader=ChoiceLoader([
+                FileSystemLoader(settings.templates_dir / "web"),
+                FileSystemLoader(BUNDLED_TEMPLATES),
+            ]),
+            autoescape=True,
+            undefined=StrictUndefined,
+            auto_reload=False,
+        )
+        self.stylesheet = self._source(STYLESHEET)
+
+    def render(self, name: str, status: int = 200, **context: Any) -> HTMLResponse:
+        html = self.env.get_template(name).render(site=self.site, **context)
+        return HTMLResponse(html, status_code=status)
+
+    def stylesheet_response(self) -> Response:
+        return Response(
+            self.stylesheet,
+            media_type="text/css",
+            headers={"Cache-Control": "public, max-age=3600"},
+        )
+
+    def _source(self, name: str) -> str:
+        try:
+            source, _, _ = self.env.loader.get_source(self.env, name)  # type: ignore[union-attr]
+        except TemplateNotFound as exc:
+            raise ConfigError(f"web template {name} not found in templates/web/") from exc
+        return source
+
+
+class SecurityHeaders:
+    """ASGI middleware adding ``SECURITY_HEADERS`` to every HTTP answer, errors included."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                for name, value in SECURITY_HEADERS.items():
+                    headers.setdefault(name, value)
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)

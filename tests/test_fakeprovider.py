@@ -1,0 +1,107 @@
+"""The fake provider server itself: its control endpoints, fault targeting, CLI, modes."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+from click.testing import CliRunner
+
+from newsletter.cli import cli
+from newsletter.delivery.mailgun import MailgunProvider
+from newsletter.devtools.fakeprovider import FakeProviderServer, Fault, FaultKind
+from newsletter.errors import TransientProviderError
+from tests.servers.fake_provider import (
+    fake_provider_server,
+    provider_settings,
+    sample_batch,
+    sample_issue,
+)
+
+
+@pytest.fixture
+def server() -> Iterator[FakeProviderServer]:
+    with fake_provider_server() as running:
+        yield running
+
+
+@pytest.fixture
+def mailgun(server: FakeProviderServer, tmp_path: Path) -> Iterator[MailgunProvider]:
+    provider = MailgunProvider(provider_settings(server, tmp_path, "mailgun"))
+    yield provider
+    provider.close()
+
+
+def test_faults_record_and_reset_over_http(
+    server: FakeProviderServer, mailgun: MailgunProvider
+) -> None:
+    with requests.Session() as http:
+        pushed = http.post(f"{server.url}/_fake/faults", json={
+            "provider": "mailgun", "kind": "rate-limit", "nth": 2, "retry_after": 3})
+        assert pushed.status_code == 201
+        mailgun.send_batch(sample_issue(), sample_batch(2))
+        with pytest.raises(TransientProviderError):
+            mailgun.send_batch(sample_issue(), sample_batch(2, first_id=5))
+
+        record = http.get(f"{server.url}/_fake/record", params={"provider": "mailgun"}).json()
+        assert record["requests"] == {"mailgun": 2}
+        assert record["accepted"] == {"mailgun": 2}
+        assert {c["recipient"] for c in record["copies"]} == {
+            "reader1@example.com", "reader2@example.com"}
+        assert record["copies"][0]["subject"].startswith("Workers\u2013Internationalist")
+
+        assert http.post(f"{server.url}/_fake/reset").status_code == 200
+        assert http.get(f"{server.url}/_fake/record?summary=1").json()["accepted"] == {}
+        bad = http.post(f"{server.url}/_fake/faults", json={"provider": "nope", "kind": "slow"})
+        assert bad.status_code == 400
+
+
+def test_fault_matching_a_recipient_waits_for_that_recipient(
+    server: FakeProviderServer, mailgun: MailgunProvider
+) -> None:
+    server.faults.push("mailgun", Fault(FaultKind.SERVER_ERROR, recipient="reader9@example.com"))
+    mailgun.send_batch(sample_issue(), sample_batch(3))
+    with pytest.raises(TransientProviderError):
+        mailgun.send_batch(sample_issue(), sample_batch(3, first_id=8))
+    mailgun.send_batch(sample_issue(), sample_batch(3, first_id=8))
+    assert server.recorder.count("mailgun", "reader9@example.com") == 1
+
+
+def test_counts_only_mode_keeps_no_copies(tmp_path: Path) -> None:
+    with fake_provider_server(details=False) as server:
+        provider = MailgunProvider(provider_settings(server, tmp_path, "mailgun"))
+        provider.send_batch(sample_issue(), sample_batch(1000))
+        provider.close()
+        assert server.recorder.summary()["accepted"] == {"mailgun": 1000}
+        assert server.recorder.copies() == []
+        assert server.recorder.count("mailgun", "reader1000@example.com") == 1
+
+
+def test_module_runs_as_a_process_until_interrupted() -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "newsletter.devtools.fakeprovider", "--port", "0"],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert process.stdout is not None
+        first = process.stdout.readline()
+        url = first.rsplit(" ", 1)[-1].strip()
+        assert url.startswith("http://127.0.0.1:")
+        with requests.Session() as http:
+            assert http.get(f"{url}/_fake/record?summary=1").json()["requests"] == {}
+    finally:
+        process.send_signal(signal.SIGINT)
+        out, _ = process.communicate(timeout=10)
+    assert process.returncode == 0
+    assert "stopped" in out
+
+
+def test_cli_command_is_registered(tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["--home", str(tmp_path), "dev", "fake-provider", "--help"])
+    assert result.exit_code == 0
+    assert "--counts-only" in result.output

@@ -1,0 +1,139 @@
+"""Streaming member CSVs: valid rows out, each bad row named as file:line: reason."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from newsletter.errors import ListError
+from newsletter.lists import MemberReader, Problem, Severity, iter_members
+from newsletter.models import Subscriber
+
+
+def write(path: Path, text: str, encoding: str = "utf-8") -> Path:
+    path.write_bytes(text.encode(encoding))
+    return path
+
+
+def test_rows_become_subscribers_with_extra_columns_as_fields(tmp_path: Path) -> None:
+    path = write(
+        tmp_path / "a.csv",
+        "# a comment line\nEmail,Name,City\n"
+        "zoe@Example.ORG,Zoë Ångström,Kellmouth\n\n"
+        '"okafor@example.org","Okafor, Mary","St Ives"\n',
+    )
+    assert list(iter_members(path)) == [
+        Subscriber("zoe@example.org", "Zoë Ångström", {"city": "Kellmouth"}),
+        Subscriber("okafor@example.org", "Okafor, Mary", {"city": "St Ives"}),
+    ]
+
+
+def test_bad_rows_are_reported_by_file_and_line(tmp_path: Path) -> None:
+    path = write(
+        tmp_path / "a.csv",
+        "email,name\n"
+        "good@example.org,Good\n"
+        "# the next row is deliberately broken\n"
+        "nobody@,Broken\n"
+        ",No address\n"
+        "three@example.org,Too,Many\n"
+        "last@example.org,Last\n",
+    )
+    problems: list[Problem] = []
+    members = list(iter_members(path, problems=problems))
+
+    assert [m.email for m in members] == ["good@example.org", "last@example.org"]
+    assert [str(p) for p in problems] == [
+        f"{path}:4: invalid address 'nobody@': There must be something after the @-sign.",
+        f"{path}:5: no email address",
+        f"{path}:6: expected 2 columns (email,name), found 3; "
+        "put values that contain commas in double quotes",
+    ]
+    assert {p.severity for p in problems} == {Severity.ERROR}
+
+
+def test_without_a_problem_list_the_first_bad_row_raises(tmp_path: Path) -> None:
+    path = write(tmp_path / "a.csv", "email\nok@example.org\nbad@@example.org\n")
+    with pytest.raises(ListError) as caught:
+        list(iter_members(path))
+    assert (caught.value.path, caught.value.line) == (path, 3)
+
+
+def test_duplicates_are_dropped_case_insensitively_within_and_across_files(tmp_path: Path) -> None:
+    first = write(
+        tmp_path / "first.csv", "email,name\na@example.org,A\nb@example.org,B\nA@EXAMPLE.org,A2\n"
+    )
+    second = write(tmp_path / "second.csv", "name,email\nB again,b@Example.org\nC,c@example.org\n")
+    reader = MemberReader([first, second])
+
+    assert [s.email for s in reader] == ["a@example.org", "b@example.org", "c@example.org"]
+    assert [str(p) for p in reader.problems] == [
+        f"{first}:4: duplicate of line 2 (kept the first)",
+        f"{second}:2: duplicate of first.csv:3 (kept the first)",
+    ]
+    assert all(p.severity == Severity.WARNING for p in reader.problems)
+    assert (reader.counts.rows, reader.counts.members, reader.counts.duplicates) == (5, 3, 2)
+
+
+def test_quoted_line_breaks_and_an_unclosed_quote(tmp_path: Path) -> None:
+    path = write(
+        tmp_path / "a.csv",
+        'email,name\nx@example.org,"Line one\nline two"\n'
+        'y@example.org,"Mo" Okafor\n'
+        'z@example.org,"never closed\nlast@example.org,Last\n',
+    )
+    problems: list[Problem] = []
+    members = list(iter_members(path, problems=problems))
+    assert members == [Subscriber("x@example.org", "Line one\nline two")]
+    assert [str(p) for p in problems] == [
+        f"{path}:4: cannot be split into columns: ',' expected after '\"'",
+        f"{path}:5: a quoted value starts in this row and is never closed",
+    ]
+
+
+def test_a_byte_order_mark_and_windows_line_endings_are_fine(tmp_path: Path) -> None:
+    path = write(tmp_path / "a.csv", "\ufeffemail,name\r\nw@example.org,Win\r\n")
+    assert list(iter_members(path)) == [Subscriber("w@example.org", "Win")]
+
+
+@pytest.mark.parametrize(
+    ("header", "reason"),
+    [
+        ("name,city\n", "header row: no 'email' column (found: name, city)"),
+        ("email,name,Name\n", "header row: column 'name' appears twice"),
+        ("email,First Name\n", "header row: column name 'first name' cannot be used in templates"),
+        ("# only a comment\n", "no header row: the first line must name the columns"),
+    ],
+)
+def test_header_problems_stop_the_file(tmp_path: Path, header: str, reason: str) -> None:
+    path = write(tmp_path / "a.csv", header)
+    reader = MemberReader([path])
+    assert list(reader) == []
+    [problem] = reader.problems
+    assert problem.reason.startswith(reason)
+
+
+def test_text_that_is_not_utf8_is_reported_and_the_next_file_still_read(tmp_path: Path) -> None:
+    latin = write(tmp_path / "latin.csv", "email,name\nj@example.org,José\n", encoding="latin-1")
+    fine = write(tmp_path / "fine.csv", "email\nk@example.org\n")
+    reader = MemberReader([latin, fine])
+    assert [s.email for s in reader] == ["k@example.org"]
+    [problem] = reader.problems
+    assert problem.path == latin
+    assert "not UTF-8 text" in problem.reason
+
+
+def test_missing_file_is_a_problem_not_a_crash(tmp_path: Path) -> None:
+    reader = MemberReader([tmp_path / "gone.csv"])
+    assert reader.count().members == 0
+    assert reader.problems[0].reason.startswith("cannot read:")
+
+
+def test_count_only_pass_matches_a_full_read(tmp_path: Path) -> None:
+    rows = "".join(f"user{i}@example.org,User {i}\n" for i in range(300))
+    path = write(tmp_path / "a.csv", "email,name\n" + rows + "user7@example.org,again\nbad,row\n")
+    reader = MemberReader([path])
+    counts = reader.count()
+    assert (counts.rows, counts.members, counts.invalid, counts.duplicates) == (302, 300, 1, 1)
+    assert sum(1 for _ in reader.addresses()) == 300

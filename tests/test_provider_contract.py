@@ -1,0 +1,163 @@
+"""Every HTTP provider against the fake provider server: the same contract, six APIs."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from newsletter.config import Secret, Settings
+from newsletter.delivery.base import HttpProvider
+from newsletter.delivery.registry import PROVIDERS, make_provider
+from newsletter.devtools.fakeprovider import FakeProviderServer, Fault, FaultKind
+from newsletter.errors import (
+    ConfigError,
+    PermanentProviderError,
+    ProviderAuthError,
+    TransientProviderError,
+    UnknownOutcomeError,
+)
+from newsletter.models import DeliveryStatus
+from tests.servers.fake_provider import (
+    expected_copy,
+    fake_provider_server,
+    provider_settings,
+    sample_batch,
+    sample_issue,
+)
+
+NAMES = sorted(n for n, cls in PROVIDERS.items() if issubclass(cls, HttpProvider))
+WRONG_KEYS = {
+    "mailgun": {"mailgun_api_key": Secret("wrong")},
+    "postmark": {"postmark_server_token": Secret("wrong")},
+    "sendgrid": {"sendgrid_api_key": Secret("wrong")},
+    "resend": {"resend_api_key": Secret("wrong")},
+    "ses": {"ses_secret_access_key": Secret("wrong")},
+    "brevo": {"brevo_api_key": Secret("wrong")},
+}
+
+
+@pytest.fixture
+def server() -> Iterator[FakeProviderServer]:
+    with fake_provider_server() as running:
+        yield running
+
+
+@pytest.fixture(params=NAMES)
+def name(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def provider(server: FakeProviderServer, tmp_path: Path, name: str) -> Iterator[HttpProvider]:
+    made = make_provider(provider_settings(server, tmp_path, name))
+    assert isinstance(made, HttpProvider)
+    yield made
+    made.close()
+
+
+def test_every_recipient_gets_exactly_one_merged_copy(
+    server: FakeProviderServer, provider: HttpProvider, name: str
+) -> None:
+    batch = sample_batch(min(provider.max_batch, 12))
+
+    result = provider.send_batch(sample_issue(), batch)
+
+    assert [r.status for r in result.results] == [DeliveryStatus.SENT] * len(batch.recipients)
+    assert all(r.message_id for r in result.results)
+    copies = {c.recipient: c for c in server.recorder.copies(name)}
+    assert sorted(copies) == sorted(r.email for r in batch.recipients)
+    for recipient in batch.recipients:
+        copy = copies[recipient.email]
+        assert server.recorder.count(name, recipient.email) == 1
+        content = copy.content
+        got = {"subject": content.subject, "html": content.html, "text": content.text,
+               "list_unsubscribe": content.list_unsubscribe}
+        assert got == expected_copy(recipient)
+        assert copy.metadata["nl_rid"] == str(recipient.recipient_id)
+        assert content.headers["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+
+
+def test_wrong_credentials_raise_auth_error(
+    server: FakeProviderServer, tmp_path: Path, name: str
+) -> None:
+    settings = provider_settings(server, tmp_path, name, **WRONG_KEYS[name])
+    provider = make_provider(settings)
+    assert isinstance(provider, HttpProvider)
+    with pytest.raises(ProviderAuthError):
+        provider.send_batch(sample_issue(), sample_batch(2))
+    provider.close()
+    assert server.recorder.copies() == []
+
+
+def test_rate_limit_is_transient(
+    server: FakeProviderServer, provider: HttpProvider, name: str
+) -> None:
+    server.faults.push(name, Fault(FaultKind.RATE_LIMIT, retry_after=7))
+
+    with pytest.raises(TransientProviderError) as raised:
+        provider.send_batch(sample_issue(), sample_batch(2))
+
+    assert raised.value.status == 429
+    if name not in ("ses", "postmark"):  # neither announces when to come back
+        assert raised.value.retry_after == pytest.approx(7, abs=1.5)
+    assert server.recorder.copies() == []
+
+
+def test_server_error_is_transient(
+    server: FakeProviderServer, provider: HttpProvider, name: str
+) -> None:
+    server.faults.push(name, Fault(FaultKind.SERVER_ERROR))
+    with pytest.raises(TransientProviderError) as raised:
+        provider.send_batch(sample_issue(), sample_batch(2))
+    assert raised.value.status == 500
+    assert provider.send_batch(sample_issue(), sample_batch(2)).results[0].status == "sent"
+
+
+def test_unauthorized_fault_raises_auth_error(
+    server: FakeProviderServer, provider: HttpProvider, name: str
+) -> None:
+    server.faults.push(name, Fault(FaultKind.UNAUTHORIZED, nth=2))
+    provider.send_batch(sample_issue(), sample_batch(1))
+    with pytest.raises(ProviderAuthError):
+        provider.send_batch(sample_issue(), sample_batch(1, first_id=50))
+
+
+@pytest.mark.parametrize("kind", [FaultKind.RESET, FaultKind.CLOSE])
+def test_lost_answer_is_unknown_outcome_but_was_delivered(
+    server: FakeProviderServer, provider: HttpProvider, name: str, kind: FaultKind
+) -> None:
+    batch = sample_batch(3)
+    server.faults.push(name, Fault(kind, recipient=batch.recipients[1].email))
+
+    with pytest.raises(UnknownOutcomeError):
+        provider.send_batch(sample_issue(), batch)
+
+    assert [server.recorder.count(name, r.email) for r in batch.recipients] == [1, 1, 1]
+
+
+def test_answer_slower_than_timeout_is_unknown_outcome(
+    server: FakeProviderServer, tmp_path: Path, name: str
+) -> None:
+    provider = make_provider(provider_settings(server, tmp_path, name, http_timeout=0.3))
+    assert isinstance(provider, HttpProvider)
+    server.faults.push(name, Fault(FaultKind.SLOW, delay=5))
+    with pytest.raises(UnknownOutcomeError):
+        provider.send_batch(sample_issue(), sample_batch(1))
+    provider.close()
+    assert server.recorder.count(name, "reader1@example.com") == 1
+
+
+def test_batch_over_the_native_limit_is_refused_by_the_server(
+    server: FakeProviderServer, provider: HttpProvider, name: str
+) -> None:
+    with pytest.raises(PermanentProviderError) as raised:
+        provider.send_batch(sample_issue(), sample_batch(provider.max_batch + 1))
+    assert raised.value.status in (400, 422)
+    assert server.recorder.copies() == []
+
+
+def test_missing_credentials_fail_before_any_request(tmp_path: Path, name: str) -> None:
+    with pytest.raises(ConfigError, match=name):
+        make_provider(Settings(home=tmp_path, provider=name))

@@ -1,0 +1,87 @@
+"""Mailgun: the batch request's shape, and reconciliation through the Events API."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from newsletter.delivery.mailgun import MailgunProvider
+from newsletter.devtools.fakeprovider import FakeProviderServer, Fault, FaultKind
+from newsletter.errors import ProviderAuthError, UnknownOutcomeError
+from newsletter.models import DeliveryStatus
+from tests.servers.fake_provider import (
+    fake_provider_server,
+    provider_settings,
+    sample_batch,
+    sample_issue,
+)
+
+
+@pytest.fixture
+def server() -> Iterator[FakeProviderServer]:
+    with fake_provider_server() as running:
+        yield running
+
+
+@pytest.fixture
+def mailgun(server: FakeProviderServer, tmp_path: Path) -> Iterator[MailgunProvider]:
+    provider = MailgunProvider(provider_settings(server, tmp_path, "mailgun"))
+    yield provider
+    provider.close()
+
+
+def test_request_uses_recipient_variables_for_every_merge(mailgun: MailgunProvider) -> None:
+    batch = sample_batch(2)
+    request = mailgun.build_request(sample_issue(), batch)
+    fields = dict(request.data)
+
+    assert request.url.endswith("/v3/mg.example.org/messages")
+    assert request.auth == ("api", "mg-test-key")
+    assert [v for k, v in request.data if k == "to"] == [r.to_header for r in batch.recipients]
+    assert fields["subject"] == "Workers\u2013Internationalist weekly, for %recipient.name%"
+    assert '<a href="%recipient.h_unsubscribe_url%">' in fields["html"]
+    assert fields["h:List-Unsubscribe"] == "<%recipient.unsubscribe_url%>"
+    assert fields["v:nl_batch"] == "batch-7-1"
+    assert fields["v:nl_rid"] == "%recipient.nl_rid%"
+    variables = json.loads(fields["recipient-variables"])
+    first = variables["reader1@example.com"]
+    assert first["name"] == batch.recipients[0].values["name"]
+    assert first["h_unsubscribe_url"].endswith("list=weekly&amp;src=email")
+    assert first["nl_rid"] == "1"
+
+
+def test_unknown_batch_is_reconciled_from_accepted_events(
+    server: FakeProviderServer, mailgun: MailgunProvider
+) -> None:
+    batch = sample_batch(4)
+    server.faults.push("mailgun", Fault(FaultKind.RESET))
+    with pytest.raises(UnknownOutcomeError):
+        mailgun.send_batch(sample_issue(), batch)
+
+    result = mailgun.reconcile(sample_issue(), batch)
+
+    assert result is not None
+    assert {r.email: r.status for r in result.results} == {
+        r.email: DeliveryStatus.SENT for r in batch.recipients
+    }
+    assert len({r.message_id for r in result.results}) == 1
+
+
+def test_reconcile_ignores_other_batches(
+    server: FakeProviderServer, mailgun: MailgunProvider
+) -> None:
+    mailgun.send_batch(sample_issue(), sample_batch(2, key="another-batch"))
+    assert mailgun.reconcile(sample_issue(), sample_batch(2)) is None
+
+
+def test_wrong_domain_pauses_with_auth_error(
+    server: FakeProviderServer, tmp_path: Path
+) -> None:
+    settings = provider_settings(server, tmp_path, "mailgun", mailgun_domain="typo.example.org")
+    provider = MailgunProvider(settings)
+    with pytest.raises(ProviderAuthError, match="Domain not found"):
+        provider.send_batch(sample_issue(), sample_batch(1))
+    provider.close()
