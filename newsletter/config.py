@@ -266,7 +266,9 @@ class Settings:
             )
 
 
-def _read_environment(home: Path, env_file: Path | None, environ: Mapping[str, str]) -> dict[str, str]:
+def _read_environment(
+    home: Path, env_file: Path | None, environ: Mapping[str, str]
+) -> dict[str, str]:
     path = env_file if env_file is not None else home / ".env"
     values: dict[str, str] = {}
     if path.is_file():

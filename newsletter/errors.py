@@ -11,11 +11,11 @@
     ├── NotFoundError (+ LookupError)      no issue, list or article with that id
     ├── LintError                          pre-send checks found errors; carries the findings
     ├── LockError                          another scheduler already holds the lock
-    └── ProviderError                      a delivery API answered badly; carries provider, status, body
-        ├── TransientProviderError         worth retrying later (429, 5xx, connection reset before sending)
+    └── ProviderError                      a delivery API failed; carries provider, status, body
+        ├── TransientProviderError         retry later (429, 5xx, no connection)
         ├── UnknownOutcomeError            the request may or may not have been acted on
         ├── PermanentProviderError         the request itself is wrong; retrying will not help
-        └── ProviderAuthError              credentials or account refused (401/402/403): pause the issue
+        └── ProviderAuthError              credentials or account refused: pause
 
 Third-party exceptions are translated where they enter (`raise ... from exc`), so callers
 only ever catch these. The CLI catches `NewsletterError` once, prints ``Error: …`` and exits 1.

@@ -13,6 +13,7 @@ from datetime import datetime
 from functools import cached_property
 
 from markdown_it import MarkdownIt
+from sqlalchemy import Connection, update
 
 from .config import Settings
 from .delivery.base import PreparedIssue, Provider
@@ -21,6 +22,9 @@ from .delivery.prepare import RecipientValues, prepare_issue, public_base
 from .delivery.registry import make_provider
 from .errors import IssueStateError, NotFoundError
 from .issues import draft as drafting
+from .issues import states
+from .issues.lint import LintReport, lint
+from .lists.addresscache import AddressCache, cache_path
 from .lists.config import PublicationConfig, load_config
 from .lists.members import MemberReader, Problem
 from .models import Cadence, IssueKind, IssueState, MailingList, Recipient
@@ -30,6 +34,7 @@ from .sources.sanitize import clean_html
 from .store import Store, ledger
 from .store import articles as article_store
 from .store import issues as issue_store
+from .store.tables import issues as issues_table
 from .tokens import TokenSigner
 
 log = logging.getLogger(__name__)
@@ -50,7 +55,11 @@ class Publisher:
     """Everything an editor, the scheduler or a script can do to a publication."""
 
     def __init__(
-        self, settings: Settings, store: Store, *, config: PublicationConfig | None = None,
+        self,
+        settings: Settings,
+        store: Store,
+        *,
+        config: PublicationConfig | None = None,
         provider: Provider | None = None,
     ) -> None:
         self.settings = settings
@@ -91,8 +100,13 @@ class Publisher:
         return collect(self.settings, self.store, self.config.sources)
 
     def draft(
-        self, list_id: str, *, article_ids: Sequence[int] | None = None, subject: str = "",
-        preheader: str = "", intro_md: str = "",
+        self,
+        list_id: str,
+        *,
+        article_ids: Sequence[int] | None = None,
+        subject: str = "",
+        preheader: str = "",
+        intro_md: str = "",
     ) -> list[int]:
         """Draft from the list's unsent articles (or the ones named): one issue for a digest,
         one per article for an instant list. Returns the new issue ids (none if nothing new)."""
@@ -101,10 +115,15 @@ class Publisher:
         if not chosen:
             return []
         if mailing_list.cadence == Cadence.INSTANT and article_ids is None:
-            return [self._create(mailing_list, IssueKind.ARTICLE, [item], subject, preheader,
-                                 intro_md) for item in chosen]
-        kind = IssueKind.ARTICLE if len(chosen) == 1 and mailing_list.template == "article" \
+            return [
+                self._create(mailing_list, IssueKind.ARTICLE, [item], subject, preheader, intro_md)
+                for item in chosen
+            ]
+        kind = (
+            IssueKind.ARTICLE
+            if len(chosen) == 1 and mailing_list.template == "article"
             else IssueKind.DIGEST
+        )
         return [self._create(mailing_list, kind, chosen, subject, preheader, intro_md)]
 
     def _choose(self, mailing_list: MailingList, article_ids: Sequence[int] | None):  # type: ignore[no-untyped-def]
@@ -113,16 +132,26 @@ class Publisher:
                 found = article_store.by_ids(conn, article_ids)
                 missing = set(article_ids) - {i for i, _ in found}
                 if missing:
-                    raise NotFoundError(f"no article with id {', '.join(map(str, sorted(missing)))}")
+                    raise NotFoundError(
+                        f"no article with id {', '.join(map(str, sorted(missing)))}"
+                    )
                 return found
             since = article_store.list_since(conn, mailing_list.id, self.store.now())
             since = article_store.lookback_start(since, self.settings.lookback_days)
             limit = mailing_list.max_articles if mailing_list.cadence == Cadence.DIGEST else None
-            return article_store.unsent_for_list(conn, mailing_list.id, mailing_list.sources,
-                                                 since=since, limit=limit)
+            return article_store.unsent_for_list(
+                conn, mailing_list.id, mailing_list.sources, since=since, limit=limit
+            )
 
-    def _create(self, mailing_list: MailingList, kind: IssueKind, chosen: Sequence[tuple[int, object]],
-                subject: str, preheader: str, intro_md: str) -> int:
+    def _create(
+        self,
+        mailing_list: MailingList,
+        kind: IssueKind,
+        chosen: Sequence[tuple[int, object]],
+        subject: str,
+        preheader: str,
+        intro_md: str,
+    ) -> int:
         articles = [a for _, a in chosen]
         now = self.store.now()
         if kind == IssueKind.ARTICLE:
@@ -133,8 +162,14 @@ class Publisher:
             preheader = preheader or drafting.digest_preheader(articles)  # type: ignore[arg-type]
         with self.store.engine.begin() as conn:
             issue_id = issue_store.create(
-                conn, list_id=mailing_list.id, kind=kind, subject=subject, preheader=preheader,
-                intro_md=intro_md, article_ids=[i for i, _ in chosen], at=now,
+                conn,
+                list_id=mailing_list.id,
+                kind=kind,
+                subject=subject,
+                preheader=preheader,
+                intro_md=intro_md,
+                article_ids=[i for i, _ in chosen],
+                at=now,
             )
         log.info("drafted issue %s for %s (%s articles)", issue_id, mailing_list.id, len(chosen))
         return issue_id
@@ -143,7 +178,9 @@ class Publisher:
     def content(self, issue_id: int) -> IssueContent:
         with self.store.engine.begin() as conn:
             record = issue_store.get(conn, issue_id)
-            items = [a for _, a in article_store.by_ids(conn, issue_store.article_ids(conn, issue_id))]
+            items = [
+                a for _, a in article_store.by_ids(conn, issue_store.article_ids(conn, issue_id))
+            ]
         return IssueContent(
             publication=self.config.publication,
             mailing_list=self.config.list(record.list_id),
@@ -152,7 +189,8 @@ class Publisher:
             subject=record.subject,
             preheader=record.preheader,
             intro_html=clean_html(MarkdownIt().render(record.intro_md), self.base_url)
-            if record.intro_md else "",
+            if record.intro_md
+            else "",
             articles=items,
             web_url=self.web_url(record.list_id, issue_id),
             sent_at=record.started_at,
@@ -165,8 +203,14 @@ class Publisher:
             log.warning("issue %s: %s", issue_id, warning)
         if store:
             with self.store.engine.begin() as conn:
-                issue_store.save_rendering(conn, issue_id, html=rendered.html, text=rendered.text,
-                                           web_html=rendered.web_html, at=self.store.now())
+                issue_store.save_rendering(
+                    conn,
+                    issue_id,
+                    html=rendered.html,
+                    text=rendered.text,
+                    web_html=rendered.web_html,
+                    at=self.store.now(),
+                )
         return rendered
 
     def prepared(self, issue_id: int, *, is_test: bool = False) -> PreparedIssue:
@@ -179,8 +223,12 @@ class Publisher:
         else:
             html, text, _ = stored
         return prepare_issue(
-            issue_id=issue_id, subject=record.subject, html=html, text=text,
-            publication=self.config.publication, mailing_list=self.config.list(record.list_id),
+            issue_id=issue_id,
+            subject=record.subject,
+            html=html,
+            text=text,
+            publication=self.config.publication,
+            mailing_list=self.config.list(record.list_id),
             is_test=is_test,
         )
 
@@ -188,14 +236,32 @@ class Publisher:
         return RecipientValues(self.signer, self.base_url)
 
     # -- state changes ---------------------------------------------------------------------
-    def transition(self, issue_id: int, target: IssueState, note: str = "", **values: object) -> None:
+    def transition(
+        self, issue_id: int, target: IssueState, note: str = "", **values: object
+    ) -> None:
         with self.store.engine.begin() as conn:
             issue_store.transition(conn, issue_id, target, self.store.now(), note, **values)
 
-    def queue(self, issue_id: int, at: datetime | None = None) -> None:
-        self.render(issue_id)
-        self.transition(issue_id, IssueState.QUEUED, f"send at {at.isoformat()}" if at else "",
-                        send_at=at)
+    def queue(
+        self, issue_id: int, at: datetime | None = None, *, force: bool = False
+    ) -> LintReport:
+        """draft → queued once the pre-send checks pass: errors block; warnings block unless
+        ``force``. Returns the findings (warnings a forced queue went past)."""
+        with self.store.engine.connect() as conn:
+            state = issue_store.get(conn, issue_id).state
+        states.check(issue_id, state, IssueState.QUEUED)
+        if state != IssueState.DRAFT:  # the other ways back to queued are resume and retry
+            raise IssueStateError(
+                f"issue {issue_id} is {state}; only a draft can be queued "
+                "(resume a paused issue, retry a finished one)"
+            )
+        self.render(issue_id)  # before the checks: they read what will be sent
+        report = lint(self, issue_id)
+        report.check_queueable(force=force)
+        self.transition(
+            issue_id, IssueState.QUEUED, f"send at {at.isoformat()}" if at else "", send_at=at
+        )
+        return report
 
     def cancel(self, issue_id: int) -> None:
         with self.store.engine.begin() as conn:
@@ -204,8 +270,9 @@ class Publisher:
                 issue_store.release_articles(conn, issue_id)
 
     def pause(self, issue_id: int) -> None:
-        self.transition(issue_id, IssueState.PAUSED, "paused by an editor",
-                        pause_reason="paused by an editor")
+        self.transition(
+            issue_id, IssueState.PAUSED, "paused by an editor", pause_reason="paused by an editor"
+        )
 
     def resume(self, issue_id: int) -> None:
         self.transition(issue_id, IssueState.QUEUED, "resumed", pause_reason="")
@@ -221,12 +288,19 @@ class Publisher:
             if not ids:
                 return 0
             if record.state not in (IssueState.PARTIALLY_FAILED, IssueState.SENT):
-                raise IssueStateError(f"issue {issue_id} is {record.state}; retry once it has finished")
+                raise IssueStateError(
+                    f"issue {issue_id} is {record.state}; retry once it has finished"
+                )
             size = self.batch_size()
             for start in range(0, len(ids), size):
-                ledger.rebatch(conn, issue_id, ids[start:start + size], at=self.store.now())
-            issue_store.transition(conn, issue_id, IssueState.QUEUED, self.store.now(),
-                                   f"retry {len(ids)} {'unknown' if unknown else 'failed'}")
+                ledger.rebatch(conn, issue_id, ids[start : start + size], at=self.store.now())
+            issue_store.transition(
+                conn,
+                issue_id,
+                IssueState.QUEUED,
+                self.store.now(),
+                f"retry {len(ids)} {'unknown' if unknown else 'failed'}",
+            )
         return len(ids)
 
     # -- send ------------------------------------------------------------------------------
@@ -236,44 +310,87 @@ class Publisher:
 
     def audience(self, mailing_list: MailingList) -> Iterator[Recipient]:
         """The list's members, streamed; an invalid row is logged and skipped, not fatal."""
+
         def skip(problem: Problem) -> None:
             log.warning("%s (skipped; `newsletter lists check` lists every problem)", problem)
 
         paths = [self.settings.subscribers_dir / p for p in mailing_list.members_files]
-        reader = MemberReader(paths, check_deliverability=self.settings.check_deliverability,
-                              on_problem=skip)
-        for member in reader:
-            yield Recipient(member.email, member.name, member.fields, mailing_list.id)
+        cache = AddressCache(cache_path(self.settings.var_dir))
+        reader = MemberReader(
+            paths,
+            check_deliverability=self.settings.check_deliverability,
+            on_problem=skip,
+            cache=cache,
+        )
+        try:
+            for member in reader:
+                yield Recipient(member.email, member.name, member.fields, mailing_list.id)
+        finally:
+            cache.close()
 
     def start(self, issue_id: int) -> PreparedIssue:
-        """queued → sending; freeze the audience the first time, in one transaction."""
+        """queued → sending; freeze the audience the first time, in one transaction.
+
+        Several workers may start one issue at the same moment: one moves it to sending and
+        the others join; the freeze re-checks under the issue row's lock, so it happens
+        exactly once, and again only if a sender died mid-freeze (nothing of it committed).
+        """
         self.settings.require_provider_credentials()
-        with self.store.engine.begin() as conn:
-            record = issue_store.get(conn, issue_id)
-            if record.state == IssueState.QUEUED:
-                record = issue_store.transition(conn, issue_id, IssueState.SENDING, self.store.now(),
-                                                f"sending through {self.provider.name}",
-                                                started_at=record.started_at or self.store.now(),
-                                                provider=self.provider.name)
-            elif record.state != IssueState.SENDING:
-                raise IssueStateError(f"issue {issue_id} is {record.state}; queue it before sending")
+        record = self._begin_sending(issue_id)
         prepared = self.prepared(issue_id)
         if not record.audience_frozen:
             self._freeze(issue_id, self.config.list(record.list_id))
         return prepared
 
+    def _begin_sending(self, issue_id: int) -> issue_store.IssueRecord:
+        with self.store.engine.begin() as conn:
+            record = issue_store.get(conn, issue_id)
+            if record.state == IssueState.QUEUED:
+                try:
+                    return issue_store.transition(
+                        conn,
+                        issue_id,
+                        IssueState.SENDING,
+                        self.store.now(),
+                        f"sending through {self.provider.name}",
+                        started_at=record.started_at or self.store.now(),
+                        provider=self.provider.name,
+                    )
+                except IssueStateError:  # another worker started it a moment ago
+                    record = issue_store.get(conn, issue_id)
+            if record.state != IssueState.SENDING:
+                raise IssueStateError(
+                    f"issue {issue_id} is {record.state}; queue it before sending"
+                )
+            return record
+
     def _freeze(self, issue_id: int, mailing_list: MailingList) -> None:
         with self.store.engine.begin() as conn:
-            counts = ledger.freeze_audience(conn, issue_id, self.audience(mailing_list),
-                                            batch_size=self.batch_size(), at=self.store.now())
-        log.info("issue %s: %s recipients in %s batches (%s suppressed, %s duplicates)",
-                 issue_id, counts.queued, counts.batches, counts.suppressed, counts.duplicates)
+            if not _hold_unfrozen(conn, issue_id):
+                log.info("issue %s: audience already frozen by another worker", issue_id)
+                return
+            counts = ledger.freeze_audience(
+                conn,
+                issue_id,
+                self.audience(mailing_list),
+                batch_size=self.batch_size(),
+                at=self.store.now(),
+            )
+        log.info(
+            "issue %s: %s recipients in %s batches (%s suppressed, %s duplicates)",
+            issue_id,
+            counts.queued,
+            counts.batches,
+            counts.suppressed,
+            counts.duplicates,
+        )
 
     def engine(self) -> Engine:
         return Engine(self.settings, self.store, self.provider, self.recipient_values())
 
-    def send_issue(self, issue_id: int, progress: Progress | None = None,
-                   engine: Engine | None = None) -> SendReport:
+    def send_issue(
+        self, issue_id: int, progress: Progress | None = None, engine: Engine | None = None
+    ) -> SendReport:
         prepared = self.start(issue_id)
         engine = engine or self.engine()
         report = engine.run(prepared, progress)
@@ -289,19 +406,29 @@ class Publisher:
             if record.state != IssueState.SENDING or ledger.open_work(conn, issue_id):
                 return str(record.state)
             counts = ledger.status_counts(conn, issue_id)
-            target = IssueState.PARTIALLY_FAILED if counts.get("failed") or counts.get("unknown") \
+            target = (
+                IssueState.PARTIALLY_FAILED
+                if counts.get("failed") or counts.get("unknown")
                 else IssueState.SENT
+            )
             note = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
-            issue_store.transition(conn, issue_id, target, self.store.now(), note,
-                                   finished_at=self.store.now())
+            try:
+                issue_store.transition(
+                    conn, issue_id, target, self.store.now(), note, finished_at=self.store.now()
+                )
+            except IssueStateError:  # another worker finished (or paused) it first
+                return str(issue_store.get(conn, issue_id).state)
             return str(target)
 
     def due_issues(self) -> list[int]:
         with self.store.engine.connect() as conn:
             return [r.id for r in issue_store.due(conn, self.store.now())]
 
-    def send_due(self, progress_for: Callable[[int], Progress | None] | None = None,
-                 engine: Engine | None = None) -> list[SendReport]:
+    def send_due(
+        self,
+        progress_for: Callable[[int], Progress | None] | None = None,
+        engine: Engine | None = None,
+    ) -> list[SendReport]:
         reports = []
         for issue_id in self.due_issues():
             progress = progress_for(issue_id) if progress_for else None
@@ -337,6 +464,24 @@ class Publisher:
             values = make(address, "", prepared.list_id, {})
             values.update({name: "" for name in needed - values.keys()})
             recipients.append(BatchRecipient(-(index + 1), address, "", values))
-        batch = OutgoingBatch(0, 0, f"test-{issue_id}-{self.store.now().timestamp():.0f}", recipients)
+        batch = OutgoingBatch(
+            0, 0, f"test-{issue_id}-{self.store.now().timestamp():.0f}", recipients
+        )
         result = self.provider.send_batch(prepared, batch)
-        return [f"{r.email}: {r.status}{' — ' + r.error if r.error else ''}" for r in result.results]
+        return [
+            f"{r.email}: {r.status}{' — ' + r.error if r.error else ''}" for r in result.results
+        ]
+
+
+def _hold_unfrozen(conn: Connection, issue_id: int) -> bool:
+    """Lock the issue row for this transaction if its audience is not frozen yet.
+
+    False when another worker froze it: PostgreSQL makes a second caller wait for the
+    first one's commit and re-checks the condition; SQLite serialises all writers.
+    """
+    held = conn.execute(
+        update(issues_table)
+        .where(issues_table.c.id == issue_id, issues_table.c.audience_frozen == 0)
+        .values(audience_frozen=0)
+    )
+    return held.rowcount == 1

@@ -28,6 +28,17 @@ class UnsubscribeToken:
     list_id: str
 
 
+class _KeyCachingSigner(Signer):
+    """itsdangerous derives the HMAC key from secret and salt on every call; once is enough."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self._derived = super().derive_key()
+
+    def derive_key(self, secret_key: str | bytes | None = None) -> bytes:
+        return self._derived if secret_key is None else super().derive_key(secret_key)
+
+
 class TokenSigner:
     """HMAC-SHA256 signatures (itsdangerous ``Signer``) over ``list_id`` and the address.
 
@@ -38,7 +49,7 @@ class TokenSigner:
     def __init__(self, secret_key: str) -> None:
         if not secret_key:
             raise ValueError("a secret key is needed to sign unsubscribe tokens")
-        self._signer = Signer(secret_key, salt=SALT, digest_method=hashlib.sha256)
+        self._signer = _KeyCachingSigner(secret_key, salt=SALT, digest_method=hashlib.sha256)
 
     def sign(self, email: str, list_id: str) -> str:
         packed = f"{list_id}\n{email}".encode()

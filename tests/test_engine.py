@@ -43,8 +43,13 @@ class ScriptedProvider(Provider):
     name = "scripted"
     max_batch = 2
 
-    def __init__(self, settings: Settings, steps: list[Answer | Exception],
-                 idempotent: bool = False, reconciled: BatchResult | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        steps: list[Answer | Exception],
+        idempotent: bool = False,
+        reconciled: BatchResult | None = None,
+    ) -> None:
         super().__init__(settings)
         self.steps = steps
         self.calls: list[OutgoingBatch] = []
@@ -68,8 +73,12 @@ def sent(batch: OutgoingBatch) -> BatchResult:
 
 def prepared(issue_id: int) -> PreparedIssue:
     return PreparedIssue(
-        issue_id=issue_id, list_id="weekly", list_id_header="<weekly.example.org>",
-        from_email="editor@example.org", from_name="Editor", reply_to="",
+        issue_id=issue_id,
+        list_id="weekly",
+        list_id_header="<weekly.example.org>",
+        from_email="editor@example.org",
+        from_name="Editor",
+        reply_to="",
         subject=MergeTemplate.parse("Hello"),
         html=MergeTemplate.parse("<p>Hi %%nl:name%% %%nl:f_city%%</p>", escape=True),
         text=MergeTemplate.parse("Hi %%nl:name%%"),
@@ -81,8 +90,16 @@ def prepared(issue_id: int) -> PreparedIssue:
 @pytest.fixture
 def sending(store: Store) -> int:
     with store.engine.begin() as conn:
-        issue_id = issue_store.create(conn, list_id="weekly", kind=IssueKind.DIGEST, subject="S",
-                                      preheader="", intro_md="", article_ids=[], at=NOW)
+        issue_id = issue_store.create(
+            conn,
+            list_id="weekly",
+            kind=IssueKind.DIGEST,
+            subject="S",
+            preheader="",
+            intro_md="",
+            article_ids=[],
+            at=NOW,
+        )
         issue_store.transition(conn, issue_id, IssueState.QUEUED, NOW)
         issue_store.transition(conn, issue_id, IssueState.SENDING, NOW)
         members = [Recipient(f"u{i}@example.org", f"U{i}", {}, "weekly") for i in range(5)]
@@ -117,7 +134,9 @@ def counts(store: Store, issue_id: int) -> dict[str, int]:
         return ledger.status_counts(conn, issue_id)
 
 
-def test_every_batch_sent_once_with_merge_values(settings: Settings, store: Store, sending: int) -> None:
+def test_every_batch_sent_once_with_merge_values(
+    settings: Settings, store: Store, sending: int
+) -> None:
     provider = ScriptedProvider(settings, [])
     report = engine(settings, store, provider).run(prepared(sending))
     assert [len(b.recipients) for b in provider.calls] == [2, 2, 1]
@@ -128,8 +147,12 @@ def test_every_batch_sent_once_with_merge_values(settings: Settings, store: Stor
     assert report.recipients_sent == 5
 
 
-def test_transient_errors_retry_with_the_same_key(settings: Settings, store: Store, sending: int) -> None:
-    provider = ScriptedProvider(settings, [TransientProviderError("busy", status=429, retry_after=0)])
+def test_transient_errors_retry_with_the_same_key(
+    settings: Settings, store: Store, sending: int
+) -> None:
+    provider = ScriptedProvider(
+        settings, [TransientProviderError("busy", status=429, retry_after=0)]
+    )
     engine(settings, store, provider).run(prepared(sending))
     first_batch = [b.idempotency_key for b in provider.calls if b.seq == 1]
     assert len(first_batch) == 2 and first_batch[0] == first_batch[1]
@@ -155,14 +178,18 @@ def test_auth_error_pauses_the_issue(settings: Settings, store: Store, sending: 
         assert ledger.batch_counts(conn, sending) == {"pending": 2, "sent": 1}
 
 
-def test_unknown_outcome_is_held_unless_idempotent(settings: Settings, store: Store, sending: int) -> None:
+def test_unknown_outcome_is_held_unless_idempotent(
+    settings: Settings, store: Store, sending: int
+) -> None:
     provider = ScriptedProvider(settings, [UnknownOutcomeError("reset")])
     report = engine(settings, store, provider).run(prepared(sending))
     assert report.unknown_batches == 1 and len(provider.calls) == 3
     assert counts(store, sending) == {"unknown": 2, "sent": 3}
 
 
-def test_unknown_outcome_resent_on_idempotent_providers(settings: Settings, store: Store, sending: int) -> None:
+def test_unknown_outcome_resent_on_idempotent_providers(
+    settings: Settings, store: Store, sending: int
+) -> None:
     provider = ScriptedProvider(settings, [UnknownOutcomeError("reset")], idempotent=True)
     engine(settings, store, provider).run(prepared(sending))
     first_batch = [b.idempotency_key for b in provider.calls if b.seq == 1]
@@ -171,8 +198,12 @@ def test_unknown_outcome_resent_on_idempotent_providers(settings: Settings, stor
 
 
 def test_unknown_outcome_reconciled(settings: Settings, store: Store, sending: int) -> None:
-    found = BatchResult([RecipientResult("u0@example.org", DeliveryStatus.SENT, "<x>"),
-                         RecipientResult("u1@example.org", DeliveryStatus.FAILED, error="bounced")])
+    found = BatchResult(
+        [
+            RecipientResult("u0@example.org", DeliveryStatus.SENT, "<x>"),
+            RecipientResult("u1@example.org", DeliveryStatus.FAILED, error="bounced"),
+        ]
+    )
     provider = ScriptedProvider(settings, [UnknownOutcomeError("reset")], reconciled=found)
     engine(settings, store, provider).run(prepared(sending))
     assert counts(store, sending) == {"failed": 1, "sent": 4}
@@ -181,11 +212,17 @@ def test_unknown_outcome_reconciled(settings: Settings, store: Store, sending: i
 def test_per_recipient_outcomes(settings: Settings, store: Store, sending: int) -> None:
     def mixed(batch: OutgoingBatch) -> BatchResult:
         a, b = batch.recipients
-        return BatchResult([
-            RecipientResult(a.email, DeliveryStatus.FAILED, error="inactive",
-                            suppress=SuppressionReason.BOUNCED_HARD),
-            RecipientResult(b.email, DeliveryStatus.FAILED, error="throttled", retryable=True),
-        ])
+        return BatchResult(
+            [
+                RecipientResult(
+                    a.email,
+                    DeliveryStatus.FAILED,
+                    error="inactive",
+                    suppress=SuppressionReason.BOUNCED_HARD,
+                ),
+                RecipientResult(b.email, DeliveryStatus.FAILED, error="throttled", retryable=True),
+            ]
+        )
 
     provider = ScriptedProvider(settings, [mixed])
     engine(settings, store, provider).run(prepared(sending))
@@ -203,7 +240,9 @@ def test_permanent_error_fails_the_batch(settings: Settings, store: Store, sendi
         assert {p["error"] for p in ledger.problems(conn, sending)} == {"HTTP 400: bad from"}
 
 
-def test_results_missing_a_recipient_are_unknown(settings: Settings, store: Store, sending: int) -> None:
+def test_results_missing_a_recipient_are_unknown(
+    settings: Settings, store: Store, sending: int
+) -> None:
     def partial(batch: OutgoingBatch) -> BatchResult:
         first = batch.recipients[0]
         return BatchResult([RecipientResult(first.email, DeliveryStatus.SENT, "<1>")])
@@ -213,7 +252,9 @@ def test_results_missing_a_recipient_are_unknown(settings: Settings, store: Stor
     assert counts(store, sending) == {"sent": 4, "unknown": 1}
 
 
-def test_dead_workers_batches_are_settled_on_restart(settings: Settings, store: Store, sending: int) -> None:
+def test_dead_workers_batches_are_settled_on_restart(
+    settings: Settings, store: Store, sending: int
+) -> None:
     with store.engine.begin() as conn:
         ledger.claim(conn, sending, owner="elsewhere:1:a", now=0.0, lease_seconds=10, at=NOW)
     provider = ScriptedProvider(settings, [])

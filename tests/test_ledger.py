@@ -16,13 +16,22 @@ NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
 def _issue(store: Store) -> int:
     with store.engine.begin() as conn:
-        return issue_store.create(conn, list_id="weekly", kind=IssueKind.DIGEST, subject="S",
-                                  preheader="", intro_md="", article_ids=[], at=NOW)
+        return issue_store.create(
+            conn,
+            list_id="weekly",
+            kind=IssueKind.DIGEST,
+            subject="S",
+            preheader="",
+            intro_md="",
+            article_ids=[],
+            at=NOW,
+        )
 
 
 def _members(n: int, list_id: str = "weekly") -> list[Recipient]:
-    return [Recipient(f"user{i}@example.org", f"User {i}", {"city": "Port"}, list_id)
-            for i in range(n)]
+    return [
+        Recipient(f"user{i}@example.org", f"User {i}", {"city": "Port"}, list_id) for i in range(n)
+    ]
 
 
 def test_freeze_dedupes_case_insensitively_and_batches(store: Store) -> None:
@@ -41,8 +50,9 @@ def test_freeze_dedupes_case_insensitively_and_batches(store: Store) -> None:
 def test_suppression_wins_over_the_member_file(store: Store) -> None:
     issue_id = _issue(store)
     with store.engine.begin() as conn:
-        suppressions.add(conn, "User1@example.org", SuppressionReason.UNSUBSCRIBED,
-                         scope="weekly", at=NOW)
+        suppressions.add(
+            conn, "User1@example.org", SuppressionReason.UNSUBSCRIBED, scope="weekly", at=NOW
+        )
         suppressions.add(conn, "user2@example.org", SuppressionReason.BOUNCED_HARD, at=NOW)
         suppressions.add(conn, "user3@example.org", SuppressionReason.MANUAL, scope="other", at=NOW)
         counts = ledger.freeze_audience(conn, issue_id, _members(5), batch_size=100, at=NOW)
@@ -60,8 +70,9 @@ def test_claims_take_each_batch_once_in_order(store: Store) -> None:
     claimed = []
     for _ in range(4):
         with store.engine.begin() as conn:
-            claimed.append(ledger.claim(conn, issue_id, owner="w", now=1000.0, lease_seconds=60,
-                                        at=NOW))
+            claimed.append(
+                ledger.claim(conn, issue_id, owner="w", now=1000.0, lease_seconds=60, at=NOW)
+            )
     assert [c.seq for c in claimed[:3]] == [1, 2, 3]  # type: ignore[union-attr]
     assert claimed[3] is None
     with store.engine.connect() as conn:
@@ -76,7 +87,9 @@ def test_retry_later_waits_and_expired_leases_are_stale(store: Store) -> None:
     with store.engine.begin() as conn:
         ledger.freeze_audience(conn, issue_id, _members(4), batch_size=2, at=NOW)
         first = ledger.claim(conn, issue_id, owner="host:1:x", now=1000.0, lease_seconds=60, at=NOW)
-        second = ledger.claim(conn, issue_id, owner="host:1:x", now=1000.0, lease_seconds=60, at=NOW)
+        second = ledger.claim(
+            conn, issue_id, owner="host:1:x", now=1000.0, lease_seconds=60, at=NOW
+        )
         assert first and second
         ledger.retry_later(conn, first.id, not_before=1500.0, at=NOW, error="429")
         assert ledger.claim(conn, issue_id, owner="w", now=1100.0, lease_seconds=60, at=NOW) is None
@@ -95,8 +108,11 @@ def test_mark_rows_and_rebatch(store: Store) -> None:
         batch = ledger.claim(conn, issue_id, owner="w", now=1.0, lease_seconds=60, at=NOW)
         assert batch
         rows = ledger.rows_of(conn, batch.id)
-        ledger.mark_each(conn, [{"rid": rows[0].id, "status": "failed", "message_id": "",
-                                 "error": "inactive"}], NOW)
+        ledger.mark_each(
+            conn,
+            [{"rid": rows[0].id, "status": "failed", "message_id": "", "error": "inactive"}],
+            NOW,
+        )
         ledger.mark_rows(conn, batch.id, DeliveryStatus.SENT, at=NOW, message_id="<m1>")
         ledger.finish_batch(conn, batch.id, BatchState.SENT, at=NOW)
         assert ledger.status_counts(conn, issue_id) == {"failed": 1, "sent": 2}

@@ -28,8 +28,14 @@ class Inbox:
     defer: set[str] = field(default_factory=set)
     messages: list[tuple[list[str], bytes]] = field(default_factory=list)
 
-    async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope,
-                          address: str, rcpt_options: list[str]) -> str:
+    async def handle_RCPT(
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        address: str,
+        rcpt_options: list[str],
+    ) -> str:
         if address in self.refuse:
             return "550 5.1.1 no such mailbox"
         if address in self.defer:
@@ -60,8 +66,12 @@ def inbox() -> Iterator[tuple[Inbox, int]]:
 
 def issue() -> PreparedIssue:
     return PreparedIssue(
-        issue_id=7, list_id="weekly", list_id_header='"Weekly" <weekly.news.example.org>',
-        from_email="editor@news.example.org", from_name="Harbour “Weekly”", reply_to="",
+        issue_id=7,
+        list_id="weekly",
+        list_id_header='"Weekly" <weekly.news.example.org>',
+        from_email="editor@news.example.org",
+        from_name="Harbour “Weekly”",
+        reply_to="",
         subject=MergeTemplate.parse("Workers–Internationalist news"),
         html=MergeTemplate.parse("<p>Hi %%nl:name%%</p>", escape=True),
         text=MergeTemplate.parse("Hi %%nl:name%%"),
@@ -72,19 +82,30 @@ def issue() -> PreparedIssue:
 
 def batch(*addresses: str) -> OutgoingBatch:
     recipients = [
-        BatchRecipient(i, a, f"Zoë <{i}>", {"name": f"Zoë <{i}>",
-                                            "unsubscribe_url": f"https://x.example/u/{i}"})
+        BatchRecipient(
+            i,
+            a,
+            f"Zoë <{i}>",
+            {"name": f"Zoë <{i}>", "unsubscribe_url": f"https://x.example/u/{i}"},
+        )
         for i, a in enumerate(addresses)
     ]
     return OutgoingBatch(1, 1, "key", recipients)
 
 
 def smtp_settings(settings: Settings, port: int) -> Settings:
-    return settings.with_changes(provider="smtp", smtp_host="127.0.0.1", smtp_port=port,
-                                 smtp_security="none", http_timeout=5.0)
+    return settings.with_changes(
+        provider="smtp",
+        smtp_host="127.0.0.1",
+        smtp_port=port,
+        smtp_security="none",
+        http_timeout=5.0,
+    )
 
 
-def test_each_recipient_gets_their_own_message(settings: Settings, inbox: tuple[Inbox, int]) -> None:
+def test_each_recipient_gets_their_own_message(
+    settings: Settings, inbox: tuple[Inbox, int]
+) -> None:
     handler, port = inbox
     provider = SmtpProvider(smtp_settings(settings, port))
     result = provider.send_batch(issue(), batch("a@example.org", "b@example.org"))
@@ -104,7 +125,9 @@ def test_refused_and_deferred_recipients(settings: Settings, inbox: tuple[Inbox,
     handler.refuse.add("gone@example.org")
     handler.defer.add("busy@example.org")
     provider = SmtpProvider(smtp_settings(settings, port))
-    result = provider.send_batch(issue(), batch("gone@example.org", "busy@example.org", "ok@example.org"))
+    result = provider.send_batch(
+        issue(), batch("gone@example.org", "busy@example.org", "ok@example.org")
+    )
     provider.close()
     gone, busy, ok = result.results
     assert gone.status == DeliveryStatus.FAILED and not gone.retryable

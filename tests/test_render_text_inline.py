@@ -80,7 +80,7 @@ class TestInliner:
                 pass
 
         with HTTPServer(("127.0.0.1", 0), Handler) as server:
-            thread = threading.Thread(target=server.serve_forever)
+            thread = threading.Thread(target=server.serve_forever, args=(0.01,))
             thread.start()
             try:
                 url = f"http://127.0.0.1:{server.server_address[1]}/theme.css"

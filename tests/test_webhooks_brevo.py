@@ -112,7 +112,9 @@ def test_wrong_credentials_are_refused(web: WebApp, store: Store) -> None:
     assert suppression_rows(store) == [] and event_rows(store) == []
 
 
-def test_without_configured_credentials_everything_is_refused(settings: Settings, store: Store) -> None:
+def test_without_configured_credentials_everything_is_refused(
+    settings: Settings, store: Store
+) -> None:
     with WebApp(create_app(settings, store, site=SITE)) as web:
         assert post(web, brevo_event("hard_bounce"), auth=("", "")).status_code == 403
 

@@ -66,10 +66,11 @@ def post(web: WebApp, payload: dict[str, Any]) -> Any:
 def test_permanent_failure_suppresses_and_updates_the_ledger(web: WebApp, store: Store) -> None:
     issue_id = add_issue(store)
     # The send answer carried the id in angle brackets; events carry it bare.
-    alice = add_recipient(store, issue_id, "alice@example.com", message_id="<20261125.batch7@mg.example.org>")
-    bob = add_recipient(store, issue_id, "bob@example.com", message_id="<20261125.batch7@mg.example.org>")
-    failure = event("failed", severity="permanent",
-                    **{"delivery-status": {"description": "550 5.1.1 no such user"}})
+    batch = "<20261125.batch7@mg.example.org>"
+    alice = add_recipient(store, issue_id, "alice@example.com", message_id=batch)
+    bob = add_recipient(store, issue_id, "bob@example.com", message_id=batch)
+    failure = event("failed", severity="permanent")
+    failure["delivery-status"] = {"code": 550, "description": "550 5.1.1 no such user"}
 
     response = post(web, signed(failure))
 

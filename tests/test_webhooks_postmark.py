@@ -58,8 +58,9 @@ def bounce(kind: str = "HardBounce", bounce_id: int = 4323372036854775807) -> di
 
 
 def post(web: WebApp, payload: Any, headers: dict[str, str] | None = None) -> Any:
+    sent = {"Content-Type": "application/json", **(AUTH if headers is None else headers)}
     return web.session.post(web.url("/webhooks/postmark"), data=json.dumps(payload).encode(),
-                            headers={"Content-Type": "application/json", **(AUTH if headers is None else headers)})
+                            headers=sent)
 
 
 def test_a_hard_bounce_suppresses_and_updates_the_ledger(web: WebApp, store: Store) -> None:
@@ -70,7 +71,9 @@ def test_a_hard_bounce_suppresses_and_updates_the_ledger(web: WebApp, store: Sto
     assert response.json() == {"received": 1, "applied": 1}
     assert recipient(store, rid)["status"] == DeliveryStatus.BOUNCED_HARD
     [row] = suppression_rows(store)
-    assert (row.reason, row.scope, row.source) == (SuppressionReason.BOUNCED_HARD, "*", "webhook:postmark")
+    assert (row.reason, row.scope, row.source) == (
+        SuppressionReason.BOUNCED_HARD, "*", "webhook:postmark",
+    )
     assert event_rows(store)[0]["event_id"] == "Bounce:4323372036854775807"
 
 
@@ -123,7 +126,9 @@ def test_wrong_or_missing_credentials_get_a_challenge(
     assert suppression_rows(store) == [] and event_rows(store) == []
 
 
-def test_without_configured_credentials_everything_is_refused(settings: Settings, store: Store) -> None:
+def test_without_configured_credentials_everything_is_refused(
+    settings: Settings, store: Store
+) -> None:
     with WebApp(create_app(settings, store, site=SITE)) as web:
         response = post(web, bounce(), basic_auth("", ""))
 

@@ -54,7 +54,9 @@ def web(settings: Settings, store: Store) -> Iterator[WebApp]:
         yield running
 
 
-def sg_event(kind: str, email: str = "alice@example.com", n: int = 0, **extra: Any) -> dict[str, Any]:
+def sg_event(
+    kind: str, email: str = "alice@example.com", n: int = 0, **extra: Any
+) -> dict[str, Any]:
     item = {
         "email": email,
         "timestamp": int(time.time()),

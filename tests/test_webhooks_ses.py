@@ -24,6 +24,8 @@ from newsletter.models import DeliveryStatus, SuppressionReason
 from newsletter.store import Store
 from newsletter.web import create_app
 from newsletter.web.webhooks.base import WebhookUnavailableError
+from newsletter.web.webhooks.ses import https_fetcher
+from tests.servers.feedserver import FeedServer
 from tests.servers.webapp import (
     SITE,
     WebApp,
@@ -85,7 +87,9 @@ def aws() -> FakeAws:
     return FakeAws({CERT_URL: certificate(KEY), SUBSCRIBE_URL: b"<ConfirmSubscriptionResponse/>"})
 
 
-def start(settings: Settings, store: Store, aws: FakeAws, topics: tuple[str, ...] = (TOPIC,)) -> WebApp:
+def start(
+    settings: Settings, store: Store, aws: FakeAws, topics: tuple[str, ...] = (TOPIC,)
+) -> WebApp:
     configured = settings.with_changes(ses_sns_topic_arns=topics)
     return WebApp(create_app(configured, store, site=SITE, fetch=aws))
 
@@ -105,14 +109,18 @@ def canonical(message: dict[str, Any]) -> bytes:
     return "".join(f"{k}\n{message[k]}\n" for k in keys if k in message).encode()
 
 
-def sign(message: dict[str, Any], version: str = "2", key: rsa.RSAPrivateKey = KEY) -> dict[str, Any]:
+def sign(
+    message: dict[str, Any], version: str = "2", key: rsa.RSAPrivateKey = KEY
+) -> dict[str, Any]:
     algorithm = hashes.SHA256() if version == "2" else hashes.SHA1()
     signature = key.sign(canonical(message), padding.PKCS1v15(), algorithm)
     return {**message, "SignatureVersion": version,
             "Signature": base64.b64encode(signature).decode(), "SigningCertURL": CERT_URL}
 
 
-def notification(ses_event: dict[str, Any], message_id: str = "sns-1", **extra: Any) -> dict[str, Any]:
+def notification(
+    ses_event: dict[str, Any], message_id: str = "sns-1", **extra: Any
+) -> dict[str, Any]:
     return {
         "Type": "Notification",
         "MessageId": message_id,
@@ -283,3 +291,20 @@ def test_non_sns_bodies_are_refused_and_bad_ses_json_is_400(web: WebApp, store: 
     broken = sign({k: v for k, v in broken.items() if k not in ("Signature", "SignatureVersion")})
     assert post(web, broken).status_code == 400
     assert event_rows(store) == []
+
+
+def test_the_real_fetcher_reads_small_answers_only(settings: Settings) -> None:
+    fetch = https_fetcher(settings)
+    with FeedServer() as server:
+        server.route("/cert.pem", body=certificate(KEY), content_type="application/x-pem-file")
+        server.route("/big.pem", body=b"x" * 1024, repeat=65)
+        server.route("/moved.pem", status=301, headers={"Location": "/cert.pem"})
+
+        assert fetch(server.url("/cert.pem")).startswith(b"-----BEGIN CERTIFICATE-----")
+        for path in ("/big.pem", "/moved.pem", "/missing.pem"):
+            with pytest.raises(WebhookUnavailableError):
+                fetch(server.url(path))
+        assert [r.path for r in server.requests_for("/cert.pem")] == ["/cert.pem"]  # not followed
+        port = server.port
+    with pytest.raises(WebhookUnavailableError, match="cannot fetch"):
+        fetch(f"http://127.0.0.1:{port}/cert.pem")  # nothing listens there any more

@@ -55,5 +55,4 @@ def main() -> None:
 
 from . import commands  # noqa: E402, F401 - registers every command group on ``cli``
 
-
 __all__ = ["cli", "main"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import webbrowser
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import IO, Any
 from zoneinfo import ZoneInfo
 
 import click
@@ -31,7 +32,7 @@ def issue() -> None:
 @json_option
 @pass_app
 def draft_command(app: AppContext, list_id: str, article_ids: tuple[int, ...], subject: str,
-                  preheader: str, intro: click.utils.LazyFile | None, as_json: bool) -> None:
+                  preheader: str, intro: IO[str] | None, as_json: bool) -> None:
     """Draft an issue of LIST from its unsent articles (or the ones named)."""
     ids = app.publisher.draft(list_id, article_ids=list(article_ids) or None, subject=subject,
                               preheader=preheader, intro_md=intro.read() if intro else "")
@@ -81,7 +82,7 @@ def show_command(app: AppContext, issue_id: int, as_json: bool) -> None:
     """Show an issue: state, delivery counts, failures and its history."""
     with app.store.engine.connect() as conn:
         record = issue_store.get(conn, issue_id)
-        data = _summary(record) | {
+        data: dict[str, Any] = _summary(record) | {
             "articles": issue_store.article_ids(conn, issue_id),
             "recipients": ledger.status_counts(conn, issue_id),
             "batches": ledger.batch_counts(conn, issue_id),
@@ -94,28 +95,28 @@ def show_command(app: AppContext, issue_id: int, as_json: bool) -> None:
     _print_show(data)
 
 
-def _print_show(data: dict[str, object]) -> None:
+def _print_show(data: dict[str, Any]) -> None:
     click.echo(f"Issue {data['id']} ({data['kind']}) for {data['list']}: {data['state']}")
     click.echo(f"  Subject:  {data['subject']}")
     if data["send_at"]:
         click.echo(f"  Send at:  {data['send_at']}")
     if data["pause_reason"]:
         click.echo(f"  Paused:   {data['pause_reason']}")
-    click.echo(f"  Articles: {len(data['articles'])}")  # type: ignore[arg-type]
+    click.echo(f"  Articles: {len(data['articles'])}")
     counts = data["recipients"]
     if counts:
-        click.echo("  Recipients: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))  # type: ignore[union-attr]
-        click.echo("  Batches:    " + ", ".join(f"{n} {s}" for s, n in sorted(data["batches"].items())))  # type: ignore[union-attr]
+        click.echo("  Recipients: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
+        click.echo("  Batches:    " + ", ".join(f"{n} {s}" for s, n in sorted(data["batches"].items())))
     problems = data["problems"]
     if problems:
         click.echo("  Not delivered:")
-        for p in problems:  # type: ignore[union-attr]
+        for p in problems:
             click.echo(f"    {p['email']}  {p['status']}  (batch {p['batch']}) {p['error']}")
-        if any(p["status"] == "unknown" for p in problems):  # type: ignore[union-attr]
+        if any(p["status"] == "unknown" for p in problems):
             click.echo(f"  Unknown outcomes may have been delivered; resend them with "
                        f"`newsletter issue retry {data['id']} --unknown` if you accept duplicates.")
     click.echo("  History:")
-    for event in data["history"]:  # type: ignore[union-attr]
+    for event in data["history"]:
         note = f" — {event['note']}" if event["note"] else ""
         click.echo(f"    {event['at']:%Y-%m-%d %H:%M:%S} {event['from'] or '·'} → {event['to']}{note}")
 
@@ -172,7 +173,7 @@ def preview_command(app: AppContext, issue_id: int, out: Path | None, email: str
 @click.option("--intro", type=click.File("r", encoding="utf-8"), help="Markdown introduction.")
 @pass_app
 def edit_command(app: AppContext, issue_id: int, subject: str | None, preheader: str | None,
-                 intro: click.utils.LazyFile | None) -> None:
+                 intro: IO[str] | None) -> None:
     """Change a draft's subject, preheader or introduction."""
     changes: dict[str, object] = {}
     if subject is not None:
@@ -216,7 +217,9 @@ def queue_command(app: AppContext, issue_id: int, at_text: str | None, force: bo
         record = issue_store.get(conn, issue_id)
     mailing_list = publisher.config.list(record.list_id)
     at = parse_send_time(at_text, mailing_list.timezone) if at_text else None
-    publisher.queue(issue_id, at)
+    report = publisher.queue(issue_id, at, force=force)
+    for warning in report.warnings:
+        click.echo(f"Queued despite a warning (--force): {warning}")
     if at:
         click.echo(f"Issue {issue_id} queued for {at:%Y-%m-%d %H:%M} {mailing_list.timezone} "
                    f"(UTC{at:%z}; {at.astimezone(UTC):%Y-%m-%d %H:%M} UTC).")
@@ -265,3 +268,34 @@ def test_command(app: AppContext, issue_id: int, addresses: tuple[str, ...]) -> 
         raise click.UsageError("give --to ADDRESS or set NEWSLETTER_TEST_RECIPIENTS in .env")
     for line in app.publisher.test_send(issue_id, targets):
         click.echo(f"  {line}")
+
+
+@issue.command("check")
+@click.argument("issue_id", type=int)
+@json_option
+@pass_app
+def check_command(app: AppContext, issue_id: int, as_json: bool) -> None:
+    """Run the pre-send checks on an issue; exit status 1 if any error is found."""
+    from ..issues.lint import lint
+
+    report = lint(app.publisher, issue_id)
+    if as_json:
+        echo_json({"issue": issue_id, **report.as_dict()})
+    else:
+        _print_findings(issue_id, report.errors, report.warnings)
+    if report.errors:
+        raise click.exceptions.Exit(1)
+
+
+def _print_findings(issue_id: int, errors: tuple[str, ...], warnings: tuple[str, ...]) -> None:
+    if not errors and not warnings:
+        click.echo(f"Issue {issue_id}: no problems found.")
+        return
+    for title, findings in (("Errors", errors), ("Warnings", warnings)):
+        click.echo(f"{title} ({len(findings)}):")
+        for finding in findings:
+            click.echo(f"  - {finding}")
+    if errors:
+        click.echo("Errors block queueing; fix them, then run `newsletter issue check` again.")
+    else:
+        click.echo("Warnings block queueing unless you pass --force to `newsletter issue queue`.")

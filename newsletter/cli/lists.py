@@ -83,7 +83,11 @@ class CheckRun:
 @json_option
 @pass_app
 def check(app: AppContext, as_json: bool) -> None:
-    """Validate publication.toml and every members CSV; exit 1 if there are errors."""
+    """Validate publication.toml and every members CSV.
+
+    Prints each problem as FILE:LINE: SEVERITY: REASON, then a summary per list. Invalid
+    rows are errors (exit status 1); duplicate addresses are warnings.
+    """
     run = CheckRun(as_json)
     config = _config_or_report(app, run)
     summaries: dict[str, dict[str, Any]] = {}
@@ -160,7 +164,10 @@ def _check_list(
 @json_option
 @pass_app
 def show(app: AppContext, list_id: str | None, as_json: bool) -> None:
-    """Describe each list (or LIST): delivery settings, sources and member counts."""
+    """Describe the lists, or just LIST.
+
+    Shows delivery settings, sources and counts: members, suppressed, invalid rows.
+    """
     config = load_config(app.settings)
     chosen = [config.list(list_id)] if list_id else list(config.lists.values())
     deliverability = app.settings.check_deliverability
@@ -267,7 +274,10 @@ def _parse_fields(
 )
 @pass_app
 def add(app: AppContext, list_id: str, email: str, name: str, fields: dict[str, str]) -> None:
-    """Add EMAIL to LIST (appended to the list's first members file)."""
+    """Add EMAIL to LIST.
+
+    The row is appended to the list's first members file, in that file's column order.
+    """
     config = load_config(app.settings)
     config.list(list_id)
     address = normalise_address(email, check_deliverability=app.settings.check_deliverability)
@@ -286,7 +296,10 @@ def add(app: AppContext, list_id: str, email: str, name: str, fields: dict[str, 
 @click.argument("email")
 @pass_app
 def remove(app: AppContext, list_id: str, email: str) -> None:
-    """Remove EMAIL from every members file of LIST (other rows stay as they are)."""
+    """Remove EMAIL from LIST.
+
+    Its rows leave every members file of the list; all other lines stay as they are.
+    """
     config = load_config(app.settings)
     config.list(list_id)
     removed = remove_address(config, list_id, email)
@@ -313,7 +326,11 @@ def _note_shared(config: PublicationConfig, path: Path, list_id: str) -> None:
 @click.option("--dry-run", is_flag=True, help="Report what would happen; change nothing.")
 @pass_app
 def import_(app: AppContext, list_id: str, source: Path, dry_run: bool) -> None:
-    """Add FILE.csv's valid, new, unsuppressed rows to LIST's first members file."""
+    """Add the new rows of FILE.csv to LIST.
+
+    Valid rows that are not members yet and not suppressed are appended to the list's
+    first members file; every other row is reported with its line number.
+    """
     config = load_config(app.settings)
     config.list(list_id)
     with app.store.engine.begin() as conn:
@@ -346,7 +363,7 @@ def import_(app: AppContext, list_id: str, source: Path, dry_run: bool) -> None:
 )
 @pass_app
 def export(app: AppContext, list_id: str, out: Path | None) -> None:
-    """Write LIST's members, minus suppressed addresses, as CSV."""
+    """Write the members of LIST, minus suppressed addresses, as CSV."""
     config = load_config(app.settings)
     _refuse_member_file(out, config.member_paths(list_id))
     # atomic: a file given with --out appears complete or not at all, never half-written

@@ -18,10 +18,13 @@ class ProgressBars:
     def __init__(self, app: AppContext) -> None:
         self.app = app
         self.progress = Progress(
-            TextColumn("issue {task.fields[issue]}"), BarColumn(), TaskProgressColumn(),
+            TextColumn("issue {task.fields[issue]}"),
+            BarColumn(),
+            TaskProgressColumn(),
             TextColumn("{task.completed:,.0f}/{task.total:,.0f}"),
             TimeRemainingColumn(),
-            console=app.console, disable=not app.console.is_terminal,
+            console=app.console,
+            disable=not app.console.is_terminal,
         )
 
     def __enter__(self) -> ProgressBars:
@@ -56,9 +59,14 @@ def describe(report: SendReport) -> str:
 
 
 def report_dict(report: SendReport) -> dict[str, object]:
-    return {"issue": report.issue_id, "state": report.final_state, "recipients": report.counts,
-            "retries": report.retries, "unknown_batches": report.unknown_batches,
-            "paused": report.paused}
+    return {
+        "issue": report.issue_id,
+        "state": report.final_state,
+        "recipients": report.counts,
+        "retries": report.retries,
+        "unknown_batches": report.unknown_batches,
+        "paused": report.paused,
+    }
 
 
 @cli.command()
@@ -93,11 +101,15 @@ def run(app: AppContext, once: bool, as_json: bool) -> None:
     with ProgressBars(app) as bars:
         cycle = publisher.run_once(bars.for_issue if not as_json else None)
     if as_json:
-        echo_json({
-            "collected": cycle.collected.as_dict() if cycle.collected else None,
-            "drafted": cycle.drafted, "queued": cycle.queued,
-            "sent": [report_dict(r) for r in cycle.sent], "skipped": cycle.skipped,
-        })
+        echo_json(
+            {
+                "collected": cycle.collected.as_dict() if cycle.collected else None,
+                "drafted": cycle.drafted,
+                "queued": cycle.queued,
+                "sent": [report_dict(r) for r in cycle.sent],
+                "skipped": cycle.skipped,
+            }
+        )
         return
     _print_cycle(app, cycle)
 

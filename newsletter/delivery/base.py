@@ -221,18 +221,19 @@ class HttpProvider(Provider):
         status = response.status_code
         if status < 300:
             return
-        kwargs = {
-            "provider": self.name,
-            "status": status,
-            "body": response.text,
-            "retry_after": retry_after_seconds(response),
-        }
-        message = error_message(response)
         if status in (401, 402, 403):
-            raise ProviderAuthError(message, **kwargs)
-        if status in (408, 429) or status >= 500:
-            raise TransientProviderError(message, **kwargs)
-        raise PermanentProviderError(message, **kwargs)
+            kind: type[ProviderError] = ProviderAuthError
+        elif status in (408, 429) or status >= 500:
+            kind = TransientProviderError
+        else:
+            kind = PermanentProviderError
+        raise kind(
+            error_message(response),
+            provider=self.name,
+            status=status,
+            body=response.text,
+            retry_after=retry_after_seconds(response),
+        )
 
     # -- the one place requests' exceptions are translated --------------------------------
     @property
@@ -243,7 +244,10 @@ class HttpProvider(Provider):
             session = requests.Session()
             session.trust_env = bool(self.settings.http_proxy)
             if self.settings.http_proxy:
-                session.proxies = {"http": self.settings.http_proxy, "https": self.settings.http_proxy}
+                session.proxies = {
+                    "http": self.settings.http_proxy,
+                    "https": self.settings.http_proxy,
+                }
             session.headers["User-Agent"] = "newsletter/0.1"
             self._local.session = session
         return session
@@ -265,7 +269,9 @@ class HttpProvider(Provider):
             raise TransientProviderError(f"could not connect: {exc}", provider=self.name) from exc
         except requests.ConnectionError as exc:
             if _failed_before_sending(exc):
-                raise TransientProviderError(f"could not connect: {exc}", provider=self.name) from exc
+                raise TransientProviderError(
+                    f"could not connect: {exc}", provider=self.name
+                ) from exc
             raise UnknownOutcomeError(f"connection lost: {exc}", provider=self.name) from exc
         except requests.Timeout as exc:
             raise UnknownOutcomeError(f"no answer in time: {exc}", provider=self.name) from exc
@@ -279,7 +285,9 @@ class HttpProvider(Provider):
             return self.parse_response(batch, response)
         except (ValueError, KeyError, TypeError) as exc:
             raise UnknownOutcomeError(
-                f"unreadable answer: {exc}", provider=self.name, status=response.status_code,
+                f"unreadable answer: {exc}",
+                provider=self.name,
+                status=response.status_code,
                 body=response.text,
             ) from exc
 
@@ -293,8 +301,13 @@ class HttpProvider(Provider):
 def _failed_before_sending(exc: requests.ConnectionError) -> bool:
     """True when the connection was refused or never set up, so nothing reached the provider."""
     text = repr(exc)
-    markers = ("NewConnectionError", "Connection refused", "Name or service not known",
-               "NameResolutionError", "Failed to establish")
+    markers = (
+        "NewConnectionError",
+        "Connection refused",
+        "Name or service not known",
+        "NameResolutionError",
+        "Failed to establish",
+    )
     return any(m in text for m in markers)
 
 

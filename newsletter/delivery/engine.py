@@ -15,9 +15,13 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Protocol
+
+from sqlalchemy import Connection
 
 from ..config import Settings
 from ..errors import (
+    IssueStateError,
     NewsletterError,
     PermanentProviderError,
     ProviderAuthError,
@@ -32,10 +36,24 @@ from . import backoff
 from .base import BatchRecipient, BatchResult, OutgoingBatch, PreparedIssue, Provider
 from .prepare import RecipientValues
 from .ratelimit import TokenBucket
+from .ratelimit_db import SharedBuckets
 
 log = logging.getLogger(__name__)
 
 Progress = Callable[[int], None]
+
+
+class Limiter(Protocol):
+    def acquire(self, amount: float = 1.0) -> float: ...
+
+
+#: Makes a rate limiter from ``(name, rate per second, burst capacity)``.
+LimiterFactory = Callable[[str, float, float], Limiter]
+
+
+def local_buckets(name: str, rate: float, capacity: float) -> Limiter:
+    """Limits for this process alone (the default is shared by every process, in the database)."""
+    return TokenBucket(rate, capacity)
 
 
 @dataclass
@@ -59,8 +77,15 @@ class Engine:
     """Delivers one issue's pending batches through ``provider``, recording every step."""
 
     def __init__(
-        self, settings: Settings, store: Store, provider: Provider, values: RecipientValues, *,
-        clock: Callable[[], float] = time.time, sleep: Callable[[float], None] = time.sleep,
+        self,
+        settings: Settings,
+        store: Store,
+        provider: Provider,
+        values: RecipientValues,
+        *,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+        limiters: LimiterFactory | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -69,9 +94,15 @@ class Engine:
         self.clock = clock
         self.sleep = sleep
         self.owner = ledger.current_owner()
+        # A provider's limits are per account, so by default every process shares them.
+        make = limiters or SharedBuckets(store)
         rps = settings.rate_requests or getattr(provider, "requests_per_second", 0.0)
-        self.requests = TokenBucket(rps)
-        self.messages = TokenBucket(settings.rate_messages, capacity=max(settings.rate_messages, 1000.0))
+        self.requests = make(f"{provider.name}:requests", rps, max(rps, 1.0))
+        self.messages = make(
+            f"{provider.name}:messages",
+            settings.rate_messages,
+            max(settings.rate_messages, 1000.0),
+        )
         self._stop = threading.Event()
         self._lock = threading.Lock()
 
@@ -79,11 +110,14 @@ class Engine:
     def run(self, prepared: PreparedIssue, progress: Progress | None = None) -> SendReport:
         report = SendReport(prepared.issue_id)
         self._stop.clear()
-        self.recover(prepared, report)
         workers = max(1, self.settings.concurrency)
         while not self._stop.is_set():
+            # Every round, not just the first: another worker may have died since.
+            self.recover(prepared, report)
             with ThreadPoolExecutor(workers, thread_name_prefix="sender") as pool:
-                futures = [pool.submit(self._work, prepared, report, progress) for _ in range(workers)]
+                futures = [
+                    pool.submit(self._work, prepared, report, progress) for _ in range(workers)
+                ]
                 for future in futures:
                     future.result()
             if self._stop.is_set() or not self._wait_for_retries(prepared.issue_id):
@@ -126,14 +160,24 @@ class Engine:
             if issue_store.get(conn, issue_id).state != IssueState.SENDING:
                 self._stop.set()
                 return None
-            return ledger.claim(conn, issue_id, owner=self.owner, now=self.clock(),
-                                lease_seconds=self.settings.lease_seconds, at=self.store.now())
+            return ledger.claim(
+                conn,
+                issue_id,
+                owner=self.owner,
+                now=self.clock(),
+                lease_seconds=self.settings.lease_seconds,
+                at=self.store.now(),
+            )
 
     def _outgoing(self, prepared: PreparedIssue, claimed: ledger.ClaimedBatch) -> OutgoingBatch:
         with self.store.engine.connect() as conn:
             rows = ledger.rows_of(conn, claimed.id)
-        needed = (prepared.html.field_names | prepared.text.field_names
-                  | prepared.subject.field_names | prepared.list_unsubscribe.field_names)
+        needed = (
+            prepared.html.field_names
+            | prepared.text.field_names
+            | prepared.subject.field_names
+            | prepared.list_unsubscribe.field_names
+        )
         recipients = []
         for row in rows:
             values = self.values(row.email, row.name, row.list_id or prepared.list_id, row.fields)
@@ -143,7 +187,10 @@ class Engine:
         return OutgoingBatch(claimed.id, claimed.seq, claimed.idempotency_key, recipients)
 
     def _deliver(
-        self, prepared: PreparedIssue, claimed: ledger.ClaimedBatch, report: SendReport,
+        self,
+        prepared: PreparedIssue,
+        claimed: ledger.ClaimedBatch,
+        report: SendReport,
         progress: Progress | None,
     ) -> None:
         batch = self._outgoing(prepared, claimed)
@@ -169,66 +216,128 @@ class Engine:
 
     # -- outcomes -------------------------------------------------------------------------
     def record(
-        self, prepared: PreparedIssue, batch: OutgoingBatch, claimed: ledger.ClaimedBatch,
-        result: BatchResult, report: SendReport,
+        self,
+        prepared: PreparedIssue,
+        batch: OutgoingBatch,
+        claimed: ledger.ClaimedBatch,
+        result: BatchResult,
+        report: SendReport,
     ) -> None:
-        by_email = {r.email.lower(): r for r in batch.recipients}
-        updates, retry_ids, sent, failed = [], [], 0, 0
         now = self.store.now()
         with self.store.engine.begin() as conn:
-            for item in result.results:
-                row = by_email.get(item.email.lower())
-                if row is None:
-                    continue
-                if item.status == DeliveryStatus.FAILED and item.retryable:
-                    retry_ids.append(row.recipient_id)
-                    continue
-                sent += item.status == DeliveryStatus.SENT
-                failed += item.status == DeliveryStatus.FAILED
-                updates.append({"rid": row.recipient_id, "status": str(item.status),
-                                "message_id": item.message_id, "error": item.error[:1000]})
-                if item.suppress is not None:
-                    suppressions.add(conn, row.email, item.suppress, source=self.provider.name,
-                                     detail=item.error, at=now)
-            updates += _unreported(batch, result)
-            if len(updates) == len(batch.recipients) and sent == len(updates) and _one_id(result):
-                ledger.mark_rows(conn, claimed.id, DeliveryStatus.SENT, at=now,
-                                 message_id=result.results[0].message_id if result.results else "")
+            if _uniformly_sent(batch, result):  # the common case: one UPDATE for the batch
+                message_id = result.results[0].message_id
+                ledger.mark_rows(
+                    conn, claimed.id, DeliveryStatus.SENT, at=now, message_id=message_id
+                )
+                sent, failed = len(batch.recipients), 0
             else:
-                ledger.mark_each(conn, updates, now)
-            if retry_ids:
-                self._rebatch(conn, prepared.issue_id, retry_ids, claimed, report)
-            ledger.finish_batch(conn, claimed.id, BatchState.SENT, at=now,
-                                provider_batch_id=result.provider_batch_id)
+                sent, failed = self._record_each(conn, prepared, batch, claimed, result, report)
+            ledger.finish_batch(
+                conn,
+                claimed.id,
+                BatchState.SENT,
+                at=now,
+                provider_batch_id=result.provider_batch_id,
+            )
         with self._lock:
             report.batches_sent += 1
             report.recipients_sent += sent
             report.recipients_failed += failed
 
-    def _rebatch(self, conn: object, issue_id: int, ids: list[int], claimed: ledger.ClaimedBatch,
-                 report: SendReport) -> None:
+    def _record_each(
+        self,
+        conn: Connection,
+        prepared: PreparedIssue,
+        batch: OutgoingBatch,
+        claimed: ledger.ClaimedBatch,
+        result: BatchResult,
+        report: SendReport,
+    ) -> tuple[int, int]:
+        """Per-recipient outcomes: failures, suppressions, retries of some recipients."""
+        by_email = {r.email.lower(): r for r in batch.recipients}
+        updates: list[dict[str, object]] = []
+        retry_ids: list[int] = []
+        now = self.store.now()
+        for item in result.results:
+            row = by_email.get(item.email.lower())
+            if row is None:
+                continue
+            if item.status == DeliveryStatus.FAILED and item.retryable:
+                retry_ids.append(row.recipient_id)
+                continue
+            updates.append(
+                {
+                    "rid": row.recipient_id,
+                    "status": str(item.status),
+                    "message_id": item.message_id,
+                    "error": item.error[:1000],
+                }
+            )
+            if item.suppress is not None:
+                suppressions.add(
+                    conn,
+                    row.email,
+                    item.suppress,
+                    source=self.provider.name,
+                    detail=item.error,
+                    at=now,
+                )
+        updates += _unreported(batch, result)
+        ledger.mark_each(conn, updates, now)
+        if retry_ids:
+            self._rebatch(conn, prepared.issue_id, retry_ids, claimed, report)
+        sent = sum(u["status"] == DeliveryStatus.SENT for u in updates)
+        failed = sum(u["status"] == DeliveryStatus.FAILED for u in updates)
+        return sent, failed
+
+    def _rebatch(
+        self,
+        conn: Connection,
+        issue_id: int,
+        ids: list[int],
+        claimed: ledger.ClaimedBatch,
+        report: SendReport,
+    ) -> None:
         if claimed.attempts >= self.settings.max_attempts:
-            ledger.mark_each(conn, [{"rid": i, "status": str(DeliveryStatus.FAILED), "message_id": "",
-                                     "error": "gave up after repeated temporary failures"}
-                                    for i in ids], self.store.now())  # type: ignore[arg-type]
+            ledger.mark_each(
+                conn,
+                [
+                    {
+                        "rid": i,
+                        "status": str(DeliveryStatus.FAILED),
+                        "message_id": "",
+                        "error": "gave up after repeated temporary failures",
+                    }
+                    for i in ids
+                ],
+                self.store.now(),
+            )
             return
         not_before = self.clock() + backoff.delay(claimed.attempts)
-        ledger.rebatch(conn, issue_id, ids, at=self.store.now(), not_before=not_before)  # type: ignore[arg-type]
+        ledger.rebatch(conn, issue_id, ids, at=self.store.now(), not_before=not_before)
         with self._lock:
             report.retries += 1
 
-    def _retry_or_fail(self, claimed: ledger.ClaimedBatch, exc: ProviderError,
-                       report: SendReport) -> None:
+    def _retry_or_fail(
+        self, claimed: ledger.ClaimedBatch, exc: ProviderError, report: SendReport
+    ) -> None:
         if claimed.attempts >= self.settings.max_attempts:
-            log.warning("batch %s failed for good after %s attempts: %s", claimed.seq,
-                        claimed.attempts, exc)
+            log.warning(
+                "batch %s failed for good after %s attempts: %s", claimed.seq, claimed.attempts, exc
+            )
             self._fail(claimed.id, f"gave up after {claimed.attempts} attempts: {exc}", report, 0)
             return
         wait = backoff.delay(claimed.attempts, exc.retry_after)
         log.info("batch %s: %s; retrying in %.1fs", claimed.seq, exc, wait)
         with self.store.engine.begin() as conn:
-            ledger.retry_later(conn, claimed.id, not_before=self.clock() + wait,
-                               at=self.store.now(), error=str(exc))
+            ledger.retry_later(
+                conn,
+                claimed.id,
+                not_before=self.clock() + wait,
+                at=self.store.now(),
+                error=str(exc),
+            )
         with self._lock:
             report.retries += 1
 
@@ -244,8 +353,9 @@ class Engine:
         with self.store.engine.begin() as conn:
             ledger.finish_batch(conn, batch_id, state, at=self.store.now())
 
-    def _pause(self, issue_id: int, claimed: ledger.ClaimedBatch, exc: ProviderError,
-               report: SendReport) -> None:
+    def _pause(
+        self, issue_id: int, claimed: ledger.ClaimedBatch, exc: ProviderError, report: SendReport
+    ) -> None:
         """Credentials or account refused: every batch would fail the same way, so stop."""
         self._stop.set()
         now = self.store.now()
@@ -253,20 +363,36 @@ class Engine:
             ledger.retry_later(conn, claimed.id, not_before=0.0, at=now, error=str(exc))
             current = issue_store.get(conn, issue_id)
             if current.state == IssueState.SENDING:
-                issue_store.transition(conn, issue_id, IssueState.PAUSED, now, str(exc),
-                                       pause_reason=str(exc))
+                try:
+                    issue_store.transition(
+                        conn, issue_id, IssueState.PAUSED, now, str(exc), pause_reason=str(exc)
+                    )
+                except IssueStateError:  # another worker paused (or finished) it first
+                    log.info("issue %s: already moved on by another worker", issue_id)
         report.paused = str(exc)
         log.error("issue %s paused: %s", issue_id, exc)
 
-    def _unknown(self, prepared: PreparedIssue, batch: OutgoingBatch,
-                 claimed: ledger.ClaimedBatch, exc: ProviderError, report: SendReport) -> None:
+    def _unknown(
+        self,
+        prepared: PreparedIssue,
+        batch: OutgoingBatch,
+        claimed: ledger.ClaimedBatch,
+        exc: ProviderError,
+        report: SendReport,
+    ) -> None:
         if self.provider.idempotent and claimed.attempts < self.settings.max_attempts:
             self._retry_or_fail(claimed, exc, report)  # same key: the provider drops a repeat
             return
         self.settle_unknown(prepared, batch, claimed, str(exc), report)
 
-    def settle_unknown(self, prepared: PreparedIssue, batch: OutgoingBatch,
-                       claimed: ledger.ClaimedBatch, reason: str, report: SendReport) -> None:
+    def settle_unknown(
+        self,
+        prepared: PreparedIssue,
+        batch: OutgoingBatch,
+        claimed: ledger.ClaimedBatch,
+        reason: str,
+        report: SendReport,
+    ) -> None:
         """Ask the provider what became of the batch; if it cannot say, hold it for a person."""
         try:
             found = self.provider.reconcile(prepared, batch)
@@ -291,26 +417,45 @@ class Engine:
             stale = ledger.stale_batches(conn, prepared.issue_id, self.clock())
             if self.provider.idempotent:
                 for claimed in stale:
-                    ledger.retry_later(conn, claimed.id, not_before=0.0, at=self.store.now(),
-                                       error="resent after an interrupted send")
+                    ledger.retry_later(
+                        conn,
+                        claimed.id,
+                        not_before=0.0,
+                        at=self.store.now(),
+                        error="resent after an interrupted send",
+                    )
                 return
         for claimed in stale:
-            self.settle_unknown(prepared, self._outgoing(prepared, claimed), claimed,
-                                "the sender stopped while this batch was in flight", report)
+            self.settle_unknown(
+                prepared,
+                self._outgoing(prepared, claimed),
+                claimed,
+                "the sender stopped while this batch was in flight",
+                report,
+            )
 
 
 def _unreported(batch: OutgoingBatch, result: BatchResult) -> list[dict[str, object]]:
     """Recipients the provider's answer did not mention: never assume they were sent."""
     seen = {r.email.lower() for r in result.results}
     return [
-        {"rid": r.recipient_id, "status": str(DeliveryStatus.UNKNOWN), "message_id": "",
-         "error": "the provider's answer did not mention this recipient"}
-        for r in batch.recipients if r.email.lower() not in seen
+        {
+            "rid": r.recipient_id,
+            "status": str(DeliveryStatus.UNKNOWN),
+            "message_id": "",
+            "error": "the provider's answer did not mention this recipient",
+        }
+        for r in batch.recipients
+        if r.email.lower() not in seen
     ]
 
 
-def _one_id(result: BatchResult) -> bool:
-    """All results share one message id (one provider id per batch, e.g. Mailgun)."""
-    ids = {r.message_id for r in result.results}
-    return len(ids) <= 1
-
+def _uniformly_sent(batch: OutgoingBatch, result: BatchResult) -> bool:
+    """Every recipient reported sent under one message id (one provider id per batch)."""
+    items = result.results
+    if len(items) != len(batch.recipients) or not items:
+        return False
+    first = items[0].message_id
+    if any(r.status != DeliveryStatus.SENT or r.message_id != first for r in items):
+        return False
+    return {r.email.lower() for r in items} == {r.email.lower() for r in batch.recipients}

@@ -33,8 +33,14 @@ def list_id_header(publication: Publication, mailing_list: MailingList) -> str:
 
 
 def prepare_issue(
-    *, issue_id: int, subject: str, html: str, text: str, publication: Publication,
-    mailing_list: MailingList, is_test: bool = False,
+    *,
+    issue_id: int,
+    subject: str,
+    html: str,
+    text: str,
+    publication: Publication,
+    mailing_list: MailingList,
+    is_test: bool = False,
 ) -> PreparedIssue:
     from_email = mailing_list.from_email or publication.from_email
     return PreparedIssue(
@@ -62,7 +68,11 @@ class RecipientValues:
         self._prefix = f"{base_url.rstrip('/')}/unsubscribe/"
 
     def __call__(
-        self, email: str, name: str, list_id: str, fields: Mapping[str, str],
+        self,
+        email: str,
+        name: str,
+        list_id: str,
+        fields: Mapping[str, str],
     ) -> dict[str, str]:
         values = {f"f_{key}": str(value) for key, value in fields.items()}
         values["email"] = email

@@ -11,8 +11,12 @@ class TokenBucket:
     """``rate`` tokens per second, bursts up to ``capacity``; a rate of 0 means no limit."""
 
     def __init__(
-        self, rate: float, capacity: float | None = None, *,
-        clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep,
+        self,
+        rate: float,
+        capacity: float | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.rate = rate
         self.capacity = capacity if capacity is not None else max(rate, 1.0)

@@ -7,6 +7,7 @@ connection after the message data was sent leaves that batch's outcome unknown.
 
 from __future__ import annotations
 
+import contextlib
 import smtplib
 import ssl
 import threading
@@ -38,8 +39,9 @@ class SmtpProvider(Provider):
         timeout = s.http_timeout
         try:
             if s.smtp_security == "ssl":
-                conn: smtplib.SMTP = smtplib.SMTP_SSL(s.smtp_host, s.smtp_port, timeout=timeout,
-                                                      context=ssl.create_default_context())
+                conn: smtplib.SMTP = smtplib.SMTP_SSL(
+                    s.smtp_host, s.smtp_port, timeout=timeout, context=ssl.create_default_context()
+                )
             else:
                 conn = smtplib.SMTP(s.smtp_host, s.smtp_port, timeout=timeout)
                 if s.smtp_security == "starttls":
@@ -49,8 +51,9 @@ class SmtpProvider(Provider):
         except smtplib.SMTPAuthenticationError as exc:
             raise ProviderAuthError(f"login refused: {exc.smtp_code}", provider=self.name) from exc
         except (OSError, smtplib.SMTPException) as exc:
-            raise TransientProviderError(f"cannot connect to {s.smtp_host}:{s.smtp_port}: {exc}",
-                                         provider=self.name) from exc
+            raise TransientProviderError(
+                f"cannot connect to {s.smtp_host}:{s.smtp_port}: {exc}", provider=self.name
+            ) from exc
         return conn
 
     @property
@@ -65,18 +68,23 @@ class SmtpProvider(Provider):
         results = []
         for index, recipient in enumerate(batch.recipients):
             try:
-                results.append(self._send_one(issue, recipient.values, recipient.email,
-                                              recipient.to_header))
+                results.append(
+                    self._send_one(issue, recipient.values, recipient.email, recipient.to_header)
+                )
             except (smtplib.SMTPServerDisconnected, OSError) as exc:
                 self._drop()
                 if index == 0:
-                    raise TransientProviderError(f"connection lost: {exc}", provider=self.name) from exc
-                raise UnknownOutcomeError(f"connection lost mid-batch: {exc}",
-                                          provider=self.name) from exc
+                    raise TransientProviderError(
+                        f"connection lost: {exc}", provider=self.name
+                    ) from exc
+                raise UnknownOutcomeError(
+                    f"connection lost mid-batch: {exc}", provider=self.name
+                ) from exc
         return BatchResult(results)
 
-    def _send_one(self, issue: PreparedIssue, values: dict[str, str] | object, address: str,
-                  to_header: str) -> RecipientResult:
+    def _send_one(
+        self, issue: PreparedIssue, values: dict[str, str] | object, address: str, to_header: str
+    ) -> RecipientResult:
         message_id = make_message_id(issue.message_id_domain)
         copy = issue.merge(values)  # type: ignore[arg-type]
         data = message_bytes(mime_message(issue, copy, to_header, message_id))
@@ -95,10 +103,8 @@ class SmtpProvider(Provider):
         conn = getattr(self._local, "conn", None)
         self._local.conn = None
         if conn is not None:
-            try:
+            with contextlib.suppress(OSError):
                 conn.close()
-            except OSError:
-                pass
 
     def close(self) -> None:
         conn = getattr(self._local, "conn", None)
@@ -114,6 +120,9 @@ def _refused(address: str, code: int, reply: bytes | str) -> RecipientResult:
     text = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else str(reply)
     temporary = 400 <= code < 500
     return RecipientResult(
-        address, DeliveryStatus.FAILED, error=f"{code} {text}"[:500], retryable=temporary,
+        address,
+        DeliveryStatus.FAILED,
+        error=f"{code} {text}"[:500],
+        retryable=temporary,
         suppress=SuppressionReason.BOUNCED_HARD if code in (550, 551, 553) else None,
     )

@@ -20,6 +20,7 @@ from email_validator import EmailNotValidError, validate_email
 
 from ..errors import ConfigError, ListError
 from ..models import Subscriber
+from .addresscache import AddressCache
 from .csvfile import EMAIL, NAME, Header, Record, first_header, iter_records
 
 
@@ -137,9 +138,12 @@ class MemberReader:
         *,
         check_deliverability: bool = False,
         on_problem: Callable[[Problem], None] | None = None,
+        cache: AddressCache | None = None,
     ) -> None:
         self.paths = tuple(paths)
         self.check_deliverability = check_deliverability
+        # Only syntax verdicts are cacheable; deliverability depends on DNS at the time.
+        self.cache = None if check_deliverability else cache
         self.problems: list[Problem] = []
         self.counts = Counts()
         self._report = on_problem if on_problem is not None else self.problems.append
@@ -220,8 +224,17 @@ class MemberReader:
         if len(fields) != len(header.columns):
             raise ConfigError(_column_count(record, header))
         values = header.values(fields)
-        email = normalise_address(values.pop(EMAIL), check_deliverability=self.check_deliverability)
+        email = self._normalise(values.pop(EMAIL))
         return Subscriber(email=email, name=values.pop(NAME, ""), fields=values)
+
+    def _normalise(self, raw: str) -> str:
+        if self.cache is None:
+            return normalise_address(raw, check_deliverability=self.check_deliverability)
+        known = self.cache.get(raw)
+        if known is None:
+            known = normalise_address(raw)
+            self.cache.put(raw, known)
+        return known
 
     def _duplicate(self, path: Path, line: int, first: tuple[Path, int]) -> None:
         self.counts.duplicates += 1

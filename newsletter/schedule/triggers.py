@@ -10,7 +10,7 @@ the first and skips the repeat, so no reader gets the same digest slot twice.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, timedelta, tzinfo
 from zoneinfo import ZoneInfo
 
 from apscheduler.triggers.cron import CronTrigger
@@ -26,19 +26,27 @@ class WallClockCronTrigger(CronTrigger):
         self, previous_fire_time: datetime | None, now: datetime
     ) -> datetime | None:
         candidate = super().get_next_fire_time(previous_fire_time, now)
-        if previous_fire_time is None:
+        if previous_fire_time is None or candidate is None:
             return candidate
-        while candidate is not None and not _later(candidate, previous_fire_time):
-            # The repeated hour gives the same local time again: treat it as already fired.
-            candidate = super().get_next_fire_time(candidate, max(now, candidate))
-        return candidate
+        if _wall(candidate, self.timezone) > _wall(previous_fire_time, self.timezone):
+            return candidate
+        # The clocks went back and the same local time came round again: it has fired.
+        resume = max(now.astimezone(UTC), _after_last(previous_fire_time))
+        return super().get_next_fire_time(None, resume)
 
 
-def _later(candidate: datetime, previous: datetime) -> bool:
-    """True if ``candidate`` is after ``previous`` both on the wall clock and in real time."""
-    zone = previous.tzinfo
-    wall = candidate.astimezone(zone).replace(tzinfo=None)
-    return wall > previous.replace(tzinfo=None) and candidate > previous
+def _wall(moment: datetime, zone: tzinfo) -> datetime:
+    """What the clock on the wall shows at ``moment``."""
+    return moment.astimezone(zone).replace(tzinfo=None)
+
+
+def _after_last(moment: datetime) -> datetime:
+    """Just after the wall clock shows ``moment``'s time for the last time (in UTC).
+
+    Computed in UTC: local arithmetic near a change of offset loses the ``fold`` that tells
+    the two passes of the repeated hour apart.
+    """
+    return moment.replace(fold=1).astimezone(UTC) + timedelta(microseconds=1)
 
 
 def digest_trigger(mailing_list: MailingList) -> WallClockCronTrigger:

@@ -52,7 +52,9 @@ def collect(settings: Settings, store: Store, sources: Mapping[str, SourceSpec])
     """Fetch every source; one that fails is reported and the others still collected."""
     reports = tuple(_collect_one(settings, store, spec) for spec in sources.values())
     with store.engine.begin() as conn:
-        conn.execute(collections.insert().values(at=store.now(), report=CollectReport(reports).as_dict()))
+        conn.execute(
+            collections.insert().values(at=store.now(), report=CollectReport(reports).as_dict())
+        )
     return CollectReport(reports)
 
 
@@ -68,15 +70,29 @@ def _collect_one(settings: Settings, store: Store, spec: SourceSpec) -> SourceRe
             with store.engine.begin() as conn:
                 article_store.record_fetch(conn, spec.id, at=now, status="error", error=str(exc))
         return SourceReport(spec.id, "error", error=str(exc))
-    archive_before = None if seen_before else article_store.lookback_start(now, settings.lookback_days)
+    archive_before = (
+        None if seen_before else article_store.lookback_start(now, settings.lookback_days)
+    )
     with store.engine.begin() as conn:
         counts = article_store.upsert(conn, result.articles, at=now, archive_before=archive_before)
         article_store.record_fetch(
-            conn, spec.id, at=now, status="not-modified" if result.not_modified else "ok",
-            etag=result.etag, last_modified=result.last_modified, new=counts.new,
+            conn,
+            spec.id,
+            at=now,
+            status="not-modified" if result.not_modified else "ok",
+            etag=result.etag,
+            last_modified=result.last_modified,
+            new=counts.new,
             first=not seen_before,
         )
     status = "not-modified" if result.not_modified else "ok"
     problems = tuple(getattr(result, "problems", ()))
-    return SourceReport(spec.id, status, counts.new, counts.edited, counts.unchanged,
-                        counts.archived, problems=problems)
+    return SourceReport(
+        spec.id,
+        status,
+        counts.new,
+        counts.edited,
+        counts.unchanged,
+        counts.archived,
+        problems=problems,
+    )

@@ -30,11 +30,23 @@ def fetch_state(conn: Connection, source_id: str) -> tuple[FetchState, bool]:
 
 
 def record_fetch(
-    conn: Connection, source_id: str, *, at: datetime, status: str, etag: str = "",
-    last_modified: str = "", error: str = "", new: int = 0, first: bool = False,
+    conn: Connection,
+    source_id: str,
+    *,
+    at: datetime,
+    status: str,
+    etag: str = "",
+    last_modified: str = "",
+    error: str = "",
+    new: int = 0,
+    first: bool = False,
 ) -> None:
-    values = {"last_checked_at": at, "last_status": status, "last_error": error[:2000],
-              "last_new": new}
+    values = {
+        "last_checked_at": at,
+        "last_status": status,
+        "last_error": error[:2000],
+        "last_new": new,
+    }
     if status in ("ok", "not-modified"):
         values |= {"etag": etag, "last_modified": last_modified}
     if first:
@@ -42,12 +54,17 @@ def record_fetch(
         values.setdefault("last_modified", "")
         conn.execute(insert(source_state).values(source_id=source_id, first_seen_at=at, **values))
     else:
-        conn.execute(update(source_state).where(source_state.c.source_id == source_id)
-                     .values(**values))
+        conn.execute(
+            update(source_state).where(source_state.c.source_id == source_id).values(**values)
+        )
 
 
 def upsert(
-    conn: Connection, found: Sequence[Article], *, at: datetime, archive_before: datetime | None,
+    conn: Connection,
+    found: Sequence[Article],
+    *,
+    at: datetime,
+    archive_before: datetime | None,
 ) -> UpsertCounts:
     """Store what a source offers. An edit updates the row but never makes it new again."""
     if not found:
@@ -65,14 +82,19 @@ def upsert(
     for article in found:
         if article.uid not in known:
             archived = _is_old(article, archive_before)
-            conn.execute(insert(articles).values(**_row(article, at), first_seen_at=at,
-                                                 archived=int(archived)))
+            conn.execute(
+                insert(articles).values(
+                    **_row(article, at), first_seen_at=at, archived=int(archived)
+                )
+            )
             counts["archived" if archived else "new"] += 1
             known[article.uid] = article.content_hash
         elif known[article.uid] != article.content_hash:
-            conn.execute(update(articles).where(articles.c.source_id == source_id,
-                                                articles.c.uid == article.uid)
-                         .values(**_row(article, at)))
+            conn.execute(
+                update(articles)
+                .where(articles.c.source_id == source_id, articles.c.uid == article.uid)
+                .values(**_row(article, at))
+            )
             counts["edited"] += 1
         else:
             counts["unchanged"] += 1
@@ -85,18 +107,26 @@ def _is_old(article: Article, archive_before: datetime | None) -> bool:
 
 def _row(article: Article, at: datetime) -> dict[str, object]:
     return {
-        "source_id": article.source_id, "uid": article.uid, "title": article.title,
-        "url": article.url, "author": article.author, "published_at": article.published,
-        "summary_html": article.summary_html, "content_html": article.content_html,
-        "image_url": article.image_url, "tags": list(article.tags),
-        "content_hash": article.content_hash, "updated_at": at,
+        "source_id": article.source_id,
+        "uid": article.uid,
+        "title": article.title,
+        "url": article.url,
+        "author": article.author,
+        "published_at": article.published,
+        "summary_html": article.summary_html,
+        "content_html": article.content_html,
+        "image_url": article.image_url,
+        "tags": list(article.tags),
+        "content_hash": article.content_hash,
+        "updated_at": at,
     }
 
 
 def list_since(conn: Connection, list_id: str, at: datetime) -> datetime:
     """When the list was first seen (recorded now if never)."""
-    row = conn.execute(select(list_state.c.first_seen_at)
-                       .where(list_state.c.list_id == list_id)).first()
+    row = conn.execute(
+        select(list_state.c.first_seen_at).where(list_state.c.list_id == list_id)
+    ).first()
     if row is not None:
         return _aware(row[0])
     conn.execute(insert(list_state).values(list_id=list_id, first_seen_at=at))
@@ -104,7 +134,11 @@ def list_since(conn: Connection, list_id: str, at: datetime) -> datetime:
 
 
 def unsent_for_list(
-    conn: Connection, list_id: str, source_ids: Iterable[str], *, since: datetime,
+    conn: Connection,
+    list_id: str,
+    source_ids: Iterable[str],
+    *,
+    since: datetime,
     limit: int | None = None,
 ) -> list[tuple[int, Article]]:
     """Articles of the list's sources never offered to it, oldest first."""
@@ -112,8 +146,14 @@ def unsent_for_list(
     when = func.coalesce(articles.c.published_at, articles.c.first_seen_at)
     stmt = (
         select(articles)
-        .where(and_(articles.c.source_id.in_(list(source_ids)), articles.c.archived == 0,
-                    when >= since, articles.c.id.not_in(offered)))
+        .where(
+            and_(
+                articles.c.source_id.in_(list(source_ids)),
+                articles.c.archived == 0,
+                when >= since,
+                articles.c.id.not_in(offered),
+            )
+        )
         .order_by(when, articles.c.id)
     )
     if limit is not None:
@@ -129,10 +169,17 @@ def by_ids(conn: Connection, ids: Sequence[int]) -> list[tuple[int, Article]]:
 def to_article(row: object) -> Article:
     r = row._mapping  # type: ignore[attr-defined]
     return Article(
-        source_id=r["source_id"], uid=r["uid"], title=r["title"], url=r["url"],
+        source_id=r["source_id"],
+        uid=r["uid"],
+        title=r["title"],
+        url=r["url"],
         published=_aware(r["published_at"]) if r["published_at"] else None,
-        content_html=r["content_html"], summary_html=r["summary_html"], author=r["author"],
-        tags=tuple(r["tags"] or ()), image_url=r["image_url"], content_hash=r["content_hash"],
+        content_html=r["content_html"],
+        summary_html=r["summary_html"],
+        author=r["author"],
+        tags=tuple(r["tags"] or ()),
+        image_url=r["image_url"],
+        content_hash=r["content_hash"],
     )
 
 

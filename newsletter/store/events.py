@@ -64,7 +64,7 @@ def apply_event(
 
 
 @dataclass(frozen=True, slots=True)
-class LedgerRow:
+class MatchedRecipient:
     """The part of a ``recipients`` row an event needs."""
 
     id: int
@@ -74,7 +74,7 @@ class LedgerRow:
     status: str
 
 
-def find_recipient(conn: Connection, message_id: str, email: str) -> LedgerRow | None:
+def find_recipient(conn: Connection, message_id: str, email: str) -> MatchedRecipient | None:
     """The ledger row of ``message_id`` (with or without angle brackets) sent to ``email``.
 
     Mailgun and SendGrid give one id to a whole batch, so the address is part of the match;
@@ -90,7 +90,7 @@ def find_recipient(conn: Connection, message_id: str, email: str) -> LedgerRow |
     if email:
         stmt = stmt.where(recipients.c.email == suppressions.normalise(email))  # ledger: lower-case
     rows = conn.execute(stmt.limit(2)).all()
-    return LedgerRow(*rows[0]) if len(rows) == 1 else None
+    return MatchedRecipient(*rows[0]) if len(rows) == 1 else None
 
 
 def claim_token(
@@ -140,7 +140,9 @@ def _record(conn: Connection, event: WebhookEvent, issue_id: int | None) -> bool
     return _inserted(conn, stmt.on_conflict_do_nothing().returning(events.c.id))
 
 
-def _update_recipient(conn: Connection, row: LedgerRow, event: WebhookEvent, now: datetime) -> None:
+def _update_recipient(
+    conn: Connection, row: MatchedRecipient, event: WebhookEvent, now: datetime
+) -> None:
     if STRENGTH.get(event.type, 0) < STRENGTH.get(row.status, 0):
         return
     values: dict[str, Any] = {"status": str(event.type), "updated_at": now}

@@ -6,7 +6,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import Connection, delete, func, insert, select, update
+from sqlalchemy import Connection, Insert, Table, delete, func, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from ..errors import IssueStateError, NotFoundError
 from ..issues import states
@@ -34,44 +36,84 @@ class IssueRecord:
     pause_reason: str
 
 
-def _aware(value: datetime | None) -> datetime | None:
-    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
+def _aware(value: datetime) -> datetime:
+    """SQLite returns naive datetimes; everything is stored in UTC."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
+def _maybe_aware(value: datetime | None) -> datetime | None:
+    return None if value is None else _aware(value)
 
 
 def _record(row: object) -> IssueRecord:
     r = row._mapping  # type: ignore[attr-defined]
     return IssueRecord(
-        id=r["id"], list_id=r["list_id"], kind=IssueKind(r["kind"]), state=IssueState(r["state"]),
-        subject=r["subject"], preheader=r["preheader"], intro_md=r["intro_md"],
-        created_at=_aware(r["created_at"]), updated_at=_aware(r["updated_at"]),  # type: ignore[arg-type]
-        send_at=_aware(r["send_at"]), started_at=_aware(r["started_at"]),
-        finished_at=_aware(r["finished_at"]), provider=r["provider"],
-        rendered=r["rendered_at"] is not None, audience_frozen=bool(r["audience_frozen"]),
+        id=r["id"],
+        list_id=r["list_id"],
+        kind=IssueKind(r["kind"]),
+        state=IssueState(r["state"]),
+        subject=r["subject"],
+        preheader=r["preheader"],
+        intro_md=r["intro_md"],
+        created_at=_aware(r["created_at"]),
+        updated_at=_aware(r["updated_at"]),
+        send_at=_maybe_aware(r["send_at"]),
+        started_at=_maybe_aware(r["started_at"]),
+        finished_at=_maybe_aware(r["finished_at"]),
+        provider=r["provider"],
+        rendered=r["rendered_at"] is not None,
+        audience_frozen=bool(r["audience_frozen"]),
         pause_reason=r["pause_reason"],
     )
+
+
+def insert_ignoring_duplicates(conn: Connection, table: Table) -> Insert:
+    dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    return dialect_insert(table).on_conflict_do_nothing()
 
 
 _SUMMARY_COLUMNS = [c for c in issues.c if c.name not in ("html", "text", "web_html")]
 
 
 def create(
-    conn: Connection, *, list_id: str, kind: IssueKind, subject: str, preheader: str,
-    intro_md: str, article_ids: Sequence[int], at: datetime,
+    conn: Connection,
+    *,
+    list_id: str,
+    kind: IssueKind,
+    subject: str,
+    preheader: str,
+    intro_md: str,
+    article_ids: Sequence[int],
+    at: datetime,
 ) -> int:
     """A new draft; its articles are marked offered to the list in the same transaction."""
     issue_id = conn.execute(
-        insert(issues).values(
-            list_id=list_id, kind=str(kind), state=str(IssueState.DRAFT), subject=subject,
-            preheader=preheader, intro_md=intro_md, created_at=at, updated_at=at,
-        ).returning(issues.c.id)
+        insert(issues)
+        .values(
+            list_id=list_id,
+            kind=str(kind),
+            state=str(IssueState.DRAFT),
+            subject=subject,
+            preheader=preheader,
+            intro_md=intro_md,
+            created_at=at,
+            updated_at=at,
+        )
+        .returning(issues.c.id)
     ).scalar_one()
     if article_ids:
-        conn.execute(insert(issue_articles), [
-            {"issue_id": issue_id, "article_id": a, "position": i} for i, a in enumerate(article_ids)
-        ])
-        conn.execute(insert(list_articles), [
-            {"list_id": list_id, "article_id": a, "issue_id": issue_id} for a in article_ids
-        ])
+        conn.execute(
+            insert(issue_articles),
+            [
+                {"issue_id": issue_id, "article_id": a, "position": i}
+                for i, a in enumerate(article_ids)
+            ],
+        )
+        # An editor may put an article in again on purpose; the first offer stays on record.
+        conn.execute(
+            insert_ignoring_duplicates(conn, list_articles),
+            [{"list_id": list_id, "article_id": a, "issue_id": issue_id} for a in article_ids],
+        )
     record_event(conn, issue_id, "", IssueState.DRAFT, at, "drafted")
     return int(issue_id)
 
@@ -84,7 +126,10 @@ def get(conn: Connection, issue_id: int) -> IssueRecord:
 
 
 def find(
-    conn: Connection, *, list_id: str | None = None, states_in: Sequence[IssueState] = (),
+    conn: Connection,
+    *,
+    list_id: str | None = None,
+    states_in: Sequence[IssueState] = (),
     limit: int = 100,
 ) -> list[IssueRecord]:
     stmt = select(*_SUMMARY_COLUMNS).order_by(issues.c.id.desc()).limit(limit)
@@ -100,8 +145,10 @@ def due(conn: Connection, now: datetime) -> list[IssueRecord]:
     stmt = (
         select(*_SUMMARY_COLUMNS)
         .where(
-            ((issues.c.state == str(IssueState.QUEUED))
-             & ((issues.c.send_at.is_(None)) | (issues.c.send_at <= now)))
+            (
+                (issues.c.state == str(IssueState.QUEUED))
+                & ((issues.c.send_at.is_(None)) | (issues.c.send_at <= now))
+            )
             | (issues.c.state == str(IssueState.SENDING))
         )
         .order_by(issues.c.id)
@@ -110,13 +157,20 @@ def due(conn: Connection, now: datetime) -> list[IssueRecord]:
 
 
 def article_ids(conn: Connection, issue_id: int) -> list[int]:
-    stmt = (select(issue_articles.c.article_id).where(issue_articles.c.issue_id == issue_id)
-            .order_by(issue_articles.c.position))
+    stmt = (
+        select(issue_articles.c.article_id)
+        .where(issue_articles.c.issue_id == issue_id)
+        .order_by(issue_articles.c.position)
+    )
     return [r[0] for r in conn.execute(stmt)]
 
 
 def transition(
-    conn: Connection, issue_id: int, target: IssueState, at: datetime, note: str = "",
+    conn: Connection,
+    issue_id: int,
+    target: IssueState,
+    at: datetime,
+    note: str = "",
     **values: object,
 ) -> IssueRecord:
     """Move the issue to ``target`` if the state machine allows it, atomically."""
@@ -134,15 +188,28 @@ def transition(
 
 
 def record_event(
-    conn: Connection, issue_id: int, from_state: str, to_state: str, at: datetime, note: str,
+    conn: Connection,
+    issue_id: int,
+    from_state: str,
+    to_state: str,
+    at: datetime,
+    note: str,
 ) -> None:
-    conn.execute(insert(issue_events).values(
-        issue_id=issue_id, at=at, from_state=str(from_state), to_state=str(to_state), note=note,
-    ))
+    conn.execute(
+        insert(issue_events).values(
+            issue_id=issue_id,
+            at=at,
+            from_state=str(from_state),
+            to_state=str(to_state),
+            note=note,
+        )
+    )
 
 
 def events(conn: Connection, issue_id: int) -> list[dict[str, object]]:
-    stmt = select(issue_events).where(issue_events.c.issue_id == issue_id).order_by(issue_events.c.id)
+    stmt = (
+        select(issue_events).where(issue_events.c.issue_id == issue_id).order_by(issue_events.c.id)
+    )
     return [
         {"at": _aware(r.at), "from": r.from_state, "to": r.to_state, "note": r.note}
         for r in conn.execute(stmt)
@@ -154,20 +221,35 @@ def edit(conn: Connection, issue_id: int, at: datetime, **values: object) -> Non
     current = get(conn, issue_id)
     if current.state not in states.EDITABLE:
         raise IssueStateError(f"issue {issue_id} is {current.state}; only drafts can be edited")
-    conn.execute(update(issues).where(issues.c.id == issue_id)
-                 .values(updated_at=at, rendered_at=None, html="", text="", **values))
+    conn.execute(
+        update(issues)
+        .where(issues.c.id == issue_id)
+        .values(updated_at=at, rendered_at=None, html="", text="", **values)
+    )
 
 
 def save_rendering(
-    conn: Connection, issue_id: int, *, html: str, text: str, web_html: str, at: datetime,
+    conn: Connection,
+    issue_id: int,
+    *,
+    html: str,
+    text: str,
+    web_html: str,
+    at: datetime,
 ) -> None:
-    conn.execute(update(issues).where(issues.c.id == issue_id)
-                 .values(html=html, text=text, web_html=web_html, rendered_at=at))
+    conn.execute(
+        update(issues)
+        .where(issues.c.id == issue_id)
+        .values(html=html, text=text, web_html=web_html, rendered_at=at)
+    )
 
 
 def rendering(conn: Connection, issue_id: int) -> tuple[str, str, str] | None:
-    row = conn.execute(select(issues.c.html, issues.c.text, issues.c.web_html, issues.c.rendered_at)
-                       .where(issues.c.id == issue_id)).first()
+    row = conn.execute(
+        select(issues.c.html, issues.c.text, issues.c.web_html, issues.c.rendered_at).where(
+            issues.c.id == issue_id
+        )
+    ).first()
     if row is None or row.rendered_at is None:
         return None
     return row.html, row.text, row.web_html
@@ -175,8 +257,9 @@ def rendering(conn: Connection, issue_id: int) -> tuple[str, str, str] | None:
 
 def release_articles(conn: Connection, issue_id: int) -> int:
     """Give a cancelled issue's articles back to its list, so they can be offered again."""
-    return int(conn.execute(delete(list_articles).where(list_articles.c.issue_id == issue_id))
-               .rowcount)
+    return int(
+        conn.execute(delete(list_articles).where(list_articles.c.issue_id == issue_id)).rowcount
+    )
 
 
 def count_by_state(conn: Connection) -> dict[str, int]:

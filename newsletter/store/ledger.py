@@ -85,7 +85,12 @@ def _insert_ignore(conn: Connection) -> Any:
 
 
 def freeze_audience(
-    conn: Connection, issue_id: int, members: Iterable[Recipient], *, batch_size: int, at: datetime,
+    conn: Connection,
+    issue_id: int,
+    members: Iterable[Recipient],
+    *,
+    batch_size: int,
+    at: datetime,
 ) -> FreezeCounts:
     """Write the issue's audience and batches; run inside one transaction."""
     total, inserted = _insert_members(conn, issue_id, members, at)
@@ -96,7 +101,10 @@ def freeze_audience(
 
 
 def _insert_members(
-    conn: Connection, issue_id: int, members: Iterable[Recipient], at: datetime,
+    conn: Connection,
+    issue_id: int,
+    members: Iterable[Recipient],
+    at: datetime,
 ) -> tuple[int, int]:
     stmt = _insert_ignore(conn)(recipients).on_conflict_do_nothing(
         index_elements=["issue_id", "email"]
@@ -105,11 +113,17 @@ def _insert_members(
     chunk: list[dict[str, Any]] = []
     for member in members:
         total += 1
-        chunk.append({
-            "issue_id": issue_id, "email": member.email.strip().lower(), "name": member.name,
-            "fields": dict(member.fields), "list_id": member.list_id,
-            "status": str(DeliveryStatus.QUEUED), "updated_at": at,
-        })
+        chunk.append(
+            {
+                "issue_id": issue_id,
+                "email": member.email.strip().lower(),
+                "name": member.name,
+                "fields": dict(member.fields),
+                "list_id": member.list_id,
+                "status": str(DeliveryStatus.QUEUED),
+                "updated_at": at,
+            }
+        )
         if len(chunk) >= INSERT_CHUNK:
             conn.execute(stmt, chunk)
             chunk = []
@@ -134,23 +148,50 @@ def _mark_suppressed(conn: Connection, issue_id: int, at: datetime) -> int:
 
 
 def _assign_batches(conn: Connection, issue_id: int, size: int, at: datetime) -> tuple[int, int]:
-    ids = conn.execute(
-        select(recipients.c.id)
-        .where(recipients.c.issue_id == issue_id, recipients.c.status == str(DeliveryStatus.QUEUED),
-               recipients.c.batch_id.is_(None))
-        .order_by(recipients.c.id)
-    ).scalars().all()
+    """Cut the queued rows into batches of ``size`` by id range; ids are streamed, not held."""
+    spans = _id_spans(conn, issue_id, size)
     start_seq = _next_seq(conn, issue_id)
-    for offset in range(0, len(ids), size):
-        chunk = ids[offset:offset + size]
-        batch_id = _new_batch(conn, issue_id, start_seq + offset // size, len(chunk), at)
+    queued = 0
+    for offset, (first, last, count) in enumerate(spans):
+        batch_id = _new_batch(conn, issue_id, start_seq + offset, count, at)
         conn.execute(
             update(recipients)
-            .where(recipients.c.issue_id == issue_id, recipients.c.id >= chunk[0],
-                   recipients.c.id <= chunk[-1], recipients.c.status == str(DeliveryStatus.QUEUED))
+            .where(
+                recipients.c.issue_id == issue_id,
+                recipients.c.id >= first,
+                recipients.c.id <= last,
+                recipients.c.status == str(DeliveryStatus.QUEUED),
+            )
             .values(batch_id=batch_id)
         )
-    return (len(ids) + size - 1) // size, len(ids)
+        queued += count
+    return len(spans), queued
+
+
+def _id_spans(conn: Connection, issue_id: int, size: int) -> list[tuple[int, int, int]]:
+    """(first id, last id, count) of each run of ``size`` queued rows without a batch."""
+    result = conn.execute(
+        select(recipients.c.id)
+        .where(
+            recipients.c.issue_id == issue_id,
+            recipients.c.status == str(DeliveryStatus.QUEUED),
+            recipients.c.batch_id.is_(None),
+        )
+        .order_by(recipients.c.id)
+        .execution_options(yield_per=10_000)
+    )
+    spans: list[tuple[int, int, int]] = []
+    first = last = count = 0
+    for (row_id,) in result:
+        if count == 0:
+            first = row_id
+        last, count = row_id, count + 1
+        if count == size:
+            spans.append((first, last, count))
+            count = 0
+    if count:
+        spans.append((first, last, count))
+    return spans
 
 
 def _next_seq(conn: Connection, issue_id: int) -> int:
@@ -159,25 +200,49 @@ def _next_seq(conn: Connection, issue_id: int) -> int:
 
 
 def _new_batch(
-    conn: Connection, issue_id: int, seq: int, size: int, at: datetime, *, not_before: float = 0.0,
+    conn: Connection,
+    issue_id: int,
+    seq: int,
+    size: int,
+    at: datetime,
+    *,
+    not_before: float = 0.0,
 ) -> int:
-    return int(conn.execute(
-        insert(batches).values(
-            issue_id=issue_id, seq=seq, state=str(BatchState.PENDING), size=size, attempts=0,
-            idempotency_key=f"nl-{issue_id}-{seq}-{uuid.uuid4().hex[:16]}",
-            next_attempt_at=not_before, updated_at=at,
-        ).returning(batches.c.id)
-    ).scalar_one())
+    return int(
+        conn.execute(
+            insert(batches)
+            .values(
+                issue_id=issue_id,
+                seq=seq,
+                state=str(BatchState.PENDING),
+                size=size,
+                attempts=0,
+                idempotency_key=f"nl-{issue_id}-{seq}-{uuid.uuid4().hex[:16]}",
+                next_attempt_at=not_before,
+                updated_at=at,
+            )
+            .returning(batches.c.id)
+        ).scalar_one()
+    )
 
 
 def claim(
-    conn: Connection, issue_id: int, *, owner: str, now: float, lease_seconds: float, at: datetime,
+    conn: Connection,
+    issue_id: int,
+    *,
+    owner: str,
+    now: float,
+    lease_seconds: float,
+    at: datetime,
 ) -> ClaimedBatch | None:
     """Take the next due pending batch: marks it ``sending`` with a lease, atomically."""
     candidate = (
         select(batches.c.id)
-        .where(batches.c.issue_id == issue_id, batches.c.state == str(BatchState.PENDING),
-               batches.c.next_attempt_at <= now)
+        .where(
+            batches.c.issue_id == issue_id,
+            batches.c.state == str(BatchState.PENDING),
+            batches.c.next_attempt_at <= now,
+        )
         .order_by(batches.c.seq)
         .limit(1)
     )
@@ -185,59 +250,108 @@ def claim(
         candidate = candidate.with_for_update(skip_locked=True)
     row = conn.execute(
         update(batches)
-        .where(batches.c.id == candidate.scalar_subquery(),
-               batches.c.state == str(BatchState.PENDING))
-        .values(state=str(BatchState.SENDING), lease_owner=owner, lease_until=now + lease_seconds,
-                attempts=batches.c.attempts + 1, updated_at=at)
-        .returning(batches.c.id, batches.c.issue_id, batches.c.seq, batches.c.attempts,
-                   batches.c.idempotency_key)
+        .where(
+            batches.c.id == candidate.scalar_subquery(), batches.c.state == str(BatchState.PENDING)
+        )
+        .values(
+            state=str(BatchState.SENDING),
+            lease_owner=owner,
+            lease_until=now + lease_seconds,
+            attempts=batches.c.attempts + 1,
+            updated_at=at,
+        )
+        .returning(
+            batches.c.id,
+            batches.c.issue_id,
+            batches.c.seq,
+            batches.c.attempts,
+            batches.c.idempotency_key,
+        )
     ).first()
     return ClaimedBatch(*row) if row is not None else None
 
 
 def rows_of(conn: Connection, batch_id: int) -> list[LedgerRow]:
     stmt = (
-        select(recipients.c.id, recipients.c.email, recipients.c.name, recipients.c.fields,
-               recipients.c.list_id)
-        .where(recipients.c.batch_id == batch_id,
-               recipients.c.status.in_([str(DeliveryStatus.QUEUED), str(DeliveryStatus.UNKNOWN)]))
+        select(
+            recipients.c.id,
+            recipients.c.email,
+            recipients.c.name,
+            recipients.c.fields,
+            recipients.c.list_id,
+        )
+        .where(
+            recipients.c.batch_id == batch_id,
+            recipients.c.status.in_([str(DeliveryStatus.QUEUED), str(DeliveryStatus.UNKNOWN)]),
+        )
         .order_by(recipients.c.id)
     )
-    return [LedgerRow(r.id, r.email, r.name, dict(r.fields or {}), r.list_id)
-            for r in conn.execute(stmt)]
+    return [
+        LedgerRow(r.id, r.email, r.name, dict(r.fields or {}), r.list_id)
+        for r in conn.execute(stmt)
+    ]
 
 
 def finish_batch(
-    conn: Connection, batch_id: int, state: BatchState, *, at: datetime, error: str = "",
+    conn: Connection,
+    batch_id: int,
+    state: BatchState,
+    *,
+    at: datetime,
+    error: str = "",
     provider_batch_id: str = "",
 ) -> None:
     conn.execute(
-        update(batches).where(batches.c.id == batch_id)
-        .values(state=str(state), error=error[:2000], provider_batch_id=provider_batch_id,
-                lease_owner="", lease_until=0.0, updated_at=at)
+        update(batches)
+        .where(batches.c.id == batch_id)
+        .values(
+            state=str(state),
+            error=error[:2000],
+            provider_batch_id=provider_batch_id,
+            lease_owner="",
+            lease_until=0.0,
+            updated_at=at,
+        )
     )
 
 
-def retry_later(conn: Connection, batch_id: int, *, not_before: float, at: datetime, error: str) -> None:
+def retry_later(
+    conn: Connection, batch_id: int, *, not_before: float, at: datetime, error: str
+) -> None:
     """Back to ``pending`` after a failure that sent nothing; its key stays the same."""
     conn.execute(
-        update(batches).where(batches.c.id == batch_id)
-        .values(state=str(BatchState.PENDING), next_attempt_at=not_before, error=error[:2000],
-                lease_owner="", lease_until=0.0, updated_at=at)
+        update(batches)
+        .where(batches.c.id == batch_id)
+        .values(
+            state=str(BatchState.PENDING),
+            next_attempt_at=not_before,
+            error=error[:2000],
+            lease_owner="",
+            lease_until=0.0,
+            updated_at=at,
+        )
     )
 
 
 def mark_rows(
-    conn: Connection, batch_id: int, status: DeliveryStatus, *, at: datetime,
-    message_id: str = "", error: str = "",
+    conn: Connection,
+    batch_id: int,
+    status: DeliveryStatus,
+    *,
+    at: datetime,
+    message_id: str = "",
+    error: str = "",
 ) -> None:
     """Give every still-open row of the batch the same outcome (one statement)."""
     conn.execute(
         update(recipients)
-        .where(recipients.c.batch_id == batch_id,
-               recipients.c.status.in_([str(DeliveryStatus.QUEUED), str(DeliveryStatus.UNKNOWN)]))
-        .values(status=str(status), provider_message_id=message_id, error=error[:1000],
-                updated_at=at)
+        .where(
+            recipients.c.batch_id == batch_id,
+            recipients.c.status.in_([str(DeliveryStatus.QUEUED), str(DeliveryStatus.UNKNOWN)]),
+        )
+        .values(
+            status=str(status), provider_message_id=message_id, error=error[:1000], updated_at=at
+        )
     )
 
 
@@ -250,21 +364,31 @@ def mark_each(conn: Connection, updates: Sequence[dict[str, Any]], at: datetime)
     stmt = (
         update(recipients)
         .where(recipients.c.id == bindparam("rid"))
-        .values(status=bindparam("status"), provider_message_id=bindparam("message_id"),
-                error=bindparam("error"), updated_at=at)
+        .values(
+            status=bindparam("status"),
+            provider_message_id=bindparam("message_id"),
+            error=bindparam("error"),
+            updated_at=at,
+        )
     )
     conn.execute(stmt, list(updates))
 
 
 def rebatch(
-    conn: Connection, issue_id: int, recipient_ids: Sequence[int], *, at: datetime,
+    conn: Connection,
+    issue_id: int,
+    recipient_ids: Sequence[int],
+    *,
+    at: datetime,
     not_before: float = 0.0,
 ) -> int:
     """Move these recipients into a new pending batch (a partial retry); returns its id."""
-    batch_id = _new_batch(conn, issue_id, _next_seq(conn, issue_id), len(recipient_ids), at,
-                          not_before=not_before)
+    batch_id = _new_batch(
+        conn, issue_id, _next_seq(conn, issue_id), len(recipient_ids), at, not_before=not_before
+    )
     conn.execute(
-        update(recipients).where(recipients.c.id.in_(list(recipient_ids)))
+        update(recipients)
+        .where(recipients.c.id.in_(list(recipient_ids)))
         .values(batch_id=batch_id, status=str(DeliveryStatus.QUEUED), error="", updated_at=at)
     )
     return batch_id
@@ -273,9 +397,15 @@ def rebatch(
 def stale_batches(conn: Connection, issue_id: int, now: float) -> list[ClaimedBatch]:
     """``sending`` batches whose worker is gone: lease expired, or a dead process on this host."""
     rows = conn.execute(
-        select(batches.c.id, batches.c.issue_id, batches.c.seq, batches.c.attempts,
-               batches.c.idempotency_key, batches.c.lease_owner, batches.c.lease_until)
-        .where(batches.c.issue_id == issue_id, batches.c.state == str(BatchState.SENDING))
+        select(
+            batches.c.id,
+            batches.c.issue_id,
+            batches.c.seq,
+            batches.c.attempts,
+            batches.c.idempotency_key,
+            batches.c.lease_owner,
+            batches.c.lease_until,
+        ).where(batches.c.issue_id == issue_id, batches.c.state == str(BatchState.SENDING))
     ).all()
     return [
         ClaimedBatch(r.id, r.issue_id, r.seq, r.attempts, r.idempotency_key)
@@ -285,14 +415,20 @@ def stale_batches(conn: Connection, issue_id: int, now: float) -> list[ClaimedBa
 
 
 def batch_counts(conn: Connection, issue_id: int) -> dict[str, int]:
-    stmt = (select(batches.c.state, func.count()).where(batches.c.issue_id == issue_id)
-            .group_by(batches.c.state))
+    stmt = (
+        select(batches.c.state, func.count())
+        .where(batches.c.issue_id == issue_id)
+        .group_by(batches.c.state)
+    )
     return {state: int(n) for state, n in conn.execute(stmt)}
 
 
 def status_counts(conn: Connection, issue_id: int) -> dict[str, int]:
-    stmt = (select(recipients.c.status, func.count()).where(recipients.c.issue_id == issue_id)
-            .group_by(recipients.c.status))
+    stmt = (
+        select(recipients.c.status, func.count())
+        .where(recipients.c.issue_id == issue_id)
+        .group_by(recipients.c.status)
+    )
     return {status: int(n) for status, n in conn.execute(stmt)}
 
 
@@ -301,17 +437,25 @@ def problems(conn: Connection, issue_id: int, limit: int = 50) -> list[dict[str,
     stmt = (
         select(recipients.c.email, recipients.c.status, recipients.c.error, batches.c.seq)
         .join(batches, batches.c.id == recipients.c.batch_id, isouter=True)
-        .where(recipients.c.issue_id == issue_id,
-               recipients.c.status.in_([str(DeliveryStatus.FAILED), str(DeliveryStatus.UNKNOWN)]))
-        .order_by(recipients.c.id).limit(limit)
+        .where(
+            recipients.c.issue_id == issue_id,
+            recipients.c.status.in_([str(DeliveryStatus.FAILED), str(DeliveryStatus.UNKNOWN)]),
+        )
+        .order_by(recipients.c.id)
+        .limit(limit)
     )
-    return [{"email": r.email, "status": r.status, "error": r.error, "batch": r.seq}
-            for r in conn.execute(stmt)]
+    return [
+        {"email": r.email, "status": r.status, "error": r.error, "batch": r.seq}
+        for r in conn.execute(stmt)
+    ]
 
 
 def batches_in(conn: Connection, issue_id: int, state: BatchState) -> list[int]:
-    stmt = (select(batches.c.id).where(batches.c.issue_id == issue_id, batches.c.state == str(state))
-            .order_by(batches.c.seq))
+    stmt = (
+        select(batches.c.id)
+        .where(batches.c.issue_id == issue_id, batches.c.state == str(state))
+        .order_by(batches.c.seq)
+    )
     return list(conn.execute(stmt).scalars())
 
 
@@ -332,9 +476,17 @@ def earliest_retry(conn: Connection, issue_id: int) -> float | None:
     return float(value) if value is not None else None
 
 
-def failed_recipient_ids(conn: Connection, issue_id: int, statuses: Sequence[DeliveryStatus]) -> Iterator[int]:
-    stmt = (select(recipients.c.id).where(
-        and_(recipients.c.issue_id == issue_id,
-             recipients.c.status.in_([str(s) for s in statuses])))
-        .order_by(recipients.c.id))
+def failed_recipient_ids(
+    conn: Connection, issue_id: int, statuses: Sequence[DeliveryStatus]
+) -> Iterator[int]:
+    stmt = (
+        select(recipients.c.id)
+        .where(
+            and_(
+                recipients.c.issue_id == issue_id,
+                recipients.c.status.in_([str(s) for s in statuses]),
+            )
+        )
+        .order_by(recipients.c.id)
+    )
     yield from conn.execute(stmt).scalars()

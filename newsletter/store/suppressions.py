@@ -42,7 +42,7 @@ def add(
     detail: str = "",
     at: datetime,
 ) -> bool:
-    """Suppress ``email`` for ``scope``; returns False when it already was (the first reason stays)."""
+    """Suppress ``email`` for ``scope``; False when it already was (the first reason stays)."""
     values = {
         "email": normalise(email),
         "scope": scope,
@@ -101,6 +101,10 @@ def iter_all(conn: Connection, scope: str | None = None) -> Iterator[Suppression
         stmt = stmt.where(suppressions.c.scope == scope)
     for row in conn.execute(stmt):
         yield Suppression(
-            row.email, row.scope, SuppressionReason(row.reason), row.source, row.detail,
+            row.email,
+            row.scope,
+            SuppressionReason(row.reason),
+            row.source,
+            row.detail,
             row.created_at,
         )

@@ -57,11 +57,12 @@ class Pages:
 
     def __init__(self, settings: Settings, site: Site) -> None:
         self.site = site
+        self._loader = ChoiceLoader([
+            FileSystemLoader(settings.templates_dir / "web"),
+            FileSystemLoader(BUNDLED_TEMPLATES),
+        ])
         self.env = Environment(
-            loader=ChoiceLoader([
-                FileSystemLoader(settings.templates_dir / "web"),
-                FileSystemLoader(BUNDLED_TEMPLATES),
-            ]),
+            loader=self._loader,
             autoescape=True,
             undefined=StrictUndefined,
             auto_reload=False,
@@ -81,7 +82,7 @@ class Pages:
 
     def _source(self, name: str) -> str:
         try:
-            source, _, _ = self.env.loader.get_source(self.env, name)  # type: ignore[union-attr]
+            source, _, _ = self._loader.get_source(self.env, name)
         except TemplateNotFound as exc:
             raise ConfigError(f"web template {name} not found in templates/web/") from exc
         return source

@@ -7,10 +7,10 @@ import binascii
 import json
 import re
 from collections.abc import Callable, Mapping, Sequence
-from email.parser import BytesParser
-from email.policy import HTTP
 from typing import Any
 from urllib.parse import unquote_to_bytes
+
+from python_multipart.multipart import MultipartParser, parse_options_header
 
 from .common import addresses, substitute, timestamp
 from .core import Copy, FakeApi, FakeRequest, FakeResponse, Fault, Rendered, Submission
@@ -146,10 +146,11 @@ class _Value:
     """A form value decoded on first use: a 1,000-recipient body is mostly HTML and
     recipient variables that a counts-only run never needs to read."""
 
-    __slots__ = ("_decoded", "_raw")
+    __slots__ = ("_decoded", "_encoded", "_raw")
 
-    def __init__(self, raw: bytes) -> None:
+    def __init__(self, raw: bytes, *, encoded: bool = True) -> None:
         self._raw = raw
+        self._encoded = encoded  # percent-encoded (urlencoded forms) or raw (multipart)
         self._decoded: str | None = None
 
     def __bool__(self) -> bool:
@@ -158,7 +159,7 @@ class _Value:
     def __str__(self) -> str:
         if self._decoded is None:
             raw = self._raw
-            plain = b"%" not in raw and b"+" not in raw  # most field names
+            plain = not self._encoded or (b"%" not in raw and b"+" not in raw)
             self._decoded = raw.decode() if plain else unquote_to_bytes(
                 raw.replace(b"+", b" ")).decode()
         return self._decoded
@@ -170,17 +171,43 @@ def _form_fields(request: FakeRequest) -> list[tuple[str, _Value]] | None:
         pairs = (part.partition(b"=") for part in request.body.split(b"&") if part)
         return [(str(_Value(name)), _Value(value)) for name, _, value in pairs]
     if content_type.startswith("multipart/form-data"):
-        head = f"Content-Type: {content_type}\r\n\r\n".encode()
-        message = BytesParser(policy=HTTP).parsebytes(head + request.body)
-        return [(str(part.get_param("name", header="content-disposition")),
-                 _decoded(str(part.get_content()))) for part in message.iter_parts()]
+        return _multipart_fields(content_type, request.body)
     return None
 
 
-def _decoded(text: str) -> _Value:
-    value = _Value(text.encode())
-    value._decoded = text
-    return value
+def _multipart_fields(content_type: str, body: bytes) -> list[tuple[str, _Value]]:
+    """Parts in order, with python-multipart (the email package takes ~60x longer)."""
+    _, options = parse_options_header(content_type)
+    fields: list[tuple[str, _Value]] = []
+    current: dict[str, list[bytes]] = {}
+
+    def begin() -> None:
+        current.clear()
+        current.update(field=[], value=[], data=[])
+
+    def header_field(data: bytes, start: int, end: int) -> None:
+        current["field"].append(data[start:end])
+
+    def header_value(data: bytes, start: int, end: int) -> None:
+        if b"".join(current["field"]).lower() == b"content-disposition":
+            current["value"].append(data[start:end])
+        current["field"] = []
+
+    def part_data(data: bytes, start: int, end: int) -> None:
+        current["data"].append(data[start:end])
+
+    def end() -> None:
+        _, params = parse_options_header(b"".join(current["value"]))
+        name = params.get(b"name", b"").decode("utf-8")
+        fields.append((name, _Value(b"".join(current["data"]), encoded=False)))
+
+    parser = MultipartParser(options[b"boundary"], callbacks={
+        "on_part_begin": begin, "on_header_field": header_field,
+        "on_header_value": header_value, "on_part_data": part_data, "on_part_end": end,
+    })
+    parser.write(body)
+    parser.finalize()
+    return fields
 
 
 def _missing(single: Mapping[str, _Value], to: Sequence[str]) -> str:

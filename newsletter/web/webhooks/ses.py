@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import logging
 import re
 from collections.abc import Callable, Mapping
 from datetime import datetime
@@ -39,6 +40,8 @@ from .base import (
     load_json,
     text_field,
 )
+
+log = logging.getLogger(__name__)
 
 #: Reads an HTTPS URL; raises ``WebhookUnavailableError`` when it cannot.
 Fetcher = Callable[[str], bytes]
@@ -137,6 +140,9 @@ class SesReceiver(Receiver):
         super().__init__(settings, clock)
         self._fetch = fetch or https_fetcher(settings)
         self._certificates: dict[str, x509.Certificate] = {}
+        if settings.provider == self.name and not settings.ses_sns_topic_arns:
+            # Anyone can create a topic and have AWS sign its messages to this endpoint.
+            log.warning("SES_SNS_TOPIC_ARNS is not set: SNS messages from any topic are accepted")
 
     def authenticate(self, headers: Headers, body: bytes) -> str:
         message = _envelope(body)

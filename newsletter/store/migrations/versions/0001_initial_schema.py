@@ -17,7 +17,7 @@ depends_on = None
 
 
 def upgrade() -> None:
-    
+
     op.create_table(
         "articles",
         sa.Column(
@@ -289,11 +289,9 @@ def upgrade() -> None:
         batch_op.create_index("ix_recipients_issue_status", ["issue_id", "status"], unique=False)
         batch_op.create_index("ix_recipients_message_id", ["provider_message_id"], unique=False)
 
-    
-
 
 def downgrade() -> None:
-    
+
     with op.batch_alter_table("recipients", schema=None) as batch_op:
         batch_op.drop_index("ix_recipients_message_id")
         batch_op.drop_index("ix_recipients_issue_status")
@@ -328,4 +326,3 @@ def downgrade() -> None:
     op.drop_table("events")
     op.drop_table("collections")
     op.drop_table("articles")
-    

@@ -1,0 +1,237 @@
+"""Send one issue to N synthetic recipients through the local fake Mailgun; print figures.
+
+    python bench/send.py --recipients 100000
+    python bench/send.py --recipients 1000000 --database postgresql+psycopg://postgres@127.0.0.1/test
+
+Prints: wall time from "queued" to every batch acknowledged and the ledger committed,
+recipients/s, the sender's peak RSS, the same number of pre-built batch POSTs with no
+pipeline (the loopback ceiling), and the local per-recipient merge rate (what Postmark-
+and Resend-style providers need: one merged HTML per recipient).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import requests
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from newsletter.config import load_settings  # noqa: E402
+from newsletter.publisher import Publisher  # noqa: E402
+from newsletter.store import Store  # noqa: E402
+
+PUBLICATION = """\
+[publication]
+name = "Bench Weekly"
+base_url = "https://bench.example.org"
+from_email = "editor@bench.example.org"
+from_name = "Bench Weekly"
+postal_address = "1 Test Street, Testville"
+unsubscribe_mailto = "unsubscribe@bench.example.org"
+
+[sources.articles]
+type = "folder"
+path = "articles"
+
+[lists.bench]
+title = "Bench digest"
+members = ["bench.csv"]
+sources = ["articles"]
+cadence = "digest"
+approval = "editor"
+template = "digest"
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def make_home(root: Path, recipients: int) -> Path:
+    home = root / "home"
+    (home / "subscribers").mkdir(parents=True)
+    shutil.copytree(REPO / "templates", home / "templates")
+    shutil.copytree(REPO / "articles", home / "articles")
+    (home / "subscribers" / "publication.toml").write_text(PUBLICATION)
+    with (home / "subscribers" / "bench.csv").open("w") as out:
+        out.write("email,name,city\n")
+        for i in range(recipients):
+            out.write(f"reader{i}@bench.example.org,Reader {i},Kellmouth\n")
+    return home
+
+
+def start_fake(port: int) -> subprocess.Popen[bytes]:
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "newsletter.devtools.fakeprovider",
+            "--port",
+            str(port),
+            "--counts-only",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        cwd=REPO,
+    )
+    for _ in range(100):
+        try:
+            requests.get(f"http://127.0.0.1:{port}/_fake/record?summary=1", timeout=1)
+            return proc
+        except requests.ConnectionError:
+            time.sleep(0.05)
+    raise SystemExit("fake provider did not start")
+
+
+def environment(port: int, database: str, concurrency: int) -> dict[str, str]:
+    return {
+        "NEWSLETTER_PROVIDER": "mailgun",
+        "NEWSLETTER_DATABASE_URL": database,
+        "NEWSLETTER_CONCURRENCY": str(concurrency),
+        "MAILGUN_API_KEY": "mg-test-key",
+        "MAILGUN_DOMAIN": "mg.example.org",
+        "MAILGUN_BASE_URL": f"http://127.0.0.1:{port}",
+        "NEWSLETTER_LOOKBACK_DAYS": "3650",
+    }
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def send_once(
+    home: Path,
+    env: dict[str, str],
+    article_ids: list[int] | None = None,
+) -> tuple[list[int], float, dict[str, int]]:
+    """Draft, queue and send one issue; the time runs from queued to the ledger committed."""
+    settings = load_settings(home, environ=env)
+    store = Store.open(settings.database_url)
+    publisher = Publisher(settings, store)
+    publisher.collect()
+    (issue_id,) = publisher.draft("bench", article_ids=article_ids)
+    publisher.queue(issue_id)
+    started = time.perf_counter()
+    report = publisher.send_issue(issue_id)
+    elapsed = time.perf_counter() - started
+    from newsletter.store import issues as issue_store
+
+    with store.engine.connect() as conn:
+        articles = issue_store.article_ids(conn, issue_id)
+    store.close()
+    return articles, elapsed, report.counts
+
+
+def loopback_ceiling(port: int, recipients: int, concurrency: int) -> float:
+    """The same number of 1,000-recipient Mailgun POSTs, built beforehand: no pipeline."""
+    variables = {f"reader{i}@bench.example.org": {"name": f"Reader {i}"} for i in range(1000)}
+    body = [
+        ("from", "Bench <editor@bench.example.org>"),
+        ("subject", "Bench"),
+        ("text", "Hi %recipient.name%"),
+        ("html", "<p>Hi %recipient.name%</p>" * 200),
+        ("recipient-variables", json.dumps(variables)),
+    ]
+    body += [("to", address) for address in variables]
+    requests.post(f"http://127.0.0.1:{port}/_fake/reset", timeout=10)
+    calls = max(1, recipients // 1000)
+    url = f"http://127.0.0.1:{port}/v3/mg.example.org/messages"
+
+    def post(_: int) -> None:
+        with requests.Session() as session:
+            session.trust_env = False
+            for _ in range(calls // concurrency):
+                session.post(
+                    url, data=body, auth=("api", "mg-test-key"), timeout=30
+                ).raise_for_status()
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(concurrency) as pool:
+        list(pool.map(post, range(concurrency)))
+    return time.perf_counter() - started
+
+
+def merge_rate(home: Path, env: dict[str, str], seconds: float = 3.0) -> tuple[float, int]:
+    """Recipients per second for one merged HTML + text per recipient, one core."""
+    settings = load_settings(home, environ=env)
+    store = Store.open(settings.database_url)
+    publisher = Publisher(settings, store)
+    issue_id = publisher.due_issues()[0] if publisher.due_issues() else None
+    from newsletter.store import issues as issue_store
+
+    with store.engine.connect() as conn:
+        last = issue_store.find(conn, limit=1)[0]
+    prepared = publisher.prepared(issue_id or last.id)
+    make = publisher.recipient_values()
+    count, started = 0, time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        values = make(f"reader{count}@bench.example.org", f"Reader {count}", "bench", {"city": "K"})
+        prepared.merge(values)
+        count += 1
+    store.close()
+    return count / (time.perf_counter() - started), len(prepared.html.render(values).encode())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--recipients", type=int, default=100_000)
+    parser.add_argument("--database", default="", help="SQLAlchemy URL (default: SQLite file)")
+    parser.add_argument("--concurrency", type=int, default=4)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        home = make_home(Path(tmp), args.recipients)
+        database = args.database or f"sqlite:///{home / 'var' / 'bench.db'}"
+        port = free_port()
+        fake = start_fake(port)
+        try:
+            env = environment(port, database, args.concurrency)
+            rss_before = peak_rss_mb()
+            articles, cold, _ = send_once(home, env)
+            requests.post(f"http://127.0.0.1:{port}/_fake/reset", timeout=10)
+            _, elapsed, counts = send_once(home, env, articles)
+            rss = peak_rss_mb()
+            received = requests.get(
+                f"http://127.0.0.1:{port}/_fake/record?summary=1", timeout=30
+            ).json()
+            ceiling = loopback_ceiling(port, args.recipients, args.concurrency)
+            rate, html_bytes = merge_rate(home, env)
+        finally:
+            fake.terminate()
+            fake.wait(10)
+    print(f"recipients             {args.recipients:,}")
+    print(f"database               {database.split(':')[0]}")
+    print(f"ledger                 {counts}")
+    print(f"fake server received   {received}")
+    print(f"first send             {cold:.2f} s (cold address-validation cache)")
+    print(
+        f"send wall time         {elapsed:.2f} s (queued → every batch acknowledged and committed)"
+    )
+    print(f"send rate              {args.recipients / elapsed:,.0f} recipients/s")
+    print(f"peak RSS               {rss:.0f} MB (before the send: {rss_before:.0f} MB)")
+    print(
+        f"loopback ceiling       {ceiling:.2f} s for {max(1, args.recipients // 1000):,} pre-built "
+        f"1,000-recipient POSTs ({args.recipients / ceiling:,.0f} recipients/s)"
+    )
+    print(
+        f"local merge            {rate:,.0f} recipients/s on one core ({html_bytes // 1024} KB HTML)"
+    )
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONHASHSEED", "0")
+    main()

@@ -1,0 +1,124 @@
+"""``newsletter run`` without ``--once``: the scheduler daemon.
+
+It takes the scheduler lock (one scheduler per database), starts the jobs, and renews the
+lock until SIGTERM or SIGINT. Then it stops gracefully: the sends in flight finish their
+current batches and record them, no new work starts, the scheduler shuts down, the lock is
+released and the process exits 0. What was left unsent is picked up by the next
+``newsletter run`` or ``newsletter send``.
+"""
+
+from __future__ import annotations
+
+import logging
+import select
+import signal
+import socket
+from collections.abc import Sequence
+from types import FrameType, TracebackType
+
+import click
+
+from ..errors import LockError, StoreError
+from ..schedule.jobs import Runtime, installed
+from ..schedule.lock import LeaseLock
+from ..schedule.scheduler import job_specs, start_scheduler
+from ..store import make_engine
+from .context import AppContext
+
+log = logging.getLogger(__name__)
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+class StopSignals:
+    """SIGTERM and SIGINT as something the main thread can wait for, with a timeout.
+
+    The handlers only note which signal came; ``signal.set_wakeup_fd`` writes a byte to a
+    socket pair, which wakes ``wait`` at once. A handler that took a lock could deadlock
+    against the code it interrupted; this one cannot.
+    """
+
+    def __init__(self, signals: Sequence[signal.Signals] = STOP_SIGNALS) -> None:
+        self.signals = tuple(signals)
+        self.received: signal.Signals | None = None
+        self._reader, self._writer = socket.socketpair()
+        for end in (self._reader, self._writer):
+            end.setblocking(False)
+        self._previous_fd = -1
+        self._previous: dict[signal.Signals, object] = {}
+
+    def __enter__(self) -> StopSignals:
+        self._previous_fd = signal.set_wakeup_fd(self._writer.fileno(), warn_on_full_buffer=False)
+        self._previous = {s: signal.signal(s, self._note) for s in self.signals}
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        for number, handler in self._previous.items():
+            signal.signal(number, handler)  # type: ignore[arg-type]
+        signal.set_wakeup_fd(self._previous_fd)
+        self._reader.close()
+        self._writer.close()
+
+    def _note(self, number: int, _frame: FrameType | None) -> None:
+        self.received = signal.Signals(number)
+
+    def wait(self, timeout: float) -> signal.Signals | None:
+        """The stop signal received, waiting up to ``timeout`` seconds for one."""
+        if self.received is None:
+            select.select([self._reader], [], [], timeout)
+            self._drain()
+        return self.received
+
+    def _drain(self) -> None:
+        try:
+            while self._reader.recv(64):
+                pass
+        except BlockingIOError:
+            pass
+
+
+def run_daemon(app: AppContext) -> None:
+    """Run the scheduler in the foreground until SIGTERM or SIGINT."""
+    settings = app.settings
+    specs = job_specs(settings, app.publisher.config)  # a broken publication file stops us here
+    with StopSignals() as signals:
+        lock = LeaseLock(app.store, lease_seconds=settings.lease_seconds)
+        with lock, installed(Runtime(settings, app.store)) as runtime:
+            scheduler = start_scheduler(settings, make_engine(settings.database_url), specs)
+            click.echo(
+                f"Scheduler running as {lock.owner} with {len(specs)} job(s); "
+                "stop it with SIGTERM or Ctrl+C."
+            )
+            try:
+                received = keep_lease(lock, signals)
+            finally:
+                runtime.stop()
+                click.echo("Stopping: finishing the batches in flight; nothing new starts.")
+                scheduler.shutdown(wait=True)
+    click.echo(f"Stopped on {received.name}; the scheduler lock is released.")
+
+
+def keep_lease(lock: LeaseLock, signals: StopSignals) -> signal.Signals:
+    """Renew the lock a few times per lease until a stop signal comes; returns that signal.
+
+    A renewal the database refuses is retried at the next beat; once a whole lease has gone
+    by without one, another scheduler may have taken over, so this one gives up.
+    """
+    renewed_at = lock.clock()
+    while (received := signals.wait(lock.lease_seconds / 3)) is None:
+        try:
+            lock.renew()
+        except StoreError as exc:
+            if lock.clock() - renewed_at >= lock.lease_seconds:
+                raise LockError(
+                    f"could not renew the scheduler lock for a whole lease: {exc}"
+                ) from exc
+            log.warning("could not renew the scheduler lock; trying again: %s", exc)
+        else:
+            renewed_at = lock.clock()
+    return received

@@ -1,0 +1,1 @@
+"""Crash tests of the delivery ledger: a publication, a sender that dies, and the verdict."""
