@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 import hashlib
 from dataclasses import dataclass
-from urllib.parse import quote
 
 from itsdangerous import BadSignature, Signer
 
@@ -75,7 +74,3 @@ def unsubscribe_url(base: str, signer: TokenSigner, email: str, list_id: str) ->
     """The RFC 8058 one-click URL the web app answers: ``{base}/unsubscribe/{token}``."""
     return f"{base.rstrip('/')}/unsubscribe/{signer.sign(email, list_id)}"
 
-
-def unsubscribe_mailto(address: str, token: str) -> str:
-    """A ``mailto:`` for RFC 2369's List-Unsubscribe whose subject carries the same token."""
-    return f"mailto:{address}?subject={quote(f'unsubscribe {token}')}"

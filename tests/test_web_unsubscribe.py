@@ -9,7 +9,7 @@ import pytest
 from newsletter.config import Settings
 from newsletter.models import ALL_LISTS, SuppressionReason
 from newsletter.store import Store
-from newsletter.tokens import TokenSigner, unsubscribe_mailto, unsubscribe_url
+from newsletter.tokens import TokenSigner, unsubscribe_url
 from newsletter.web import create_app
 from tests.servers.webapp import SITE, WebApp, suppression_rows
 
@@ -159,13 +159,10 @@ def test_unsubscribe_pages_carry_safe_headers(web: WebApp, signer: TokenSigner) 
         assert "frame-ancestors 'none'" in headers["Content-Security-Policy"]
 
 
-def test_url_and_mailto_helpers_agree_with_the_endpoint(settings: Settings) -> None:
+def test_url_helper_agrees_with_the_endpoint(settings: Settings) -> None:
     signer = TokenSigner(settings.secret_key.reveal())
     url = unsubscribe_url("https://news.example.org/", signer, "jane@example.org", "weekly")
     token = url.rpartition("/")[2]
 
     assert url.startswith("https://news.example.org/unsubscribe/")
     assert signer.verify(token).email == "jane@example.org"
-    assert unsubscribe_mailto("leave@example.org", token) == (
-        f"mailto:leave@example.org?subject=unsubscribe%20{token}"
-    )

@@ -1,3 +1,3 @@
 """Imports each command module so its commands attach to the ``cli`` group."""
 
-from . import collect, dev, issue, lists, send, serve, status, suppressions  # noqa: F401
+from . import collect, dev, issue, lists, send, serve, status, suppressions, worker  # noqa: F401

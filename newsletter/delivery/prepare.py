@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 
 from ..models import MailingList, Publication
 from ..render.merge import MergeTemplate, marker
-from ..tokens import TokenSigner
+from ..tokens import TokenSigner, unsubscribe_url
 from .base import PreparedIssue
 
 
@@ -65,7 +65,7 @@ class RecipientValues:
 
     def __init__(self, signer: TokenSigner, base_url: str) -> None:
         self._signer = signer
-        self._prefix = f"{base_url.rstrip('/')}/unsubscribe/"
+        self._base = base_url
 
     def __call__(
         self,
@@ -78,5 +78,5 @@ class RecipientValues:
         values["email"] = email
         values["name"] = name
         values["greeting_name"] = name.split()[0] if name.strip() else "there"
-        values["unsubscribe_url"] = self._prefix + self._signer.sign(email, list_id)
+        values["unsubscribe_url"] = unsubscribe_url(self._base, self._signer, email, list_id)
         return values

@@ -144,9 +144,7 @@ class SharedBuckets:
         self.chunk_seconds = chunk_seconds
 
     def __call__(self, name: str, rate: float, capacity: float) -> SharedTokenBucket:
-        return SharedTokenBucket(
-            self.store, name, rate, capacity, chunk_seconds=self.chunk_seconds
-        )
+        return SharedTokenBucket(self.store, name, rate, capacity, chunk_seconds=self.chunk_seconds)
 
 
 def _refilled(now: float, rate: float, capacity: float) -> Any:
