@@ -53,6 +53,13 @@ def _positive_int(raw: str) -> int:
     return value
 
 
+def _non_negative_int(raw: str) -> int:
+    value = int(raw)
+    if value < 0:
+        raise ValueError("must be zero or a positive whole number")
+    return value
+
+
 def _positive_float(raw: str) -> float:
     value = float(raw)
     if value <= 0:
@@ -123,7 +130,7 @@ VARIABLES: tuple[Var, ...] = (
     Var("NEWSLETTER_RATE_MESSAGES", "rate_messages", _non_negative_float),
     Var("NEWSLETTER_RATE_REQUESTS", "rate_requests", _non_negative_float),
     Var("NEWSLETTER_MAX_ATTEMPTS", "max_attempts", _positive_int),
-    Var("NEWSLETTER_BATCH_SIZE", "batch_size", _positive_int),
+    Var("NEWSLETTER_BATCH_SIZE", "batch_size", _non_negative_int),
     Var("NEWSLETTER_SOFT_BOUNCE_LIMIT", "soft_bounce_limit", _positive_int),
     Var("NEWSLETTER_COLLECT_INTERVAL_MINUTES", "collect_interval_minutes", _positive_int),
     Var("NEWSLETTER_MISFIRE_GRACE_SECONDS", "misfire_grace_seconds", _positive_int),

@@ -3,13 +3,30 @@
 from __future__ import annotations
 
 import click
-from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TaskProgressColumn,
+    TextColumn,
+    TimeRemainingColumn,
+)
+from rich.text import Text
 
 from ..delivery.engine import SendReport
 from ..store import ledger
 from . import cli
 from .collect import print_collect
 from .context import AppContext, echo_json, json_option, pass_app
+
+
+class RateColumn(ProgressColumn):
+    """Recipients per second over the last few updates."""
+
+    def render(self, task: Task) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text(f"{speed:,.0f} recipients/s" if speed else "… recipients/s")
 
 
 class ProgressBars:
@@ -22,6 +39,7 @@ class ProgressBars:
             BarColumn(),
             TaskProgressColumn(),
             TextColumn("{task.completed:,.0f}/{task.total:,.0f}"),
+            RateColumn(),
             TimeRemainingColumn(),
             console=app.console,
             disable=not app.console.is_terminal,

@@ -13,7 +13,7 @@ import email.utils
 import html
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from typing import Any, ClassVar
@@ -25,6 +25,7 @@ from ..errors import (
     PermanentProviderError,
     ProviderAuthError,
     ProviderError,
+    RenderError,
     TransientProviderError,
     UnknownOutcomeError,
 )
@@ -59,15 +60,23 @@ class PreparedIssue:
     def from_header(self) -> str:
         return email.utils.formataddr((self.from_name, self.from_email))
 
-    def headers_for(self, values: Mapping[str, str]) -> dict[str, str]:
-        """The list headers every copy carries (RFC 2369, RFC 2919, RFC 8058)."""
+    @property
+    def plain_fields(self) -> frozenset[str]:
+        """Fields used unescaped: in the subject, the text part and the headers."""
+        return self.subject.field_names | self.text.field_names | self.list_unsubscribe.field_names
+
+    def shared_headers(self) -> dict[str, str]:
+        """The list headers that are the same in every copy (all but List-Unsubscribe)."""
         headers = {
             "List-Id": self.list_id_header,
-            "List-Unsubscribe": self.list_unsubscribe.render(values),
             "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
         }
         headers.update(self.extra_headers)
         return headers
+
+    def headers_for(self, values: Mapping[str, str]) -> dict[str, str]:
+        """The list headers of one copy (RFC 2369, RFC 2919, RFC 8058)."""
+        return {"List-Unsubscribe": self.list_unsubscribe.render(values), **self.shared_headers()}
 
     def merge(self, values: Mapping[str, str]) -> MergedCopy:
         return MergedCopy(
@@ -140,6 +149,25 @@ class BatchResult:
 def html_values(values: Mapping[str, str]) -> dict[str, str]:
     """Values escaped for an HTML body, for providers that merge on their side."""
     return {k: html.escape(v, quote=True) for k, v in values.items()}
+
+
+def template_variables(
+    issue: PreparedIssue,
+    recipient: BatchRecipient,
+    key: Callable[[str], str] = str,
+) -> dict[str, str]:
+    """One recipient's values for a provider-side template: ``f`` unescaped for the subject,
+    text and headers, ``h_f`` HTML-escaped for the HTML part; ``key`` spells the names the
+    provider's way (SendGrid substitution tags, for instance)."""
+    values = recipient.values
+    try:
+        out = {key(f): values[f] for f in issue.plain_fields}
+        out.update({key(f"h_{f}"): html.escape(values[f]) for f in issue.html.field_names})
+    except KeyError as exc:
+        raise RenderError(
+            f"recipient {recipient.recipient_id}: no value for {exc.args[0]!r}"
+        ) from None
+    return out
 
 
 class Provider(ABC):

@@ -9,14 +9,13 @@ so other keys are turned into a stable UUIDv5 of themselves.
 
 from __future__ import annotations
 
-import html
 import json
 import uuid
 from typing import Any
 
 import requests
 
-from ..errors import RenderError, TransientProviderError
+from ..errors import TransientProviderError
 from ..models import DeliveryStatus
 from .base import (
     BatchRecipient,
@@ -26,6 +25,7 @@ from .base import (
     OutgoingBatch,
     PreparedIssue,
     RecipientResult,
+    template_variables,
 )
 
 KEY_NAMESPACE = uuid.UUID("5d0c7b1e-4c1f-5a39-9f4e-6e65776c6574")
@@ -53,7 +53,7 @@ class BrevoProvider(HttpProvider):
     idempotent = True
 
     def build_request(self, issue: PreparedIssue, batch: OutgoingBatch) -> HttpRequest:
-        headers = _shared_headers(issue)
+        headers = issue.shared_headers()
         headers["idempotencyKey"] = idempotency_uuid(batch.idempotency_key)
         payload: dict[str, Any] = {
             "sender": _contact(issue.from_email, issue.from_name),
@@ -75,10 +75,12 @@ class BrevoProvider(HttpProvider):
         ids = response.json()["messageIds"]
         if len(ids) != len(batch.recipients):
             raise ValueError(f"expected {len(batch.recipients)} message ids, got {len(ids)}")
-        return BatchResult([
-            RecipientResult(r.email, DeliveryStatus.SENT, str(message_id))
-            for r, message_id in zip(batch.recipients, ids, strict=True)
-        ])
+        return BatchResult(
+            [
+                RecipientResult(r.email, DeliveryStatus.SENT, str(message_id))
+                for r, message_id in zip(batch.recipients, ids, strict=True)
+            ]
+        )
 
     def raise_for_error(self, response: requests.Response) -> None:
         try:
@@ -100,34 +102,13 @@ def _version(
     }
     return {
         "to": [_contact(recipient.email, recipient.name)],
-        "params": _params(issue, recipient),
+        "params": template_variables(issue, recipient),
         "subject": issue.subject.render(recipient.values),
         "headers": {
             "List-Unsubscribe": issue.list_unsubscribe.render(recipient.values),
             "X-Mailin-custom": json.dumps(metadata, separators=(",", ":")),
         },
     }
-
-
-def _params(issue: PreparedIssue, recipient: BatchRecipient) -> dict[str, str]:
-    values = recipient.values
-    try:
-        out = {f: values[f] for f in issue.text.field_names}
-        out.update({f"h_{f}": html.escape(values[f]) for f in issue.html.field_names})
-    except KeyError as exc:
-        raise RenderError(
-            f"recipient {recipient.recipient_id}: no value for {exc.args[0]!r}"
-        ) from None
-    return out
-
-
-def _shared_headers(issue: PreparedIssue) -> dict[str, str]:
-    headers = {
-        "List-Id": issue.list_id_header,
-        "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
-    }
-    headers.update(issue.extra_headers)
-    return headers
 
 
 def _contact(email: str, name: str) -> dict[str, str]:

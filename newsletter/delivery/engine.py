@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, select, update
 
 from ..config import Settings
 from ..errors import (
@@ -32,6 +32,7 @@ from ..errors import (
 from ..models import BatchState, DeliveryStatus, IssueState
 from ..store import Store, ledger, suppressions
 from ..store import issues as issue_store
+from ..store.tables import batches
 from . import backoff
 from .base import BatchRecipient, BatchResult, OutgoingBatch, PreparedIssue, Provider
 from .prepare import RecipientValues
@@ -415,8 +416,12 @@ class Engine:
         """Batches left ``sending`` by a dead worker: resend if idempotent, else settle."""
         with self.store.engine.begin() as conn:
             stale = ledger.stale_batches(conn, prepared.issue_id, self.clock())
+        for claimed in stale:
+            if not self._take_over(claimed.id):
+                continue  # another live worker is recovering it
+            log.warning("batch %s: taken over from a sender that stopped", claimed.seq)
             if self.provider.idempotent:
-                for claimed in stale:
+                with self.store.engine.begin() as conn:
                     ledger.retry_later(
                         conn,
                         claimed.id,
@@ -424,8 +429,7 @@ class Engine:
                         at=self.store.now(),
                         error="resent after an interrupted send",
                     )
-                return
-        for claimed in stale:
+                continue
             self.settle_unknown(
                 prepared,
                 self._outgoing(prepared, claimed),
@@ -433,6 +437,35 @@ class Engine:
                 "the sender stopped while this batch was in flight",
                 report,
             )
+
+    def _take_over(self, batch_id: int) -> bool:
+        """Lease a dead worker's batch to this one, unless another worker got there first.
+
+        Several workers see the same stale batch; the lease they saw is compared and swapped
+        in one statement, so exactly one of them resends or reconciles it.
+        """
+        now = self.clock()
+        with self.store.engine.begin() as conn:
+            seen = conn.execute(
+                select(batches.c.state, batches.c.lease_owner, batches.c.lease_until).where(
+                    batches.c.id == batch_id
+                )
+            ).first()
+            if seen is None or seen.state != BatchState.SENDING:
+                return False
+            if seen.lease_until >= now and not ledger.owner_is_dead(seen.lease_owner):
+                return False
+            swapped = conn.execute(
+                update(batches)
+                .where(
+                    batches.c.id == batch_id,
+                    batches.c.state == str(BatchState.SENDING),
+                    batches.c.lease_owner == seen.lease_owner,
+                    batches.c.lease_until == seen.lease_until,
+                )
+                .values(lease_owner=self.owner, lease_until=now + self.settings.lease_seconds)
+            )
+            return swapped.rowcount == 1
 
 
 def _unreported(batch: OutgoingBatch, result: BatchResult) -> list[dict[str, object]]:

@@ -8,7 +8,6 @@ each recipient's ledger id, so webhooks and the Events API can tie events back t
 
 from __future__ import annotations
 
-import html
 import json
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -16,7 +15,7 @@ from urllib.parse import urlencode
 
 import requests
 
-from ..errors import ProviderAuthError, RenderError
+from ..errors import ProviderAuthError
 from ..models import DeliveryStatus
 from .base import (
     BatchRecipient,
@@ -27,6 +26,7 @@ from .base import (
     PreparedIssue,
     RecipientResult,
     error_message,
+    template_variables,
 )
 
 #: The Events API answers at most 300 events a page; a 1,000-recipient batch fits in a few.
@@ -81,7 +81,9 @@ class MailgunProvider(HttpProvider):
             # and every later batch would fail the same way, so the operator must look.
             raise ProviderAuthError(
                 "answer carries no message id; check MAILGUN_BASE_URL",
-                provider=self.name, status=response.status_code, body=response.text,
+                provider=self.name,
+                status=response.status_code,
+                body=response.text,
             )
         return BatchResult.all_sent(batch, str(body["id"]))
 
@@ -90,7 +92,9 @@ class MailgunProvider(HttpProvider):
             # "Domain not found": a wrong MAILGUN_DOMAIN or region; no batch can succeed.
             raise ProviderAuthError(
                 f"{error_message(response)} (check MAILGUN_DOMAIN and MAILGUN_BASE_URL)",
-                provider=self.name, status=404, body=response.text,
+                provider=self.name,
+                status=404,
+                body=response.text,
             )
         super().raise_for_error(response)
 
@@ -140,15 +144,8 @@ def _recipient_variables(issue: PreparedIssue, batch: OutgoingBatch) -> str:
 
 
 def _variables(issue: PreparedIssue, recipient: BatchRecipient) -> dict[str, str]:
-    """The plain and HTML-escaped values the batch's templates refer to."""
-    plain = issue.subject.field_names | issue.text.field_names | issue.list_unsubscribe.field_names
-    try:
-        out = {f: recipient.values[f] for f in plain}
-        out.update({f"h_{f}": html.escape(recipient.values[f]) for f in issue.html.field_names})
-    except KeyError as exc:
-        raise RenderError(
-            f"recipient {recipient.recipient_id}: no value for {exc.args[0]!r}"
-        ) from None
+    """The plain and HTML-escaped values the batch's templates refer to, and the ledger id."""
+    out = template_variables(issue, recipient)
     out["nl_rid"] = str(recipient.recipient_id)
     return out
 

@@ -10,7 +10,9 @@ when two workers collide; SQLite runs the statement under its database-wide writ
 To keep round trips low, a process takes tokens in chunks (a tenth of a second's worth by
 default) and pays later calls from that reserve. Everything a process spends was granted
 by the row, so the shared rate holds; a burst may exceed ``capacity`` by at most one
-chunk per process. Hosts must keep their clocks in step (NTP), as the leases already need.
+chunk per process. Hosts must keep their clocks in step (NTP), as the leases already need;
+``updated`` never moves back, so a host whose clock lags waits the lag out rather than
+refilling the bucket a second time.
 """
 
 from __future__ import annotations
@@ -31,6 +33,9 @@ from ..store.tables import rate_buckets
 CHUNK_SECONDS = 0.1
 #: Another process may have taken what the row held a moment ago; never spin on zero.
 SHORTEST_WAIT = 0.001
+#: Epoch seconds carry rounding error of about 1e-7 s; a microsecond's tokens absorb it, so
+#: a bucket that slept exactly long enough is not sent back to sleep for a rounding error.
+TIME_SLACK = 1e-6
 
 
 class SharedTokenBucket:
@@ -105,7 +110,7 @@ class SharedTokenBucket:
         level = _refilled(now, self.rate, self.capacity)
         paid = conn.execute(
             update(rate_buckets)
-            .where(rate_buckets.c.name == self.name, level >= need)
+            .where(rate_buckets.c.name == self.name, level >= need - self.rate * TIME_SLACK)
             .values(tokens=level - amount, updated=_later(now))
             .returning(rate_buckets.c.name)
         ).first()

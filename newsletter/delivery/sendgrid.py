@@ -9,13 +9,12 @@ the Event Webhook echoes them on every event.
 
 from __future__ import annotations
 
-import html
 import time
 from typing import Any
 
 import requests
 
-from ..errors import RenderError, TransientProviderError
+from ..errors import TransientProviderError
 from .base import (
     BatchRecipient,
     BatchResult,
@@ -23,6 +22,7 @@ from .base import (
     HttpRequest,
     OutgoingBatch,
     PreparedIssue,
+    template_variables,
 )
 
 
@@ -48,7 +48,7 @@ class SendGridProvider(HttpProvider):
                 {"type": "text/plain", "value": issue.text.with_markers(_plain)},
                 {"type": "text/html", "value": issue.html.with_markers(_escaped)},
             ],
-            "headers": _shared_headers(issue),
+            "headers": issue.shared_headers(),
             "custom_args": {"nl_batch": batch.idempotency_key, "nl_issue": str(issue.issue_id)},
         }
         if issue.reply_to:
@@ -77,31 +77,10 @@ class SendGridProvider(HttpProvider):
 def _personalization(issue: PreparedIssue, recipient: BatchRecipient) -> dict[str, Any]:
     return {
         "to": [_address(recipient.email, recipient.name)],
-        "substitutions": _substitutions(issue, recipient),
+        "substitutions": template_variables(issue, recipient, _plain),
         "headers": {"List-Unsubscribe": issue.list_unsubscribe.render(recipient.values)},
         "custom_args": {"nl_rid": str(recipient.recipient_id)},
     }
-
-
-def _substitutions(issue: PreparedIssue, recipient: BatchRecipient) -> dict[str, str]:
-    values = recipient.values
-    try:
-        out = {_plain(f): values[f] for f in issue.subject.field_names | issue.text.field_names}
-        out.update({_escaped(f): html.escape(values[f]) for f in issue.html.field_names})
-    except KeyError as exc:
-        raise RenderError(
-            f"recipient {recipient.recipient_id}: no value for {exc.args[0]!r}"
-        ) from None
-    return out
-
-
-def _shared_headers(issue: PreparedIssue) -> dict[str, str]:
-    headers = {
-        "List-Id": issue.list_id_header,
-        "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
-    }
-    headers.update(issue.extra_headers)
-    return headers
 
 
 def _address(email: str, name: str) -> dict[str, str]:

@@ -11,7 +11,6 @@ SigV4 signer; per-entry statuses decide each recipient's fate.
 from __future__ import annotations
 
 import email.utils
-import html
 import json
 from email.header import Header
 from typing import Any
@@ -21,7 +20,7 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from ..errors import PermanentProviderError, ProviderAuthError, RenderError, TransientProviderError
+from ..errors import PermanentProviderError, ProviderAuthError, TransientProviderError
 from ..models import DeliveryStatus
 from .base import (
     BatchRecipient,
@@ -32,24 +31,38 @@ from .base import (
     PreparedIssue,
     RecipientResult,
     error_message,
+    template_variables,
 )
 from .resend import tag_value
 
 SIGNING_NAME = "ses"
 BULK_PATH = "/v2/email/outbound-bulk-emails"
 #: Entry statuses worth another attempt later; every other failure is final.
-RETRYABLE_STATUSES = frozenset({
-    "TRANSIENT_FAILURE", "ACCOUNT_THROTTLED", "ACCOUNT_DAILY_QUOTA_EXCEEDED",
-})
+RETRYABLE_STATUSES = frozenset(
+    {
+        "TRANSIENT_FAILURE",
+        "ACCOUNT_THROTTLED",
+        "ACCOUNT_DAILY_QUOTA_EXCEEDED",
+    }
+)
 #: Statuses that stop the whole account or configuration, not one address.
-ACCOUNT_STATUSES = frozenset({
-    "ACCOUNT_SUSPENDED", "ACCOUNT_SENDING_PAUSED", "CONFIGURATION_SET_SENDING_PAUSED",
-    "MAIL_FROM_DOMAIN_NOT_VERIFIED", "CONFIGURATION_SET_NOT_FOUND",
-})
-ACCOUNT_ERRORS = frozenset({
-    "AccountSuspendedException", "SendingPausedException",
-    "MailFromDomainNotVerifiedException", "NotFoundException",
-})
+ACCOUNT_STATUSES = frozenset(
+    {
+        "ACCOUNT_SUSPENDED",
+        "ACCOUNT_SENDING_PAUSED",
+        "CONFIGURATION_SET_SENDING_PAUSED",
+        "MAIL_FROM_DOMAIN_NOT_VERIFIED",
+        "CONFIGURATION_SET_NOT_FOUND",
+    }
+)
+ACCOUNT_ERRORS = frozenset(
+    {
+        "AccountSuspendedException",
+        "SendingPausedException",
+        "MailFromDomainNotVerifiedException",
+        "NotFoundException",
+    }
+)
 
 
 def _plain(field: str) -> str:
@@ -77,7 +90,7 @@ class SesProvider(HttpProvider):
                 "Html": issue.html.with_markers(_escaped),
             },
             "TemplateData": "{}",
-            "Headers": _header_list(_shared_headers(issue)),
+            "Headers": _header_list(issue.shared_headers()),
         }
         payload: dict[str, Any] = {
             "FromEmailAddress": _address(issue.from_email, issue.from_name),
@@ -110,7 +123,9 @@ class SesProvider(HttpProvider):
         if "SUCCESS" not in statuses and statuses & ACCOUNT_STATUSES:
             raise ProviderAuthError(
                 str(entries[0].get("Error") or entries[0].get("Status")),
-                provider=self.name, status=response.status_code, body=response.text,
+                provider=self.name,
+                status=response.status_code,
+                body=response.text,
             )
         return BatchResult(
             [_entry_result(r, e) for r, e in zip(batch.recipients, entries, strict=True)]
@@ -120,8 +135,11 @@ class SesProvider(HttpProvider):
         if response.status_code < 300:
             return
         kind = _error_type(response)
-        kwargs: dict[str, Any] = {"provider": self.name, "status": response.status_code,
-                                  "body": response.text}
+        kwargs: dict[str, Any] = {
+            "provider": self.name,
+            "status": response.status_code,
+            "body": response.text,
+        }
         message = f"{kind}: {error_message(response)}" if kind else error_message(response)
         if kind in ACCOUNT_ERRORS:
             raise ProviderAuthError(message, **kwargs)
@@ -133,7 +151,7 @@ class SesProvider(HttpProvider):
 
 
 def _entry(issue: PreparedIssue, recipient: BatchRecipient) -> dict[str, Any]:
-    data = json.dumps(_variables(issue, recipient), ensure_ascii=False)
+    data = json.dumps(template_variables(issue, recipient), ensure_ascii=False)
     unsubscribe = issue.list_unsubscribe.render(recipient.values)
     return {
         "Destination": {"ToAddresses": [_address(recipient.email, recipient.name)]},
@@ -141,27 +159,6 @@ def _entry(issue: PreparedIssue, recipient: BatchRecipient) -> dict[str, Any]:
         "ReplacementHeaders": [{"Name": "List-Unsubscribe", "Value": _ascii(unsubscribe)}],
         "ReplacementTags": [{"Name": "nl_rid", "Value": str(recipient.recipient_id)}],
     }
-
-
-def _variables(issue: PreparedIssue, recipient: BatchRecipient) -> dict[str, str]:
-    values = recipient.values
-    try:
-        out = {f: values[f] for f in issue.subject.field_names | issue.text.field_names}
-        out.update({f"h_{f}": html.escape(values[f]) for f in issue.html.field_names})
-    except KeyError as exc:
-        raise RenderError(
-            f"recipient {recipient.recipient_id}: no value for {exc.args[0]!r}"
-        ) from None
-    return out
-
-
-def _shared_headers(issue: PreparedIssue) -> dict[str, str]:
-    headers = {
-        "List-Id": issue.list_id_header,
-        "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
-    }
-    headers.update(issue.extra_headers)
-    return headers
 
 
 def _header_list(headers: dict[str, str]) -> list[dict[str, str]]:
@@ -183,7 +180,9 @@ def _entry_result(recipient: BatchRecipient, entry: dict[str, Any]) -> Recipient
         message_id = str(entry.get("MessageId", ""))
         return RecipientResult(recipient.email, DeliveryStatus.SENT, message_id)
     return RecipientResult(
-        recipient.email, DeliveryStatus.FAILED, error=f"{status}: {entry.get('Error', '')}",
+        recipient.email,
+        DeliveryStatus.FAILED,
+        error=f"{status}: {entry.get('Error', '')}",
         retryable=status in RETRYABLE_STATUSES,
     )
 

@@ -6,6 +6,8 @@ frozen when sending starts, with each batch's state committed before and after i
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -19,8 +21,10 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    TypeDecorator,
     UniqueConstraint,
 )
+from sqlalchemy.engine import Dialect
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -31,6 +35,29 @@ NAMING = {
 
 metadata = MetaData(naming_convention=NAMING)
 
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Aware datetimes in, aware UTC datetimes out, on every database.
+
+    SQLite keeps no offset: without this, 08:00+01:00 would be stored as 08:00 and read
+    back as 08:00 UTC, an hour late. Naive values are refused rather than guessed at.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: the store keeps aware datetimes only")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
 # BigInteger ids on PostgreSQL, but plain INTEGER PRIMARY KEY (the rowid) on SQLite.
 BigId = BigInteger().with_variant(Integer, "sqlite")
 
@@ -40,8 +67,8 @@ source_state = Table(
     Column("source_id", String(200), primary_key=True),
     Column("etag", String(500), nullable=False, default=""),
     Column("last_modified", String(200), nullable=False, default=""),
-    Column("first_seen_at", DateTime(timezone=True), nullable=False),
-    Column("last_checked_at", DateTime(timezone=True)),
+    Column("first_seen_at", UtcDateTime(), nullable=False),
+    Column("last_checked_at", UtcDateTime()),
     Column("last_status", String(40), nullable=False, default=""),
     Column("last_error", Text, nullable=False, default=""),
     Column("last_new", Integer, nullable=False, default=0),
@@ -56,14 +83,14 @@ articles = Table(
     Column("title", Text, nullable=False),
     Column("url", Text, nullable=False, default=""),
     Column("author", Text, nullable=False, default=""),
-    Column("published_at", DateTime(timezone=True)),
+    Column("published_at", UtcDateTime()),
     Column("summary_html", Text, nullable=False, default=""),
     Column("content_html", Text, nullable=False, default=""),
     Column("image_url", Text, nullable=False, default=""),
     Column("tags", JSON, nullable=False, default=list),
     Column("content_hash", String(64), nullable=False, default=""),
-    Column("first_seen_at", DateTime(timezone=True), nullable=False),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("first_seen_at", UtcDateTime(), nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
     # Seen on a source's first fetch but older than the look-back window: never offered.
     Column("archived", Integer, nullable=False, default=0),
     UniqueConstraint("source_id", "uid", name="uq_articles_source_uid"),
@@ -75,7 +102,7 @@ list_state = Table(
     "list_state",
     metadata,
     Column("list_id", String(100), primary_key=True),
-    Column("first_seen_at", DateTime(timezone=True), nullable=False),
+    Column("first_seen_at", UtcDateTime(), nullable=False),
 )
 
 issues = Table(
@@ -88,16 +115,16 @@ issues = Table(
     Column("subject", Text, nullable=False),
     Column("preheader", Text, nullable=False, default=""),
     Column("intro_md", Text, nullable=False, default=""),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
-    Column("send_at", DateTime(timezone=True)),
-    Column("started_at", DateTime(timezone=True)),
-    Column("finished_at", DateTime(timezone=True)),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
+    Column("send_at", UtcDateTime()),
+    Column("started_at", UtcDateTime()),
+    Column("finished_at", UtcDateTime()),
     Column("provider", String(40), nullable=False, default=""),
     Column("html", Text, nullable=False, default=""),
     Column("text", Text, nullable=False, default=""),
     Column("web_html", Text, nullable=False, default=""),
-    Column("rendered_at", DateTime(timezone=True)),
+    Column("rendered_at", UtcDateTime()),
     Column("audience_frozen", Integer, nullable=False, default=0),
     Column("pause_reason", Text, nullable=False, default=""),
 )
@@ -125,7 +152,7 @@ issue_events = Table(
     metadata,
     Column("id", BigId, primary_key=True, autoincrement=True),
     Column("issue_id", ForeignKey("issues.id", ondelete="CASCADE"), nullable=False, index=True),
-    Column("at", DateTime(timezone=True), nullable=False),
+    Column("at", UtcDateTime(), nullable=False),
     Column("from_state", String(20), nullable=False),
     Column("to_state", String(20), nullable=False),
     Column("note", Text, nullable=False, default=""),
@@ -146,7 +173,7 @@ batches = Table(
     Column("next_attempt_at", Float, nullable=False, default=0.0),
     Column("lease_owner", String(100), nullable=False, default=""),
     Column("lease_until", Float, nullable=False, default=0.0),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
     UniqueConstraint("issue_id", "seq", name="uq_batches_issue_seq"),
     Index("ix_batches_issue_state", "issue_id", "state"),
 )
@@ -164,7 +191,7 @@ recipients = Table(
     Column("status", String(20), nullable=False),
     Column("provider_message_id", String(300), nullable=False, default=""),
     Column("error", Text, nullable=False, default=""),
-    Column("updated_at", DateTime(timezone=True)),
+    Column("updated_at", UtcDateTime()),
     UniqueConstraint("issue_id", "email", name="uq_recipients_issue_email"),
     Index("ix_recipients_batch", "batch_id"),
     Index("ix_recipients_issue_status", "issue_id", "status"),
@@ -179,7 +206,7 @@ suppressions = Table(
     Column("reason", String(20), nullable=False),
     Column("source", String(100), nullable=False, default=""),
     Column("detail", Text, nullable=False, default=""),
-    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
 )
 
 soft_bounces = Table(
@@ -187,7 +214,7 @@ soft_bounces = Table(
     metadata,
     Column("email", String(320), primary_key=True),
     Column("count", Integer, nullable=False, default=0),
-    Column("last_at", DateTime(timezone=True), nullable=False),
+    Column("last_at", UtcDateTime(), nullable=False),
 )
 
 events = Table(
@@ -200,7 +227,7 @@ events = Table(
     Column("email", String(320), nullable=False, default=""),
     Column("provider_message_id", String(300), nullable=False, default=""),
     Column("issue_id", BigInteger, nullable=True, index=True),
-    Column("at", DateTime(timezone=True), nullable=False),
+    Column("at", UtcDateTime(), nullable=False),
     Column("detail", Text, nullable=False, default=""),
     UniqueConstraint("provider", "event_id", name="uq_events_provider_event"),
 )
@@ -211,7 +238,7 @@ seen_tokens = Table(
     metadata,
     Column("provider", String(40), primary_key=True),
     Column("token", String(300), primary_key=True),
-    Column("at", DateTime(timezone=True), nullable=False),
+    Column("at", UtcDateTime(), nullable=False),
 )
 
 # Global token buckets, shared by every worker process on the same database.
@@ -236,6 +263,6 @@ collections = Table(
     "collections",
     metadata,
     Column("id", BigId, primary_key=True, autoincrement=True),
-    Column("at", DateTime(timezone=True), nullable=False),
+    Column("at", UtcDateTime(), nullable=False),
     Column("report", JSON, nullable=False),
 )
