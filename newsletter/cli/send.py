@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import click
 from rich.progress import (
     BarColumn,
@@ -21,6 +23,14 @@ from .collect import print_collect
 from .context import AppContext, echo_json, json_option, pass_app
 
 
+class CountColumn(ProgressColumn):
+    """``done/total``; the total is known once the audience has been frozen."""
+
+    def render(self, task: Task) -> Text:
+        total = f"{task.total:,.0f}" if task.total is not None else "?"
+        return Text(f"{task.completed:,.0f}/{total}")
+
+
 class RateColumn(ProgressColumn):
     """Recipients per second over the last few updates."""
 
@@ -38,7 +48,7 @@ class ProgressBars:
             TextColumn("issue {task.fields[issue]}"),
             BarColumn(),
             TaskProgressColumn(),
-            TextColumn("{task.completed:,.0f}/{task.total:,.0f}"),
+            CountColumn(),
             RateColumn(),
             TimeRemainingColumn(),
             console=app.console,
@@ -52,16 +62,21 @@ class ProgressBars:
     def __exit__(self, *exc: object) -> None:
         self.progress.stop()
 
-    def for_issue(self, issue_id: int):  # type: ignore[no-untyped-def]
-        with self.app.store.engine.connect() as conn:
-            counts = ledger.status_counts(conn, issue_id)
-        total = sum(counts.values()) or None
-        task = self.progress.add_task("send", total=total, issue=issue_id)
+    def for_issue(self, issue_id: int) -> Callable[[int], None]:
+        task = self.progress.add_task("send", total=None, issue=issue_id)
 
         def advance(count: int) -> None:
+            if count == 0:  # sending starts: the audience is frozen, nothing sent in this run
+                self.progress.update(task, total=self._open_recipients(issue_id))
             self.progress.advance(task, count)
 
         return advance
+
+    def _open_recipients(self, issue_id: int) -> int | None:
+        """Recipients still to send (none counted before the audience is frozen)."""
+        with self.app.store.engine.connect() as conn:
+            counts = ledger.status_counts(conn, issue_id)
+        return counts.get("queued") or None
 
 
 def describe(report: SendReport) -> str:

@@ -109,8 +109,11 @@ class Engine:
 
     # -- the whole issue ------------------------------------------------------------------
     def run(self, prepared: PreparedIssue, progress: Progress | None = None) -> SendReport:
+        """Send every pending batch; ``progress(0)`` first, then the size of each batch sent."""
         report = SendReport(prepared.issue_id)
         self._stop.clear()
+        if progress is not None:
+            progress(0)  # the audience is frozen: a progress display can count what is left
         workers = max(1, self.settings.concurrency)
         while not self._stop.is_set():
             # Every round, not just the first: another worker may have died since.
