@@ -27,7 +27,7 @@ from .issues.lint import LintReport, lint
 from .lists.addresscache import AddressCache, cache_path
 from .lists.config import PublicationConfig, load_config
 from .lists.members import MemberReader, Problem
-from .models import Cadence, IssueKind, IssueState, MailingList, Recipient
+from .models import Approval, Cadence, IssueKind, IssueState, MailingList, Recipient
 from .render.issue import IssueContent, RenderedIssue, Renderer
 from .sources.collect import CollectReport, collect
 from .sources.sanitize import clean_html
@@ -275,7 +275,17 @@ class Publisher:
         )
 
     def resume(self, issue_id: int) -> None:
-        self.transition(issue_id, IssueState.QUEUED, "resumed", pause_reason="")
+        """paused → queued; the sender continues where the ledger says it stopped."""
+        with self.store.engine.begin() as conn:
+            current = issue_store.get(conn, issue_id).state
+            if current != IssueState.PAUSED:
+                raise IssueStateError(
+                    f"issue {issue_id} is {current}; only a paused issue can "
+                    "be resumed (use `issue queue` for a draft)"
+                )
+            issue_store.transition(
+                conn, issue_id, IssueState.QUEUED, self.store.now(), "resumed", pause_reason=""
+            )
 
     def retry(self, issue_id: int, *, unknown: bool = False) -> int:
         """Put failed (or, on request, unknown) recipients back in line; returns how many."""
@@ -437,16 +447,23 @@ class Publisher:
 
     # -- one full cycle --------------------------------------------------------------------
     def run_once(self, progress_for: Callable[[int], Progress | None] | None = None) -> CycleReport:
+        """Collect, then for every list do what the scheduler does, then send what is due."""
+        from .schedule.cadence import publish_new  # the daemon's own per-list policy
+
         report = CycleReport(collected=self.collect())
         for mailing_list in self.config.lists.values():
-            drafted = self.draft(mailing_list.id)
-            report.drafted += drafted
-            if not drafted:
+            outcome = publish_new(self, mailing_list.id)
+            report.drafted += outcome.drafted
+            report.queued += outcome.queued
+            if outcome.skipped:
                 report.skipped.append(f"{mailing_list.id}: no new articles")
-            if mailing_list.approval.value == "auto":
-                for issue_id in drafted:
-                    self.queue(issue_id)
-                    report.queued.append(issue_id)
+            why = (
+                "waits for an editor (approval = editor)"
+                if mailing_list.approval == Approval.EDITOR
+                else "was held back by the pre-send checks: `newsletter issue check {}`"
+            )
+            for issue_id in outcome.held:
+                report.skipped.append(f"{mailing_list.id}: draft {issue_id} {why.format(issue_id)}")
         report.sent = self.send_due(progress_for)
         return report
 

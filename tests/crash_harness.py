@@ -9,7 +9,8 @@ or SIGTERM, so no ``finally``, rollback or atexit handler gets to run: the datab
 provider are left exactly as a power cut would leave them. Without ``--point`` the send runs
 to the end (the caller may kill it itself, e.g. while the provider holds a request).
 
-Exit status: -9 (killed at the point), 0 (the point was never reached), 2 (bad usage).
+The process ends by SIGKILL at the point; it exits 0 if the point was never reached, and 2
+on bad usage.
 """
 
 from __future__ import annotations

@@ -44,9 +44,16 @@ def publication_toml(lists: Sequence[ListSpec], *, base_url: str, from_email: st
         'path = "articles"',
     ]
     for spec in lists:
-        parts += ["", f"[lists.{spec.id}]", f'title = "{spec.id.title()} list"',
-                  f'members = "{spec.id}.csv"', 'sources = "posts"', f'cadence = "{spec.cadence}"',
-                  f'timezone = "{spec.timezone}"', f'approval = "{spec.approval}"']
+        parts += [
+            "",
+            f"[lists.{spec.id}]",
+            f'title = "{spec.id.title()} list"',
+            f'members = "{spec.id}.csv"',
+            'sources = "posts"',
+            f'cadence = "{spec.cadence}"',
+            f'timezone = "{spec.timezone}"',
+            f'approval = "{spec.approval}"',
+        ]
         if spec.cadence == "digest" and spec.schedule:
             parts.append(f'schedule = "{spec.schedule}"')
         if spec.from_email:
@@ -55,7 +62,10 @@ def publication_toml(lists: Sequence[ListSpec], *, base_url: str, from_email: st
 
 
 def write_publication(
-    home: Path, lists: Sequence[ListSpec], *, base_url: str = "https://notes.example.org",
+    home: Path,
+    lists: Sequence[ListSpec],
+    *,
+    base_url: str = "https://notes.example.org",
     from_email: str = "editor@notes.example.org",
 ) -> None:
     """(Re)write the publication file and each list's members."""
@@ -64,11 +74,13 @@ def write_publication(
     for old in subscribers.glob("*"):
         old.unlink()
     (subscribers / "publication.toml").write_text(
-        publication_toml(lists, base_url=base_url, from_email=from_email), encoding="utf-8")
+        publication_toml(lists, base_url=base_url, from_email=from_email), encoding="utf-8"
+    )
     for spec in lists:
         rows = [f"{spec.id}-{n:05d}@example.com,Reader {n}" for n in range(spec.members)]
-        (subscribers / f"{spec.id}.csv").write_text("email,name\n" + "\n".join(rows) + "\n",
-                                                    encoding="utf-8")
+        (subscribers / f"{spec.id}.csv").write_text(
+            "email,name\n" + "\n".join(rows) + "\n", encoding="utf-8"
+        )
 
 
 def make_home(root: Path, lists: Sequence[ListSpec], **publication: str) -> Path:
@@ -83,11 +95,17 @@ def make_home(root: Path, lists: Sequence[ListSpec], **publication: str) -> Path
 
 
 def write_article(
-    home: Path, slug: str, published: datetime, *, title: str = "", body: str = "Plain news.",
+    home: Path,
+    slug: str,
+    published: datetime,
+    *,
+    title: str = "",
+    body: str = "Plain news.",
     extra: str = "",
 ) -> None:
-    front = (f"---\ntitle: {title or slug.replace('-', ' ').capitalize()}\n"
-             f"date: {published.astimezone(UTC):%Y-%m-%d %H:%M}\nsummary: About {slug}.\n{extra}---\n")
+    title = title or slug.replace("-", " ").capitalize()
+    when = f"{published.astimezone(UTC):%Y-%m-%d %H:%M}"
+    front = f"---\ntitle: {title}\ndate: {when}\nsummary: About {slug}.\n{extra}---\n"
     (home / "articles" / f"{slug}.md").write_text(front + body + "\n", encoding="utf-8")
 
 
@@ -106,7 +124,10 @@ class Clock:
 
 
 def open_publication(
-    home: Path, database_url: str, clock: Clock | None = None, provider: Provider | None = None,
+    home: Path,
+    database_url: str,
+    clock: Clock | None = None,
+    provider: Provider | None = None,
     **changes: object,
 ) -> tuple[Settings, Store, Publisher]:
     settings = load_settings(home, environ={}).with_changes(database_url=database_url, **changes)

@@ -116,3 +116,16 @@ def test_an_unsubscribe_from_a_real_email_removes_the_reader_from_the_next_issue
     assert len(recipients) == member_count(home, "weekly.csv") - 1
     shown = run(home, "issue", "show", str(newest), "--json")
     assert '"suppressed": 1' in shown
+
+
+def test_a_pre_send_warning_does_not_stop_an_automatic_cycle(home: Path) -> None:
+    (home / "articles" / "plain-link.md").write_text(
+        NEW_ARTICLE.format(date="2026-11-25T10:00:00Z").replace(
+            "a week earlier than planned.",
+            "a week earlier than planned: [the timetable](http://news.example.org/lights).",
+        ),
+        encoding="utf-8",
+    )
+    output = run(home, "run", "--once")
+    assert "held back" not in output
+    assert "message(s) written" in output

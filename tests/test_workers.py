@@ -266,7 +266,12 @@ def test_a_worker_killed_mid_batch_is_taken_over(
 
     codes = wait_all(workers)
     assert victim.process.returncode == -signal.SIGKILL
+    survivors = [w for w in workers if w is not victim]
     assert [c for w, c in zip(workers, codes, strict=True) if w is not victim] == [0, 0, 0]
+    # Every survivor saw the stale batch; exactly one of them took it over. (On a loaded
+    # machine a live batch may outlast its 2 s lease too: still one taker per batch.)
+    taken = [n for w in survivors for n in re.findall(r"batch (\d+): taken over", w.output())]
+    assert taken and len(taken) == len(set(taken)), taken
     state, counts, moves, problems = outcome(send)
     received = fake.copies(provider)
     if provider == "resend":  # idempotent: resent with the same key, delivered once

@@ -15,13 +15,14 @@ import signal
 import socket
 from collections.abc import Sequence
 from types import FrameType, TracebackType
+from typing import Protocol
 
 import click
 
 from ..errors import LockError, StoreError
 from ..schedule.jobs import Runtime, installed
 from ..schedule.lock import LeaseLock
-from ..schedule.scheduler import job_specs, start_scheduler
+from ..schedule.scheduler import job_specs, start_scheduler, stop_scheduler
 from ..store import make_engine
 from .context import AppContext
 
@@ -85,7 +86,8 @@ class StopSignals:
 def run_daemon(app: AppContext) -> None:
     """Run the scheduler in the foreground until SIGTERM or SIGINT."""
     settings = app.settings
-    specs = job_specs(settings, app.publisher.config)  # a broken publication file stops us here
+    settings.require_provider_credentials()  # a daemon that could never send should not start
+    specs = job_specs(settings, app.publisher.config)  # nor one with a broken publication file
     with StopSignals() as signals:
         lock = LeaseLock(app.store, lease_seconds=settings.lease_seconds)
         with lock, installed(Runtime(settings, app.store)) as runtime:
@@ -99,11 +101,15 @@ def run_daemon(app: AppContext) -> None:
             finally:
                 runtime.stop()
                 click.echo("Stopping: finishing the batches in flight; nothing new starts.")
-                scheduler.shutdown(wait=True)
+                stop_scheduler(scheduler)
     click.echo(f"Stopped on {received.name}; the scheduler lock is released.")
 
 
-def keep_lease(lock: LeaseLock, signals: StopSignals) -> signal.Signals:
+class SignalSource(Protocol):
+    def wait(self, timeout: float) -> signal.Signals | None: ...
+
+
+def keep_lease(lock: LeaseLock, signals: SignalSource) -> signal.Signals:
     """Renew the lock a few times per lease until a stop signal comes; returns that signal.
 
     A renewal the database refuses is retried at the next beat; once a whole lease has gone

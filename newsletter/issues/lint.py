@@ -84,14 +84,19 @@ class Sample:
 
 def lint(publisher: Publisher, issue_id: int) -> LintReport:
     """Check issue ``issue_id`` as it would be sent now."""
-    sample = _sample(publisher, issue_id)
+    return check(sample_of(publisher, issue_id))
+
+
+def check(sample: Sample) -> LintReport:
+    """Every check, on an issue already merged for a sample reader."""
     return LintReport(
-        errors=tuple(f for check in ERROR_CHECKS for f in check(sample)),
-        warnings=tuple(f for check in WARNING_CHECKS for f in check(sample)),
+        errors=tuple(f for rule in ERROR_CHECKS for f in rule(sample)),
+        warnings=tuple(f for rule in WARNING_CHECKS for f in rule(sample)),
     )
 
 
-def _sample(publisher: Publisher, issue_id: int) -> Sample:
+def sample_of(publisher: Publisher, issue_id: int) -> Sample:
+    """The issue as stored, merged for a sample reader."""
     with publisher.store.engine.connect() as conn:
         record = issue_store.get(conn, issue_id)
         article_count = len(issue_store.article_ids(conn, issue_id))
@@ -154,31 +159,42 @@ def _no_list_unsubscribe(sample: Sample) -> Iterator[str]:
 
 
 def _template_syntax(sample: Sample) -> Iterator[str]:
-    in_code = _count_syntax(" ".join(e.text_content() for e in _code_elements(sample.tree)))
-    stripped = copy.deepcopy(sample.tree)
-    for element in _code_elements(stripped):
-        element.drop_tree()
-    parts = (
-        ("subject", sample.copy.subject, 0),
-        ("HTML", lxml.html.tostring(stripped, encoding="unicode"), 0),
-        ("text part", sample.copy.text, in_code),
-    )
-    for where, text, allowed in parts:
-        if _count_syntax(text) > allowed:
-            yield f"template syntax left in the {where}: {_first_syntax(text)!r}"
+    in_code = sum(_count_syntax(e.text_content()) for e in _code_elements(sample.tree))
+    html = [t for t in _html_strings(sample.tree) if _count_syntax(t)]
+    text = [line for line in sample.copy.text.splitlines() if _count_syntax(line)]
+    if _count_syntax(sample.copy.subject):
+        yield f"template syntax left in the subject: {_snippet(sample.copy.subject)!r}"
+    if html:
+        yield f"template syntax left in the HTML: {_snippet(html[0])!r}"
+    if sum(_count_syntax(line) for line in text) > in_code:
+        yield f"template syntax left in the text part: {_snippet(text[0])!r}"
 
 
 def _code_elements(tree: lxml.html.HtmlElement) -> list[lxml.html.HtmlElement]:
     return list(tree.xpath("//pre | //code[not(ancestor::pre)]"))
 
 
+def _html_strings(tree: lxml.html.HtmlElement) -> Iterator[str]:
+    """Every text and attribute value of the HTML, except inside ``<pre>`` and ``<code>``."""
+    outside = copy.deepcopy(tree)
+    for element in _code_elements(outside):
+        element.drop_tree()  # keeps the text that follows the element
+    for element in outside.iter():
+        yield from element.attrib.values()
+        yield from (t for t in (element.text, element.tail) if t)
+
+
 def _count_syntax(text: str) -> int:
     return sum(text.count(token) for token in TEMPLATE_SYNTAX)
 
 
-def _first_syntax(text: str) -> str:
-    at = min(i for i in (text.find(t) for t in TEMPLATE_SYNTAX) if i >= 0)
-    return " ".join(text[max(0, at - 20) : at + 40].split())
+def _snippet(text: str) -> str:
+    """Up to 60 characters of ``text`` around its first template syntax."""
+    flat = " ".join(text.split())
+    at = min(i for i in (flat.find(t) for t in TEMPLATE_SYNTAX) if i >= 0)
+    start = max(0, at - 20)
+    before, after = ("…" if start else ""), ("…" if start + 60 < len(flat) else "")
+    return before + flat[start : start + 60] + after
 
 
 def _foreign_sender(sample: Sample) -> Iterator[str]:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ..errors import NewsletterError
@@ -33,7 +33,7 @@ class ListOutcome:
     list_id: str
     drafted: tuple[int, ...] = ()
     queued: tuple[int, ...] = ()
-    held: tuple[int, ...] = field(default=())  # drafts left for an editor or a fix
+    held: tuple[int, ...] = ()  # drafts left for an editor or a fix
 
     @property
     def skipped(self) -> bool:

@@ -13,6 +13,7 @@ import logging
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import cached_property
 from pathlib import Path
 
 from ..config import Settings, load_settings
@@ -20,6 +21,7 @@ from ..delivery.base import Provider
 from ..delivery.engine import Engine, Progress, SendReport
 from ..errors import NewsletterError
 from ..publisher import Publisher
+from ..render.issue import Renderer
 from ..store import Store
 from . import cadence
 
@@ -41,7 +43,13 @@ class Runtime:
 
     def publisher(self) -> Publisher:
         """A fresh publisher per run, so an edited publication file is read again."""
-        return Publisher(self.settings, self.store, provider=self._provider)
+        publisher = Publisher(self.settings, self.store, provider=self._provider)
+        publisher.renderer = self.renderer  # parsed stylesheets are kept for the next run
+        return publisher
+
+    @cached_property
+    def renderer(self) -> Renderer:
+        return Renderer(self.settings)
 
     def engine(self, publisher: Publisher) -> Engine:
         # Waits between retries end early on a stop instead of sleeping up to a minute.
@@ -57,7 +65,11 @@ class Runtime:
         self.stopping.wait(seconds)
 
     def send_due(self) -> list[SendReport]:
-        """Send every due issue, one after another, until done or asked to stop."""
+        """Send every due issue, one after another, until done or asked to stop.
+
+        Not ``Publisher.send_due``: it shares one engine between issues, and an engine clears
+        its stop flag when it starts a run, so a stop could be lost between two issues.
+        """
         publisher = self.publisher()
         reports = []
         for issue_id in publisher.due_issues():

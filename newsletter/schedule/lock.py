@@ -196,30 +196,34 @@ class AdvisoryLock:
         self.store = store
         self.name = name
         self._conn: Connection | None = None
+        self._key = 0
 
     def try_acquire(self) -> bool:
         conn = self.store.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
         try:
-            key = _advisory_key(
-                conn.execute(text("SELECT current_schema()")).scalar_one(), self.name
-            )
-            taken = bool(
-                conn.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": key}).scalar_one()
-            )
+            schema = conn.execute(text("SELECT current_schema()")).scalar_one()
+            self._key = _advisory_key(schema, self.name)
+            taken = conn.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": self._key})
+            held = bool(taken.scalar_one())
         except SQLAlchemyError as exc:
             conn.close()
             raise StoreError(f"advisory lock {self.name!r}: {exc}") from exc
-        if not taken:
+        if not held:
             conn.close()
             return False
         self._conn = conn
         return True
 
     def release(self) -> None:
-        """Closing the session frees the lock; the connection is not reused."""
-        if self._conn is not None:
-            conn, self._conn = self._conn, None
+        """Unlock at once; a session that cannot say so is dropped, which unlocks it as well."""
+        if self._conn is None:
+            return
+        conn, self._conn = self._conn, None
+        try:
+            conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": self._key})
+        except SQLAlchemyError:
             conn.invalidate()
+        finally:
             conn.close()
 
 

@@ -40,6 +40,7 @@ from . import jobs, triggers
 log = logging.getLogger(__name__)
 
 JOBS_TABLE = "apscheduler_jobs"
+JOBSTORE = "default"
 DISPATCH_SECONDS = 30
 JOB_THREADS = 4
 
@@ -53,6 +54,7 @@ class JobSpec:
     args: tuple[str, ...]
     trigger: BaseTrigger
     name: str  # says when it runs, so a changed name is a changed schedule
+    misfire_grace_time: int  # seconds late a run may still start; later, it is skipped
     run_at_start: bool = False  # a new periodic job runs once at start, not an interval later
 
 
@@ -68,6 +70,7 @@ def job_specs(settings: Settings, config: PublicationConfig) -> list[JobSpec]:
     """Collection, dispatch, and one digest job per digest list."""
     home = str(settings.home)
     minutes = settings.collect_interval_minutes
+    grace = settings.misfire_grace_seconds
     specs = [
         JobSpec(
             "collect",
@@ -75,6 +78,7 @@ def job_specs(settings: Settings, config: PublicationConfig) -> list[JobSpec]:
             (home,),
             IntervalTrigger(minutes=minutes, timezone=UTC),
             f"collect every {minutes} min",
+            grace,
             run_at_start=True,
         ),
         JobSpec(
@@ -83,6 +87,7 @@ def job_specs(settings: Settings, config: PublicationConfig) -> list[JobSpec]:
             (home,),
             IntervalTrigger(seconds=DISPATCH_SECONDS, timezone=UTC),
             f"send due issues every {DISPATCH_SECONDS} s",
+            grace,
             run_at_start=True,
         ),
     ]
@@ -95,6 +100,7 @@ def job_specs(settings: Settings, config: PublicationConfig) -> list[JobSpec]:
                     (home, mailing_list.id),
                     triggers.digest_trigger(mailing_list),
                     triggers.describe(mailing_list),
+                    grace,
                 )
             )
     return specs
@@ -103,7 +109,7 @@ def job_specs(settings: Settings, config: PublicationConfig) -> list[JobSpec]:
 def build_scheduler(settings: Settings, engine: Engine) -> BackgroundScheduler:
     """A scheduler whose jobs are stored through ``engine`` (not yet started)."""
     return BackgroundScheduler(
-        jobstores={"default": SQLAlchemyJobStore(engine=engine, tablename=JOBS_TABLE)},
+        jobstores={JOBSTORE: SQLAlchemyJobStore(engine=engine, tablename=JOBS_TABLE)},
         executors={"default": ThreadPoolExecutor(JOB_THREADS)},
         job_defaults={
             "coalesce": True,
@@ -137,6 +143,7 @@ def _unchanged(job: Job, spec: JobSpec) -> bool:
         job.func_ref == obj_to_ref(spec.func)
         and tuple(job.args) == spec.args
         and job.name == spec.name
+        and job.misfire_grace_time == spec.misfire_grace_time
     )
 
 
@@ -150,6 +157,7 @@ def _add(scheduler: BackgroundScheduler, spec: JobSpec, *, first: bool) -> None:
         args=spec.args,
         id=spec.id,
         name=spec.name,
+        misfire_grace_time=spec.misfire_grace_time,
         replace_existing=True,
         **options,
     )
@@ -164,7 +172,7 @@ def start_scheduler(
     try:
         report = sync_jobs(scheduler, specs)
     except BaseException:
-        scheduler.shutdown(wait=False)
+        stop_scheduler(scheduler)
         raise
     log.info(
         "jobs: %s added, %s replaced, %s kept, %s removed",
@@ -175,6 +183,19 @@ def start_scheduler(
     )
     scheduler.resume()
     return scheduler
+
+
+def stop_scheduler(scheduler: BackgroundScheduler) -> None:
+    """Start nothing more, wait for running jobs, and leave the stored jobs as they are.
+
+    APScheduler's thread makes one more pass over due jobs after ``shutdown`` has closed the
+    executor: the submission fails, yet the job's next run time is moved on, so a run due at
+    that moment would be lost rather than caught up at the next start. Detaching the job
+    store first leaves that pass nothing to touch.
+    """
+    scheduler.pause()
+    scheduler.remove_jobstore(JOBSTORE)
+    scheduler.shutdown(wait=True)
 
 
 # -- reading the schedule without running it (``newsletter status``) -------------------------

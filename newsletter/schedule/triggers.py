@@ -31,7 +31,7 @@ class WallClockCronTrigger(CronTrigger):
         if _wall(candidate, self.timezone) > _wall(previous_fire_time, self.timezone):
             return candidate
         # The clocks went back and the same local time came round again: it has fired.
-        resume = max(now.astimezone(UTC), _after_last(previous_fire_time))
+        resume = max(now.astimezone(UTC), _after_last(previous_fire_time, self.timezone))
         return super().get_next_fire_time(None, resume)
 
 
@@ -40,13 +40,14 @@ def _wall(moment: datetime, zone: tzinfo) -> datetime:
     return moment.astimezone(zone).replace(tzinfo=None)
 
 
-def _after_last(moment: datetime) -> datetime:
-    """Just after the wall clock shows ``moment``'s time for the last time (in UTC).
+def _after_last(moment: datetime, zone: tzinfo) -> datetime:
+    """Just after the wall clock shows ``moment``'s local time for the last time (in UTC).
 
     Computed in UTC: local arithmetic near a change of offset loses the ``fold`` that tells
     the two passes of the repeated hour apart.
     """
-    return moment.replace(fold=1).astimezone(UTC) + timedelta(microseconds=1)
+    last = moment.astimezone(zone).replace(fold=1)  # the later pass, if the time recurs
+    return last.astimezone(UTC) + timedelta(microseconds=1)
 
 
 def digest_trigger(mailing_list: MailingList) -> WallClockCronTrigger:

@@ -175,7 +175,8 @@ batches = Table(
     Column("lease_until", Float, nullable=False, default=0.0),
     Column("updated_at", UtcDateTime(), nullable=False),
     UniqueConstraint("issue_id", "seq", name="uq_batches_issue_seq"),
-    Index("ix_batches_issue_state", "issue_id", "state"),
+    # ``claim`` reads the first pending batch in ``seq`` order straight from this index.
+    Index("ix_batches_claim", "issue_id", "state", "seq"),
 )
 
 recipients = Table(
