@@ -228,7 +228,8 @@ def main() -> None:
         f"1,000-recipient POSTs ({args.recipients / ceiling:,.0f} recipients/s)"
     )
     print(
-        f"local merge            {rate:,.0f} recipients/s on one core ({html_bytes // 1024} KB HTML)"
+        f"local merge            {rate:,.0f} recipients/s on one core "
+        f"({html_bytes // 1024} KB HTML)"
     )
 
 

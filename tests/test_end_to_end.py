@@ -72,8 +72,17 @@ def test_first_run_writes_one_correct_message_per_member_and_issue(home: Path) -
 
 
 def check_message(path: Path, message: EmailMessage) -> None:
-    for header in ("From", "To", "Subject", "Date", "Message-ID", "MIME-Version", "List-Id",
-                   "List-Unsubscribe", "List-Unsubscribe-Post"):
+    for header in (
+        "From",
+        "To",
+        "Subject",
+        "Date",
+        "Message-ID",
+        "MIME-Version",
+        "List-Id",
+        "List-Unsubscribe",
+        "List-Unsubscribe-Post",
+    ):
         assert message[header], f"{path.name}: no {header}"
     assert message.get_content_type() == "multipart/alternative"
     parts = list(message.iter_parts())
@@ -93,21 +102,24 @@ def test_an_unsubscribe_from_a_real_email_removes_the_reader_from_the_next_issue
     home: Path, settings: Settings
 ) -> None:
     run(home, "run", "--once")
-    path, message = messages(home, "issue-*-weekly")[0]
+    _, message = messages(home, "issue-*-weekly")[0]
     reader = email.utils.parseaddr(message["To"])[1].lower()
     url = re.search(r"<(https://[^>]+)>", message["List-Unsubscribe"]).group(1)  # type: ignore[union-attr]
     settings = load_settings(home, environ={})
     store = Store.open(settings.database_url)
     try:
         with WebApp(create_app(settings, store)) as web:
-            response = web.session.post(web.url(urlsplit(url).path),
-                                        data={"List-Unsubscribe": "One-Click"},
-                                        allow_redirects=False)
+            response = web.session.post(
+                web.url(urlsplit(url).path),
+                data={"List-Unsubscribe": "One-Click"},
+                allow_redirects=False,
+            )
         assert response.status_code == 200
     finally:
         store.close()
     (home / "articles" / "harbour-lights.md").write_text(
-        NEW_ARTICLE.format(date="2026-11-25T09:00:00Z"), encoding="utf-8")
+        NEW_ARTICLE.format(date="2026-11-25T09:00:00Z"), encoding="utf-8"
+    )
     run(home, "run", "--once")
     newest = max(int(p.parent.name.split("-")[1]) for p, _ in messages(home, "issue-*-weekly"))
     next_weekly = messages(home, f"issue-{newest}-weekly")

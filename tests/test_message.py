@@ -1,8 +1,5 @@
 """MIME messages: headers parsed back byte-exact, parts in order, no 8bit, no injection."""
 
-# The en dashes and curly quotes in these strings are the point of the tests.
-# ruff: noqa: RUF001
-
 from __future__ import annotations
 
 import email

@@ -31,11 +31,23 @@ def issue() -> None:
 @click.option("--intro", type=click.File("r", encoding="utf-8"), help="Markdown introduction.")
 @json_option
 @pass_app
-def draft_command(app: AppContext, list_id: str, article_ids: tuple[int, ...], subject: str,
-                  preheader: str, intro: IO[str] | None, as_json: bool) -> None:
+def draft_command(
+    app: AppContext,
+    list_id: str,
+    article_ids: tuple[int, ...],
+    subject: str,
+    preheader: str,
+    intro: IO[str] | None,
+    as_json: bool,
+) -> None:
     """Draft an issue of LIST from its unsent articles (or the ones named)."""
-    ids = app.publisher.draft(list_id, article_ids=list(article_ids) or None, subject=subject,
-                              preheader=preheader, intro_md=intro.read() if intro else "")
+    ids = app.publisher.draft(
+        list_id,
+        article_ids=list(article_ids) or None,
+        subject=subject,
+        preheader=preheader,
+        intro_md=intro.read() if intro else "",
+    )
     if as_json:
         echo_json({"drafted": ids})
     elif not ids:
@@ -47,10 +59,16 @@ def draft_command(app: AppContext, list_id: str, article_ids: tuple[int, ...], s
 
 def _summary(record: issue_store.IssueRecord) -> dict[str, object]:
     return {
-        "id": record.id, "list": record.list_id, "kind": str(record.kind),
-        "state": str(record.state), "subject": record.subject, "created_at": record.created_at,
-        "send_at": record.send_at, "started_at": record.started_at,
-        "finished_at": record.finished_at, "pause_reason": record.pause_reason,
+        "id": record.id,
+        "list": record.list_id,
+        "kind": str(record.kind),
+        "state": str(record.state),
+        "subject": record.subject,
+        "created_at": record.created_at,
+        "send_at": record.send_at,
+        "started_at": record.started_at,
+        "finished_at": record.finished_at,
+        "pause_reason": record.pause_reason,
     }
 
 
@@ -62,8 +80,9 @@ def _summary(record: issue_store.IssueRecord) -> dict[str, object]:
 def list_command(app: AppContext, list_id: str | None, state: str | None, as_json: bool) -> None:
     """List issues, newest first."""
     with app.store.engine.connect() as conn:
-        records = issue_store.find(conn, list_id=list_id,
-                                   states_in=[IssueState(state)] if state else ())
+        records = issue_store.find(
+            conn, list_id=list_id, states_in=[IssueState(state)] if state else ()
+        )
     if as_json:
         echo_json([_summary(r) for r in records])
         return
@@ -95,6 +114,10 @@ def show_command(app: AppContext, issue_id: int, as_json: bool) -> None:
     _print_show(data)
 
 
+def _tally(counts: dict[str, int]) -> str:
+    return ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
+
+
 def _print_show(data: dict[str, Any]) -> None:
     click.echo(f"Issue {data['id']} ({data['kind']}) for {data['list']}: {data['state']}")
     click.echo(f"  Subject:  {data['subject']}")
@@ -106,37 +129,53 @@ def _print_show(data: dict[str, Any]) -> None:
     counts = data["recipients"]
     if counts:
         click.echo("  Recipients: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
-        click.echo("  Batches:    " + ", ".join(f"{n} {s}" for s, n in sorted(data["batches"].items())))
+        click.echo(
+            "  Batches:    " + ", ".join(f"{n} {s}" for s, n in sorted(data["batches"].items()))
+        )
     problems = data["problems"]
     if problems:
         click.echo("  Not delivered:")
         for p in problems:
             click.echo(f"    {p['email']}  {p['status']}  (batch {p['batch']}) {p['error']}")
         if any(p["status"] == "unknown" for p in problems):
-            click.echo(f"  Unknown outcomes may have been delivered; resend them with "
-                       f"`newsletter issue retry {data['id']} --unknown` if you accept duplicates.")
+            click.echo(
+                f"  Unknown outcomes may have been delivered; resend them with "
+                f"`newsletter issue retry {data['id']} --unknown` if you accept duplicates."
+            )
     click.echo("  History:")
     for event in data["history"]:
         note = f" — {event['note']}" if event["note"] else ""
-        click.echo(f"    {event['at']:%Y-%m-%d %H:%M:%S} {event['from'] or '·'} → {event['to']}{note}")
+        click.echo(
+            f"    {event['at']:%Y-%m-%d %H:%M:%S} {event['from'] or '·'} → {event['to']}{note}"
+        )
 
 
 def _sample_recipient(app: AppContext, email: str | None) -> Recipient:
-    address = email or (app.settings.test_recipients[0] if app.settings.test_recipients
-                        else "reader@example.org")
+    address = email or (
+        app.settings.test_recipients[0] if app.settings.test_recipients else "reader@example.org"
+    )
     return Recipient(address, "Sample Reader", {}, "")
 
 
 @issue.command("preview")
 @click.argument("issue_id", type=int)
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
-              help="Write the HTML here (default var/preview/issue-ID.html).")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the HTML here (default var/preview/issue-ID.html).",
+)
 @click.option("--to", "email", help="Merge as this address (default: a sample reader).")
 @click.option("--open", "open_browser", is_flag=True, help="Open the HTML in a browser.")
 @click.option("--png", is_flag=True, help="Also screenshot it with headless Chromium.")
 @pass_app
-def preview_command(app: AppContext, issue_id: int, out: Path | None, email: str | None,
-                    open_browser: bool, png: bool) -> None:
+def preview_command(
+    app: AppContext,
+    issue_id: int,
+    out: Path | None,
+    email: str | None,
+    open_browser: bool,
+    png: bool,
+) -> None:
     """Write the HTML and text of an issue as a subscriber would get them."""
     publisher = app.publisher
     with app.store.engine.connect() as conn:
@@ -172,8 +211,13 @@ def preview_command(app: AppContext, issue_id: int, out: Path | None, email: str
 @click.option("--preheader")
 @click.option("--intro", type=click.File("r", encoding="utf-8"), help="Markdown introduction.")
 @pass_app
-def edit_command(app: AppContext, issue_id: int, subject: str | None, preheader: str | None,
-                 intro: IO[str] | None) -> None:
+def edit_command(
+    app: AppContext,
+    issue_id: int,
+    subject: str | None,
+    preheader: str | None,
+    intro: IO[str] | None,
+) -> None:
     """Change a draft's subject, preheader or introduction."""
     changes: dict[str, object] = {}
     if subject is not None:
@@ -221,8 +265,10 @@ def queue_command(app: AppContext, issue_id: int, at_text: str | None, force: bo
     for warning in report.warnings:
         click.echo(f"Queued despite a warning (--force): {warning}")
     if at:
-        click.echo(f"Issue {issue_id} queued for {at:%Y-%m-%d %H:%M} {mailing_list.timezone} "
-                   f"(UTC{at:%z}; {at.astimezone(UTC):%Y-%m-%d %H:%M} UTC).")
+        click.echo(
+            f"Issue {issue_id} queued for {at:%Y-%m-%d %H:%M} {mailing_list.timezone} "
+            f"(UTC{at:%z}; {at.astimezone(UTC):%Y-%m-%d %H:%M} UTC)."
+        )
     else:
         click.echo(f"Issue {issue_id} queued; `newsletter send` (or the scheduler) sends it.")
 
@@ -243,8 +289,11 @@ _simple("resume", "resume", "queued again", "Resume a paused issue.")
 
 @issue.command("retry")
 @click.argument("issue_id", type=int)
-@click.option("--unknown", is_flag=True,
-              help="Resend recipients whose outcome is unknown (they may get a duplicate).")
+@click.option(
+    "--unknown",
+    is_flag=True,
+    help="Resend recipients whose outcome is unknown (they may get a duplicate).",
+)
 @pass_app
 def retry_command(app: AppContext, issue_id: int, unknown: bool) -> None:
     """Send again to the recipients that failed (only those)."""
@@ -258,8 +307,12 @@ def retry_command(app: AppContext, issue_id: int, unknown: bool) -> None:
 
 @issue.command("test")
 @click.argument("issue_id", type=int)
-@click.option("--to", "addresses", multiple=True,
-              help="Test address (repeatable; default NEWSLETTER_TEST_RECIPIENTS).")
+@click.option(
+    "--to",
+    "addresses",
+    multiple=True,
+    help="Test address (repeatable; default NEWSLETTER_TEST_RECIPIENTS).",
+)
 @pass_app
 def test_command(app: AppContext, issue_id: int, addresses: tuple[str, ...]) -> None:
     """Send the real message, marked [TEST], to test addresses (not to the list)."""

@@ -41,8 +41,8 @@ class FetchResult:
 
     ``problems`` lists items skipped or read only in part (a Markdown file with bad front
     matter, a feed entry with an unreadable date, …) as ``where: reason`` lines, so one bad
-    item is reported without hiding the good ones. ``not_modified`` means the server answered 304: nothing
-    changed since ``FetchState`` and ``articles`` is empty.
+    item is reported without hiding the good ones. ``not_modified`` means the server
+    answered 304: nothing changed since ``FetchState`` and ``articles`` is empty.
     """
 
     articles: Sequence[Article]
