@@ -250,3 +250,30 @@ def test_sigterm_mid_send_finishes_the_batch_in_flight_and_send_resumes(
     assert (state, counts) == (IssueState.SENT, {"sent": MEMBERS})
     delivered = Counter(postmark.copies)
     assert len(delivered) == MEMBERS and set(delivered.values()) == {1}  # each exactly once
+
+
+def test_a_standby_scheduler_takes_over_when_the_leader_is_killed(
+    home: Path,
+    tmp_path: Path,
+    database_url: str,
+) -> None:
+    with (home / ".env").open("a", encoding="utf-8") as env:
+        env.write("NEWSLETTER_LEASE_SECONDS=3\n")
+    leader = Daemon(home, tmp_path / "leader.log")
+    with (tmp_path / "standby.log").open("w", encoding="utf-8") as log:
+        standby = newsletter(home, "run", "--standby", stderr=log)
+        assert standby.stdout is not None
+        waiting = standby.stdout.readline().strip()
+        assert waiting.startswith("Standing by: another scheduler is already running"), waiting
+        assert leader.owner in waiting
+        leader.process.send_signal(signal.SIGKILL)  # no clean release: the lease must lapse
+        leader.finish()
+        took_over = standby.stdout.readline().strip()
+        assert took_over.startswith("Scheduler running as "), took_over
+        new_owner = took_over.removeprefix("Scheduler running as ").split(" with ")[0]
+        assert lock_rows(home, database_url) == [new_owner] != [leader.owner]
+        standby.send_signal(signal.SIGTERM)
+        out, _ = standby.communicate(timeout=60)
+    assert standby.returncode == 0
+    assert out.splitlines()[-1] == "Stopped on SIGTERM; the scheduler lock is released."
+    assert lock_rows(home, database_url) == []

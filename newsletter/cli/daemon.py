@@ -13,7 +13,9 @@ import logging
 import select
 import signal
 import socket
-from collections.abc import Sequence
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from types import FrameType, TracebackType
 from typing import Protocol
 
@@ -83,14 +85,21 @@ class StopSignals:
             pass
 
 
-def run_daemon(app: AppContext) -> None:
-    """Run the scheduler in the foreground until SIGTERM or SIGINT."""
+def run_daemon(app: AppContext, *, standby: bool = False) -> None:
+    """Run the scheduler in the foreground until SIGTERM or SIGINT.
+
+    With ``standby``, a scheduler that finds the lock held waits and takes over when the
+    leader stops renewing it (it died, or its host did), instead of exiting.
+    """
     settings = app.settings
     settings.require_provider_credentials()  # a daemon that could never send should not start
     specs = job_specs(settings, app.publisher.config)  # nor one with a broken publication file
     with StopSignals() as signals:
         lock = LeaseLock(app.store, lease_seconds=settings.lease_seconds)
-        with lock, installed(Runtime(settings, app.store)) as runtime:
+        if standby and not wait_for_leadership(lock, signals):
+            click.echo("Stopped while standing by; never took the scheduler lock.")
+            return
+        with held(lock, taken=standby), installed(Runtime(settings, app.store)) as runtime:
             scheduler = start_scheduler(settings, make_engine(settings.database_url), specs)
             click.echo(
                 f"Scheduler running as {lock.owner} with {len(specs)} job(s); "
@@ -103,6 +112,33 @@ def run_daemon(app: AppContext) -> None:
                 click.echo("Stopping: finishing the batches in flight; nothing new starts.")
                 stop_scheduler(scheduler)
     click.echo(f"Stopped on {received.name}; the scheduler lock is released.")
+
+
+def wait_for_leadership(lock: LeaseLock, signals: SignalSource) -> bool:
+    """Try for the lock a few times per lease until it is ours; False if told to stop first."""
+    announced = False
+    while True:
+        try:
+            lock.acquire()
+            return True
+        except LockError as exc:
+            if not announced:
+                click.echo(f"Standing by: {exc}", nl=True)
+                sys.stdout.flush()
+                announced = True
+        if signals.wait(lock.lease_seconds / 3) is not None:
+            return False
+
+
+@contextmanager
+def held(lock: LeaseLock, *, taken: bool) -> Iterator[LeaseLock]:
+    """The lock for the ``with`` block: taken here, or already taken by a standby wait."""
+    if not taken:
+        lock.acquire()
+    try:
+        yield lock
+    finally:
+        lock.release()
 
 
 class SignalSource(Protocol):

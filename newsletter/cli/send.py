@@ -121,14 +121,19 @@ def send(app: AppContext, as_json: bool) -> None:
 
 @cli.command()
 @click.option("--once", is_flag=True, help="One cycle (collect, draft, queue, send), then exit.")
+@click.option(
+    "--standby",
+    is_flag=True,
+    help="If another scheduler holds the lock, wait and take over when it stops.",
+)
 @json_option
 @pass_app
-def run(app: AppContext, once: bool, as_json: bool) -> None:
+def run(app: AppContext, once: bool, standby: bool, as_json: bool) -> None:
     """Run the publication: the scheduler daemon, or one full cycle with --once."""
     if not once:
         from .daemon import run_daemon
 
-        run_daemon(app)
+        run_daemon(app, standby=standby)
         return
     publisher = app.publisher
     with ProgressBars(app) as bars:

@@ -94,6 +94,10 @@ def freeze_audience(
 ) -> FreezeCounts:
     """Write the issue's audience and batches; run inside one transaction."""
     total, inserted = _insert_members(conn, issue_id, members, at)
+    if conn.dialect.name == "postgresql":
+        # Fresh statistics, or the planner may still think the table is empty and scan
+        # all of it for each batch's range update (minutes for a million rows).
+        conn.exec_driver_sql("ANALYZE recipients")
     suppressed = _mark_suppressed(conn, issue_id, at)
     batch_count, queued = _assign_batches(conn, issue_id, batch_size, at)
     conn.execute(update(issues).where(issues.c.id == issue_id).values(audience_frozen=1))
