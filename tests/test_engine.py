@@ -10,6 +10,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 import pytest
+from sqlalchemy import update
 
 from newsletter.config import Settings
 from newsletter.delivery.base import (
@@ -31,6 +32,7 @@ from newsletter.models import DeliveryStatus, IssueKind, IssueState, Recipient, 
 from newsletter.render.merge import MergeTemplate
 from newsletter.store import Store, ledger, suppressions
 from newsletter.store import issues as issue_store
+from newsletter.store.tables import batches
 from newsletter.tokens import TokenSigner
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
@@ -262,3 +264,24 @@ def test_dead_workers_batches_are_settled_on_restart(
     assert counts(store, sending) == {"sent": 3, "unknown": 2}
     idempotent = ScriptedProvider(settings, [], idempotent=True)
     assert idempotent.idempotent
+
+
+def test_a_late_answer_after_a_takeover_is_not_recorded(
+    settings: Settings, store: Store, sending: int
+) -> None:
+    """The lease ran out mid-request and another worker took the batch: its outcome is theirs."""
+
+    def taken_over_meanwhile(batch: OutgoingBatch) -> BatchResult:
+        with store.engine.begin() as conn:
+            conn.execute(
+                update(batches)
+                .where(batches.c.id == batch.batch_id)
+                .values(lease_owner="elsewhere:1:b", lease_until=0.0)
+            )
+        return sent(batch)
+
+    provider = ScriptedProvider(settings, [taken_over_meanwhile])
+    engine(settings, store, provider).run(prepared(sending))
+    # The other worker never came back, so this one later settled the batch as unknown;
+    # the answer that arrived after the takeover was not written over the other's lease.
+    assert counts(store, sending) == {"sent": 3, "unknown": 2}

@@ -12,8 +12,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -68,6 +69,10 @@ class SendReport:
     paused: str = ""
     final_state: str = ""
     counts: dict[str, int] = field(default_factory=dict)
+
+
+class LeaseLost(Exception):
+    """Another worker took this batch over (our lease ran out); its outcome is theirs to record."""
 
 
 class StopSending(Exception):
@@ -197,6 +202,22 @@ class Engine:
         report: SendReport,
         progress: Progress | None,
     ) -> None:
+        try:
+            self._attempt(prepared, claimed, report, progress)
+        except LeaseLost:
+            log.warning(
+                "batch %s was taken over by another worker after this one's lease "
+                "ran out; it settles the batch",
+                claimed.seq,
+            )
+
+    def _attempt(
+        self,
+        prepared: PreparedIssue,
+        claimed: ledger.ClaimedBatch,
+        report: SendReport,
+        progress: Progress | None,
+    ) -> None:
         batch = self._outgoing(prepared, claimed)
         if not batch.recipients:
             self._finish(claimed.id, BatchState.SENT)
@@ -219,6 +240,18 @@ class Engine:
                 progress(len(batch.recipients))
 
     # -- outcomes -------------------------------------------------------------------------
+    @contextmanager
+    def _owned(self, batch_id: int) -> Iterator[Connection]:
+        """A transaction that writes a batch's outcome only while this worker holds its lease.
+
+        A worker stalled past its lease may find the batch taken over; then nothing it would
+        write is kept (``LeaseLost``), and the worker that took over settles the batch.
+        """
+        with self.store.engine.begin() as conn:
+            if not ledger.hold(conn, batch_id, self.owner, at=self.store.now()):
+                raise LeaseLost(batch_id)
+            yield conn
+
     def record(
         self,
         prepared: PreparedIssue,
@@ -228,7 +261,7 @@ class Engine:
         report: SendReport,
     ) -> None:
         now = self.store.now()
-        with self.store.engine.begin() as conn:
+        with self._owned(claimed.id) as conn:
             if _uniformly_sent(batch, result):  # the common case: one UPDATE for the batch
                 message_id = result.results[0].message_id
                 ledger.mark_rows(
@@ -334,7 +367,7 @@ class Engine:
             return
         wait = backoff.delay(claimed.attempts, exc.retry_after)
         log.info("batch %s: %s; retrying in %.1fs", claimed.seq, exc, wait)
-        with self.store.engine.begin() as conn:
+        with self._owned(claimed.id) as conn:
             ledger.retry_later(
                 conn,
                 claimed.id,
@@ -347,14 +380,14 @@ class Engine:
 
     def _fail(self, batch_id: int, error: str, report: SendReport, count: int) -> None:
         now = self.store.now()
-        with self.store.engine.begin() as conn:
+        with self._owned(batch_id) as conn:
             ledger.mark_rows(conn, batch_id, DeliveryStatus.FAILED, at=now, error=error)
             ledger.finish_batch(conn, batch_id, BatchState.FAILED, at=now, error=error)
         with self._lock:
             report.recipients_failed += count
 
     def _finish(self, batch_id: int, state: BatchState) -> None:
-        with self.store.engine.begin() as conn:
+        with self._owned(batch_id) as conn:
             ledger.finish_batch(conn, batch_id, state, at=self.store.now())
 
     def _pause(
@@ -363,7 +396,7 @@ class Engine:
         """Credentials or account refused: every batch would fail the same way, so stop."""
         self._stop.set()
         now = self.store.now()
-        with self.store.engine.begin() as conn:
+        with self._owned(claimed.id) as conn:
             ledger.retry_later(conn, claimed.id, not_before=0.0, at=now, error=str(exc))
             current = issue_store.get(conn, issue_id)
             if current.state == IssueState.SENDING:
@@ -407,7 +440,7 @@ class Engine:
             self.record(prepared, batch, claimed, found, report)
             return
         now = self.store.now()
-        with self.store.engine.begin() as conn:
+        with self._owned(claimed.id) as conn:
             ledger.mark_rows(conn, claimed.id, DeliveryStatus.UNKNOWN, at=now, error=reason)
             ledger.finish_batch(conn, claimed.id, BatchState.UNKNOWN, at=now, error=reason)
         with self._lock:
@@ -423,23 +456,31 @@ class Engine:
             if not self._take_over(claimed.id):
                 continue  # another live worker is recovering it
             log.warning("batch %s: taken over from a sender that stopped", claimed.seq)
-            if self.provider.idempotent:
-                with self.store.engine.begin() as conn:
-                    ledger.retry_later(
-                        conn,
-                        claimed.id,
-                        not_before=0.0,
-                        at=self.store.now(),
-                        error="resent after an interrupted send",
-                    )
-                continue
-            self.settle_unknown(
-                prepared,
-                self._outgoing(prepared, claimed),
-                claimed,
-                "the sender stopped while this batch was in flight",
-                report,
-            )
+            try:
+                self._recover_one(prepared, claimed, report)
+            except LeaseLost:
+                log.warning("batch %s: taken over again by another worker", claimed.seq)
+
+    def _recover_one(
+        self, prepared: PreparedIssue, claimed: ledger.ClaimedBatch, report: SendReport
+    ) -> None:
+        if self.provider.idempotent:
+            with self._owned(claimed.id) as conn:
+                ledger.retry_later(
+                    conn,
+                    claimed.id,
+                    not_before=0.0,
+                    at=self.store.now(),
+                    error="resent after an interrupted send",
+                )
+            return
+        self.settle_unknown(
+            prepared,
+            self._outgoing(prepared, claimed),
+            claimed,
+            "the sender stopped while this batch was in flight",
+            report,
+        )
 
     def _take_over(self, batch_id: int) -> bool:
         """Lease a dead worker's batch to this one, unless another worker got there first.

@@ -296,6 +296,20 @@ def rows_of(conn: Connection, batch_id: int) -> list[LedgerRow]:
     ]
 
 
+def hold(conn: Connection, batch_id: int, owner: str, *, at: datetime) -> bool:
+    """Confirm (and lock, until the transaction ends) that ``owner`` still leases the batch."""
+    result = conn.execute(
+        update(batches)
+        .where(
+            batches.c.id == batch_id,
+            batches.c.state == str(BatchState.SENDING),
+            batches.c.lease_owner == owner,
+        )
+        .values(updated_at=at)
+    )
+    return result.rowcount == 1
+
+
 def finish_batch(
     conn: Connection,
     batch_id: int,
