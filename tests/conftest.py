@@ -17,6 +17,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from newsletter.config import Settings, load_settings
+from newsletter.devtools.fakeprovider import FakeProviderServer
 from newsletter.store import Store
 
 REPO = Path(__file__).resolve().parent.parent
@@ -76,6 +77,13 @@ def store(database_url: str) -> Iterator[Store]:
     opened = Store.open(database_url)
     yield opened
     opened.close()
+
+
+@pytest.fixture
+def server() -> Iterator[FakeProviderServer]:
+    """The fake provider server (all six APIs) on a free loopback port."""
+    with FakeProviderServer() as running:
+        yield running
 
 
 @pytest.fixture

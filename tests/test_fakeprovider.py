@@ -25,12 +25,6 @@ from tests.servers.fake_provider import (
 
 
 @pytest.fixture
-def server() -> Iterator[FakeProviderServer]:
-    with fake_provider_server() as running:
-        yield running
-
-
-@pytest.fixture
 def mailgun(server: FakeProviderServer, tmp_path: Path) -> Iterator[MailgunProvider]:
     provider = MailgunProvider(provider_settings(server, tmp_path, "mailgun"))
     yield provider

@@ -13,24 +13,17 @@ from newsletter.delivery.brevo import BrevoProvider, idempotency_uuid
 from newsletter.devtools.fakeprovider import FakeProviderServer, Fault, FaultKind
 from newsletter.errors import UnknownOutcomeError
 from tests.servers.fake_provider import (
-    fake_provider_server,
-    provider_settings,
+    connected,
     sample_batch,
     sample_issue,
 )
 
 
 @pytest.fixture
-def server() -> Iterator[FakeProviderServer]:
-    with fake_provider_server() as running:
-        yield running
-
-
-@pytest.fixture
 def brevo(server: FakeProviderServer, tmp_path: Path) -> Iterator[BrevoProvider]:
-    provider = BrevoProvider(provider_settings(server, tmp_path, "brevo"))
-    yield provider
-    provider.close()
+    with connected(server, tmp_path, "brevo") as provider:
+        assert isinstance(provider, BrevoProvider)
+        yield provider
 
 
 def test_idempotency_key_is_a_stable_uuid() -> None:

@@ -21,7 +21,6 @@ from newsletter.errors import (
 from newsletter.models import DeliveryStatus
 from tests.servers.fake_provider import (
     expected_copy,
-    fake_provider_server,
     provider_settings,
     sample_batch,
     sample_issue,
@@ -37,11 +36,6 @@ WRONG_KEYS = {
     "brevo": {"brevo_api_key": Secret("wrong")},
 }
 
-
-@pytest.fixture
-def server() -> Iterator[FakeProviderServer]:
-    with fake_provider_server() as running:
-        yield running
 
 
 @pytest.fixture(params=NAMES)

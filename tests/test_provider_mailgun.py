@@ -13,7 +13,7 @@ from newsletter.devtools.fakeprovider import FakeProviderServer, Fault, FaultKin
 from newsletter.errors import ProviderAuthError, UnknownOutcomeError
 from newsletter.models import DeliveryStatus
 from tests.servers.fake_provider import (
-    fake_provider_server,
+    connected,
     provider_settings,
     sample_batch,
     sample_issue,
@@ -21,16 +21,10 @@ from tests.servers.fake_provider import (
 
 
 @pytest.fixture
-def server() -> Iterator[FakeProviderServer]:
-    with fake_provider_server() as running:
-        yield running
-
-
-@pytest.fixture
 def mailgun(server: FakeProviderServer, tmp_path: Path) -> Iterator[MailgunProvider]:
-    provider = MailgunProvider(provider_settings(server, tmp_path, "mailgun"))
-    yield provider
-    provider.close()
+    with connected(server, tmp_path, "mailgun") as provider:
+        assert isinstance(provider, MailgunProvider)
+        yield provider
 
 
 def test_request_uses_recipient_variables_for_every_merge(mailgun: MailgunProvider) -> None:

@@ -12,25 +12,18 @@ from newsletter.devtools.fakeprovider import FakeProviderServer, Fault, FaultKin
 from newsletter.errors import UnknownOutcomeError
 from newsletter.models import DeliveryStatus, SuppressionReason
 from tests.servers.fake_provider import (
+    connected,
     expected_copy,
-    fake_provider_server,
-    provider_settings,
     sample_batch,
     sample_issue,
 )
 
 
 @pytest.fixture
-def server() -> Iterator[FakeProviderServer]:
-    with fake_provider_server() as running:
-        yield running
-
-
-@pytest.fixture
 def postmark(server: FakeProviderServer, tmp_path: Path) -> Iterator[PostmarkProvider]:
-    provider = PostmarkProvider(provider_settings(server, tmp_path, "postmark"))
-    yield provider
-    provider.close()
+    with connected(server, tmp_path, "postmark") as provider:
+        assert isinstance(provider, PostmarkProvider)
+        yield provider
 
 
 def test_request_holds_one_merged_message_per_recipient(postmark: PostmarkProvider) -> None:

@@ -11,24 +11,17 @@ from newsletter.delivery.resend import ResendProvider
 from newsletter.devtools.fakeprovider import FakeProviderServer, Fault, FaultKind
 from newsletter.errors import PermanentProviderError, UnknownOutcomeError
 from tests.servers.fake_provider import (
-    fake_provider_server,
-    provider_settings,
+    connected,
     sample_batch,
     sample_issue,
 )
 
 
 @pytest.fixture
-def server() -> Iterator[FakeProviderServer]:
-    with fake_provider_server() as running:
-        yield running
-
-
-@pytest.fixture
 def resend(server: FakeProviderServer, tmp_path: Path) -> Iterator[ResendProvider]:
-    provider = ResendProvider(provider_settings(server, tmp_path, "resend"))
-    yield provider
-    provider.close()
+    with connected(server, tmp_path, "resend") as provider:
+        assert isinstance(provider, ResendProvider)
+        yield provider
 
 
 def test_request_carries_the_idempotency_key_and_tags(resend: ResendProvider) -> None:

@@ -13,24 +13,17 @@ from newsletter.delivery.ses import SesProvider
 from newsletter.devtools.fakeprovider import FakeProviderServer, Fault, FaultKind
 from newsletter.models import DeliveryStatus
 from tests.servers.fake_provider import (
-    fake_provider_server,
-    provider_settings,
+    connected,
     sample_batch,
     sample_issue,
 )
 
 
 @pytest.fixture
-def server() -> Iterator[FakeProviderServer]:
-    with fake_provider_server() as running:
-        yield running
-
-
-@pytest.fixture
 def ses(server: FakeProviderServer, tmp_path: Path) -> Iterator[SesProvider]:
-    provider = SesProvider(provider_settings(server, tmp_path, "ses"))
-    yield provider
-    provider.close()
+    with connected(server, tmp_path, "ses") as provider:
+        assert isinstance(provider, SesProvider)
+        yield provider
 
 
 def test_request_is_a_signed_inline_template(ses: SesProvider) -> None:

@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from newsletter.config import Settings
-from newsletter.delivery.base import BatchRecipient, OutgoingBatch, PreparedIssue
+from newsletter.delivery.base import BatchRecipient, OutgoingBatch, PreparedIssue, Provider
+from newsletter.delivery.registry import make_provider
 from newsletter.devtools.fakeprovider import FakeProviderServer
 from newsletter.render.merge import MergeTemplate
 
@@ -23,6 +24,18 @@ NAMES = ("Ada & <Lovelace>", "Zoë Ångström", 'Grace "Amazing" Hopper', "Émil
 def fake_provider_server(**kwargs: Any) -> Iterator[FakeProviderServer]:
     with FakeProviderServer(**kwargs) as server:
         yield server
+
+
+@contextmanager
+def connected(
+    server: FakeProviderServer, home: Path, name: str, **changes: Any
+) -> Iterator[Provider]:
+    """The named provider, pointed at the fake server with accepted credentials; closed after."""
+    made = make_provider(provider_settings(server, home, name, **changes))
+    try:
+        yield made
+    finally:
+        made.close()
 
 
 def provider_settings(server: FakeProviderServer, home: Path, provider: str,
