@@ -138,6 +138,21 @@ class BatchResult:
     results: Sequence[RecipientResult]
     provider_batch_id: str = ""
 
+    def uniformly_sent(self, batch: OutgoingBatch) -> bool:
+        """Every recipient reported sent under one message id (one provider id per batch)."""
+        items = self.results
+        if len(items) != len(batch.recipients) or not items:
+            return False
+        first = items[0].message_id
+        if any(r.status != DeliveryStatus.SENT or r.message_id != first for r in items):
+            return False
+        return {r.email.lower() for r in items} == {r.email.lower() for r in batch.recipients}
+
+    def unreported(self, batch: OutgoingBatch) -> list[int]:
+        """Ledger ids of recipients the answer did not mention: never assume those were sent."""
+        seen = {r.email.lower() for r in self.results}
+        return [r.recipient_id for r in batch.recipients if r.email.lower() not in seen]
+
     @classmethod
     def all_sent(cls, batch: OutgoingBatch, message_id: str = "") -> BatchResult:
         return cls(

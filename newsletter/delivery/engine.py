@@ -16,7 +16,6 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Protocol
 
 from sqlalchemy import Connection, select, update
 
@@ -37,25 +36,12 @@ from ..store.tables import batches
 from . import backoff
 from .base import BatchRecipient, BatchResult, OutgoingBatch, PreparedIssue, Provider
 from .prepare import RecipientValues
-from .ratelimit import TokenBucket
+from .ratelimit import LimiterFactory
 from .ratelimit_db import SharedBuckets
 
 log = logging.getLogger(__name__)
 
 Progress = Callable[[int], None]
-
-
-class Limiter(Protocol):
-    def acquire(self, amount: float = 1.0) -> float: ...
-
-
-#: Makes a rate limiter from ``(name, rate per second, burst capacity)``.
-LimiterFactory = Callable[[str, float, float], Limiter]
-
-
-def local_buckets(name: str, rate: float, capacity: float) -> Limiter:
-    """Limits for this process alone (the default is shared by every process, in the database)."""
-    return TokenBucket(rate, capacity)
 
 
 @dataclass
@@ -73,10 +59,6 @@ class SendReport:
 
 class LeaseLost(Exception):
     """Another worker took this batch over (our lease ran out); its outcome is theirs to record."""
-
-
-class StopSending(Exception):
-    """Raised inside a worker when the issue must not go on (paused, cancelled)."""
 
 
 class Engine:
@@ -102,7 +84,7 @@ class Engine:
         self.owner = ledger.current_owner()
         # A provider's limits are per account, so by default every process shares them.
         make = limiters or SharedBuckets(store)
-        rps = settings.rate_requests or getattr(provider, "requests_per_second", 0.0)
+        rps = settings.rate_requests
         self.requests = make(f"{provider.name}:requests", rps, max(rps, 1.0))
         self.messages = make(
             f"{provider.name}:messages",
@@ -262,7 +244,7 @@ class Engine:
     ) -> None:
         now = self.store.now()
         with self._owned(claimed.id) as conn:
-            if _uniformly_sent(batch, result):  # the common case: one UPDATE for the batch
+            if result.uniformly_sent(batch):  # the common case: one UPDATE for the batch
                 message_id = result.results[0].message_id
                 ledger.mark_rows(
                     conn, claimed.id, DeliveryStatus.SENT, at=now, message_id=message_id
@@ -320,7 +302,15 @@ class Engine:
                     detail=item.error,
                     at=now,
                 )
-        updates += _unreported(batch, result)
+        updates += [
+            {
+                "rid": rid,
+                "status": str(DeliveryStatus.UNKNOWN),
+                "message_id": "",
+                "error": "the provider's answer did not mention this recipient",
+            }
+            for rid in result.unreported(batch)
+        ]
         ledger.mark_each(conn, updates, now)
         if retry_ids:
             self._rebatch(conn, prepared.issue_id, retry_ids, claimed, report)
@@ -510,29 +500,3 @@ class Engine:
                 .values(lease_owner=self.owner, lease_until=now + self.settings.lease_seconds)
             )
             return swapped.rowcount == 1
-
-
-def _unreported(batch: OutgoingBatch, result: BatchResult) -> list[dict[str, object]]:
-    """Recipients the provider's answer did not mention: never assume they were sent."""
-    seen = {r.email.lower() for r in result.results}
-    return [
-        {
-            "rid": r.recipient_id,
-            "status": str(DeliveryStatus.UNKNOWN),
-            "message_id": "",
-            "error": "the provider's answer did not mention this recipient",
-        }
-        for r in batch.recipients
-        if r.email.lower() not in seen
-    ]
-
-
-def _uniformly_sent(batch: OutgoingBatch, result: BatchResult) -> bool:
-    """Every recipient reported sent under one message id (one provider id per batch)."""
-    items = result.results
-    if len(items) != len(batch.recipients) or not items:
-        return False
-    first = items[0].message_id
-    if any(r.status != DeliveryStatus.SENT or r.message_id != first for r in items):
-        return False
-    return {r.email.lower() for r in items} == {r.email.lower() for r in batch.recipients}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from typing import Protocol
 
 
 class TokenBucket:
@@ -49,3 +50,12 @@ class TokenBucket:
                 self._tokens -= amount
                 return 0.0
             return (need - self._tokens) / self.rate
+
+
+class Limiter(Protocol):
+    def acquire(self, amount: float = 1.0) -> float: ...
+
+
+#: Makes a rate limiter from ``(name, rate per second, burst capacity)``.
+LimiterFactory = Callable[[str, float, float], Limiter]
+
