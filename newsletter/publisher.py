@@ -137,11 +137,19 @@ class Publisher:
                     )
                 return found
             since = article_store.list_since(conn, mailing_list.id, self.store.now())
-            since = article_store.lookback_start(since, self.settings.lookback_days)
+            since = article_store.lookback_start(since, self.lookback_days(mailing_list))
             limit = mailing_list.max_articles if mailing_list.cadence == Cadence.DIGEST else None
             return article_store.unsent_for_list(
                 conn, mailing_list.id, mailing_list.sources, since=since, limit=limit
             )
+
+    def lookback_days(self, mailing_list: MailingList) -> int:
+        """The longest look-back of the list's sources (each source may set its own)."""
+        default = self.settings.lookback_days
+        sources = self.config.sources
+        return max(
+            (sources[s].lookback_days or default for s in mailing_list.sources), default=default
+        )
 
     def _create(
         self,

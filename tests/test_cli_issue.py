@@ -32,7 +32,7 @@ def test_draft_list_show_and_preview(home: Path) -> None:
     listed = json.loads(ok(home, "issue", "list", "--json"))
     assert [(i["id"], i["state"], i["list"]) for i in listed] == [(issue_id, "draft", "weekly")]
     shown = json.loads(ok(home, "issue", "show", str(issue_id), "--json"))
-    assert shown["state"] == "draft" and len(shown["articles"]) == 4
+    assert shown["state"] == "draft" and len(shown["articles"]) == 7
     assert [h["to"] for h in shown["history"]] == ["draft"]
     out = ok(home, "issue", "preview", str(issue_id), "--to", "preview@example.org")
     html = (home / "var" / "preview" / f"issue-{issue_id}.html").read_text()

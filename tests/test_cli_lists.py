@@ -89,8 +89,8 @@ def test_check_reports_every_problem_in_publication_toml(home: Path) -> None:
     result = run(home, "check")
     assert result.exit_code == 1
     lines = result.stdout.splitlines()
-    assert lines[0].startswith(f"{toml}:32: error: lists.weekly.timezone: 'Europe/Kellmouth' is")
-    assert lines[1].startswith(f"{toml}:33: error: lists.weekly.aproval: unknown key (did you mean")
+    assert lines[0].startswith(f"{toml}:37: error: lists.weekly.timezone: 'Europe/Kellmouth' is")
+    assert lines[1].startswith(f"{toml}:38: error: lists.weekly.aproval: unknown key (did you mean")
     assert lines[-1] == "FAILED: 0 lists checked, 2 errors, 0 warnings"
 
 

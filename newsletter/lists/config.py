@@ -181,10 +181,18 @@ def _publication(table: PublicationTable) -> Publication:
 
 def _source(source_id: str, table: SourceTable, home: Path, pub: Publication) -> SourceSpec:
     if table.type == "feed":
-        return SourceSpec(id=source_id, type=table.type, url=table.url.strip())
+        return SourceSpec(
+            id=source_id, type=table.type, url=table.url.strip(), lookback_days=table.lookback_days
+        )
     # Folder articles have no URL of their own; links are made under the publication's site.
     folder = str(home / table.path.strip())
-    return SourceSpec(source_id, table.type, path=folder, options={"base_url": pub.base_url})
+    return SourceSpec(
+        source_id,
+        table.type,
+        path=folder,
+        options={"base_url": pub.base_url},
+        lookback_days=table.lookback_days,
+    )
 
 
 def _mailing_list(list_id: str, table: ListTable) -> MailingList:

@@ -121,6 +121,7 @@ class SourceTable(Table):
     type: Literal["folder", "feed"]
     path: str = ""
     url: str = ""
+    lookback_days: Annotated[int, Field(gt=0)] | None = None
 
 
 class ListTable(Table):

@@ -25,6 +25,8 @@ class SourceSpec:
     url: str = ""
     path: str = ""
     options: Mapping[str, Any] = field(default_factory=dict)
+    #: Overrides ``NEWSLETTER_LOOKBACK_DAYS`` for this source's first fetch.
+    lookback_days: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

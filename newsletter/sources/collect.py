@@ -71,7 +71,9 @@ def _collect_one(settings: Settings, store: Store, spec: SourceSpec) -> SourceRe
                 article_store.record_fetch(conn, spec.id, at=now, status="error", error=str(exc))
         return SourceReport(spec.id, "error", error=str(exc))
     archive_before = (
-        None if seen_before else article_store.lookback_start(now, settings.lookback_days)
+        None
+        if seen_before
+        else article_store.lookback_start(now, spec.lookback_days or settings.lookback_days)
     )
     with store.engine.begin() as conn:
         counts = article_store.upsert(conn, result.articles, at=now, archive_before=archive_before)
