@@ -60,10 +60,12 @@ class PreparedIssue:
     def from_header(self) -> str:
         return email.utils.formataddr((self.from_name, self.from_email))
 
-    @property
-    def plain_fields(self) -> frozenset[str]:
-        """Fields used unescaped: in the subject, the text part and the headers."""
-        return self.subject.field_names | self.text.field_names | self.list_unsubscribe.field_names
+    #: Fields used unescaped (subject, text part, headers); computed once, used per recipient.
+    plain_fields: frozenset[str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        plain = self.subject.field_names | self.text.field_names | self.list_unsubscribe.field_names
+        object.__setattr__(self, "plain_fields", plain)
 
     def shared_headers(self) -> dict[str, str]:
         """The list headers that are the same in every copy (all but List-Unsubscribe)."""

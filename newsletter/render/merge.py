@@ -12,7 +12,7 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..errors import RenderError
 
@@ -33,15 +33,16 @@ class MergeTemplate:
     chunks: tuple[str, ...]
     fields: tuple[str, ...]
     escape: bool = False
+    #: The distinct fields, computed once: providers consult it for every recipient.
+    field_names: frozenset[str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "field_names", frozenset(self.fields))
 
     @classmethod
     def parse(cls, text: str, *, escape: bool = False) -> MergeTemplate:
         parts = MARKER_RE.split(text)
         return cls(tuple(parts[0::2]), tuple(parts[1::2]), escape)
-
-    @property
-    def field_names(self) -> frozenset[str]:
-        return frozenset(self.fields)
 
     def render(self, values: Mapping[str, str]) -> str:
         """This template with ``values`` put in (HTML-escaped when ``escape``)."""
