@@ -128,7 +128,7 @@ def list_since(conn: Connection, list_id: str, at: datetime) -> datetime:
         select(list_state.c.first_seen_at).where(list_state.c.list_id == list_id)
     ).first()
     if row is not None:
-        return _aware(row[0])
+        return row[0]
     conn.execute(insert(list_state).values(list_id=list_id, first_seen_at=at))
     return at
 
@@ -173,7 +173,7 @@ def to_article(row: object) -> Article:
         uid=r["uid"],
         title=r["title"],
         url=r["url"],
-        published=_aware(r["published_at"]) if r["published_at"] else None,
+        published=r["published_at"],
         content_html=r["content_html"],
         summary_html=r["summary_html"],
         author=r["author"],
@@ -181,13 +181,6 @@ def to_article(row: object) -> Article:
         image_url=r["image_url"],
         content_hash=r["content_hash"],
     )
-
-
-def _aware(value: datetime) -> datetime:
-    """SQLite hands back naive datetimes; everything stored is UTC."""
-    from datetime import UTC
-
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def lookback_start(at: datetime, days: int) -> datetime:

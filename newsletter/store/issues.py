@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy import Connection, Insert, Table, delete, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -36,15 +36,6 @@ class IssueRecord:
     pause_reason: str
 
 
-def _aware(value: datetime) -> datetime:
-    """SQLite returns naive datetimes; everything is stored in UTC."""
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
-
-
-def _maybe_aware(value: datetime | None) -> datetime | None:
-    return None if value is None else _aware(value)
-
-
 def _record(row: object) -> IssueRecord:
     r = row._mapping  # type: ignore[attr-defined]
     return IssueRecord(
@@ -55,11 +46,11 @@ def _record(row: object) -> IssueRecord:
         subject=r["subject"],
         preheader=r["preheader"],
         intro_md=r["intro_md"],
-        created_at=_aware(r["created_at"]),
-        updated_at=_aware(r["updated_at"]),
-        send_at=_maybe_aware(r["send_at"]),
-        started_at=_maybe_aware(r["started_at"]),
-        finished_at=_maybe_aware(r["finished_at"]),
+        created_at=r["created_at"],
+        updated_at=r["updated_at"],
+        send_at=r["send_at"],
+        started_at=r["started_at"],
+        finished_at=r["finished_at"],
         provider=r["provider"],
         rendered=r["rendered_at"] is not None,
         audience_frozen=bool(r["audience_frozen"]),
@@ -211,7 +202,7 @@ def events(conn: Connection, issue_id: int) -> list[dict[str, object]]:
         select(issue_events).where(issue_events.c.issue_id == issue_id).order_by(issue_events.c.id)
     )
     return [
-        {"at": _aware(r.at), "from": r.from_state, "to": r.to_state, "note": r.note}
+        {"at": r.at, "from": r.from_state, "to": r.to_state, "note": r.note}
         for r in conn.execute(stmt)
     ]
 
