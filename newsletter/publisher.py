@@ -327,7 +327,10 @@ class Publisher:
         return min(native, self.settings.batch_size) if self.settings.batch_size else native
 
     def audience(self, mailing_list: MailingList) -> Iterator[Recipient]:
-        """The list's members, streamed; an invalid row is logged and skipped, not fatal."""
+        """The list's members, streamed; an invalid row is logged and skipped, not fatal.
+
+        Repeated addresses are left in: the ledger drops them as it freezes the audience.
+        """
 
         def skip(problem: Problem) -> None:
             log.warning("%s (skipped; `newsletter lists check` lists every problem)", problem)
@@ -339,6 +342,7 @@ class Publisher:
             check_deliverability=self.settings.check_deliverability,
             on_problem=skip,
             cache=cache,
+            dedupe=False,
         )
         try:
             for member in reader:

@@ -28,9 +28,10 @@ def _issue(store: Store) -> int:
         )
 
 
-def _members(n: int, list_id: str = "weekly") -> list[Recipient]:
+def _members(n: int, list_id: str = "weekly", offset: int = 0) -> list[Recipient]:
     return [
-        Recipient(f"user{i}@example.org", f"User {i}", {"city": "Port"}, list_id) for i in range(n)
+        Recipient(f"user{i}@example.org", f"User {i}", {"city": "Port"}, list_id)
+        for i in range(offset, offset + n)
     ]
 
 
@@ -121,3 +122,31 @@ def test_mark_rows_and_rebatch(store: Store) -> None:
         assert ledger.status_counts(conn, issue_id) == {"queued": 1, "sent": 2}
         assert ledger.open_work(conn, issue_id) == 1
         assert ledger.problems(conn, issue_id) == []
+
+
+def test_a_batch_of_only_suppressed_or_repeated_members_is_not_kept(store: Store) -> None:
+    issue_id = _issue(store)
+    members = [
+        *_members(4),
+        Recipient("USER0@example.org", "again", {}, "weekly"),
+        Recipient("user1@EXAMPLE.org", "again", {}, "weekly"),
+        *_members(2, offset=4),
+    ]
+    with store.engine.begin() as conn:
+        suppressions.add(conn, "user2@example.org", SuppressionReason.MANUAL, at=NOW)
+        suppressions.add(conn, "user3@example.org", SuppressionReason.MANUAL, at=NOW)
+        counts = ledger.freeze_audience(conn, issue_id, members, batch_size=2, at=NOW)
+    assert (counts.members, counts.duplicates, counts.suppressed, counts.queued) == (8, 2, 2, 4)
+    assert counts.batches == 2
+    with store.engine.connect() as conn:
+        kept = conn.execute(select(batches.c.id, batches.c.size).order_by(batches.c.seq)).all()
+        assert [size for _, size in kept] == [2, 2]
+        held = conn.execute(
+            select(recipients.c.email, recipients.c.batch_id).order_by(recipients.c.id)
+        ).all()
+    by_batch = {batch: sorted(e for e, b in held if b == batch) for batch, _ in kept}
+    assert list(by_batch.values()) == [
+        ["user0@example.org", "user1@example.org"],
+        ["user4@example.org", "user5@example.org"],
+    ]
+    assert {e for e, b in held if b is None} == {"user2@example.org", "user3@example.org"}

@@ -8,6 +8,7 @@ import pytest
 
 from newsletter.errors import ListError
 from newsletter.lists import MemberReader, Problem, Severity, iter_members
+from newsletter.lists.addresscache import AddressCache
 from newsletter.models import Subscriber
 
 
@@ -137,3 +138,63 @@ def test_count_only_pass_matches_a_full_read(tmp_path: Path) -> None:
     counts = reader.count()
     assert (counts.rows, counts.members, counts.invalid, counts.duplicates) == (302, 300, 1, 1)
     assert sum(1 for _ in reader.addresses()) == 300
+
+
+# -- the address cache vouching for whole files ------------------------------------------------
+
+
+class CountingCache(AddressCache):
+    """The real cache, counting how often a single address is looked up."""
+
+    lookups = 0
+
+    def get(self, raw: str) -> str | None:
+        self.lookups += 1
+        return super().get(raw)
+
+
+def read_with_cache(tmp_path: Path, *paths: Path) -> tuple[list[Subscriber], list[Problem], int]:
+    cache = CountingCache(tmp_path / "cache" / "addresses.sqlite")
+    reader = MemberReader(paths, cache=cache)
+    try:
+        members = list(reader)
+    finally:
+        cache.close()
+    return members, reader.problems, cache.lookups
+
+
+def test_a_file_read_clean_once_is_not_looked_up_address_by_address_again(tmp_path: Path) -> None:
+    path = write(tmp_path / "a.csv", "email,name\nann@example.org,Ann\nbo@example.org,Bo\n")
+    first, _, lookups = read_with_cache(tmp_path, path)
+    assert lookups == 2
+    again, problems, lookups = read_with_cache(tmp_path, path)
+    assert (again, problems, lookups) == (first, [], 0)
+
+
+def test_a_changed_file_is_checked_again_row_by_row(tmp_path: Path) -> None:
+    path = write(tmp_path / "a.csv", "email,name\nann@example.org,Ann\n")
+    read_with_cache(tmp_path, path)
+    write(path, "email,name\nann@example.org,Ann\nnot-an-address,Bad\n")
+    members, problems, lookups = read_with_cache(tmp_path, path)
+    assert [m.email for m in members] == ["ann@example.org"]
+    assert [str(p) for p in problems] == [f"{path}:3: invalid address 'not-an-address': "
+                                          "An email address must have an @-sign."]
+    assert lookups == 2
+    _, problems_again, _ = read_with_cache(tmp_path, path)
+    assert len(problems_again) == 1  # a file with a bad row is never vouched for
+
+
+def test_a_file_whose_addresses_need_normalising_keeps_its_normalised_forms(
+    tmp_path: Path,
+) -> None:
+    path = write(tmp_path / "a.csv", "email\nzoe@Example.ORG\n")
+    read_with_cache(tmp_path, path)
+    members, _, lookups = read_with_cache(tmp_path, path)
+    assert ([m.email for m in members], lookups) == (["zoe@example.org"], 1)
+
+
+def test_without_dedupe_repeats_are_left_to_the_caller(tmp_path: Path) -> None:
+    path = write(tmp_path / "a.csv", "email\nann@example.org\nANN@example.org\n")
+    reader = MemberReader([path], dedupe=False)
+    assert [m.email for m in reader] == ["ann@example.org", "ANN@example.org"]
+    assert reader.counts.duplicates == 0 and reader.problems == []

@@ -36,7 +36,7 @@ def test_request_uses_recipient_variables_for_every_merge(mailgun: MailgunProvid
     assert request.url.endswith("/v3/mg.example.org/messages")
     assert request.auth == ("api", "mg-test-key")
     assert request.data is None  # multipart/form-data: no percent-encoding of a large body
-    assert [v for k, v in parts if k == "to"] == [r.to_header for r in batch.recipients]
+    assert [v for k, v in parts if k == "to"] == [", ".join(r.to_header for r in batch.recipients)]
     assert fields["subject"] == "Workers\u2013Internationalist weekly, for %recipient.name%"
     assert '<a href="%recipient.h_unsubscribe_url%">' in fields["html"]
     assert fields["h:List-Unsubscribe"] == "<%recipient.unsubscribe_url%>"

@@ -55,9 +55,11 @@ class MailgunProvider(HttpProvider):
         return ("api", self.settings.mailgun_api_key.reveal())
 
     def build_request(self, issue: PreparedIssue, batch: OutgoingBatch) -> HttpRequest:
-        fields: list[tuple[str, str]] = [("from", issue.from_header)]
-        fields += [("to", r.to_header) for r in batch.recipients]
-        fields += [
+        fields: list[tuple[str, str]] = [
+            ("from", issue.from_header),
+            # One comma-separated ``to`` (the API takes either form): a part per recipient
+            # would make a 1,000-recipient body 1,000 parts for both sides to frame and parse.
+            ("to", ", ".join(r.to_header for r in batch.recipients)),
             ("subject", issue.subject.with_markers(_plain)),
             ("text", issue.text.with_markers(_plain)),
             ("html", issue.html.with_markers(_escaped)),

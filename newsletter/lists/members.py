@@ -20,7 +20,7 @@ from email_validator import EmailNotValidError, validate_email
 
 from ..errors import ConfigError, ListError
 from ..models import Subscriber
-from .addresscache import AddressCache
+from .addresscache import AddressCache, file_digest
 from .csvfile import EMAIL, NAME, Header, Record, first_header, iter_records
 
 
@@ -65,6 +65,17 @@ class Member:
     @property
     def key(self) -> str:
         return address_key(self.subscriber.email)
+
+
+@dataclass(slots=True)
+class _FileRead:
+    """One member file being read, and what the address cache knows of its bytes."""
+
+    index: int
+    path: Path
+    digest: str = ""  # set when a cache can vouch for files
+    vouched: bool = False  # these bytes were read before with nothing to correct
+    spotless: bool = True  # nothing to correct so far in this read
 
 
 @dataclass(slots=True)
@@ -139,20 +150,29 @@ class MemberReader:
         check_deliverability: bool = False,
         on_problem: Callable[[Problem], None] | None = None,
         cache: AddressCache | None = None,
+        dedupe: bool = True,
     ) -> None:
+        """``dedupe=False`` leaves dropping repeated addresses to the caller (the ledger's
+        unique index does it when an audience is frozen), and reports no duplicates."""
         self.paths = tuple(paths)
+        self.dedupe = dedupe
         self.check_deliverability = check_deliverability
         # Only syntax verdicts are cacheable; deliverability depends on DNS at the time.
         self.cache = None if check_deliverability else cache
         self.problems: list[Problem] = []
         self.counts = Counts()
         self._report = on_problem if on_problem is not None else self.problems.append
+        self._file = _FileRead(-1, Path())
 
     def __iter__(self) -> Iterator[Subscriber]:
         return (member.subscriber for member in self.members())
 
     def members(self) -> Iterator[Member]:
         self.counts = Counts()
+        if not self.dedupe:
+            for index, path in enumerate(self.paths):
+                yield from self._read_file(index, path, None)
+            return
         with closing(SeenAddresses()) as seen:
             for index, path in enumerate(self.paths):
                 yield from self._read_file(index, path, seen)
@@ -170,8 +190,11 @@ class MemberReader:
     def errors(self) -> int:
         return sum(1 for p in self.problems if p.severity == Severity.ERROR)
 
-    def _read_file(self, index: int, path: Path, seen: SeenAddresses) -> Iterator[Member]:
+    def _read_file(
+        self, index: int, path: Path, seen: SeenAddresses | None
+    ) -> Iterator[Member]:
         try:
+            self._file = self._start_file(index, path)
             handle = path.open(encoding="utf-8-sig", newline="")
         except OSError as exc:
             self._problem(path, None, f"cannot read: {exc.strerror}")
@@ -187,6 +210,20 @@ class MemberReader:
                 member = self._member(record, header, (index, path), seen)
                 if member is not None:
                     yield member
+        self._vouch_for(self._file)
+
+    def _start_file(self, index: int, path: Path) -> _FileRead:
+        if self.cache is None:
+            return _FileRead(index, path)
+        digest = file_digest(path)
+        return _FileRead(index, path, digest, self.cache.is_clean(digest))
+
+    def _vouch_for(self, read: _FileRead) -> None:
+        """Remember a file read in full with nothing to correct (unless it changed meanwhile)."""
+        if self.cache is None or read.vouched or not read.spotless:
+            return
+        if file_digest(read.path) == read.digest:
+            self.cache.mark_clean(read.digest)
 
     def _until_unreadable(self, records: Iterator[Record]) -> Iterator[Record]:
         """The records, stopping (with a problem noted) where the file cannot be decoded."""
@@ -196,7 +233,11 @@ class MemberReader:
             self._problem(exc.path, exc.line, exc.reason)
 
     def _member(
-        self, record: Record, header: Header, where: tuple[int, Path], seen: SeenAddresses
+        self,
+        record: Record,
+        header: Header,
+        where: tuple[int, Path],
+        seen: SeenAddresses | None,
     ) -> Member | None:
         if record.error:
             self.counts.rows += 1
@@ -212,10 +253,11 @@ class MemberReader:
             self.counts.invalid += 1
             self._problem(where[1], record.line, str(exc))
             return None
-        first = seen.first(address_key(subscriber.email), where[0], record.line)
-        if first is not None:
-            self._duplicate(where[1], record.line, (self.paths[first[0]], first[1]))
-            return None
+        if seen is not None:
+            first = seen.first(address_key(subscriber.email), where[0], record.line)
+            if first is not None:
+                self._duplicate(where[1], record.line, (self.paths[first[0]], first[1]))
+                return None
         self.counts.members += 1
         return Member(subscriber, where[1], record.line)
 
@@ -228,12 +270,16 @@ class MemberReader:
         return Subscriber(email=email, name=values.pop(NAME, ""), fields=values)
 
     def _normalise(self, raw: str) -> str:
+        if self._file.vouched:
+            return raw.strip()
         if self.cache is None:
             return normalise_address(raw, check_deliverability=self.check_deliverability)
         known = self.cache.get(raw)
         if known is None:
             known = normalise_address(raw)
             self.cache.put(raw, known)
+        if known != raw.strip():
+            self._file.spotless = False
         return known
 
     def _duplicate(self, path: Path, line: int, first: tuple[Path, int]) -> None:
@@ -243,6 +289,7 @@ class MemberReader:
         self._report(Problem(path, line, reason, Severity.WARNING, first))
 
     def _problem(self, path: Path, line: int | None, reason: str) -> None:
+        self._file.spotless = False
         self._report(Problem(path, line, reason))
 
 

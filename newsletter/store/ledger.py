@@ -8,6 +8,7 @@ by nobody alive has an unknown outcome; what happens next is the engine's decisi
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import uuid
@@ -16,14 +17,31 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, func, insert, or_, select, update
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    Connection,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    and_,
+    delete,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from ..models import ALL_LISTS, BatchState, DeliveryStatus, Recipient
-from .tables import batches, issues, recipients, suppressions
-
-INSERT_CHUNK = 5000
+from .bulk import bulk_write
+from .tables import UtcDateTime, batches, issues, recipients, suppressions
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,50 +110,84 @@ def freeze_audience(
     batch_size: int,
     at: datetime,
 ) -> FreezeCounts:
-    """Write the issue's audience and batches; run inside one transaction."""
-    total, inserted = _insert_members(conn, issue_id, members, at)
+    """Write the issue's audience and batches; run inside one transaction.
+
+    The members are streamed into a temporary table with the driver's bulk path (COPY on
+    PostgreSQL), then copied into the ledger by one ``INSERT … SELECT``: each row's batch is
+    its position in the stream divided by the batch size, and the unique index on
+    ``(issue_id, email)`` drops repeats, the first one winning. Per member, Python only
+    builds a tuple; the database does the rest without a round trip per row.
+    """
+    start_seq = _next_seq(conn, issue_id)
+    AUDIENCE_STAGE.drop(conn, checkfirst=True)
+    AUDIENCE_STAGE.create(conn)
+    total = _stage_members(conn, members)
+    batch_count = -(-total // batch_size)
+    _new_batches(conn, issue_id, range(start_seq, start_seq + batch_count), batch_size, at)
+    inserted = _insert_staged(conn, issue_id, start_seq, batch_size, at)
+    AUDIENCE_STAGE.drop(conn)
     if conn.dialect.name == "postgresql":
         # Fresh statistics, or the planner may still think the table is empty and scan
-        # all of it for each batch's range update (minutes for a million rows).
+        # all of it for each batch's query (minutes for a million rows).
         conn.exec_driver_sql("ANALYZE recipients")
     suppressed = _mark_suppressed(conn, issue_id, at)
-    batch_count, queued = _assign_batches(conn, issue_id, batch_size, at)
+    queued = inserted - suppressed
+    if queued != total:  # repeats or suppressions left gaps: batches are what they hold
+        batch_count = _settle_batches(conn, issue_id, start_seq)
     conn.execute(update(issues).where(issues.c.id == issue_id).values(audience_frozen=1))
     return FreezeCounts(total, total - inserted, suppressed, queued, batch_count)
 
 
-def _insert_members(
-    conn: Connection,
-    issue_id: int,
-    members: Iterable[Recipient],
-    at: datetime,
-) -> tuple[int, int]:
-    stmt = _insert_ignore(conn)(recipients).on_conflict_do_nothing(
-        index_elements=["issue_id", "email"]
+#: Where a freeze streams the members before they become ledger rows (one transaction's).
+AUDIENCE_STAGE = Table(
+    "audience_stage",
+    MetaData(),
+    Column("pos", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column("email", String(320), nullable=False),
+    Column("name", Text, nullable=False),
+    Column("fields", JSON, nullable=False),
+    Column("list_id", String(100), nullable=False),
+    prefixes=["TEMPORARY"],
+)
+
+
+def _stage_members(conn: Connection, members: Iterable[Recipient]) -> int:
+    """Stream ``members`` into the stage; returns how many there were."""
+    encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+    rows = (
+        (pos, m.email.strip().lower(), m.name, encode(m.fields) if m.fields else "{}", m.list_id)
+        for pos, m in enumerate(members)
     )
-    total = 0
-    chunk: list[dict[str, Any]] = []
-    for member in members:
-        total += 1
-        chunk.append(
-            {
-                "issue_id": issue_id,
-                "email": member.email.strip().lower(),
-                "name": member.name,
-                "fields": dict(member.fields),
-                "list_id": member.list_id,
-                "status": str(DeliveryStatus.QUEUED),
-                "updated_at": at,
-            }
+    return bulk_write(conn, AUDIENCE_STAGE, rows)
+
+
+def _insert_staged(
+    conn: Connection, issue_id: int, start_seq: int, batch_size: int, at: datetime
+) -> int:
+    stage = AUDIENCE_STAGE.c
+    rows = (
+        select(
+            literal(issue_id),
+            batches.c.id,
+            stage.email,
+            stage.name,
+            stage.fields,
+            stage.list_id,
+            literal(str(DeliveryStatus.QUEUED)),
+            literal(at, UtcDateTime()),
         )
-        if len(chunk) >= INSERT_CHUNK:
-            conn.execute(stmt, chunk)
-            chunk = []
-    if chunk:
-        conn.execute(stmt, chunk)
-    # Counted afterwards: drivers differ in what rowcount says for executemany.
+        .where(
+            batches.c.issue_id == issue_id,
+            batches.c.seq == start_seq + stage.pos // batch_size,
+        )
+        .order_by(stage.pos)
+    )
+    columns = ["issue_id", "batch_id", "email", "name", "fields", "list_id", "status", "updated_at"]
+    stmt = _insert_ignore(conn)(recipients).from_select(columns, rows)
+    conn.execute(stmt.on_conflict_do_nothing(index_elements=["issue_id", "email"]))
+    # Counted afterwards: drivers differ in what rowcount says here.
     inserted = conn.execute(select(func.count()).where(recipients.c.issue_id == issue_id)).scalar()
-    return total, int(inserted or 0)
+    return int(inserted or 0)
 
 
 def _mark_suppressed(conn: Connection, issue_id: int, at: datetime) -> int:
@@ -146,56 +198,22 @@ def _mark_suppressed(conn: Connection, issue_id: int, at: datetime) -> int:
     result = conn.execute(
         update(recipients)
         .where(recipients.c.issue_id == issue_id, recipients.c.email.in_(blocked))
-        .values(status=str(DeliveryStatus.SUPPRESSED), updated_at=at)
+        .values(status=str(DeliveryStatus.SUPPRESSED), batch_id=None, updated_at=at)
     )
     return int(result.rowcount)
 
 
-def _assign_batches(conn: Connection, issue_id: int, size: int, at: datetime) -> tuple[int, int]:
-    """Cut the queued rows into batches of ``size`` by id range; ids are streamed, not held."""
-    spans = _id_spans(conn, issue_id, size)
-    start_seq = _next_seq(conn, issue_id)
-    queued = 0
-    for offset, (first, last, count) in enumerate(spans):
-        batch_id = _new_batch(conn, issue_id, start_seq + offset, count, at)
-        conn.execute(
-            update(recipients)
-            .where(
-                recipients.c.issue_id == issue_id,
-                recipients.c.id >= first,
-                recipients.c.id <= last,
-                recipients.c.status == str(DeliveryStatus.QUEUED),
-            )
-            .values(batch_id=batch_id)
-        )
-        queued += count
-    return len(spans), queued
-
-
-def _id_spans(conn: Connection, issue_id: int, size: int) -> list[tuple[int, int, int]]:
-    """(first id, last id, count) of each run of ``size`` queued rows without a batch."""
-    result = conn.execute(
-        select(recipients.c.id)
-        .where(
-            recipients.c.issue_id == issue_id,
-            recipients.c.status == str(DeliveryStatus.QUEUED),
-            recipients.c.batch_id.is_(None),
-        )
-        .order_by(recipients.c.id)
-        .execution_options(yield_per=10_000)
+def _settle_batches(conn: Connection, issue_id: int, start_seq: int) -> int:
+    """Give the new batches their real sizes and drop empty ones; returns how many remain."""
+    new = and_(batches.c.issue_id == issue_id, batches.c.seq >= start_seq)
+    held = (
+        select(func.count())
+        .where(recipients.c.batch_id == batches.c.id)
+        .scalar_subquery()
     )
-    spans: list[tuple[int, int, int]] = []
-    first = last = count = 0
-    for (row_id,) in result:
-        if count == 0:
-            first = row_id
-        last, count = row_id, count + 1
-        if count == size:
-            spans.append((first, last, count))
-            count = 0
-    if count:
-        spans.append((first, last, count))
-    return spans
+    conn.execute(update(batches).where(new).values(size=held))
+    conn.execute(delete(batches).where(new, batches.c.size == 0))
+    return int(conn.execute(select(func.count()).where(new)).scalar() or 0)
 
 
 def _next_seq(conn: Connection, issue_id: int) -> int:
@@ -221,13 +239,37 @@ def _new_batch(
                 state=str(BatchState.PENDING),
                 size=size,
                 attempts=0,
-                idempotency_key=f"nl-{issue_id}-{seq}-{uuid.uuid4().hex[:16]}",
+                idempotency_key=_idempotency_key(issue_id, seq),
                 next_attempt_at=not_before,
                 updated_at=at,
             )
             .returning(batches.c.id)
         ).scalar_one()
     )
+
+
+def _new_batches(
+    conn: Connection, issue_id: int, seqs: Iterable[int], size: int, at: datetime
+) -> None:
+    rows = [
+        {
+            "issue_id": issue_id,
+            "seq": seq,
+            "state": str(BatchState.PENDING),
+            "size": size,
+            "attempts": 0,
+            "idempotency_key": _idempotency_key(issue_id, seq),
+            "next_attempt_at": 0.0,
+            "updated_at": at,
+        }
+        for seq in seqs
+    ]
+    if rows:
+        conn.execute(insert(batches), rows)
+
+
+def _idempotency_key(issue_id: int, seq: int) -> str:
+    return f"nl-{issue_id}-{seq}-{uuid.uuid4().hex[:16]}"
 
 
 def claim(
