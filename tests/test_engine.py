@@ -10,7 +10,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from newsletter.config import Settings
 from newsletter.delivery.base import (
@@ -30,9 +30,9 @@ from newsletter.errors import (
 )
 from newsletter.models import DeliveryStatus, IssueKind, IssueState, Recipient, SuppressionReason
 from newsletter.render.merge import MergeTemplate
-from newsletter.store import Store, ledger, suppressions
+from newsletter.store import Store, events, ledger, suppressions
 from newsletter.store import issues as issue_store
-from newsletter.store.tables import batches
+from newsletter.store.tables import batches, recipients
 from newsletter.tokens import TokenSigner
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
@@ -147,6 +147,21 @@ def test_every_batch_sent_once_with_merge_values(
     assert first.values["name"] == "U0" and first.values["f_city"] == ""
     assert first.values["unsubscribe_url"].startswith("https://news.example.org/unsubscribe/")
     assert report.recipients_sent == 5
+
+
+def test_a_batch_wide_message_id_is_kept_on_the_batch_and_still_finds_each_recipient(
+    settings: Settings, store: Store, sending: int
+) -> None:
+    engine(settings, store, ScriptedProvider(settings, [])).run(prepared(sending))
+    with store.engine.begin() as conn:
+        rows = conn.execute(select(recipients.c.email, recipients.c.provider_message_id)).all()
+        kept = conn.execute(select(batches.c.provider_batch_id).order_by(batches.c.seq)).scalars()
+        assert list(kept) == ["<batch-1>", "<batch-2>", "<batch-3>"]
+        assert {message_id for _, message_id in rows} == {""}
+        found = events.find_recipient(conn, "batch-2", "U3@example.org")
+        assert found is not None and found.email == "u3@example.org"
+        assert events.find_recipient(conn, "batch-2", "u0@example.org") is None
+        assert events.find_recipient(conn, "batch-2", "") is None
 
 
 def test_transient_errors_retry_with_the_same_key(

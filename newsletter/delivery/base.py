@@ -62,10 +62,13 @@ class PreparedIssue:
 
     #: Fields used unescaped (subject, text part, headers); computed once, used per recipient.
     plain_fields: frozenset[str] = field(init=False, repr=False, compare=False)
+    #: Every field any part refers to.
+    field_names: frozenset[str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         plain = self.subject.field_names | self.text.field_names | self.list_unsubscribe.field_names
         object.__setattr__(self, "plain_fields", plain)
+        object.__setattr__(self, "field_names", plain | self.html.field_names)
 
     def shared_headers(self) -> dict[str, str]:
         """The list headers that are the same in every copy (all but List-Unsubscribe)."""

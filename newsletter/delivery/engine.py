@@ -163,18 +163,16 @@ class Engine:
     def _outgoing(self, prepared: PreparedIssue, claimed: ledger.ClaimedBatch) -> OutgoingBatch:
         with self.store.engine.connect() as conn:
             rows = ledger.rows_of(conn, claimed.id)
-        needed = (
-            prepared.html.field_names
-            | prepared.text.field_names
-            | prepared.subject.field_names
-            | prepared.list_unsubscribe.field_names
-        )
-        recipients = []
-        for row in rows:
-            values = self.values(row.email, row.name, row.list_id or prepared.list_id, row.fields)
-            for name in needed - values.keys():
-                values[name] = ""  # a column one member file has and another lacks
-            recipients.append(BatchRecipient(row.id, row.email, row.name, values))
+        values = self.values.only(prepared.field_names)
+        recipients = [
+            BatchRecipient(
+                row.id,
+                row.email,
+                row.name,
+                values(row.email, row.name, row.list_id or prepared.list_id, row.fields),
+            )
+            for row in rows
+        ]
         return OutgoingBatch(claimed.id, claimed.seq, claimed.idempotency_key, recipients)
 
     def _deliver(
@@ -246,6 +244,8 @@ class Engine:
         with self._owned(claimed.id) as conn:
             if result.uniformly_sent(batch):  # the common case: one UPDATE for the batch
                 message_id = result.results[0].message_id
+                if message_id == result.provider_batch_id:
+                    message_id = ""  # the batch's id, kept once on the batch
                 ledger.mark_rows(
                     conn, claimed.id, DeliveryStatus.SENT, at=now, message_id=message_id
                 )

@@ -18,7 +18,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from ..models import ALL_LISTS, DeliveryStatus, SuppressionReason
 from . import suppressions
-from .tables import events, recipients, seen_tokens, soft_bounces
+from .tables import batches, events, recipients, seen_tokens, soft_bounces
 
 if TYPE_CHECKING:
     from ..web.webhooks.base import WebhookEvent
@@ -77,16 +77,25 @@ class MatchedRecipient:
 def find_recipient(conn: Connection, message_id: str, email: str) -> MatchedRecipient | None:
     """The ledger row of ``message_id`` (with or without angle brackets) sent to ``email``.
 
-    Mailgun and SendGrid give one id to a whole batch, so the address is part of the match;
-    without an address, the id must name exactly one row.
+    Mailgun and SendGrid give one id to a whole batch, kept on the batch, so the address is
+    part of the match; without an address, the id must name exactly one row.
     """
     bare = message_id.strip().strip("<>")
     if not bare:
         return None
+    ids = [bare, f"<{bare}>"]
+    found = _matching(conn, recipients.c.provider_message_id.in_(ids), email)
+    if found is None and email:
+        batch = select(batches.c.id).where(batches.c.provider_batch_id.in_(ids))
+        found = _matching(conn, recipients.c.batch_id.in_(batch.scalar_subquery()), email)
+    return found
+
+
+def _matching(conn: Connection, condition: Any, email: str) -> MatchedRecipient | None:
     stmt = select(
         recipients.c.id, recipients.c.issue_id, recipients.c.email, recipients.c.list_id,
         recipients.c.status,
-    ).where(recipients.c.provider_message_id.in_([bare, f"<{bare}>"]))
+    ).where(condition)
     if email:
         stmt = stmt.where(recipients.c.email == suppressions.normalise(email))  # ledger: lower-case
     rows = conn.execute(stmt.limit(2)).all()

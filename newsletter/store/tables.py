@@ -177,6 +177,8 @@ batches = Table(
     UniqueConstraint("issue_id", "seq", name="uq_batches_issue_seq"),
     # ``claim`` reads the first pending batch in ``seq`` order straight from this index.
     Index("ix_batches_claim", "issue_id", "state", "seq"),
+    # Webhooks of providers that give a whole batch one message id find it here.
+    Index("ix_batches_provider_batch_id", "provider_batch_id"),
 )
 
 recipients = Table(
