@@ -31,7 +31,15 @@ from sqlalchemy import create_engine, event, text
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from send import REPO, environment, free_port, make_home, send_once, start_fake
+from send import (
+    REPO,
+    environment,
+    free_port,
+    make_home,
+    send_once,
+    start_fake,
+    validate_members,
+)
 
 from newsletter.config import load_settings
 from newsletter.models import BatchState, DeliveryStatus
@@ -198,13 +206,15 @@ def main() -> None:
     parser.add_argument("--recipients", type=int, default=1_000_000)
     parser.add_argument("--database", default=POSTGRES, help="PostgreSQL URL (admin rights)")
     parser.add_argument("--workers", default="1,2,4", help="worker counts to run, comma-separated")
-    parser.add_argument("--concurrency", type=int, default=4, help="sender threads per worker")
+    parser.add_argument("--concurrency", type=int, default=2, help="sender threads per worker")
     parser.add_argument("--explain", action="store_true", help="print the hot queries' plans")
     parser.add_argument("--no-sqlite", action="store_true", help="skip the SQLite comparison")
     args = parser.parse_args()
     args.workers = sorted(int(n) for n in args.workers.split(","))
     with tempfile.TemporaryDirectory() as tmp:
         home = make_home(Path(tmp), args.recipients)
+        database = f"sqlite:///{home / 'var' / 'bench.db'}"
+        validate_members(home, environment(free_port(), database, args.concurrency))
         runs = {count: postgres_run(home, args, count) for count in args.workers}
         sqlite = None if args.no_sqlite else sqlite_run(home, args)
     report(args, runs, sqlite)

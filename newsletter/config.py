@@ -199,8 +199,9 @@ class Settings:
     http_timeout: float = 30.0
     http_proxy: str = ""
     concurrency: int = 4
-    rate_messages: float = 0.0
-    rate_requests: float = 0.0
+    #: Per second; None = the provider's documented default (only Resend publishes one).
+    rate_messages: float | None = None
+    rate_requests: float | None = None
     max_attempts: int = 8
     batch_size: int = 0
     soft_bounce_limit: int = 3

@@ -21,7 +21,10 @@ from newsletter.delivery.base import (
     RecipientResult,
 )
 from newsletter.delivery.engine import Engine
+from newsletter.delivery.mailgun import MailgunProvider
 from newsletter.delivery.prepare import RecipientValues
+from newsletter.delivery.ratelimit import TokenBucket
+from newsletter.delivery.resend import ResendProvider
 from newsletter.errors import (
     PermanentProviderError,
     ProviderAuthError,
@@ -300,3 +303,37 @@ def test_a_late_answer_after_a_takeover_is_not_recorded(
     # The other worker never came back, so this one later settled the batch as unknown;
     # the answer that arrived after the takeover was not written over the other's lease.
     assert counts(store, sending) == {"sent": 3, "unknown": 2}
+
+
+class RecordedLimits:
+    """A limiter factory that remembers the rate each bucket was made with."""
+
+    def __init__(self) -> None:
+        self.rates: dict[str, float] = {}
+
+    def __call__(self, name: str, rate: float, capacity: float) -> TokenBucket:
+        self.rates[name] = rate
+        return TokenBucket(rate, capacity)
+
+
+@pytest.mark.parametrize(
+    ("provider", "configured", "expected"),
+    [
+        (ResendProvider, None, 2.0),
+        (ResendProvider, 0.0, 0.0),
+        (ResendProvider, 10.0, 10.0),
+        (MailgunProvider, None, 0.0),
+    ],
+)
+def test_a_providers_documented_rate_applies_unless_the_publisher_sets_one(
+    settings: Settings,
+    store: Store,
+    provider: type[Provider],
+    configured: float | None,
+    expected: float,
+) -> None:
+    chosen = settings.with_changes(rate_requests=configured)
+    limits = RecordedLimits()
+    Engine(chosen, store, provider(chosen), RecipientValues(TokenSigner("k"), "x"),
+           limiters=limits)
+    assert limits.rates[f"{provider.name}:requests"] == expected

@@ -146,6 +146,7 @@ def prepare_send(
         "NEWSLETTER_LOOKBACK_DAYS": "3650",
         "NEWSLETTER_LEASE_SECONDS": "2",
         "NEWSLETTER_HTTP_TIMEOUT": "1",
+        "NEWSLETTER_RATE_REQUESTS": "0",  # no account limit on the fake (Resend's is 2/s)
         **extra,
     }
     settings = load_settings(home, environ=env)

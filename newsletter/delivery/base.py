@@ -197,6 +197,10 @@ class Provider(ABC):
     max_batch: ClassVar[int] = 100
     #: A resent batch with the same idempotency key is not delivered twice.
     idempotent: ClassVar[bool] = False
+    #: The account limits the provider documents for every account, applied unless the
+    #: publisher sets NEWSLETTER_RATE_REQUESTS / NEWSLETTER_RATE_MESSAGES (0 = no limit).
+    default_requests_per_second: ClassVar[float] = 0.0
+    default_messages_per_second: ClassVar[float] = 0.0
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings

@@ -57,6 +57,11 @@ class SendReport:
     counts: dict[str, int] = field(default_factory=dict)
 
 
+def _or_default(configured: float | None, documented: float) -> float:
+    """The publisher's own limit when set (0 = none), else the provider's documented one."""
+    return documented if configured is None else configured
+
+
 class LeaseLost(Exception):
     """Another worker took this batch over (our lease ran out); its outcome is theirs to record."""
 
@@ -84,13 +89,10 @@ class Engine:
         self.owner = ledger.current_owner()
         # A provider's limits are per account, so by default every process shares them.
         make = limiters or SharedBuckets(store)
-        rps = settings.rate_requests
+        rps = _or_default(settings.rate_requests, provider.default_requests_per_second)
+        mps = _or_default(settings.rate_messages, provider.default_messages_per_second)
         self.requests = make(f"{provider.name}:requests", rps, max(rps, 1.0))
-        self.messages = make(
-            f"{provider.name}:messages",
-            settings.rate_messages,
-            max(settings.rate_messages, 1000.0),
-        )
+        self.messages = make(f"{provider.name}:messages", mps, max(mps, 1000.0))
         self._stop = threading.Event()
         self._lock = threading.Lock()
 

@@ -3,6 +3,8 @@
 Nothing leaves the machine, so it is the default for a fresh clone, for demos and for
 checking an issue by eye. A file's name is fixed by the issue and the recipient, and it is
 written to a temporary name and renamed, so a resent batch overwrites rather than duplicates.
+A temporary file names the process writing it; one left by a process that died mid-write
+(SIGKILL, power loss) is removed the next time a sender writes to that folder.
 """
 
 from __future__ import annotations
@@ -12,17 +14,24 @@ import re
 import tempfile
 from pathlib import Path
 
+from ..config import Settings
 from ..models import DeliveryStatus
+from ..processes import pid_alive
 from ..render.message import make_message_id, message_bytes
 from .base import BatchResult, OutgoingBatch, PreparedIssue, Provider, RecipientResult, mime_message
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._@+-]")
+TEMP_PREFIX = ".tmp-"
 
 
 class OutboxProvider(Provider):
     name = "outbox"
     max_batch = 500
     idempotent = True
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings)
+        self._swept: set[Path] = set()
 
     @property
     def root(self) -> Path:
@@ -35,6 +44,9 @@ class OutboxProvider(Provider):
     def send_batch(self, issue: PreparedIssue, batch: OutgoingBatch) -> BatchResult:
         folder = self.folder(issue)
         folder.mkdir(parents=True, exist_ok=True)
+        if folder not in self._swept:
+            _remove_orphans(folder)
+            self._swept.add(folder)
         results = []
         for recipient in batch.recipients:
             message_id = make_message_id(issue.message_id_domain)
@@ -47,7 +59,8 @@ class OutboxProvider(Provider):
 
 
 def _write_atomically(path: Path, data: bytes) -> None:
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".eml")
+    prefix = f"{TEMP_PREFIX}{os.getpid()}-"
+    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=prefix, suffix=".eml")
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
@@ -57,3 +70,11 @@ def _write_atomically(path: Path, data: bytes) -> None:
     except BaseException:
         Path(temp).unlink(missing_ok=True)
         raise
+
+
+def _remove_orphans(folder: Path) -> None:
+    """Delete temporary files whose writing process is gone (they were never renamed)."""
+    for temp in folder.glob(f"{TEMP_PREFIX}*.eml"):
+        pid = temp.name.removeprefix(TEMP_PREFIX).split("-", 1)[0]
+        if not pid.isdigit() or not pid_alive(int(pid)):
+            temp.unlink(missing_ok=True)

@@ -41,6 +41,8 @@ class ResendProvider(HttpProvider):
     name = "resend"
     max_batch = 100
     idempotent = True
+    #: "2 requests per second" per team by default; a raised limit goes in the settings.
+    default_requests_per_second = 2.0
 
     def build_request(self, issue: PreparedIssue, batch: OutgoingBatch) -> HttpRequest:
         emails = [_email(issue, batch, r) for r in batch.recipients]

@@ -41,6 +41,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from ..models import ALL_LISTS, BatchState, DeliveryStatus, Recipient
+from ..processes import pid_alive
 from .bulk import bulk_write
 from .tables import UtcDateTime, batches, issues, recipients, suppressions
 
@@ -83,12 +84,8 @@ def owner_is_dead(owner: str) -> bool:
     pid_text = rest.split(":", 1)[0]
     if host != socket.gethostname() or not pid_text.isdigit():
         return False
-    try:
-        os.kill(int(pid_text), 0)
-    except ProcessLookupError:
+    if not pid_alive(int(pid_text)):
         return True
-    except PermissionError:
-        return False
     return int(pid_text) == os.getpid() and owner != _CURRENT_OWNER
 
 

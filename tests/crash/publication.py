@@ -61,6 +61,9 @@ def sender_environment(
         "NEWSLETTER_CONCURRENCY": str(concurrency),
         "NEWSLETTER_HTTP_TIMEOUT": "10",
         "NEWSLETTER_LOG_LEVEL": "warning",
+        # The fake provider has no account limit (Resend's default 2/s would only slow
+        # these tests down); a test that wants one sets it.
+        "NEWSLETTER_RATE_REQUESTS": "0",
     }
 
 
