@@ -6,8 +6,8 @@ import base64
 import binascii
 import json
 import re
-from functools import partial
 from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
