@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -65,11 +66,12 @@ def schema(admin_url: str) -> Iterator[str]:
 
 
 @contextmanager
-def fake_mailgun() -> Iterator[int]:
+def fake_mailgun() -> Iterator[tuple[int, int]]:
+    """The fake's port and process id."""
     port = free_port()
     fake = start_fake(port)
     try:
-        yield port
+        yield port, fake.pid
     finally:
         fake.terminate()
         fake.wait(10)
@@ -91,6 +93,35 @@ def queue_and_freeze(home: Path, env: dict[str, str]) -> tuple[int, float]:
         return issue_id, time.perf_counter() - started
     finally:
         store.close()
+
+
+def cpu_seconds(pid: int, *, with_children: bool = False) -> float:
+    """User + system CPU time of a running process (Linux ``/proc``), and optionally of its
+    children that have ended (how the time of PostgreSQL's closed backends is kept)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:  # it ended meanwhile
+        return 0.0
+    ticks = sum(int(f) for f in fields[11:15 if with_children else 13])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def postgres_cpu() -> float:
+    """CPU time of every PostgreSQL server process on this machine."""
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                is_postgres = (entry / "comm").read_text().strip() == "postgres"
+            except OSError:
+                continue
+            total += cpu_seconds(int(entry.name), with_children=True) if is_postgres else 0.0
+    return total
+
+
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def run_workers(home: Path, env: dict[str, str], count: int, logs: Path) -> float:
@@ -125,7 +156,7 @@ def check(database: str, issue_id: int, port: int, recipients: int) -> None:
 
 
 def postgres_run(home: Path, args: argparse.Namespace, count: int) -> dict[str, float]:
-    with schema(args.database) as database, fake_mailgun() as port:
+    with schema(args.database) as database, fake_mailgun() as (port, fake_pid):
         env = {
             **environment(port, database, args.concurrency),
             "NEWSLETTER_SECRET_KEY": "bench-signing-key",
@@ -133,9 +164,12 @@ def postgres_run(home: Path, args: argparse.Namespace, count: int) -> dict[str, 
         issue_id, freeze = queue_and_freeze(home, env)
         if args.explain and count == min(args.workers):
             explain_hot_paths(database, issue_id)
+        before = (children_cpu(), cpu_seconds(fake_pid), postgres_cpu())
         send = run_workers(home, env, count, home.parent)
+        after = (children_cpu(), cpu_seconds(fake_pid), postgres_cpu())
         check(database, issue_id, port, args.recipients)
-    return {"freeze": freeze, "send": send}
+    workers, fake, postgres = (b - a for a, b in zip(before, after, strict=True))
+    return {"freeze": freeze, "send": send, "workers": workers, "fake": fake, "pg": postgres}
 
 
 # -- query plans --------------------------------------------------------------------------------
@@ -190,7 +224,7 @@ def explain_hot_paths(database: str, issue_id: int) -> None:
 # -- main ---------------------------------------------------------------------------------------
 def sqlite_run(home: Path, args: argparse.Namespace) -> float:
     database = f"sqlite:///{home / 'var' / 'bench.db'}"
-    with fake_mailgun() as port:
+    with fake_mailgun() as (port, _):
         env = {
             **environment(port, database, args.concurrency),
             "NEWSLETTER_SECRET_KEY": "bench-signing-key",
@@ -226,12 +260,16 @@ def report(
     n = args.recipients
     base = runs[args.workers[0]]["send"]
     print(f"\nrecipients {n:,}; {args.concurrency} sender threads per worker; fake Mailgun")
-    print("workers  freeze s  send s  send rec/s  speed-up  end-to-end rec/s")
+    print(
+        "workers  freeze s  send s  send rec/s  speed-up  end-to-end rec/s"
+        "  CPU s: workers  fake  PostgreSQL"
+    )
     for count, run in runs.items():
         total = run["freeze"] + run["send"]
         print(
             f"{count:>7}  {run['freeze']:>8.1f}  {run['send']:>6.1f}  {n / run['send']:>10,.0f}"
             f"  {base / run['send']:>7.2f}x  {n / total:>16,.0f}"
+            f"  {run['workers']:>14.1f}  {run['fake']:>4.1f}  {run['pg']:>10.1f}"
         )
     if sqlite is not None:
         print(
