@@ -27,8 +27,10 @@ from sqlalchemy import select
 
 from newsletter.config import VARIABLES, Secret, Settings, load_settings
 from newsletter.delivery.worker import Worker
+from newsletter.devtools.fakeprovider import Fault, FaultKind
 from newsletter.models import BatchState, IssueState
 from newsletter.publisher import Publisher
+from newsletter.schedule.jobs import DISPATCH_SECONDS, Runtime
 from newsletter.store import Store, ledger
 from newsletter.store import issues as issue_store
 from newsletter.store.tables import batches, recipients
@@ -380,6 +382,40 @@ def test_worker_once_sends_every_due_issue_then_returns(home: Path, database_url
     assert report.recipients_sent == sum(server.recorder.counts.values()) > 0
 
 
+def test_an_issue_waiting_for_a_retry_is_set_aside_while_others_are_sent(
+    home: Path, database_url: str
+) -> None:
+    with fake_provider_server() as server:
+        settings = provider_settings(
+            server,
+            home,
+            "mailgun",
+            database_url=database_url,
+            lookback_days=3650,
+            secret_key=Secret("worker-test-signing-key"),
+            max_attempts=3,
+        )
+        store = Store.open(database_url)
+        try:
+            publisher = Publisher(settings, store)
+            publisher.collect()
+            [first] = publisher.draft("weekly")
+            [second, *_] = publisher.draft("every-article")
+            for issue_id in (first, second):
+                publisher.queue(issue_id)
+            # The first issue's only batch is refused for 3 s; the worker's poll is 1 s.
+            server.faults.push("mailgun", Fault(FaultKind.RATE_LIMIT, nth=1, retry_after=3))
+            report = Worker(publisher, once=True, poll_seconds=1.0).run()
+            with store.engine.connect() as conn:
+                states = {i: issue_store.get(conn, i).state for i in (first, second)}
+        finally:
+            store.close()
+    order = [(r.issue_id, r.retry_at is not None) for r in report.sent]
+    assert order[0] == (first, True)  # handed back at once, not slept on
+    assert order.index((second, False)) < order.index((first, False))
+    assert states == {first: IssueState.SENT, second: IssueState.SENT}
+
+
 def test_finishing_at_the_same_moment_lets_one_win(home: Path, database_url: str) -> None:
     settings = outbox_settings(home, database_url)
     stores = [Store.open(database_url) for _ in range(2)]
@@ -417,3 +453,39 @@ def outbox_settings(home: Path, database_url: str) -> Settings:
     return load_settings(home, environ={}).with_changes(
         database_url=database_url, lookback_days=3650
     )
+
+
+def test_the_dispatcher_hands_back_an_issue_whose_retry_is_far_off(
+    home: Path, database_url: str
+) -> None:
+    with fake_provider_server() as server:
+        settings = provider_settings(
+            server,
+            home,
+            "mailgun",
+            database_url=database_url,
+            lookback_days=3650,
+            secret_key=Secret("worker-test-signing-key"),
+        )
+        store = Store.open(database_url)
+        try:
+            publisher = Publisher(settings, store)
+            publisher.collect()
+            [first] = publisher.draft("weekly")
+            [second, *_] = publisher.draft("every-article")
+            for issue_id in (first, second):
+                publisher.queue(issue_id)
+            wait = DISPATCH_SECONDS + 30
+            server.faults.push("mailgun", Fault(FaultKind.RATE_LIMIT, nth=1, retry_after=wait))
+            started = time.monotonic()
+            reports = Runtime(settings, store).send_due()
+            took = time.monotonic() - started
+            with store.engine.connect() as conn:
+                states = {i: issue_store.get(conn, i).state for i in (first, second)}
+        finally:
+            store.close()
+    assert took < DISPATCH_SECONDS  # the first issue's retry was not slept on
+    assert [(r.issue_id, r.retry_at is not None) for r in reports][:2] == [
+        (first, True), (second, False),
+    ]
+    assert states == {first: IssueState.SENDING, second: IssueState.SENT}

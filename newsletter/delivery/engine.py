@@ -55,6 +55,9 @@ class SendReport:
     paused: str = ""
     final_state: str = ""
     counts: dict[str, int] = field(default_factory=dict)
+    #: Set when the engine handed the issue back instead of waiting: the epoch second at
+    #: which its next pending batch may be tried.
+    retry_at: float | None = None
 
 
 def _or_default(configured: float | None, documented: float) -> float:
@@ -79,8 +82,13 @@ class Engine:
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
         limiters: LimiterFactory | None = None,
+        hand_back_after: float | None = None,
     ) -> None:
+        """``hand_back_after``: when every batch left waits for a retry further away than this
+        many seconds, return (``SendReport.retry_at``) instead of sleeping, so that the caller
+        can send other issues meanwhile; None waits in place until the issue is done."""
         self.settings = settings
+        self.hand_back_after = hand_back_after
         self.store = store
         self.provider = provider
         self.values = values
@@ -113,12 +121,13 @@ class Engine:
                 ]
                 for future in futures:
                     future.result()
-            if self._stop.is_set() or not self._wait_for_retries(prepared.issue_id):
+            if self._stop.is_set() or not self._wait_for_retries(prepared.issue_id, report):
                 break
         return report
 
-    def _wait_for_retries(self, issue_id: int) -> bool:
-        """Sleep until the earliest pending retry is due; False when nothing is left."""
+    def _wait_for_retries(self, issue_id: int, report: SendReport) -> bool:
+        """Sleep until the earliest pending retry is due; False when nothing is left, or
+        when the wait is long enough to hand the issue back (``report.retry_at``)."""
         with self.store.engine.begin() as conn:
             if ledger.open_work(conn, issue_id) == 0:
                 return False
@@ -126,7 +135,11 @@ class Engine:
         if due is None:  # only in-flight batches held by other workers remain
             self.sleep(1.0)
             return self._issue_state(issue_id) == IssueState.SENDING
-        self.sleep(max(0.0, min(due - self.clock(), 60.0)))
+        wait = max(0.0, due - self.clock())
+        if self.hand_back_after is not None and wait > self.hand_back_after:
+            report.retry_at = due
+            return False
+        self.sleep(min(wait, 60.0))
         return self._issue_state(issue_id) == IssueState.SENDING
 
     def _issue_state(self, issue_id: int) -> IssueState:

@@ -8,6 +8,9 @@ dead process on the same host), and the engine's recovery takes the batch over b
 ledger's rules. Rate limits are shared through the database, so adding workers never
 raises the rate a provider sees.
 
+An issue whose remaining batches all wait for a retry (a provider answered 429 or 5xx) is
+set aside until then, and the worker sends other issues meanwhile instead of sleeping.
+
 ``stop()`` (SIGTERM) lets the batches in flight finish and be recorded; nothing new starts.
 """
 
@@ -66,7 +69,9 @@ class Worker:
             publisher.provider,
             publisher.recipient_values(),
             sleep=self._pause,
+            hand_back_after=poll_seconds,
         )
+        #: Issues set aside until this time on ``clock``: a retry not yet due, or a failure.
         self._not_before: dict[int, float] = {}
 
     @property
@@ -84,9 +89,10 @@ class Worker:
         while not self.stopping.is_set():
             work = self._work()
             if not work:
-                if self.once:
+                waiting = self._next_retry_in()
+                if self.once and waiting is None:
                     break
-                self.stopping.wait(self.poll_seconds)
+                self.stopping.wait(self.poll_seconds if waiting is None else waiting)
                 continue
             for issue_id in work:
                 if self.stopping.is_set():
@@ -127,6 +133,13 @@ class Worker:
         now = self.clock()
         return [i for i in due if self._not_before.get(i, 0.0) <= now]
 
+    def _next_retry_in(self) -> float | None:
+        """Seconds (at most a poll) until the soonest issue set aside for a retry may go on;
+        None when no issue is waiting for one."""
+        now = self.clock()
+        ahead = [t - now for t in self._not_before.values() if now < t < float("inf")]
+        return min([*ahead, self.poll_seconds]) if ahead else None
+
     def _send(self, issue_id: int, report: WorkerReport) -> None:
         log.info("issue %s: sending", issue_id)
         started = self.clock()
@@ -140,6 +153,9 @@ class Worker:
             self._not_before[issue_id] = self.clock() + wait
             return
         report.sent.append(sent)
+        if sent.retry_at is not None:
+            self._set_aside(issue_id, sent.retry_at)
+            return
         log.info(
             "issue %s: %s; this worker sent %s recipient(s) in %s batch(es) in %.1fs; ledger: %s",
             issue_id,
@@ -149,6 +165,11 @@ class Worker:
             self.clock() - started,
             _describe(sent.counts),
         )
+
+    def _set_aside(self, issue_id: int, retry_at: float) -> None:
+        wait = max(0.0, retry_at - time.time())
+        self._not_before[issue_id] = self.clock() + wait
+        log.info("issue %s: every batch left waits for a retry; back in %.0fs", issue_id, wait)
 
     def _progress(self, _count: int) -> None:
         if self.stopping.is_set():  # a stop that came before the engine began its run

@@ -27,6 +27,11 @@ from . import cadence
 
 log = logging.getLogger(__name__)
 
+#: How often the dispatcher runs. An issue whose batches all wait longer than this for a
+#: retry is handed back, so that other due issues go out meanwhile; a later dispatch
+#: resumes it (at most one interval after its retry is due).
+DISPATCH_SECONDS = 30
+
 
 class Runtime:
     """What the jobs of one scheduler process share."""
@@ -59,6 +64,7 @@ class Runtime:
             publisher.provider,
             publisher.recipient_values(),
             sleep=self._pause,
+            hand_back_after=DISPATCH_SECONDS,
         )
 
     def _pause(self, seconds: float) -> None:

@@ -41,7 +41,6 @@ log = logging.getLogger(__name__)
 
 JOBS_TABLE = "apscheduler_jobs"
 JOBSTORE = "default"
-DISPATCH_SECONDS = 30
 JOB_THREADS = 4
 
 
@@ -85,8 +84,8 @@ def job_specs(settings: Settings, config: PublicationConfig) -> list[JobSpec]:
             "dispatch",
             jobs.dispatch_job,
             (home,),
-            IntervalTrigger(seconds=DISPATCH_SECONDS, timezone=UTC),
-            f"send due issues every {DISPATCH_SECONDS} s",
+            IntervalTrigger(seconds=jobs.DISPATCH_SECONDS, timezone=UTC),
+            f"send due issues every {jobs.DISPATCH_SECONDS} s",
             grace,
             run_at_start=True,
         ),
