@@ -53,21 +53,29 @@ class FakeProviderProcess:
 
     def __init__(self, log: Path, *, counts_only: bool = False) -> None:
         command = [sys.executable, "-m", "newsletter.devtools.fakeprovider", "--port", "0"]
-        self._log = log.open("w+")
-        self.process = subprocess.Popen(
-            command + (["--counts-only"] if counts_only else []),
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            cwd=REPO,
-        )
-        self.url = self._announced_url()
+        self._log = log
+        # The child's output goes to a file description of its own: reading it back through
+        # a shared one (seek, read) would move the offset the child writes at, and its next
+        # lines would overwrite the first, "listening on …" among them.
+        with log.open("w") as output:
+            self.process = subprocess.Popen(
+                command + (["--counts-only"] if counts_only else []),
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                cwd=REPO,
+            )
+        try:
+            self.url = self._announced_url()
+        except AssertionError:
+            self.process.kill()
+            self.process.wait(10)
+            raise
         self.http = requests.Session()
         self.http.trust_env = False
 
     def _announced_url(self) -> str:
         def url() -> str | None:
-            self._log.seek(0)
-            found = re.search(r"listening on (http://\S+)", self._log.read())
+            found = re.search(r"listening on (http://\S+)", self._log.read_text())
             return found.group(1) if found else None
 
         return eventually(url, what="the fake provider to listen")
@@ -90,7 +98,6 @@ class FakeProviderProcess:
         self.http.close()
         self.process.terminate()
         self.process.wait(10)
-        self._log.close()
 
 
 @pytest.fixture
