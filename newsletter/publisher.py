@@ -33,6 +33,7 @@ from .sources.collect import CollectReport, collect
 from .sources.sanitize import clean_html
 from .store import Store, ledger
 from .store import articles as article_store
+from .store import audience as audience_store
 from .store import issues as issue_store
 from .store.tables import issues as issues_table
 from .tokens import TokenSigner
@@ -391,7 +392,7 @@ class Publisher:
             if not _hold_unfrozen(conn, issue_id):
                 log.info("issue %s: audience already frozen by another worker", issue_id)
                 return
-            counts = ledger.freeze_audience(
+            counts = audience_store.freeze_audience(
                 conn,
                 issue_id,
                 self.audience(mailing_list),

@@ -33,7 +33,7 @@ from newsletter.errors import (
 )
 from newsletter.models import DeliveryStatus, IssueKind, IssueState, Recipient, SuppressionReason
 from newsletter.render.merge import MergeTemplate
-from newsletter.store import Store, events, ledger, suppressions
+from newsletter.store import Store, audience, events, ledger, suppressions
 from newsletter.store import issues as issue_store
 from newsletter.store.tables import batches, recipients
 from newsletter.tokens import TokenSigner
@@ -108,7 +108,7 @@ def sending(store: Store) -> int:
         issue_store.transition(conn, issue_id, IssueState.QUEUED, NOW)
         issue_store.transition(conn, issue_id, IssueState.SENDING, NOW)
         members = [Recipient(f"u{i}@example.org", f"U{i}", {}, "weekly") for i in range(5)]
-        ledger.freeze_audience(conn, issue_id, members, batch_size=2, at=NOW)
+        audience.freeze_audience(conn, issue_id, members, batch_size=2, at=NOW)
     return issue_id
 
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from sqlalchemy import select
 
 from newsletter.models import BatchState, DeliveryStatus, IssueKind, Recipient, SuppressionReason
-from newsletter.store import Store, ledger, suppressions
+from newsletter.store import Store, audience, ledger, suppressions
 from newsletter.store import issues as issue_store
 from newsletter.store.tables import batches, recipients
 
@@ -39,7 +39,7 @@ def test_freeze_dedupes_case_insensitively_and_batches(store: Store) -> None:
     issue_id = _issue(store)
     members = [*_members(25), Recipient("USER3@Example.org", "dup", {}, "weekly")]
     with store.engine.begin() as conn:
-        counts = ledger.freeze_audience(conn, issue_id, members, batch_size=10, at=NOW)
+        counts = audience.freeze_audience(conn, issue_id, members, batch_size=10, at=NOW)
     assert (counts.members, counts.duplicates, counts.queued, counts.batches) == (26, 1, 25, 3)
     with store.engine.connect() as conn:
         sizes = [r.size for r in conn.execute(select(batches).order_by(batches.c.seq))]
@@ -56,7 +56,7 @@ def test_suppression_wins_over_the_member_file(store: Store) -> None:
         )
         suppressions.add(conn, "user2@example.org", SuppressionReason.BOUNCED_HARD, at=NOW)
         suppressions.add(conn, "user3@example.org", SuppressionReason.MANUAL, scope="other", at=NOW)
-        counts = ledger.freeze_audience(conn, issue_id, _members(5), batch_size=100, at=NOW)
+        counts = audience.freeze_audience(conn, issue_id, _members(5), batch_size=100, at=NOW)
     assert counts.suppressed == 2
     with store.engine.connect() as conn:
         rows = {r.email: r.status for r in conn.execute(select(recipients))}
@@ -67,7 +67,7 @@ def test_suppression_wins_over_the_member_file(store: Store) -> None:
 def test_claims_take_each_batch_once_in_order(store: Store) -> None:
     issue_id = _issue(store)
     with store.engine.begin() as conn:
-        ledger.freeze_audience(conn, issue_id, _members(30), batch_size=10, at=NOW)
+        audience.freeze_audience(conn, issue_id, _members(30), batch_size=10, at=NOW)
     claimed = []
     for _ in range(4):
         with store.engine.begin() as conn:
@@ -86,7 +86,7 @@ def test_claims_take_each_batch_once_in_order(store: Store) -> None:
 def test_retry_later_waits_and_expired_leases_are_stale(store: Store) -> None:
     issue_id = _issue(store)
     with store.engine.begin() as conn:
-        ledger.freeze_audience(conn, issue_id, _members(4), batch_size=2, at=NOW)
+        audience.freeze_audience(conn, issue_id, _members(4), batch_size=2, at=NOW)
         first = ledger.claim(conn, issue_id, owner="host:1:x", now=1000.0, lease_seconds=60, at=NOW)
         second = ledger.claim(
             conn, issue_id, owner="host:1:x", now=1000.0, lease_seconds=60, at=NOW
@@ -105,7 +105,7 @@ def test_retry_later_waits_and_expired_leases_are_stale(store: Store) -> None:
 def test_mark_rows_and_rebatch(store: Store) -> None:
     issue_id = _issue(store)
     with store.engine.begin() as conn:
-        ledger.freeze_audience(conn, issue_id, _members(3), batch_size=3, at=NOW)
+        audience.freeze_audience(conn, issue_id, _members(3), batch_size=3, at=NOW)
         batch = ledger.claim(conn, issue_id, owner="w", now=1.0, lease_seconds=60, at=NOW)
         assert batch
         rows = ledger.rows_of(conn, batch.id)
@@ -135,7 +135,7 @@ def test_a_batch_of_only_suppressed_or_repeated_members_is_not_kept(store: Store
     with store.engine.begin() as conn:
         suppressions.add(conn, "user2@example.org", SuppressionReason.MANUAL, at=NOW)
         suppressions.add(conn, "user3@example.org", SuppressionReason.MANUAL, at=NOW)
-        counts = ledger.freeze_audience(conn, issue_id, members, batch_size=2, at=NOW)
+        counts = audience.freeze_audience(conn, issue_id, members, batch_size=2, at=NOW)
     assert (counts.members, counts.duplicates, counts.suppressed, counts.queued) == (8, 2, 2, 4)
     assert counts.batches == 2
     with store.engine.connect() as conn:

@@ -19,7 +19,7 @@ from newsletter.cli import cli
 from newsletter.errors import IssueStateError
 from newsletter.issues.states import TRANSITIONS
 from newsletter.models import DeliveryStatus, IssueKind, IssueState, Recipient
-from newsletter.store import Store, ledger
+from newsletter.store import Store, audience, ledger
 from newsletter.store import issues as issue_store
 from newsletter.store.tables import issues
 from tests.schedule_helpers import ListSpec, make_home
@@ -163,7 +163,7 @@ def test_retry_refuses_an_issue_that_has_not_finished(cli_store: tuple[Path, Sto
         for current in (S.QUEUED, S.SENDING, S.PAUSED, S.CANCELLED):
             issue_id = issue_in(store, current)
             with store.engine.begin() as conn:
-                ledger.freeze_audience(
+                audience.freeze_audience(
                     conn, issue_id, [Recipient("a@example.com")], batch_size=10, at=NOW
                 )
                 [batch] = ledger.batches_in(conn, issue_id, ledger.BatchState.PENDING)

@@ -36,7 +36,7 @@ from ..store.tables import batches
 from . import backoff
 from .base import BatchRecipient, BatchResult, OutgoingBatch, PreparedIssue, Provider
 from .prepare import RecipientValues
-from .ratelimit import LimiterFactory
+from .ratelimit import LimiterFactory, provider_limits
 from .ratelimit_db import SharedBuckets
 
 log = logging.getLogger(__name__)
@@ -58,11 +58,6 @@ class SendReport:
     #: Set when the engine handed the issue back instead of waiting: the epoch second at
     #: which its next pending batch may be tried.
     retry_at: float | None = None
-
-
-def _or_default(configured: float | None, documented: float) -> float:
-    """The publisher's own limit when set (0 = none), else the provider's documented one."""
-    return documented if configured is None else configured
 
 
 class LeaseLost(Exception):
@@ -96,11 +91,9 @@ class Engine:
         self.sleep = sleep
         self.owner = ledger.current_owner()
         # A provider's limits are per account, so by default every process shares them.
-        make = limiters or SharedBuckets(store)
-        rps = _or_default(settings.rate_requests, provider.default_requests_per_second)
-        mps = _or_default(settings.rate_messages, provider.default_messages_per_second)
-        self.requests = make(f"{provider.name}:requests", rps, max(rps, 1.0))
-        self.messages = make(f"{provider.name}:messages", mps, max(mps, 1000.0))
+        self.requests, self.messages = provider_limits(
+            settings, provider, limiters or SharedBuckets(store)
+        )
         self._stop = threading.Event()
         self._lock = threading.Lock()
 
@@ -317,15 +310,8 @@ class Engine:
                     detail=item.error,
                     at=now,
                 )
-        updates += [
-            {
-                "rid": rid,
-                "status": str(DeliveryStatus.UNKNOWN),
-                "message_id": "",
-                "error": "the provider's answer did not mention this recipient",
-            }
-            for rid in result.unreported(batch)
-        ]
+        unmentioned = "the provider's answer did not mention this recipient"
+        updates += ledger.outcomes(result.unreported(batch), DeliveryStatus.UNKNOWN, unmentioned)
         ledger.mark_each(conn, updates, now)
         if retry_ids:
             self._rebatch(conn, prepared.issue_id, retry_ids, claimed, report)
@@ -342,19 +328,9 @@ class Engine:
         report: SendReport,
     ) -> None:
         if claimed.attempts >= self.settings.max_attempts:
-            ledger.mark_each(
-                conn,
-                [
-                    {
-                        "rid": i,
-                        "status": str(DeliveryStatus.FAILED),
-                        "message_id": "",
-                        "error": "gave up after repeated temporary failures",
-                    }
-                    for i in ids
-                ],
-                self.store.now(),
-            )
+            given_up = "gave up after repeated temporary failures"
+            failed = ledger.outcomes(ids, DeliveryStatus.FAILED, given_up)
+            ledger.mark_each(conn, failed, self.store.now())
             return
         not_before = self.clock() + backoff.delay(claimed.attempts)
         ledger.rebatch(conn, issue_id, ids, at=self.store.now(), not_before=not_before)

@@ -5,7 +5,11 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from ..config import Settings
+    from .base import Provider
 
 
 class TokenBucket:
@@ -59,3 +63,20 @@ class Limiter(Protocol):
 #: Makes a rate limiter from ``(name, rate per second, burst capacity)``.
 LimiterFactory = Callable[[str, float, float], Limiter]
 
+
+
+def provider_limits(
+    settings: Settings, provider: Provider, make: LimiterFactory
+) -> tuple[Limiter, Limiter]:
+    """The requests and messages limiters of ``provider``'s account: the publisher's own
+    rates when set (0 = none), else the limits the provider documents for every account."""
+    rps = _chosen(settings.rate_requests, provider.default_requests_per_second)
+    mps = _chosen(settings.rate_messages, provider.default_messages_per_second)
+    return (
+        make(f"{provider.name}:requests", rps, max(rps, 1.0)),
+        make(f"{provider.name}:messages", mps, max(mps, 1000.0)),
+    )
+
+
+def _chosen(configured: float | None, documented: float) -> float:
+    return documented if configured is None else configured
