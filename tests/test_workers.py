@@ -16,7 +16,8 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,7 @@ from sqlalchemy import select
 
 from newsletter.config import VARIABLES, Secret, Settings, load_settings
 from newsletter.delivery.worker import Worker
-from newsletter.devtools.fakeprovider import Fault, FaultKind
+from newsletter.devtools.fakeprovider import FakeProviderServer, Fault, FaultKind
 from newsletter.models import BatchState, IssueState
 from newsletter.publisher import Publisher
 from newsletter.schedule.jobs import DISPATCH_SECONDS, Runtime
@@ -359,7 +360,11 @@ def test_two_workers_stay_under_a_shared_request_rate(
 
 
 # -- in one process ---------------------------------------------------------------------------
-def test_worker_once_sends_every_due_issue_then_returns(home: Path, database_url: str) -> None:
+@contextmanager
+def mailgun_publisher(
+    home: Path, database_url: str, **changes: Any
+) -> Iterator[tuple[FakeProviderServer, Publisher]]:
+    """A publisher sending through the in-process fake Mailgun, its articles collected."""
     with fake_provider_server() as server:
         settings = provider_settings(
             server,
@@ -367,24 +372,39 @@ def test_worker_once_sends_every_due_issue_then_returns(home: Path, database_url
             "mailgun",
             database_url=database_url,
             lookback_days=3650,
-            batch_size=7,
             secret_key=Secret("worker-test-signing-key"),
+            **changes,
         )
         store = Store.open(database_url)
         try:
             publisher = Publisher(settings, store)
             publisher.collect()
-            issue_ids = [*publisher.draft("weekly"), *publisher.draft("every-article")]
-            for issue_id in issue_ids:
-                publisher.queue(issue_id)
-            report = Worker(publisher, once=True).run()
-            with store.engine.connect() as conn:
-                states = {issue_store.get(conn, i).state for i in issue_ids}
+            yield server, publisher
         finally:
             store.close()
+
+
+def queued(publisher: Publisher, *issue_ids: int) -> tuple[int, ...]:
+    for issue_id in issue_ids:
+        publisher.queue(issue_id)
+    return issue_ids
+
+
+def states(publisher: Publisher, issue_ids: Iterable[int]) -> dict[int, IssueState]:
+    with publisher.store.engine.connect() as conn:
+        return {i: issue_store.get(conn, i).state for i in issue_ids}
+
+
+def test_worker_once_sends_every_due_issue_then_returns(home: Path, database_url: str) -> None:
+    with mailgun_publisher(home, database_url, batch_size=7) as (server, publisher):
+        issue_ids = queued(
+            publisher, *publisher.draft("weekly"), *publisher.draft("every-article")
+        )
+        report = Worker(publisher, once=True).run()
+        after = states(publisher, issue_ids)
     assert len(issue_ids) > 2
     assert sorted(r.issue_id for r in report.sent) == sorted(issue_ids)
-    assert states == {IssueState.SENT}
+    assert set(after.values()) == {IssueState.SENT}
     assert report.failed == {}
     assert report.recipients_sent == sum(server.recorder.counts.values()) > 0
 
@@ -392,35 +412,38 @@ def test_worker_once_sends_every_due_issue_then_returns(home: Path, database_url
 def test_an_issue_waiting_for_a_retry_is_set_aside_while_others_are_sent(
     home: Path, database_url: str
 ) -> None:
-    with fake_provider_server() as server:
-        settings = provider_settings(
-            server,
-            home,
-            "mailgun",
-            database_url=database_url,
-            lookback_days=3650,
-            secret_key=Secret("worker-test-signing-key"),
-            max_attempts=3,
+    with mailgun_publisher(home, database_url, max_attempts=3) as (server, publisher):
+        first, second = queued(
+            publisher, *publisher.draft("weekly"), publisher.draft("every-article")[0]
         )
-        store = Store.open(database_url)
-        try:
-            publisher = Publisher(settings, store)
-            publisher.collect()
-            [first] = publisher.draft("weekly")
-            [second, *_] = publisher.draft("every-article")
-            for issue_id in (first, second):
-                publisher.queue(issue_id)
-            # The first issue's only batch is refused for 3 s; the worker's poll is 1 s.
-            server.faults.push("mailgun", Fault(FaultKind.RATE_LIMIT, nth=1, retry_after=3))
-            report = Worker(publisher, once=True, poll_seconds=1.0).run()
-            with store.engine.connect() as conn:
-                states = {i: issue_store.get(conn, i).state for i in (first, second)}
-        finally:
-            store.close()
+        # The first issue's only batch is refused for 3 s; the worker's poll is 1 s.
+        server.faults.push("mailgun", Fault(FaultKind.RATE_LIMIT, nth=1, retry_after=3))
+        report = Worker(publisher, once=True, poll_seconds=1.0).run()
+        after = states(publisher, (first, second))
     order = [(r.issue_id, r.retry_at is not None) for r in report.sent]
     assert order[0] == (first, True)  # handed back at once, not slept on
     assert order.index((second, False)) < order.index((first, False))
-    assert states == {first: IssueState.SENT, second: IssueState.SENT}
+    assert after == {first: IssueState.SENT, second: IssueState.SENT}
+
+
+def test_the_dispatcher_hands_back_an_issue_whose_retry_is_far_off(
+    home: Path, database_url: str
+) -> None:
+    with mailgun_publisher(home, database_url) as (server, publisher):
+        first, second = queued(
+            publisher, *publisher.draft("weekly"), publisher.draft("every-article")[0]
+        )
+        wait = DISPATCH_SECONDS + 30
+        server.faults.push("mailgun", Fault(FaultKind.RATE_LIMIT, nth=1, retry_after=wait))
+        started = time.monotonic()
+        reports = Runtime(publisher.settings, publisher.store).send_due()
+        took = time.monotonic() - started
+        after = states(publisher, (first, second))
+    assert took < DISPATCH_SECONDS  # the first issue's retry was not slept on
+    assert [(r.issue_id, r.retry_at is not None) for r in reports][:2] == [
+        (first, True), (second, False),
+    ]
+    assert after == {first: IssueState.SENDING, second: IssueState.SENT}
 
 
 def test_finishing_at_the_same_moment_lets_one_win(home: Path, database_url: str) -> None:
@@ -460,39 +483,3 @@ def outbox_settings(home: Path, database_url: str) -> Settings:
     return load_settings(home, environ={}).with_changes(
         database_url=database_url, lookback_days=3650
     )
-
-
-def test_the_dispatcher_hands_back_an_issue_whose_retry_is_far_off(
-    home: Path, database_url: str
-) -> None:
-    with fake_provider_server() as server:
-        settings = provider_settings(
-            server,
-            home,
-            "mailgun",
-            database_url=database_url,
-            lookback_days=3650,
-            secret_key=Secret("worker-test-signing-key"),
-        )
-        store = Store.open(database_url)
-        try:
-            publisher = Publisher(settings, store)
-            publisher.collect()
-            [first] = publisher.draft("weekly")
-            [second, *_] = publisher.draft("every-article")
-            for issue_id in (first, second):
-                publisher.queue(issue_id)
-            wait = DISPATCH_SECONDS + 30
-            server.faults.push("mailgun", Fault(FaultKind.RATE_LIMIT, nth=1, retry_after=wait))
-            started = time.monotonic()
-            reports = Runtime(settings, store).send_due()
-            took = time.monotonic() - started
-            with store.engine.connect() as conn:
-                states = {i: issue_store.get(conn, i).state for i in (first, second)}
-        finally:
-            store.close()
-    assert took < DISPATCH_SECONDS  # the first issue's retry was not slept on
-    assert [(r.issue_id, r.retry_at is not None) for r in reports][:2] == [
-        (first, True), (second, False),
-    ]
-    assert states == {first: IssueState.SENDING, second: IssueState.SENT}
