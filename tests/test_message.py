@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import email
 import email.policy
+import html
 from datetime import UTC, datetime, timedelta, timezone
 from email.message import EmailMessage, MIMEPart
+from email.utils import formataddr
 from typing import Any
 
 import pytest
 
+from newsletter.delivery.base import to_header
 from newsletter.errors import MessageError
+from newsletter.render.merge import escape_html
 from newsletter.render.message import build_message, make_message_id, message_bytes
 
 SUBJECT = "Workers–Internationalist: “quotes”, café — and 🚲"
@@ -158,3 +162,22 @@ class TestMessageId:
     def test_invalid_domain(self, bad: str) -> None:
         with pytest.raises(MessageError, match="not a valid domain"):
             make_message_id(bad)
+
+
+# -- per-recipient shortcuts agree with the standard library -----------------------------------
+NAMES = [
+    "", "Ann", "Ann Lee", "O'Brien", "Lee, Ann", "Dr. Who", 'Ann "Nan" Lee', "a\\b", "Zoë Ångström",
+    "[team]", "x@y", "semi;colon", "  padded  ", "tab\there", "Ann (work)",
+]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_to_header_is_formataddr(name: str) -> None:
+    assert to_header(name, "ann@example.org") == formataddr((name, "ann@example.org"))
+
+
+@pytest.mark.parametrize(
+    "value", ["plain", "https://x.org/u/abc.DEF_-?a=1&b=2", "<b>", "'q'", '"q"', "Ø & Ö", ""]
+)
+def test_escape_html_is_html_escape(value: str) -> None:
+    assert escape_html(value) == html.escape(value, quote=True)

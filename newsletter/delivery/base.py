@@ -10,13 +10,13 @@ translates ``requests`` exceptions into this package's errors at one place.
 from __future__ import annotations
 
 import email.utils
-import html
+import re
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from email.message import EmailMessage
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 import requests
 
@@ -30,7 +30,7 @@ from ..errors import (
     UnknownOutcomeError,
 )
 from ..models import DeliveryStatus, SuppressionReason
-from ..render.merge import MergeTemplate
+from ..render.merge import MergeTemplate, escape_html
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,9 +102,8 @@ class MergedCopy:
     headers: Mapping[str, str]
 
 
-@dataclass(frozen=True, slots=True)
-class BatchRecipient:
-    """One ledger row handed to a provider."""
+class BatchRecipient(NamedTuple):
+    """One ledger row handed to a provider (a tuple: a send makes one per recipient)."""
 
     recipient_id: int
     email: str
@@ -113,7 +112,7 @@ class BatchRecipient:
 
     @property
     def to_header(self) -> str:
-        return email.utils.formataddr((self.name, self.email))
+        return to_header(self.name, self.email)
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,9 +123,8 @@ class OutgoingBatch:
     recipients: Sequence[BatchRecipient]
 
 
-@dataclass(frozen=True, slots=True)
-class RecipientResult:
-    """What the provider said about one recipient of a batch."""
+class RecipientResult(NamedTuple):
+    """What the provider said about one recipient of a batch (a tuple, made per recipient)."""
 
     email: str
     status: DeliveryStatus
@@ -166,9 +164,23 @@ class BatchResult:
         )
 
 
+#: What makes ``formataddr`` quote, escape or encode a display name (RFC 5322 specials).
+_NAME_SPECIALS = re.compile(r'[][\\()<>@,:;".]')
+
+
+def to_header(name: str, address: str) -> str:
+    """``email.utils.formataddr((name, address))``, a third of its cost for the usual plain
+    ASCII name (a send formats one per recipient); any other name goes to ``formataddr``."""
+    if not name:
+        return email.utils.formataddr((name, address))
+    if name.isascii() and address.isascii() and not _NAME_SPECIALS.search(name):
+        return f"{name} <{address}>"
+    return email.utils.formataddr((name, address))
+
+
 def html_values(values: Mapping[str, str]) -> dict[str, str]:
     """Values escaped for an HTML body, for providers that merge on their side."""
-    return {k: html.escape(v, quote=True) for k, v in values.items()}
+    return {k: escape_html(v) for k, v in values.items()}
 
 
 def template_variables(
@@ -182,7 +194,7 @@ def template_variables(
     values = recipient.values
     try:
         out = {key(f): values[f] for f in issue.plain_fields}
-        out.update({key(f"h_{f}"): html.escape(values[f]) for f in issue.html.field_names})
+        out.update({key(f"h_{f}"): escape_html(values[f]) for f in issue.html.field_names})
     except KeyError as exc:
         raise RenderError(
             f"recipient {recipient.recipient_id}: no value for {exc.args[0]!r}"
