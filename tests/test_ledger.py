@@ -150,3 +150,27 @@ def test_a_batch_of_only_suppressed_or_repeated_members_is_not_kept(store: Store
         ["user4@example.org", "user5@example.org"],
     ]
     assert {e for e, b in held if b is None} == {"user2@example.org", "user3@example.org"}
+
+
+def test_names_and_fields_survive_the_bulk_copy_byte_for_byte(store: Store) -> None:
+    """COPY's text format has its own escapes (tab, newline, backslash): none may leak."""
+    issue_id = _issue(store)
+    odd = Recipient(
+        "ann@example.org",
+        'Tab\there\nnew line \\ backslash "quoted" Ørsted',
+        {"note": "x\ty\\n\nz", "town": "Ærøskøbing", "empty": ""},
+        "weekly",
+    )
+    with store.engine.begin() as conn:
+        counts = audience.freeze_audience(conn, issue_id, [odd], batch_size=10, at=NOW)
+        batch_id = conn.execute(select(recipients.c.batch_id)).scalar_one()
+        [row] = ledger.rows_of(conn, batch_id)
+    assert (counts.queued, row.name, row.fields) == (1, odd.name, odd.fields)
+
+
+def test_an_empty_audience_freezes_to_no_batches(store: Store) -> None:
+    issue_id = _issue(store)
+    with store.engine.begin() as conn:
+        counts = audience.freeze_audience(conn, issue_id, [], batch_size=10, at=NOW)
+        assert ledger.batch_counts(conn, issue_id) == {}
+    assert (counts.members, counts.queued, counts.batches) == (0, 0, 0)
