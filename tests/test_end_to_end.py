@@ -96,6 +96,11 @@ def check_message(path: Path, message: EmailMessage) -> None:
     assert https_url and https_url.group(1) in html and https_url.group(1) in text
     assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     assert len(html.encode()) < 102 * 1024
+    raw_list_id = re.search(rb"^List-Id:(.*\n(?:[ \t].*\n)*)", path.read_bytes(), re.M)
+    assert raw_list_id, f"{path.name}: no List-Id line"
+    # RFC 2047 5(3): an encoded-word may stand for a word of the phrase, never inside quotes.
+    assert not re.search(rb'"[^"]*=\?', raw_list_id.group(1)), raw_list_id.group(1)
+    assert re.fullmatch(r".+ <[a-z0-9-]+\.[a-z0-9.-]+>", str(message["List-Id"]))
 
 
 def test_an_unsubscribe_from_a_real_email_removes_the_reader_from_the_next_issue(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import email.utils
 import urllib.parse
 from collections.abc import Callable, Iterable, Mapping
 from urllib.parse import urlsplit
@@ -26,10 +27,14 @@ def list_unsubscribe_template(publication: Publication, mailing_list: MailingLis
 
 
 def list_id_header(publication: Publication, mailing_list: MailingList) -> str:
-    """RFC 2919: a stable id under a domain the publisher controls."""
+    """RFC 2919: a stable id under a domain the publisher controls, after the list's title.
+
+    The title is a phrase: ``formataddr`` quotes it when it holds specials and encodes it
+    (RFC 2047) when it is not ASCII, never both, since an encoded-word inside quotes is
+    not decoded by mail programs.
+    """
     domain = urlsplit(publication.base_url).hostname or publication.from_email.rpartition("@")[2]
-    title = mailing_list.title.replace('"', "'")
-    return f'"{title}" <{mailing_list.id}.{domain}>'
+    return email.utils.formataddr((mailing_list.title, f"{mailing_list.id}.{domain}"))
 
 
 def prepare_issue(
