@@ -75,6 +75,7 @@ class RecipientValues:
     def __init__(self, signer: TokenSigner, base_url: str) -> None:
         self._signer = signer
         self._base = base_url
+        self._made: dict[frozenset[str], ValuesFor] = {}  # per issue, asked for per batch
 
     def __call__(
         self,
@@ -94,8 +95,15 @@ class RecipientValues:
         saves copying every column of every member. A needed field that a member's file
         lacks is empty, as it is in a preview.
         """
+        key = frozenset(needed)
+        made = self._made.get(key)
+        if made is None:
+            made = self._made.setdefault(key, self._limited_to(key))
+        return made
+
+    def _limited_to(self, needed: frozenset[str]) -> ValuesFor:
         columns = [
-            (f, f[2:] if f.startswith("f_") else "") for f in sorted(set(needed) - OWN_FIELDS)
+            (f, f[2:] if f.startswith("f_") else "") for f in sorted(needed - OWN_FIELDS)
         ]
 
         def values(
