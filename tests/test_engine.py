@@ -167,6 +167,43 @@ def test_a_batch_wide_message_id_is_kept_on_the_batch_and_still_finds_each_recip
         assert events.find_recipient(conn, "batch-2", "") is None
 
 
+def test_a_batch_sent_whole_is_recorded_on_the_batch_and_reads_as_sent(
+    settings: Settings, store: Store, sending: int
+) -> None:
+    engine(settings, store, ScriptedProvider(settings, [])).run(prepared(sending))
+    with store.engine.begin() as conn:
+        raw = conn.execute(select(recipients.c.status)).scalars().all()
+        assert set(raw) == {"queued"}  # untouched: the batch says it all
+        as_read = conn.execute(
+            select(recipients.c.email, ledger.recipient_status)
+            .select_from(ledger.recipients_with_batch)
+        ).all()
+        assert {status for _, status in as_read} == {"sent"}
+        assert ledger.problems(conn, sending) == []
+        assert list(ledger.failed_recipient_ids(conn, sending, [DeliveryStatus.FAILED])) == []
+        # A later event about one recipient is written on that row and wins over the batch.
+        found = events.find_recipient(conn, "batch-1", "u1@example.org")
+        assert found is not None
+        conn.execute(
+            update(recipients).where(recipients.c.id == found.id).values(status="bounced-hard")
+        )
+        assert ledger.status_counts(conn, sending) == {"sent": 4, "bounced-hard": 1}
+
+
+def test_a_uniform_id_without_a_batch_id_is_kept_on_the_batch(
+    settings: Settings, store: Store, sending: int
+) -> None:
+    def one_id(batch: OutgoingBatch) -> BatchResult:
+        ids = [RecipientResult(r.email, DeliveryStatus.SENT, "<same>") for r in batch.recipients]
+        return BatchResult(ids)
+
+    engine(settings, store, ScriptedProvider(settings, [one_id])).run(prepared(sending))
+    with store.engine.begin() as conn:
+        kept = conn.execute(select(batches.c.provider_batch_id).order_by(batches.c.seq))
+        assert list(kept.scalars()) == ["<same>", "<batch-2>", "<batch-3>"]
+        assert ledger.status_counts(conn, sending) == {"sent": 5}
+
+
 def test_transient_errors_retry_with_the_same_key(
     settings: Settings, store: Store, sending: int
 ) -> None:

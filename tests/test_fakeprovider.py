@@ -76,6 +76,26 @@ def test_counts_only_mode_keeps_no_copies(tmp_path: Path) -> None:
         assert server.recorder.count("mailgun", "reader1000@example.com") == 1
 
 
+@pytest.mark.parametrize(
+    "field",
+    [
+        "a@x.org",
+        "Bob <b@y.org>, c@z.org",
+        "  Bob Smith <b@y.org> ,c@z.org ",
+        '"Smith, Bob" <b@y.org>, c@z.org',  # a quoted comma: the general parser
+        '"Ann \\"A\\"" <a@x.org>, Jo (home) <j@x.org>',
+        "a@b.org,,c@d.org",
+        "",
+    ],
+)
+def test_address_lists_read_like_the_email_package(field: str) -> None:
+    from email.utils import getaddresses
+
+    from newsletter.devtools.fakeprovider.common import addresses
+
+    assert addresses(field) == [a for _, a in getaddresses([field]) if a]
+
+
 def test_module_runs_as_a_process_until_interrupted() -> None:
     process = subprocess.Popen(
         [sys.executable, "-m", "newsletter.devtools.fakeprovider", "--port", "0"],

@@ -249,23 +249,21 @@ class Engine:
         report: SendReport,
     ) -> None:
         now = self.store.now()
+        batch_wide_id = result.provider_batch_id
         with self._owned(claimed.id) as conn:
-            if result.uniformly_sent(batch):  # the common case: one UPDATE for the batch
+            if result.uniformly_sent(batch):
+                # The common case: the rows stay ``queued`` and read as the batch (sent).
                 message_id = result.results[0].message_id
-                if message_id == result.provider_batch_id:
-                    message_id = ""  # the batch's id, kept once on the batch
-                ledger.mark_rows(
-                    conn, claimed.id, DeliveryStatus.SENT, at=now, message_id=message_id
-                )
+                batch_wide_id = batch_wide_id or message_id
+                if message_id != batch_wide_id:  # an id per message after all: on each row
+                    ledger.mark_rows(
+                        conn, claimed.id, DeliveryStatus.SENT, at=now, message_id=message_id
+                    )
                 sent, failed = len(batch.recipients), 0
             else:
                 sent, failed = self._record_each(conn, prepared, batch, claimed, result, report)
             ledger.finish_batch(
-                conn,
-                claimed.id,
-                BatchState.SENT,
-                at=now,
-                provider_batch_id=result.provider_batch_id,
+                conn, claimed.id, BatchState.SENT, at=now, provider_batch_id=batch_wide_id
             )
         with self._lock:
             report.batches_sent += 1

@@ -4,6 +4,11 @@ The audience is frozen once, in one transaction, when sending starts. After that
 batch moves ``pending → sending → sent | failed | unknown`` and each move is committed:
 ``sending`` before the provider is called, the outcome after. A batch found ``sending``
 by nobody alive has an unknown outcome; what happens next is the engine's decision.
+
+A batch the provider took whole, under one id, is recorded on the batch alone: its rows
+stay ``queued`` and read as ``sent`` (``recipient_status``). Rows are written one by one
+only for what differs — a failure, a suppression, an unknown, a message id of their own —
+so the common outcome costs one row update, not a thousand.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from sqlalchemy import (
     Connection,
     Text,
     and_,
+    case,
     func,
     insert,
     select,
@@ -48,6 +54,23 @@ class LedgerRow(NamedTuple):  # one per recipient sent: a tuple is the cheapest 
     name: str
     fields: dict[str, str]
     list_id: str
+
+
+#: A recipient's status as the ledger means it: a row left ``queued`` in a batch that was
+#: sent whole was sent. Select it from ``recipients`` joined (outer) to ``batches``.
+recipient_status = case(
+    (
+        and_(
+            recipients.c.status == str(DeliveryStatus.QUEUED),
+            batches.c.state == str(BatchState.SENT),
+        ),
+        str(DeliveryStatus.SENT),
+    ),
+    else_=recipients.c.status,
+)
+
+#: ``recipients`` with each row's batch, for ``recipient_status``; suppressed rows have none.
+recipients_with_batch = recipients.outerjoin(batches, batches.c.id == recipients.c.batch_id)
 
 
 def worker_identity() -> str:
@@ -338,12 +361,19 @@ def batch_counts(conn: Connection, issue_id: int) -> dict[str, int]:
 
 
 def status_counts(conn: Connection, issue_id: int) -> dict[str, int]:
+    """Recipients per status (``recipient_status``: rows of batches sent whole count as sent)."""
     stmt = (
-        select(recipients.c.status, func.count())
+        select(recipients.c.status, batches.c.state, func.count())
+        .select_from(recipients_with_batch)
         .where(recipients.c.issue_id == issue_id)
-        .group_by(recipients.c.status)
+        .group_by(recipients.c.status, batches.c.state)
     )
-    return {status: int(n) for status, n in conn.execute(stmt)}
+    counts: dict[str, int] = {}
+    for status, batch_state, n in conn.execute(stmt):
+        if status == DeliveryStatus.QUEUED and batch_state == BatchState.SENT:
+            status = str(DeliveryStatus.SENT)
+        counts[status] = counts.get(status, 0) + int(n)
+    return counts
 
 
 def problems(conn: Connection, issue_id: int, limit: int = 50) -> list[dict[str, Any]]:

@@ -19,7 +19,7 @@ from typing import Protocol
 from sqlalchemy import select
 
 from newsletter.devtools.fakeprovider import FakeProviderServer
-from newsletter.store import Store
+from newsletter.store import Store, ledger
 from newsletter.store import issues as issue_store
 from newsletter.store.tables import batches, recipients
 
@@ -86,8 +86,13 @@ def observe(database_url: str, issue_id: int, mailbox: Mailbox) -> Observation:
         with store.engine.connect() as conn:
             state = str(issue_store.get(conn, issue_id).state)
             found = conn.execute(
-                select(recipients.c.email, recipients.c.status, recipients.c.error, batches.c.state)
-                .join(batches, batches.c.id == recipients.c.batch_id, isouter=True)
+                select(
+                    recipients.c.email,
+                    ledger.recipient_status.label("status"),
+                    recipients.c.error,
+                    batches.c.state,
+                )
+                .select_from(ledger.recipients_with_batch)
                 .where(recipients.c.issue_id == issue_id)
             ).all()
     finally:

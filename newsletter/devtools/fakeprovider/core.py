@@ -231,6 +231,12 @@ class Recorder:
                 if self.details:
                     self.last[key] = copy
 
+    def tally(self, provider: str, recipients: Iterable[str]) -> None:
+        """Count copies without keeping them (a counts-only run; ``Counter.update`` is C)."""
+        keys = [(provider, r.lower()) for r in recipients]
+        with self._lock:
+            self.counts.update(keys)
+
     def reset(self) -> None:
         with self._lock:
             self.requests.clear()
