@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
 from pathlib import Path
 from typing import Any
@@ -12,9 +13,35 @@ from ..config import load_settings
 from ..errors import NewsletterError
 from .context import AppContext
 
+#: The module that defines each command. A command's module is imported when it is used, so
+#: ``newsletter worker`` does not load the web app and ``--help`` is the only thing that
+#: loads them all.
+COMMAND_MODULES = {
+    "collect": "collect",
+    "dev": "dev",
+    "issue": "issue",
+    "lists": "lists",
+    "run": "send",
+    "send": "send",
+    "serve": "serve",
+    "status": "status",
+    "suppressions": "suppressions",
+    "worker": "worker",
+}
+
 
 class NewsletterGroup(click.Group):
-    """Turns the package's own errors into click's ``Error: …`` and exit status 1."""
+    """Loads each command on first use; turns the package's own errors into click's
+    ``Error: …`` and exit status 1."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(COMMAND_MODULES) | set(self.commands))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        module = COMMAND_MODULES.get(cmd_name)
+        if module is not None and cmd_name not in self.commands:
+            importlib.import_module(f"{__name__}.{module}")  # its decorators attach it
+        return super().get_command(ctx, cmd_name)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -52,7 +79,5 @@ def cli(ctx: click.Context, home: Path | None, env_file: Path | None, verbose: b
 def main() -> None:
     cli()
 
-
-from . import commands  # noqa: E402, F401 - registers every command group on ``cli``
 
 __all__ = ["cli", "main"]
