@@ -7,6 +7,7 @@ that answers from a script lets each branch of the loop be reached exactly.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
@@ -202,6 +203,17 @@ def test_a_uniform_id_without_a_batch_id_is_kept_on_the_batch(
         kept = conn.execute(select(batches.c.provider_batch_id).order_by(batches.c.seq))
         assert list(kept.scalars()) == ["<same>", "<batch-2>", "<batch-3>"]
         assert ledger.status_counts(conn, sending) == {"sent": 5}
+
+
+def test_member_fields_are_read_only_when_a_template_uses_one(
+    settings: Settings, store: Store, sending: int
+) -> None:
+    plain = replace(prepared(sending), html=MergeTemplate.parse("<p>Hi %%nl:name%%</p>"))
+    assert prepared(sending).uses_member_fields and not plain.uses_member_fields
+    provider = ScriptedProvider(settings, [])
+    engine(settings, store, provider).run(plain)
+    assert counts(store, sending) == {"sent": 5}
+    assert provider.calls[0].recipients[0].values["name"] == "U0"
 
 
 def test_transient_errors_retry_with_the_same_key(

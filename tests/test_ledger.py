@@ -168,6 +168,18 @@ def test_names_and_fields_survive_the_bulk_copy_byte_for_byte(store: Store) -> N
     assert (counts.queued, row.name, row.fields) == (1, odd.name, odd.fields)
 
 
+def test_rows_without_fields_when_no_template_uses_them(store: Store) -> None:
+    issue_id = _issue(store)
+    with store.engine.begin() as conn:
+        audience.freeze_audience(conn, issue_id, _members(2), batch_size=10, at=NOW)
+        batch_id = conn.execute(select(recipients.c.batch_id).limit(1)).scalar_one()
+        full = ledger.rows_of(conn, batch_id)
+        bare = ledger.rows_of(conn, batch_id, with_fields=False)
+    assert [r.fields for r in full] == [{"city": "Port"}] * 2
+    assert [r.fields for r in bare] == [{}, {}]
+    assert [r[:3] + r[4:] for r in bare] == [r[:3] + r[4:] for r in full]
+
+
 def test_an_empty_audience_freezes_to_no_batches(store: Store) -> None:
     issue_id = _issue(store)
     with store.engine.begin() as conn:

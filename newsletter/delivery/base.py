@@ -70,6 +70,11 @@ class PreparedIssue:
         object.__setattr__(self, "plain_fields", plain)
         object.__setattr__(self, "field_names", plain | self.html.field_names)
 
+    @property
+    def uses_member_fields(self) -> bool:
+        """Whether a template refers to a member file's own column (``f_…``)."""
+        return any(name.startswith("f_") for name in self.field_names)
+
     def shared_headers(self) -> dict[str, str]:
         """The list headers that are the same in every copy (all but List-Unsubscribe)."""
         headers = {

@@ -170,7 +170,7 @@ class Engine:
 
     def _outgoing(self, prepared: PreparedIssue, claimed: ledger.ClaimedBatch) -> OutgoingBatch:
         with self.store.engine.connect() as conn:
-            rows = ledger.rows_of(conn, claimed.id)
+            rows = ledger.rows_of(conn, claimed.id, with_fields=prepared.uses_member_fields)
         values = self.values.only(prepared.field_names)
         recipients = [
             BatchRecipient(

@@ -17,9 +17,10 @@ import json
 import os
 import socket
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from types import MappingProxyType
 from typing import Any, NamedTuple
 
 from sqlalchemy import (
@@ -29,6 +30,7 @@ from sqlalchemy import (
     case,
     func,
     insert,
+    literal,
     select,
     type_coerce,
     update,
@@ -52,8 +54,11 @@ class LedgerRow(NamedTuple):  # one per recipient sent: a tuple is the cheapest 
     id: int
     email: str
     name: str
-    fields: dict[str, str]
+    fields: Mapping[str, str]
     list_id: str
+
+
+_NO_FIELDS: Mapping[str, str] = MappingProxyType({})
 
 
 #: A recipient's status as the ledger means it: a row left ``queued`` in a batch that was
@@ -177,17 +182,13 @@ def claim(
     return ClaimedBatch(*row) if row is not None else None
 
 
-def rows_of(conn: Connection, batch_id: int) -> list[LedgerRow]:
+def rows_of(conn: Connection, batch_id: int, *, with_fields: bool = True) -> list[LedgerRow]:
+    """The batch's open rows. ``with_fields=False`` when the issue's templates use no member
+    field: then the member fields are neither read nor decoded, and each row has none."""
+    # As stored: the JSON type's processor costs more per row than the rest of the read.
+    stored = type_coerce(recipients.c.fields, Text) if with_fields else literal(None, Text)
     stmt = (
-        select(
-            recipients.c.id,
-            recipients.c.email,
-            recipients.c.name,
-            # As stored: most rows share a few shapes, and the JSON type's processor costs
-            # more per row than the rest of the read.
-            type_coerce(recipients.c.fields, Text),
-            recipients.c.list_id,
-        )
+        select(recipients.c.id, recipients.c.email, recipients.c.name, stored, recipients.c.list_id)
         .where(
             recipients.c.batch_id == batch_id,
             recipients.c.status.in_([str(DeliveryStatus.QUEUED), str(DeliveryStatus.UNKNOWN)]),
@@ -200,12 +201,12 @@ def rows_of(conn: Connection, batch_id: int) -> list[LedgerRow]:
     ]
 
 
-def _fields(stored: str | dict[str, str] | None) -> dict[str, str]:
+def _fields(stored: str | dict[str, str] | None) -> Mapping[str, str]:
     """A row's member fields, whether the driver hands back JSON text or decoded JSON."""
     if isinstance(stored, dict):
         return stored
     if not stored or stored == "{}":
-        return {}
+        return _NO_FIELDS
     decoded = json.loads(stored)
     return decoded if isinstance(decoded, dict) else {}
 
