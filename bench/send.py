@@ -21,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import timeit
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -129,27 +130,41 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def python_speed() -> float:
+    """Microseconds for a fixed piece of pure Python (best of 20): to compare machines, since
+    every figure here scales with it."""
+    best = min(timeit.repeat("sum(range(1000))", number=2000, repeat=20))
+    return best / 2000 * 1e6
+
+
 def send_once(
     home: Path,
     env: dict[str, str],
     article_ids: list[int] | None = None,
-) -> tuple[list[int], float, dict[str, int]]:
-    """Draft, queue and send one issue; the time runs from queued to the ledger committed."""
+) -> tuple[list[int], float, dict[str, int], float]:
+    """Draft, queue and send one issue; the time runs from queued to the ledger committed.
+    Also returns how long the audience took to freeze (until the first progress report)."""
     settings = load_settings(home, environ=env)
     store = Store.open(settings.database_url)
     publisher = Publisher(settings, store)
     publisher.collect()
     (issue_id,) = publisher.draft("bench", article_ids=article_ids)
     publisher.queue(issue_id)
+    frozen: list[float] = []
+
+    def progress(_sent: int) -> None:
+        if not frozen:  # the first report comes once the audience is frozen
+            frozen.append(time.perf_counter())
+
     started = time.perf_counter()
-    report = publisher.send_issue(issue_id)
+    report = publisher.send_issue(issue_id, progress=progress)
     elapsed = time.perf_counter() - started
     from newsletter.store import issues as issue_store
 
     with store.engine.connect() as conn:
         articles = issue_store.article_ids(conn, issue_id)
     store.close()
-    return articles, elapsed, report.counts
+    return articles, elapsed, report.counts, frozen[0] - started
 
 
 def loopback_ceiling(port: int, recipients: int, concurrency: int) -> float:
@@ -220,9 +235,9 @@ def main() -> None:
         try:
             env = environment(port, database, args.concurrency)
             rss_before = peak_rss_mb()
-            articles, cold, _ = send_once(home, env)
+            articles, cold, _, _ = send_once(home, env)
             requests.post(f"http://127.0.0.1:{port}/_fake/reset", timeout=10)
-            _, elapsed, counts = send_once(home, env, articles)
+            _, elapsed, counts, freeze = send_once(home, env, articles)
             rss = peak_rss_mb()
             received = requests.get(
                 f"http://127.0.0.1:{port}/_fake/record?summary=1", timeout=30
@@ -232,6 +247,7 @@ def main() -> None:
         finally:
             fake.terminate()
             fake.wait(10)
+    print(f"python speed           {python_speed():.1f} µs for sum(range(1000)) (machine speed)")
     print(f"recipients             {args.recipients:,}")
     print(f"database               {database.split(':')[0]}")
     print(f"ledger                 {counts}")
@@ -240,6 +256,7 @@ def main() -> None:
     print(
         f"send wall time         {elapsed:.2f} s (queued → every batch acknowledged and committed)"
     )
+    print(f"  of which freezing    {freeze:.2f} s (members read, ledger rows written)")
     print(f"send rate              {args.recipients / elapsed:,.0f} recipients/s")
     print(f"peak RSS               {rss:.0f} MB (before the send: {rss_before:.0f} MB)")
     print(

@@ -37,6 +37,7 @@ from send import (
     environment,
     free_port,
     make_home,
+    python_speed,
     send_once,
     start_fake,
     validate_members,
@@ -229,7 +230,7 @@ def sqlite_run(home: Path, args: argparse.Namespace) -> float:
             **environment(port, database, args.concurrency),
             "NEWSLETTER_SECRET_KEY": "bench-signing-key",
         }
-        _, elapsed, counts = send_once(home, env)
+        _, elapsed, counts, _ = send_once(home, env)
     if counts != {"sent": args.recipients}:
         raise SystemExit(f"wrong outcome on SQLite: {counts}")
     return elapsed
@@ -260,6 +261,7 @@ def report(
     n = args.recipients
     base = runs[args.workers[0]]["send"]
     print(f"\nrecipients {n:,}; {args.concurrency} sender threads per worker; fake Mailgun")
+    print(f"python speed: {python_speed():.1f} µs for sum(range(1000)) (machine speed)")
     print(
         "workers  freeze s  send s  send rec/s  speed-up  end-to-end rec/s"
         "  CPU s: workers  fake  PostgreSQL"
