@@ -13,12 +13,11 @@ from datetime import datetime
 from functools import cached_property
 
 from markdown_it import MarkdownIt
-from sqlalchemy import Connection, update
 
 from .config import Settings
 from .delivery.base import PreparedIssue, Provider
 from .delivery.engine import Engine, Progress, SendReport
-from .delivery.prepare import RecipientValues, prepare_issue, public_base
+from .delivery.prepare import RecipientValues, batch_for_test_send, prepare_issue, public_base
 from .delivery.registry import make_provider
 from .errors import IssueStateError, NotFoundError
 from .issues import draft as drafting
@@ -35,7 +34,6 @@ from .store import Store, ledger
 from .store import articles as article_store
 from .store import audience as audience_store
 from .store import issues as issue_store
-from .store.tables import issues as issues_table
 from .tokens import TokenSigner
 
 log = logging.getLogger(__name__)
@@ -389,7 +387,7 @@ class Publisher:
 
     def _freeze(self, issue_id: int, mailing_list: MailingList) -> None:
         with self.store.engine.begin() as conn:
-            if not _hold_unfrozen(conn, issue_id):
+            if not issue_store.hold_unfrozen(conn, issue_id):
                 log.info("issue %s: audience already frozen by another worker", issue_id)
                 return
             counts = audience_store.freeze_audience(
@@ -483,35 +481,12 @@ class Publisher:
     # -- tests -----------------------------------------------------------------------------
     def test_send(self, issue_id: int, addresses: Sequence[str]) -> list[str]:
         """Send the real message, marked as a test, to ``addresses`` — outside the ledger."""
-        from .delivery.base import BatchRecipient, OutgoingBatch
-
         self.settings.require_provider_credentials()
         prepared = self.prepared(issue_id, is_test=True)
-        make = self.recipient_values()
-        needed = prepared.html.field_names | prepared.text.field_names
-        recipients = []
-        for index, address in enumerate(addresses):
-            values = make(address, "", prepared.list_id, {})
-            values.update({name: "" for name in needed - values.keys()})
-            recipients.append(BatchRecipient(-(index + 1), address, "", values))
-        batch = OutgoingBatch(
-            0, 0, f"test-{issue_id}-{self.store.now().timestamp():.0f}", recipients
-        )
+        key = f"test-{issue_id}-{self.store.now().timestamp():.0f}"
+        batch = batch_for_test_send(prepared, self.recipient_values(), addresses, key)
         result = self.provider.send_batch(prepared, batch)
         return [
             f"{r.email}: {r.status}{' — ' + r.error if r.error else ''}" for r in result.results
         ]
 
-
-def _hold_unfrozen(conn: Connection, issue_id: int) -> bool:
-    """Lock the issue row for this transaction if its audience is not frozen yet.
-
-    False when another worker froze it: PostgreSQL makes a second caller wait for the
-    first one's commit and re-checks the condition; SQLite serialises all writers.
-    """
-    held = conn.execute(
-        update(issues_table)
-        .where(issues_table.c.id == issue_id, issues_table.c.audience_frozen == 0)
-        .values(audience_frozen=0)
-    )
-    return held.rowcount == 1

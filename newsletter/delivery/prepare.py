@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import email.utils
 import urllib.parse
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from urllib.parse import urlsplit
 
 from ..models import MailingList, Publication
 from ..render.merge import MergeTemplate, marker
 from ..tokens import TokenSigner, unsubscribe_url
-from .base import PreparedIssue
+from .base import BatchRecipient, OutgoingBatch, PreparedIssue
 
 
 def public_base(settings_public_url: str, publication: Publication) -> str:
@@ -127,3 +127,17 @@ class RecipientValues:
 
 #: The values every recipient has, whatever their member file's columns.
 OWN_FIELDS = frozenset({"email", "name", "greeting_name", "unsubscribe_url"})
+
+
+def batch_for_test_send(
+    prepared: PreparedIssue, make: RecipientValues, addresses: Sequence[str], key: str
+) -> OutgoingBatch:
+    """A batch for a test send: outside the ledger (negative ids), fields a member would
+    have filled left empty."""
+    needed = prepared.html.field_names | prepared.text.field_names
+    recipients = []
+    for index, address in enumerate(addresses):
+        values = make(address, "", prepared.list_id, {})
+        values.update({name: "" for name in needed - values.keys()})
+        recipients.append(BatchRecipient(-(index + 1), address, "", values))
+    return OutgoingBatch(0, 0, key, recipients)

@@ -256,3 +256,17 @@ def release_articles(conn: Connection, issue_id: int) -> int:
 def count_by_state(conn: Connection) -> dict[str, int]:
     stmt = select(issues.c.state, func.count()).group_by(issues.c.state)
     return {state: count for state, count in conn.execute(stmt)}
+
+
+def hold_unfrozen(conn: Connection, issue_id: int) -> bool:
+    """Lock the issue row for this transaction if its audience is not frozen yet.
+
+    False when another worker froze it: PostgreSQL makes a second caller wait for the
+    first one's commit and re-checks the condition; SQLite serialises all writers.
+    """
+    held = conn.execute(
+        update(issues)
+        .where(issues.c.id == issue_id, issues.c.audience_frozen == 0)
+        .values(audience_frozen=0)
+    )
+    return held.rowcount == 1
