@@ -216,6 +216,13 @@ def test_member_fields_are_read_only_when_a_template_uses_one(
     assert provider.calls[0].recipients[0].values["name"] == "U0"
 
 
+def test_only_a_whole_batch_reads_as_uniformly_sent() -> None:
+    batch = OutgoingBatch(1, 1, "k", [])
+    whole = BatchResult.all_sent(batch, "<id>")
+    assert whole.whole and whole.uniformly_sent(batch)
+    assert not BatchResult([]).uniformly_sent(batch)  # an answer that names nobody
+
+
 def test_transient_errors_retry_with_the_same_key(
     settings: Settings, store: Store, sending: int
 ) -> None:

@@ -145,9 +145,13 @@ class BatchResult:
 
     results: Sequence[RecipientResult]
     provider_batch_id: str = ""
+    #: Made by ``all_sent``: the provider took the whole batch, so nothing needs checking.
+    whole: bool = False
 
     def uniformly_sent(self, batch: OutgoingBatch) -> bool:
         """Every recipient reported sent under one message id (one provider id per batch)."""
+        if self.whole:
+            return True
         items = self.results
         if len(items) != len(batch.recipients) or not items:
             return False
@@ -166,6 +170,7 @@ class BatchResult:
         return cls(
             [RecipientResult(r.email, DeliveryStatus.SENT, message_id) for r in batch.recipients],
             message_id,
+            whole=True,
         )
 
 
