@@ -85,6 +85,7 @@ def test_counts_only_mode_keeps_no_copies(tmp_path: Path) -> None:
         '"Smith, Bob" <b@y.org>, c@z.org',  # a quoted comma: the general parser
         '"Ann \\"A\\"" <a@x.org>, Jo (home) <j@x.org>',
         "a@b.org,,c@d.org",
+        "not-an-address, c@d.org",  # a part that does not match: the general parser
         "",
     ],
 )
