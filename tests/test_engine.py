@@ -146,6 +146,7 @@ def test_every_batch_sent_once_with_merge_values(
     provider = ScriptedProvider(settings, [])
     report = engine(settings, store, provider).run(prepared(sending))
     assert [len(b.recipients) for b in provider.calls] == [2, 2, 1]
+    assert {b.sent_after for b in provider.calls} == {1_000_000.0}  # claimed at FakeClock's now
     assert counts(store, sending) == {"sent": 5}
     first = provider.calls[0].recipients[0]
     assert first.values["name"] == "U0" and first.values["f_city"] == ""

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -64,6 +66,18 @@ def test_unknown_batch_is_reconciled_from_accepted_events(
         r.email: DeliveryStatus.SENT for r in batch.recipients
     }
     assert len({r.message_id for r in result.results}) == 1
+
+
+@pytest.mark.parametrize(("sent", "found"), [(-30.0, True), (3600.0, False)])
+def test_reconcile_searches_the_log_from_when_the_batch_went_out(
+    server: FakeProviderServer, mailgun: MailgunProvider, sent: float, found: bool
+) -> None:
+    batch = replace(sample_batch(3), sent_after=time.time() + sent)
+    server.faults.push("mailgun", Fault(FaultKind.RESET))
+    with pytest.raises(UnknownOutcomeError):
+        mailgun.send_batch(sample_issue(), batch)
+    # A batch sent "in an hour" has no events yet: proof that ``begin`` reaches the API.
+    assert (mailgun.reconcile(sample_issue(), batch) is not None) is found
 
 
 def test_reconcile_ignores_other_batches(

@@ -126,6 +126,9 @@ class OutgoingBatch:
     seq: int
     idempotency_key: str
     recipients: Sequence[BatchRecipient]
+    #: Epoch seconds before which this batch was never sent (0: not known). Lets a
+    #: reconciliation search the provider's log from then on instead of from the newest.
+    sent_after: float = 0.0
 
 
 class RecipientResult(NamedTuple):

@@ -181,7 +181,10 @@ class Engine:
             )
             for row in rows
         ]
-        return OutgoingBatch(claimed.id, claimed.seq, claimed.idempotency_key, recipients)
+        claimed_at = claimed.lease_until - self.settings.lease_seconds
+        return OutgoingBatch(
+            claimed.id, claimed.seq, claimed.idempotency_key, recipients, max(0.0, claimed_at)
+        )
 
     def _deliver(
         self,

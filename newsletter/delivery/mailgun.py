@@ -32,6 +32,8 @@ from .base import (
 #: The Events API answers at most 300 events a page; a 1,000-recipient batch fits in a few.
 EVENTS_PAGE_SIZE = 300
 MAX_EVENT_PAGES = 20
+#: How far our clock and Mailgun's may disagree when the event search starts.
+CLOCK_SKEW_SECONDS = 60.0
 
 
 def _plain(field: str) -> str:
@@ -108,7 +110,7 @@ class MailgunProvider(HttpProvider):
         """
         wanted = {r.email.lower() for r in batch.recipients}
         found: dict[str, RecipientResult] = {}
-        for event in self._batch_events(batch.idempotency_key):
+        for event in self._batch_events(batch.idempotency_key, batch.sent_after):
             email = str(event.get("recipient", "")).lower()
             if email in wanted:
                 found.setdefault(email, _event_result(email, event))
@@ -116,12 +118,16 @@ class MailgunProvider(HttpProvider):
             return None
         return BatchResult([_reconciled(r, found) for r in batch.recipients])
 
-    def _batch_events(self, key: str) -> Iterator[Mapping[str, Any]]:
+    def _batch_events(self, key: str, sent_after: float) -> Iterator[Mapping[str, Any]]:
         query = {
             "event": "accepted OR rejected",
             "user-variables": json.dumps({"nl_batch": key}),
             "limit": str(EVENTS_PAGE_SIZE),
         }
+        if sent_after:
+            # Oldest first from just before the batch went out: its events come on the first
+            # pages, not after everything the domain sent since (``begin``/``ascending``).
+            query |= {"begin": f"{sent_after - CLOCK_SKEW_SECONDS:.0f}", "ascending": "yes"}
         url = f"{self.domain_url}/events?{urlencode(query)}"
         for _ in range(MAX_EVENT_PAGES):
             page = self._events_page(url)

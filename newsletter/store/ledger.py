@@ -50,6 +50,8 @@ class ClaimedBatch:
     seq: int
     attempts: int
     idempotency_key: str
+    #: When the lease ends (epoch seconds); minus the lease length, when it was claimed.
+    lease_until: float = 0.0
 
 
 class LedgerRow(NamedTuple):  # one per recipient sent: a tuple is the cheapest to make
@@ -179,6 +181,7 @@ def claim(
             batches.c.seq,
             batches.c.attempts,
             batches.c.idempotency_key,
+            batches.c.lease_until,
         )
     ).first()
     return ClaimedBatch(*row) if row is not None else None
@@ -377,7 +380,7 @@ def stale_batches(conn: Connection, issue_id: int, now: float) -> list[ClaimedBa
         ).where(batches.c.issue_id == issue_id, batches.c.state == str(BatchState.SENDING))
     ).all()
     return [
-        ClaimedBatch(r.id, r.issue_id, r.seq, r.attempts, r.idempotency_key)
+        ClaimedBatch(r.id, r.issue_id, r.seq, r.attempts, r.idempotency_key, r.lease_until)
         for r in rows
         if r.lease_until < now or owner_is_dead(r.lease_owner)
     ]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+import time
 from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -181,6 +182,8 @@ class Copy:
     message_id: str
     render: Callable[[], Rendered]
     _rendered: Rendered | None = None
+    #: When it was accepted (epoch seconds), for the query APIs' time ranges.
+    at: float = field(default_factory=time.time)
 
     @property
     def content(self) -> Rendered:

@@ -77,6 +77,8 @@ class MailgunApi(FakeApi):
         query, offset = _events_query(request)
         limit = min(int(query.get("limit") or 100), 300)
         matching = [c for c in self.context.recorder.copies(self.name) if _wanted(c, query)]
+        if query.get("ascending") != "yes":  # newest first, unless asked otherwise
+            matching.reverse()
         page = matching[offset:offset + limit]
         token = _token({"query": query, "offset": offset + len(page)})
         domain = request.path.split("/")[2]
@@ -246,6 +248,8 @@ def _wanted(copy: Copy, query: Mapping[str, str]) -> bool:
     events = {e.strip() for e in query.get("event", "accepted").split(" OR ")}
     if "accepted" not in events:
         return False
+    if query.get("begin") and copy.at < float(query["begin"]):
+        return False
     if query.get("recipient") and query["recipient"].lower() != copy.recipient.lower():
         return False
     wanted = json.loads(query.get("user-variables") or "{}")
@@ -256,7 +260,7 @@ def _event(copy: Copy) -> dict[str, Any]:
     return {
         "event": "accepted",
         "recipient": copy.recipient,
-        "timestamp": timestamp(),
+        "timestamp": copy.at,
         "user-variables": dict(copy.metadata),
         "message": {"headers": {"message-id": copy.message_id, "to": copy.recipient,
                                 "subject": copy.content.subject}},
