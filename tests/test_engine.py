@@ -22,6 +22,7 @@ from newsletter.delivery.base import (
     RecipientResult,
 )
 from newsletter.delivery.engine import Engine
+from newsletter.delivery.brevo import BrevoProvider
 from newsletter.delivery.mailgun import MailgunProvider
 from newsletter.delivery.prepare import RecipientValues
 from newsletter.delivery.ratelimit import TokenBucket
@@ -380,6 +381,7 @@ class RecordedLimits:
         (ResendProvider, 0.0, 0.0),
         (ResendProvider, 10.0, 10.0),
         (MailgunProvider, None, 0.0),
+        (BrevoProvider, None, 100 / 60),
     ],
 )
 def test_a_providers_documented_rate_applies_unless_the_publisher_sets_one(

@@ -49,8 +49,10 @@ def idempotency_uuid(key: str) -> str:
 
 class BrevoProvider(HttpProvider):
     name = "brevo"
-    max_batch = 1000
+    max_batch = 1000  # "up to 1000 message versions" per call; one recipient per version
     idempotent = True
+    #: Batch sending (``messageVersions``) takes "up to 100 calls per minute".
+    default_requests_per_second = 100 / 60
 
     def build_request(self, issue: PreparedIssue, batch: OutgoingBatch) -> HttpRequest:
         headers = issue.shared_headers()
