@@ -19,6 +19,7 @@ from .delivery.base import PreparedIssue, Provider
 from .delivery.engine import Engine, Progress, SendReport
 from .delivery.prepare import RecipientValues, batch_for_test_send, prepare_issue, public_base
 from .delivery.registry import make_provider
+from .delivery.rounds import HAND_BACK_SECONDS, DueRounds
 from .errors import IssueStateError, NotFoundError
 from .issues import draft as drafting
 from .issues import states
@@ -406,8 +407,9 @@ class Publisher:
             counts.duplicates,
         )
 
-    def engine(self) -> Engine:
-        return Engine(self.settings, self.store, self.provider, self.recipient_values())
+    def engine(self, *, hand_back_after: float | None = None) -> Engine:
+        values, provider = self.recipient_values(), self.provider
+        return Engine(self.settings, self.store, provider, values, hand_back_after=hand_back_after)
 
     def send_issue(
         self, issue_id: int, progress: Progress | None = None, engine: Engine | None = None
@@ -446,15 +448,18 @@ class Publisher:
             return [r.id for r in issue_store.due(conn, self.store.now())]
 
     def send_due(
-        self,
-        progress_for: Callable[[int], Progress | None] | None = None,
-        engine: Engine | None = None,
+        self, progress_for: Callable[[int], Progress | None] | None = None
     ) -> list[SendReport]:
-        reports = []
-        for issue_id in self.due_issues():
-            progress = progress_for(issue_id) if progress_for else None
-            reports.append(self.send_issue(issue_id, progress, engine))
-        return reports
+        """Send every due issue, one report each. An issue whose batches all wait for a
+        retry is set aside while the others are sent, and taken up again when it is due."""
+        engine = self.engine(hand_back_after=HAND_BACK_SECONDS)
+        rounds = DueRounds(progress_for)
+        ready = self.due_issues()
+        while ready:
+            for issue_id in ready:
+                rounds.record(self.send_issue(issue_id, rounds.progress(issue_id), engine))
+            ready = rounds.next_round()
+        return rounds.reports()
 
     # -- one full cycle --------------------------------------------------------------------
     def run_once(self, progress_for: Callable[[int], Progress | None] | None = None) -> CycleReport:

@@ -21,8 +21,8 @@ from newsletter.delivery.base import (
     Provider,
     RecipientResult,
 )
-from newsletter.delivery.engine import Engine
 from newsletter.delivery.brevo import BrevoProvider
+from newsletter.delivery.engine import Engine
 from newsletter.delivery.mailgun import MailgunProvider
 from newsletter.delivery.prepare import RecipientValues
 from newsletter.delivery.ratelimit import TokenBucket

@@ -426,6 +426,26 @@ def test_an_issue_waiting_for_a_retry_is_set_aside_while_others_are_sent(
     assert after == {first: IssueState.SENT, second: IssueState.SENT}
 
 
+def test_send_due_sends_other_issues_while_one_waits_for_a_retry(
+    home: Path, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("newsletter.publisher.HAND_BACK_SECONDS", 1.0)
+    with mailgun_publisher(home, database_url, max_attempts=3) as (server, publisher):
+        first, second = queued(
+            publisher, *publisher.draft("weekly"), publisher.draft("every-article")[0]
+        )
+        server.faults.push("mailgun", Fault(FaultKind.RATE_LIMIT, nth=1, retry_after=3))
+        reports = publisher.send_due()
+        accepted = {c.metadata["nl_issue"]: c.at for c in server.recorder.copies("mailgun")}
+        after = states(publisher, (first, second))
+    assert accepted[str(second)] < accepted[str(first)]  # not held up by the first one's wait
+    assert [(r.issue_id, r.final_state, r.retries) for r in reports] == [
+        (first, "sent", 1), (second, "sent", 0),
+    ]
+    assert reports[0].recipients_sent > 0 and reports[0].retry_at is None
+    assert after == {first: IssueState.SENT, second: IssueState.SENT}
+
+
 def test_the_dispatcher_hands_back_an_issue_whose_retry_is_far_off(
     home: Path, database_url: str
 ) -> None:

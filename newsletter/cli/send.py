@@ -64,10 +64,14 @@ class ProgressBars:
 
     def for_issue(self, issue_id: int) -> Callable[[int], None]:
         task = self.progress.add_task("send", total=None, issue=issue_id)
+        done = 0  # sent in this run, over every round of the issue
 
         def advance(count: int) -> None:
-            if count == 0:  # sending starts: the audience is frozen, nothing sent in this run
-                self.progress.update(task, total=self._open_recipients(issue_id))
+            nonlocal done
+            if count == 0:  # sending starts (again, after a retry): count what is left
+                left = self._open_recipients(issue_id)
+                self.progress.update(task, total=None if left is None else done + left)
+            done += count
             self.progress.advance(task, count)
 
         return advance
