@@ -39,6 +39,7 @@ from newsletter.store import Store, audience, events, ledger, suppressions
 from newsletter.store import issues as issue_store
 from newsletter.store.tables import batches, recipients
 from newsletter.tokens import TokenSigner
+from tests.clocks import FakeClock
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 Answer = Callable[[OutgoingBatch], BatchResult]
@@ -112,21 +113,6 @@ def sending(store: Store) -> int:
         members = [Recipient(f"u{i}@example.org", f"U{i}", {}, "weekly") for i in range(5)]
         audience.freeze_audience(conn, issue_id, members, batch_size=2, at=NOW)
     return issue_id
-
-
-class FakeClock:
-    """Time that passes only when the engine sleeps, so backoff costs no real time."""
-
-    def __init__(self) -> None:
-        self.now = 1_000_000.0
-        self.slept: list[float] = []
-
-    def time(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.now += seconds
 
 
 def engine(settings: Settings, store: Store, provider: Provider) -> Engine:

@@ -18,19 +18,7 @@ from sqlalchemy import delete, event, select
 from newsletter.delivery.ratelimit_db import SharedBuckets, SharedTokenBucket
 from newsletter.store import Store
 from newsletter.store.tables import rate_buckets
-
-
-class FakeClock:
-    def __init__(self, now: float = 1_000_000.0) -> None:
-        self.now = now
-        self.slept: list[float] = []
-
-    def time(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.now += seconds
+from tests.clocks import FakeClock
 
 
 @pytest.fixture

@@ -4,30 +4,18 @@ from __future__ import annotations
 
 from newsletter.delivery.engine import SendReport
 from newsletter.delivery.rounds import DueRounds
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self.slept: list[float] = []
-
-    def time(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.now += seconds
+from tests.clocks import FakeClock
 
 
 def test_nothing_waits_so_no_round_follows() -> None:
-    clock = Clock()
+    clock = FakeClock(1000.0)
     rounds = DueRounds(clock=clock.time, sleep=clock.sleep)
     rounds.record(SendReport(1, batches_sent=2, final_state="sent"))
     assert rounds.next_round() == [] and clock.slept == []
 
 
 def test_set_aside_issues_come_back_when_due_and_reports_add_up() -> None:
-    clock = Clock()
+    clock = FakeClock(1000.0)
     rounds = DueRounds(clock=clock.time, sleep=clock.sleep)
     rounds.record(SendReport(1, batches_sent=1, retries=1, retry_at=1030.0))
     rounds.record(SendReport(2, retry_at=1010.0))
