@@ -30,6 +30,26 @@ def test_rows_become_subscribers_with_extra_columns_as_fields(tmp_path: Path) ->
     ]
 
 
+def test_empty_cells_comments_and_line_breaks_in_values(tmp_path: Path) -> None:
+    path = write(
+        tmp_path / "a.csv",
+        "email,name,note\n"
+        ",,\n"  # a spreadsheet's empty row: nothing to report
+        " , \t,\n"
+        "# between records\n"
+        'ann@example.org,Ann,"two\nlines"\n'
+        "   \n"
+        "bo@example.org,Bo,\n",
+    )
+    problems: list[Problem] = []
+    members = list(iter_members(path, problems=problems))
+    assert problems == []
+    assert members == [
+        Subscriber("ann@example.org", "Ann", {"note": "two\nlines"}),
+        Subscriber("bo@example.org", "Bo", {"note": ""}),
+    ]
+
+
 def test_bad_rows_are_reported_by_file_and_line(tmp_path: Path) -> None:
     path = write(
         tmp_path / "a.csv",

@@ -47,10 +47,6 @@ class Record:
         return "".join(self.raw)
 
 
-def _is_filler(line: str) -> bool:
-    return line.startswith(COMMENT) or not line.strip()
-
-
 class _LineFeed:
     """Gives ``csv.reader`` physical lines, holding back comments and blanks between records."""
 
@@ -65,7 +61,8 @@ class _LineFeed:
 
     def __next__(self) -> str:
         line = self._next_line()
-        while not self.raw and _is_filler(line):
+        # Called for every line of a member list: the common case takes one test.
+        while not self.raw and (line.startswith(COMMENT) or not line.strip()):
             self.held.append(Record(self.number, None, [line]))
             line = self._next_line()
         self.raw.append(line)
@@ -76,13 +73,13 @@ class _LineFeed:
         self.number += 1
         return line
 
-    def take(self, fields: list[str] | None, error: str = "") -> Iterator[Record]:
+    def take(self, fields: list[str] | None, error: str = "") -> list[Record]:
         """The comment lines met so far, then the record just read; resets for the next one."""
-        held, raw = self.held, self.raw
+        taken, raw = self.held, self.raw
         self.held, self.raw = [], []
-        yield from held
         if raw:
-            yield Record(self.number - len(raw) + 1, fields, raw, error)
+            taken.append(Record(self.number - len(raw) + 1, fields, raw, error))
+        return taken
 
 
 def iter_records(lines: Iterable[str], path: Path) -> Iterator[Record]:

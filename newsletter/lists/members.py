@@ -14,7 +14,7 @@ from contextlib import closing
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from email_validator import EmailNotValidError, validate_email
 
@@ -54,8 +54,7 @@ class Problem:
         }
 
 
-@dataclass(frozen=True, slots=True)
-class Member:
+class Member(NamedTuple):  # one per member read: a tuple is the cheapest to make
     """A valid subscriber and where it was read; ``key`` is the address for comparisons."""
 
     subscriber: Subscriber
@@ -244,7 +243,7 @@ class MemberReader:
             self.counts.invalid += 1
             self._problem(where[1], record.line, record.error)
             return None
-        if record.fields is None or not any(f.strip() for f in record.fields):
+        if record.fields is None or not "".join(record.fields).strip():
             return None  # comments, and rows of empty cells that spreadsheets leave behind
         self.counts.rows += 1
         try:
