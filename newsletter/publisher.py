@@ -7,7 +7,7 @@ beyond wiring the stages (``sources``, ``issues``, ``render``, ``delivery``, ``s
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence, Set
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
@@ -326,8 +326,11 @@ class Publisher:
         native = self.provider.max_batch
         return min(native, self.settings.batch_size) if self.settings.batch_size else native
 
-    def audience(self, mailing_list: MailingList) -> Iterator[Recipient]:
+    def audience(
+        self, mailing_list: MailingList, fields: Set[str] | None = None
+    ) -> Iterator[Recipient]:
         """The list's members, streamed; an invalid row is logged and skipped, not fatal.
+        ``fields``: the member columns to keep (None: all of them).
 
         Repeated addresses are left in: the ledger drops them as it freezes the audience.
         """
@@ -346,7 +349,8 @@ class Publisher:
         )
         try:
             for member in reader:
-                yield Recipient(member.email, member.name, member.fields, mailing_list.id)
+                kept = member.fields if fields is None else _only(member.fields, fields)
+                yield Recipient(member.email, member.name, kept, mailing_list.id)
         finally:
             cache.close()
 
@@ -361,7 +365,7 @@ class Publisher:
         record = self._begin_sending(issue_id)
         prepared = self.prepared(issue_id)
         if not record.audience_frozen:
-            self._freeze(issue_id, self.config.list(record.list_id))
+            self._freeze(issue_id, self.config.list(record.list_id), prepared.member_fields)
         return prepared
 
     def _begin_sending(self, issue_id: int) -> issue_store.IssueRecord:
@@ -386,7 +390,8 @@ class Publisher:
                 )
             return record
 
-    def _freeze(self, issue_id: int, mailing_list: MailingList) -> None:
+    def _freeze(self, issue_id: int, mailing_list: MailingList, fields: Set[str]) -> None:
+        """The ledger keeps of each member only the columns the issue's templates use."""
         with self.store.engine.begin() as conn:
             if not issue_store.hold_unfrozen(conn, issue_id):
                 log.info("issue %s: audience already frozen by another worker", issue_id)
@@ -394,18 +399,13 @@ class Publisher:
             counts = audience_store.freeze_audience(
                 conn,
                 issue_id,
-                self.audience(mailing_list),
+                self.audience(mailing_list, fields),
                 batch_size=self.batch_size(),
                 at=self.store.now(),
             )
-        log.info(
-            "issue %s: %s recipients in %s batches (%s suppressed, %s duplicates)",
-            issue_id,
-            counts.queued,
-            counts.batches,
-            counts.suppressed,
-            counts.duplicates,
-        )
+        numbers = (counts.queued, counts.batches, counts.suppressed, counts.duplicates)
+        log.info("issue %s: %s recipients in %s batches (%s suppressed, %s duplicates)",
+                 issue_id, *numbers)
 
     def engine(self, *, hand_back_after: float | None = None) -> Engine:
         values, provider = self.recipient_values(), self.provider
@@ -495,3 +495,6 @@ class Publisher:
             f"{r.email}: {r.status}{' — ' + r.error if r.error else ''}" for r in result.results
         ]
 
+
+def _only(values: Mapping[str, str], names: Set[str]) -> Mapping[str, str]:
+    return {k: v for k, v in values.items() if k in names} if names and values else {}

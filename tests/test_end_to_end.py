@@ -15,10 +15,13 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from click.testing import CliRunner
+from sqlalchemy import Text, select, type_coerce
 
 from newsletter.cli import cli
 from newsletter.config import Settings, load_settings
+from newsletter.publisher import Publisher
 from newsletter.store import Store
+from newsletter.store.tables import recipients
 from newsletter.web.app import create_app
 from tests.servers.webapp import WebApp
 
@@ -69,6 +72,25 @@ def test_first_run_writes_one_correct_message_per_member_and_issue(home: Path) -
     again = run(home, "run", "--once")
     assert "Nothing new to send" in again
     assert len(messages(home)) == len(weekly) + len(instant)
+
+
+def test_the_ledger_keeps_only_the_member_columns_the_templates_use(
+    home: Path, settings: Settings
+) -> None:
+    run(home, "run", "--once")  # the example's templates use no member column (its "city")
+    store = Store.open(settings.database_url)
+    try:
+        with store.engine.connect() as conn:
+            kept = conn.execute(select(type_coerce(recipients.c.fields, Text))).scalars().all()
+        publisher = Publisher(settings, store)
+        every_article = publisher.config.list("every-article")
+        first = next(publisher.audience(every_article))
+        only_city = next(publisher.audience(every_article, {"city"}))
+        none = next(publisher.audience(every_article, set()))
+    finally:
+        store.close()
+    assert kept and set(kept) == {"{}"}
+    assert first.fields == only_city.fields == {"city": "Kellmouth"} and none.fields == {}
 
 
 def check_message(path: Path, message: EmailMessage) -> None:

@@ -71,9 +71,13 @@ class PreparedIssue:
         object.__setattr__(self, "field_names", plain | self.html.field_names)
 
     @property
+    def member_fields(self) -> frozenset[str]:
+        """The member file columns the templates refer to (as ``f_column``)."""
+        return frozenset(name[2:] for name in self.field_names if name.startswith("f_"))
+
+    @property
     def uses_member_fields(self) -> bool:
-        """Whether a template refers to a member file's own column (``f_…``)."""
-        return any(name.startswith("f_") for name in self.field_names)
+        return bool(self.member_fields)
 
     def shared_headers(self) -> dict[str, str]:
         """The list headers that are the same in every copy (all but List-Unsubscribe)."""
