@@ -93,8 +93,8 @@ def _each_member(wire: Tripwire) -> None:
     original = Publisher.audience
 
     @functools.wraps(original)
-    def audience(self: Publisher, mailing_list: Any) -> Iterator[Any]:
-        for member in original(self, mailing_list):
+    def audience(self: Publisher, *args: Any) -> Iterator[Any]:
+        for member in original(self, *args):
             wire.cross()
             yield member
 
