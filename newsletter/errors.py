@@ -8,6 +8,7 @@
     ├── MessageError (+ ValueError)        a header value cannot be put in an email (CR/LF, size)
     ├── StoreError                         the database refused or is at the wrong migration
     ├── IssueStateError                    an illegal transition (queue a sent issue, …)
+    │   └── IssueMovedOnError              sending one that another sender finished or paused
     ├── NotFoundError (+ LookupError)      no issue, list or article with that id
     ├── LintError                          pre-send checks found errors; carries the findings
     ├── LockError                          another scheduler already holds the lock
@@ -68,6 +69,11 @@ class StoreError(NewsletterError):
 
 class IssueStateError(NewsletterError):
     """An issue was asked to move to a state it cannot reach from where it is."""
+
+
+class IssueMovedOnError(IssueStateError):
+    """Asked to send an issue that is no longer queued or sending: finished, cancelled or
+    paused, usually by another sender since it was found due. Nothing is left to do."""
 
 
 class NotFoundError(NewsletterError, LookupError):

@@ -7,7 +7,7 @@ beyond wiring the stages (``sources``, ``issues``, ``render``, ``delivery``, ``s
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator, Mapping, Sequence, Set
+from collections.abc import Callable, Iterator, Sequence, Set
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
@@ -20,13 +20,13 @@ from .delivery.engine import Engine, Progress, SendReport
 from .delivery.prepare import RecipientValues, batch_for_test_send, prepare_issue, public_base
 from .delivery.registry import make_provider
 from .delivery.rounds import HAND_BACK_SECONDS, DueRounds
-from .errors import IssueStateError, NotFoundError
+from .errors import IssueMovedOnError, IssueStateError, NotFoundError
 from .issues import draft as drafting
 from .issues import states
 from .issues.lint import LintReport, lint
 from .lists.addresscache import AddressCache, cache_path
 from .lists.config import PublicationConfig, load_config
-from .lists.members import MemberReader, Problem
+from .lists.members import MemberReader, Problem, only_columns
 from .models import Approval, Cadence, IssueKind, IssueState, MailingList, Recipient
 from .render.issue import IssueContent, RenderedIssue, Renderer
 from .sources.collect import CollectReport, collect
@@ -349,7 +349,7 @@ class Publisher:
         )
         try:
             for member in reader:
-                kept = member.fields if fields is None else _only(member.fields, fields)
+                kept = member.fields if fields is None else only_columns(member.fields, fields)
                 yield Recipient(member.email, member.name, kept, mailing_list.id)
         finally:
             cache.close()
@@ -385,9 +385,8 @@ class Publisher:
                 except IssueStateError:  # another worker started it a moment ago
                     record = issue_store.get(conn, issue_id)
             if record.state != IssueState.SENDING:
-                raise IssueStateError(
-                    f"issue {issue_id} is {record.state}; queue it before sending"
-                )
+                problem = IssueStateError if record.state == IssueState.DRAFT else IssueMovedOnError
+                raise problem(f"issue {issue_id} is {record.state}; queue it before sending")
             return record
 
     def _freeze(self, issue_id: int, mailing_list: MailingList, fields: Set[str]) -> None:
@@ -457,7 +456,10 @@ class Publisher:
         ready = self.due_issues()
         while ready:
             for issue_id in ready:
-                rounds.record(self.send_issue(issue_id, rounds.progress(issue_id), engine))
+                try:
+                    rounds.record(self.send_issue(issue_id, rounds.progress(issue_id), engine))
+                except IssueMovedOnError as exc:  # another sender finished it meanwhile
+                    log.info("%s", exc)
             ready = rounds.next_round()
         return rounds.reports()
 
@@ -494,7 +496,3 @@ class Publisher:
         return [
             f"{r.email}: {r.status}{' — ' + r.error if r.error else ''}" for r in result.results
         ]
-
-
-def _only(values: Mapping[str, str], names: Set[str]) -> Mapping[str, str]:
-    return {k: v for k, v in values.items() if k in names} if names and values else {}

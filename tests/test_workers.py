@@ -446,6 +446,20 @@ def test_send_due_sends_other_issues_while_one_waits_for_a_retry(
     assert after == {first: IssueState.SENT, second: IssueState.SENT}
 
 
+def test_an_issue_another_sender_finished_meanwhile_is_no_failure(
+    home: Path, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with mailgun_publisher(home, database_url) as (_server, publisher):
+        (issue_id,) = queued(publisher, publisher.draft("every-article")[0])
+        publisher.send_due()
+        # Found due a moment before the other sender finished it: the race of several workers.
+        listed: list[list[int]] = [[issue_id], [issue_id]]
+        monkeypatch.setattr(publisher, "due_issues", lambda: listed.pop() if listed else [])
+        report = Worker(publisher, once=True).run()
+        again = publisher.send_due()
+    assert (report.failed, report.sent, again) == ({}, [], [])
+
+
 def test_the_dispatcher_hands_back_an_issue_whose_retry_is_far_off(
     home: Path, database_url: str
 ) -> None:

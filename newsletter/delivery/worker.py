@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from ..errors import NewsletterError, StoreError
+from ..errors import IssueMovedOnError, NewsletterError, StoreError
 from ..publisher import Publisher
 from .engine import Engine, SendReport
 
@@ -145,6 +145,9 @@ class Worker:
         started = self.clock()
         try:
             sent = self.publisher.send_issue(issue_id, self._progress, self.engine)
+        except IssueMovedOnError as exc:  # found due, then finished by another worker
+            log.info("%s: nothing left for this worker", exc)
+            return
         except (NewsletterError, SQLAlchemyError) as exc:
             # One issue's trouble must not stop the others; a run with --once gives it up.
             log.error("issue %s: not sent: %s", issue_id, exc)

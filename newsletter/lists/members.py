@@ -9,7 +9,7 @@ megabytes of memory. Invalid rows are errors; duplicates are warnings (the first
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence, Set
 from contextlib import closing
 from dataclasses import dataclass
 from enum import StrEnum
@@ -317,3 +317,8 @@ def iter_members(
 
     report = problems.append if problems is not None else fail
     yield from MemberReader([path], check_deliverability=check_deliverability, on_problem=report)
+
+
+def only_columns(values: Mapping[str, str], names: Set[str]) -> Mapping[str, str]:
+    """A member's extra columns, limited to ``names``."""
+    return {k: v for k, v in values.items() if k in names} if names and values else {}

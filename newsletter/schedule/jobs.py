@@ -19,7 +19,7 @@ from pathlib import Path
 from ..config import Settings, load_settings
 from ..delivery.base import Provider
 from ..delivery.engine import Engine, Progress, SendReport
-from ..errors import NewsletterError
+from ..errors import IssueMovedOnError, NewsletterError
 from ..publisher import Publisher
 from ..render.issue import Renderer
 from ..store import Store
@@ -91,6 +91,9 @@ class Runtime:
         with self._tracking(engine) as progress:
             try:
                 report = publisher.send_issue(issue_id, progress, engine)
+            except IssueMovedOnError as exc:  # another sender finished it meanwhile
+                log.info("%s", exc)
+                return None
             except NewsletterError as exc:  # one issue's trouble must not stop the others
                 log.error("issue %s not sent: %s", issue_id, exc)
                 return None
