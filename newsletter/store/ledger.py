@@ -218,7 +218,7 @@ def _in_one_step(conn: Connection, stmt: Select[Any]) -> list[list[Any]]:
 
     The sqlite3 module lets go of the GIL for every row it steps through. While another
     sender thread computes, each of those releases waits for the GIL to come back, and a
-    1,000-row read took 1,000 times longer (``bench/send.py``'s profile showed it). One
+    1,000-row read took 1,000 times longer (``bench/ledger_read.py`` shows it). One
     aggregated row means one wait, and the JSON is decoded in C. Member fields come back
     decoded too (``json()`` embeds them as objects).
     """
@@ -398,17 +398,12 @@ def batch_counts(conn: Connection, issue_id: int) -> dict[str, int]:
 def status_counts(conn: Connection, issue_id: int) -> dict[str, int]:
     """Recipients per status (``recipient_status``: rows of batches sent whole count as sent)."""
     stmt = (
-        select(recipients.c.status, batches.c.state, func.count())
+        select(recipient_status, func.count())
         .select_from(recipients_with_batch)
         .where(recipients.c.issue_id == issue_id)
-        .group_by(recipients.c.status, batches.c.state)
+        .group_by(recipient_status)
     )
-    counts: dict[str, int] = {}
-    for status, batch_state, n in conn.execute(stmt):
-        if status == DeliveryStatus.QUEUED and batch_state == BatchState.SENT:
-            status = str(DeliveryStatus.SENT)
-        counts[status] = counts.get(status, 0) + int(n)
-    return counts
+    return {status: int(n) for status, n in conn.execute(stmt)}
 
 
 def problems(conn: Connection, issue_id: int, limit: int = 50) -> list[dict[str, Any]]:
