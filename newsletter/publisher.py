@@ -384,9 +384,10 @@ class Publisher:
                     )
                 except IssueStateError:  # another worker started it a moment ago
                     record = issue_store.get(conn, issue_id)
+            if record.state == IssueState.DRAFT:
+                raise IssueStateError(f"issue {issue_id} is a draft; queue it before sending")
             if record.state != IssueState.SENDING:
-                problem = IssueStateError if record.state == IssueState.DRAFT else IssueMovedOnError
-                raise problem(f"issue {issue_id} is {record.state}; queue it before sending")
+                raise IssueMovedOnError(f"issue {issue_id} is {record.state}: nothing left to send")
             return record
 
     def _freeze(self, issue_id: int, mailing_list: MailingList, fields: Set[str]) -> None:

@@ -146,7 +146,7 @@ class Worker:
         try:
             sent = self.publisher.send_issue(issue_id, self._progress, self.engine)
         except IssueMovedOnError as exc:  # found due, then finished by another worker
-            log.info("%s: nothing left for this worker", exc)
+            log.info("%s", exc)
             return
         except (NewsletterError, SQLAlchemyError) as exc:
             # One issue's trouble must not stop the others; a run with --once gives it up.
