@@ -91,6 +91,16 @@ def _choice(*allowed: str) -> Callable[[str], str]:
     return parse
 
 
+def _processes(raw: str) -> int:
+    """``auto`` (0: one per core) or a positive count."""
+    value = raw.strip().lower()
+    if value == "auto":
+        return 0
+    if not value.isdigit() or int(value) == 0:
+        raise ValueError("must be auto or a positive whole number")
+    return int(value)
+
+
 def _addresses(raw: str) -> tuple[str, ...]:
     return tuple(a.strip() for a in raw.split(",") if a.strip())
 
@@ -127,6 +137,7 @@ VARIABLES: tuple[Var, ...] = (
     Var("NEWSLETTER_HTTP_TIMEOUT", "http_timeout", _positive_float),
     Var("NEWSLETTER_HTTP_PROXY", "http_proxy", _url),
     Var("NEWSLETTER_CONCURRENCY", "concurrency", _positive_int),
+    Var("NEWSLETTER_PROCESSES", "processes", _processes),
     Var("NEWSLETTER_RATE_MESSAGES", "rate_messages", _non_negative_float),
     Var("NEWSLETTER_RATE_REQUESTS", "rate_requests", _non_negative_float),
     Var("NEWSLETTER_MAX_ATTEMPTS", "max_attempts", _positive_int),
@@ -199,6 +210,8 @@ class Settings:
     http_timeout: float = 30.0
     http_proxy: str = ""
     concurrency: int = 4
+    #: Sender processes for one big issue; 0 = one per core (``auto``).
+    processes: int = 0
     #: Per second; None = the provider's documented default (only Resend publishes one).
     rate_messages: float | None = None
     rate_requests: float | None = None

@@ -10,6 +10,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from types import MappingProxyType
+from typing import NamedTuple
 
 
 class IssueKind(StrEnum):
@@ -136,11 +138,12 @@ class MailingList:
     max_articles: int = 20
 
 
-@dataclass(frozen=True, slots=True)
-class Recipient:
-    """One address an issue goes to, with the values merged into its copy."""
+class Recipient(NamedTuple):
+    """One address an issue goes to, with the values merged into its copy.
+
+    A tuple, not a dataclass: an audience is a million of them, made in a tight loop."""
 
     email: str
     name: str = ""
-    fields: Mapping[str, str] = field(default_factory=dict)
+    fields: Mapping[str, str] = MappingProxyType({})
     list_id: str = ""

@@ -17,6 +17,7 @@ from markdown_it import MarkdownIt
 from .config import Settings
 from .delivery.base import PreparedIssue, Provider
 from .delivery.engine import Engine, Progress, SendReport
+from .delivery.fanout import helpers_for
 from .delivery.prepare import RecipientValues, batch_for_test_send, prepare_issue, public_base
 from .delivery.registry import make_provider
 from .delivery.rounds import HAND_BACK_SECONDS, DueRounds
@@ -26,7 +27,7 @@ from .issues import states
 from .issues.lint import LintReport, lint
 from .lists.addresscache import AddressCache, cache_path
 from .lists.config import PublicationConfig, load_config
-from .lists.members import MemberReader, Problem, only_columns
+from .lists.members import MemberReader, Problem
 from .models import Approval, Cadence, IssueKind, IssueState, MailingList, Recipient
 from .render.issue import IssueContent, RenderedIssue, Renderer
 from .sources.collect import CollectReport, collect
@@ -348,9 +349,7 @@ class Publisher:
             dedupe=False,
         )
         try:
-            for member in reader:
-                kept = member.fields if fields is None else only_columns(member.fields, fields)
-                yield Recipient(member.email, member.name, kept, mailing_list.id)
+            yield from reader.recipients(mailing_list.id, fields)
         finally:
             cache.close()
 
@@ -416,7 +415,9 @@ class Publisher:
     ) -> SendReport:
         prepared = self.start(issue_id)
         engine = engine or self.engine()
-        report = engine.run(prepared, progress)
+        with helpers_for(self.settings, self.store, issue_id, progress) as helpers:
+            report = engine.run(prepared, progress)
+        helpers.add_to(report)
         report.final_state = self.finish(issue_id)
         with self.store.engine.connect() as conn:
             report.counts = ledger.status_counts(conn, issue_id)

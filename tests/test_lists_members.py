@@ -9,7 +9,7 @@ import pytest
 from newsletter.errors import ListError
 from newsletter.lists import MemberReader, Problem, Severity, iter_members
 from newsletter.lists.addresscache import AddressCache
-from newsletter.models import Subscriber
+from newsletter.models import Recipient, Subscriber
 
 
 def write(path: Path, text: str, encoding: str = "utf-8") -> Path:
@@ -218,3 +218,51 @@ def test_without_dedupe_repeats_are_left_to_the_caller(tmp_path: Path) -> None:
     reader = MemberReader([path], dedupe=False)
     assert [m.email for m in reader] == ["ann@example.org", "ANN@example.org"]
     assert reader.counts.duplicates == 0 and reader.problems == []
+
+
+# -- members as an issue's recipients -----------------------------------------------------------
+
+
+def recipients_with_cache(
+    tmp_path: Path, path: Path, keep: set[str] | None
+) -> tuple[list[Recipient], int]:
+    cache = CountingCache(tmp_path / "cache" / "addresses.sqlite")
+    reader = MemberReader([path], cache=cache, dedupe=False)
+    try:
+        found = list(reader.recipients("weekly", keep))
+    finally:
+        cache.close()
+    assert reader.counts.members == len(found)
+    return found, cache.lookups
+
+
+@pytest.mark.parametrize("keep", [None, {"city"}, set()])
+def test_a_vouched_file_reads_as_the_same_recipients_as_a_checked_one(
+    tmp_path: Path, keep: set[str] | None
+) -> None:
+    path = write(
+        tmp_path / "a.csv",
+        "# members\nEmail,Name,City,Note\n"
+        "ann@example.org, Ann ,Kellmouth,\n"
+        ",,,\n"
+        "\n"
+        "# between records\n"
+        'bo@example.org,"Bo, Jr",St Ives,"two\n# not a comment"\n'
+        "ann@example.org,Ann again,Port,\n"  # repeats are the ledger's to drop
+        "cy@example.org,,,x\n",
+    )
+    checked, lookups = recipients_with_cache(tmp_path, path, keep)
+    assert lookups == 4  # read row by row: this first read vouches for the file
+    lean, lookups = recipients_with_cache(tmp_path, path, keep)
+    assert (lean, lookups) == (checked, 0)
+    every = {"city": "Kellmouth", "note": ""}
+    assert checked[0] == Recipient(
+        "ann@example.org", "Ann", every if keep is None else {"city": "Kellmouth"} if keep else {},
+        "weekly",
+    )
+    assert [r.email for r in checked] == [
+        "ann@example.org", "bo@example.org", "ann@example.org", "cy@example.org"
+    ]
+    assert checked[1].name == "Bo, Jr"
+    if keep is None:
+        assert checked[1].fields["note"] == "two\n# not a comment"

@@ -86,6 +86,8 @@ class ProgressBars:
 def describe(report: SendReport) -> str:
     counts = ", ".join(f"{n} {s}" for s, n in sorted(report.counts.items())) or "no recipients"
     line = f"Issue {report.issue_id}: {report.final_state} — {counts}"
+    if report.by_helpers:
+        line += f"; shared with {len(report.by_helpers)} helper process(es)"
     if report.retries:
         line += f"; {report.retries} retried batch(es)"
     if report.unknown_batches:
@@ -103,6 +105,7 @@ def report_dict(report: SendReport) -> dict[str, object]:
         "retries": report.retries,
         "unknown_batches": report.unknown_batches,
         "paused": report.paused,
+        "helper_processes": len(report.by_helpers),
     }
 
 

@@ -40,7 +40,8 @@ def worker(app: AppContext, once: bool, concurrency: int | None, poll_seconds: f
 
     SIGTERM or Ctrl+C: the batches in flight finish and are recorded, then it exits.
     """
-    settings = app.settings
+    # A worker is one process (run more of them to use more cores or hosts): no helpers.
+    settings = app.settings.with_changes(processes=1)
     if concurrency is not None:
         settings = settings.with_changes(concurrency=concurrency)
     # A daemon should say what it does even at the default WARNING level.

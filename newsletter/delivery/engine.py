@@ -43,6 +43,10 @@ log = logging.getLogger(__name__)
 
 Progress = Callable[[int], None]
 
+#: How often a sender with nothing left to claim looks whether other workers' batches in
+#: flight have settled: often enough that a send ends a moment after its last batch.
+IN_FLIGHT_POLL_SECONDS = 0.1
+
 
 @dataclass
 class SendReport:
@@ -58,6 +62,8 @@ class SendReport:
     #: Set when the engine handed the issue back instead of waiting: the epoch second at
     #: which its next pending batch may be tried.
     retry_at: float | None = None
+    #: Recipients each helper process sent (``fanout``); the totals above include them.
+    by_helpers: list[int] = field(default_factory=list)
 
 
 class LeaseLost(Exception):
@@ -104,19 +110,23 @@ class Engine:
         self._stop.clear()
         if progress is not None:
             progress(0)  # the audience is frozen: a progress display can count what is left
-        workers = max(1, self.settings.concurrency)
         while not self._stop.is_set():
-            # Every round, not just the first: another worker may have died since.
-            self.recover(prepared, report)
-            with ThreadPoolExecutor(workers, thread_name_prefix="sender") as pool:
-                futures = [
-                    pool.submit(self._work, prepared, report, progress) for _ in range(workers)
-                ]
-                for future in futures:
-                    future.result()
+            self.send_round(prepared, report, progress)
             if self._stop.is_set() or not self._wait_for_retries(prepared.issue_id, report):
                 break
         return report
+
+    def send_round(
+        self, prepared: PreparedIssue, report: SendReport, progress: Progress | None = None
+    ) -> None:
+        """Take over dead workers' batches, then send batches until none is due now."""
+        # Every round, not just the first: another worker may have died since.
+        self.recover(prepared, report)
+        workers = max(1, self.settings.concurrency)
+        with ThreadPoolExecutor(workers, thread_name_prefix="sender") as pool:
+            futures = [pool.submit(self._work, prepared, report, progress) for _ in range(workers)]
+            for future in futures:
+                future.result()
 
     def _wait_for_retries(self, issue_id: int, report: SendReport) -> bool:
         """Sleep until the earliest pending retry is due; False when nothing is left, or
@@ -126,7 +136,7 @@ class Engine:
                 return False
             due = ledger.earliest_retry(conn, issue_id)
         if due is None:  # only in-flight batches held by other workers remain
-            self.sleep(1.0)
+            self.sleep(IN_FLIGHT_POLL_SECONDS)
             return self._issue_state(issue_id) == IssueState.SENDING
         wait = max(0.0, due - self.clock())
         if self.hand_back_after is not None and wait > self.hand_back_after:

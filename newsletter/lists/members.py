@@ -14,14 +14,18 @@ from contextlib import closing
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, NamedTuple
+from types import MappingProxyType
+from typing import Any, NamedTuple, TypeVar
 
 from email_validator import EmailNotValidError, validate_email
 
 from ..errors import ConfigError, ListError
-from ..models import Subscriber
+from ..models import Recipient, Subscriber
 from .addresscache import AddressCache, file_digest
 from .csvfile import EMAIL, NAME, Header, Record, first_header, iter_records
+
+_T = TypeVar("_T")
+_NO_FIELDS: Mapping[str, str] = MappingProxyType({})
 
 
 class Severity(StrEnum):
@@ -170,11 +174,23 @@ class MemberReader:
         self.counts = Counts()
         if not self.dedupe:
             for index, path in enumerate(self.paths):
-                yield from self._read_file(index, path, None)
+                yield from self._read_file(index, path, self._checking(index, path, None))
             return
         with closing(SeenAddresses()) as seen:
             for index, path in enumerate(self.paths):
-                yield from self._read_file(index, path, seen)
+                yield from self._read_file(index, path, self._checking(index, path, seen))
+
+    def recipients(self, list_id: str, keep: Set[str] | None = None) -> Iterator[Recipient]:
+        """The members as an issue's recipients, with only the ``keep`` columns (None: all).
+
+        A file the address cache vouches for (these very bytes were read before, with nothing
+        to correct) takes a lean path: none of its rows needs checking again, which makes
+        reading a large list several times cheaper. Repeats are left in (``dedupe`` is not
+        applied here): the ledger drops them as it freezes the audience.
+        """
+        self.counts = Counts()
+        for index, path in enumerate(self.paths):
+            yield from self._read_file(index, path, self._as_recipients(index, path, list_id, keep))
 
     def addresses(self) -> Iterator[str]:
         """Only the comparison keys of the members: the count-only pass."""
@@ -190,8 +206,8 @@ class MemberReader:
         return sum(1 for p in self.problems if p.severity == Severity.ERROR)
 
     def _read_file(
-        self, index: int, path: Path, seen: SeenAddresses | None
-    ) -> Iterator[Member]:
+        self, index: int, path: Path, read: Callable[[Iterator[Record], Header], Iterator[_T]]
+    ) -> Iterator[_T]:
         try:
             self._file = self._start_file(index, path)
             handle = path.open(encoding="utf-8-sig", newline="")
@@ -205,11 +221,61 @@ class MemberReader:
             except ListError as exc:
                 self._problem(exc.path, exc.line, exc.reason)
                 return
-            for record in self._until_unreadable(records):
+            yield from read(self._until_unreadable(records), header)
+        self._vouch_for(self._file)
+
+    def _checking(
+        self, index: int, path: Path, seen: SeenAddresses | None
+    ) -> Callable[[Iterator[Record], Header], Iterator[Member]]:
+        """Every row checked: the members of one file, problems reported as they are met."""
+
+        def read(records: Iterator[Record], header: Header) -> Iterator[Member]:
+            for record in records:
                 member = self._member(record, header, (index, path), seen)
                 if member is not None:
                     yield member
-        self._vouch_for(self._file)
+
+        return read
+
+    def _as_recipients(
+        self, index: int, path: Path, list_id: str, keep: Set[str] | None
+    ) -> Callable[[Iterator[Record], Header], Iterator[Recipient]]:
+        checking = self._checking(index, path, None)
+
+        def read(records: Iterator[Record], header: Header) -> Iterator[Recipient]:
+            if self._file.vouched:
+                return self._lean(records, header, list_id, keep)
+            return (
+                Recipient(m.subscriber.email, m.subscriber.name,
+                          _kept(m.subscriber.fields, keep), list_id)
+                for m in checking(records, header)
+            )
+
+        return read
+
+    def _lean(
+        self, records: Iterator[Record], header: Header, list_id: str, keep: Set[str] | None
+    ) -> Iterator[Recipient]:
+        email_at = header.email_index
+        name_at = header.columns.index(NAME) if NAME in header.columns else None
+        extra = [
+            (column, at)
+            for at, column in enumerate(header.columns)
+            if column not in (EMAIL, NAME) and (keep is None or column in keep)
+        ]
+        counts = self.counts
+        for record in records:
+            fields = record.fields
+            if fields is None or not "".join(fields).strip():
+                continue  # comments and blank rows, as in the checked path
+            counts.rows += 1
+            counts.members += 1
+            yield Recipient(
+                fields[email_at].strip(),
+                fields[name_at].strip() if name_at is not None else "",
+                {column: fields[at].strip() for column, at in extra} if extra else _NO_FIELDS,
+                list_id,
+            )
 
     def _start_file(self, index: int, path: Path) -> _FileRead:
         if self.cache is None:
@@ -319,6 +385,8 @@ def iter_members(
     yield from MemberReader([path], check_deliverability=check_deliverability, on_problem=report)
 
 
-def only_columns(values: Mapping[str, str], names: Set[str]) -> Mapping[str, str]:
-    """A member's extra columns, limited to ``names``."""
-    return {k: v for k, v in values.items() if k in names} if names and values else {}
+def _kept(values: Mapping[str, str], names: Set[str] | None) -> Mapping[str, str]:
+    """A member's extra columns, limited to ``names`` (None: all of them)."""
+    if names is None:
+        return values
+    return {k: v for k, v in values.items() if k in names} if names and values else _NO_FIELDS
