@@ -24,6 +24,7 @@ import time
 import timeit
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import NamedTuple
 
 import requests
 
@@ -137,13 +138,20 @@ def python_speed() -> float:
     return best / 2000 * 1e6
 
 
+class SendRun(NamedTuple):
+    articles: list[int]
+    elapsed: float  # queued → the ledger committed
+    counts: dict[str, int]
+    freeze: float  # until the audience was frozen (the first progress report)
+    by_helpers: list[int]  # recipients each helper process sent
+
+
 def send_once(
     home: Path,
     env: dict[str, str],
     article_ids: list[int] | None = None,
-) -> tuple[list[int], float, dict[str, int], float]:
-    """Draft, queue and send one issue; the time runs from queued to the ledger committed.
-    Also returns how long the audience took to freeze (until the first progress report)."""
+) -> SendRun:
+    """Draft, queue and send one issue; the time runs from queued to the ledger committed."""
     settings = load_settings(home, environ=env)
     store = Store.open(settings.database_url)
     publisher = Publisher(settings, store)
@@ -164,7 +172,7 @@ def send_once(
     with store.engine.connect() as conn:
         articles = issue_store.article_ids(conn, issue_id)
     store.close()
-    return articles, elapsed, report.counts, frozen[0] - started
+    return SendRun(articles, elapsed, report.counts, frozen[0] - started, report.by_helpers)
 
 
 def loopback_ceiling(port: int, recipients: int, concurrency: int) -> float:
@@ -235,10 +243,12 @@ def main() -> None:
         try:
             env = environment(port, database, args.concurrency)
             rss_before = peak_rss_mb()
-            articles, cold, _, _ = send_once(home, env)
+            first = send_once(home, env)
             requests.post(f"http://127.0.0.1:{port}/_fake/reset", timeout=10)
-            _, elapsed, counts, freeze = send_once(home, env, articles)
+            run = send_once(home, env, first.articles)
             rss = peak_rss_mb()
+            # Taken before the fake server is stopped: only the helpers have ended so far.
+            helper_rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
             received = requests.get(
                 f"http://127.0.0.1:{port}/_fake/record?summary=1", timeout=30
             ).json()
@@ -250,15 +260,20 @@ def main() -> None:
     print(f"python speed           {python_speed():.1f} µs for sum(range(1000)) (machine speed)")
     print(f"recipients             {args.recipients:,}")
     print(f"database               {database.split(':')[0]}")
-    print(f"ledger                 {counts}")
+    print(f"ledger                 {run.counts}")
     print(f"fake server received   {received}")
-    print(f"first send             {cold:.2f} s (cold address-validation cache)")
+    print(f"first send             {first.elapsed:.2f} s (cold address-validation cache)")
     print(
-        f"send wall time         {elapsed:.2f} s (queued → every batch acknowledged and committed)"
+        f"send wall time         {run.elapsed:.2f} s "
+        "(queued → every batch acknowledged and committed)"
     )
-    print(f"  of which freezing    {freeze:.2f} s (members read, ledger rows written)")
-    print(f"send rate              {args.recipients / elapsed:,.0f} recipients/s")
+    print(f"  of which freezing    {run.freeze:.2f} s (members read, ledger rows written)")
+    print(f"send rate              {args.recipients / run.elapsed:,.0f} recipients/s")
+    shares = ", ".join(f"{n / args.recipients:.0%}" for n in run.by_helpers) or "none"
+    print(f"helper processes       {len(run.by_helpers)} (their shares: {shares})")
     print(f"peak RSS               {rss:.0f} MB (before the send: {rss_before:.0f} MB)")
+    if run.by_helpers:
+        print(f"  each helper          {helper_rss:.0f} MB at most")
     print(
         f"loopback ceiling       {ceiling:.2f} s for {max(1, args.recipients // 1000):,} pre-built "
         f"1,000-recipient POSTs ({args.recipients / ceiling:,.0f} recipients/s)"

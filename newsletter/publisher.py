@@ -413,10 +413,9 @@ class Publisher:
     def send_issue(
         self, issue_id: int, progress: Progress | None = None, engine: Engine | None = None
     ) -> SendReport:
-        prepared = self.start(issue_id)
-        engine = engine or self.engine()
-        with helpers_for(self.settings, self.store, issue_id, progress) as helpers:
-            report = engine.run(prepared, progress)
+        with helpers_for(self, issue_id, progress) as helpers:  # they start as it freezes
+            prepared = self.start(issue_id)
+            report = (engine or self.engine()).run(prepared, progress)
         helpers.add_to(report)
         report.final_state = self.finish(issue_id)
         with self.store.engine.connect() as conn:

@@ -14,7 +14,7 @@ import pytest
 
 from newsletter.config import Settings, load_settings
 from newsletter.delivery.fanout import MIN_BATCHES_PER_PROCESS, helper_count
-from newsletter.errors import ConfigError
+from newsletter.errors import ConfigError, IssueMovedOnError
 from newsletter.publisher import Publisher
 from newsletter.store import Store
 from tests.test_workers import BATCH_SIZE, FakeProviderProcess, fake, outcome, prepare_send
@@ -99,3 +99,22 @@ def test_a_worker_sends_alone(home: Path, database_url: str, fake: FakeProviderP
     assert wait_all([worker]) == [0], worker.output()
     assert "helper process" not in worker.output()
     assert fake.copies("mailgun") == {email: 1 for email in send.audience}
+
+
+def test_helpers_started_for_an_issue_that_cannot_start_are_stopped(
+    home: Path, database_url: str, fake: FakeProviderProcess
+) -> None:
+    """Helpers start before the audience freezes; when starting fails, they go away."""
+    send = prepare_send(
+        home, database_url, "mailgun", fake.url, members=600, NEWSLETTER_PROCESSES="3"
+    )
+    settings = load_settings(home, environ=send.env)
+    store = Store.open(settings.database_url)
+    try:
+        publisher = Publisher(settings, store)
+        publisher.pause(send.issue_id)  # queued → paused: nothing to send
+        with pytest.raises(IssueMovedOnError, match="nothing left to send"):
+            publisher.send_issue(send.issue_id)
+    finally:
+        store.close()
+    assert fake.requests_made("mailgun") == 0

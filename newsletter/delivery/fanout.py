@@ -3,34 +3,43 @@
 One process sends batches as fast as one core computes them: its sender threads share
 the interpreter lock, and each recipient's merge values, unsubscribe token and part of the
 request body are computed in Python. A large issue is therefore shared with helper
-processes, started with ``spawn`` (no state inherited: no connection, lock or thread of the
-parent's). Each helper is an ordinary worker on the ledger: it claims batches under a
-lease, records every outcome, and shares the provider's rate limits through the database,
-so nothing here changes what is sent or how it is recorded. A helper that dies leaves its
-lease to the engine's recovery, exactly as a dead ``newsletter worker`` would.
+processes: fresh interpreters (``python -m newsletter.delivery.fanout``) that inherit no
+connection, lock or thread of the parent's, nor re-run its main script, and are handed the
+parent's settings on their standard input. Each helper is an ordinary worker on the
+ledger: it claims batches under a lease, records every outcome, and shares the provider's
+rate limits through the database, so nothing here changes what is sent or how it is
+recorded. A helper that dies leaves its lease to the engine's recovery, exactly as a dead
+``newsletter worker`` would.
 
 Helpers send until no batch is due, then report and exit; retries that come due later are
-the parent's, whose engine stays until the issue is done. Their progress reaches the
-parent's progress display through a queue.
+the parent's, whose engine stays until the issue is done. Each helper tells the parent
+what it sent, batch by batch, in lines on its standard output; its log goes to stderr.
 """
 
 from __future__ import annotations
 
+import json
 import logging
-import multiprocessing
 import os
+import pickle
 import signal
+import subprocess
+import sys
 import threading
-from collections.abc import Callable
-from dataclasses import dataclass
-from multiprocessing.process import BaseProcess
-from multiprocessing.queues import SimpleQueue
+from dataclasses import asdict, dataclass
+from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import IO, TYPE_CHECKING
 
 from ..config import Settings
+from ..errors import NewsletterError
+from ..models import IssueState
 from ..store import Store, ledger
+from ..store import issues as issue_store
 from .engine import Progress, SendReport
+
+if TYPE_CHECKING:
+    from ..publisher import Publisher
 
 log = logging.getLogger(__name__)
 
@@ -44,13 +53,30 @@ def helper_count(settings: Settings, pending_batches: int) -> int:
     return max(0, min(wanted, pending_batches // MIN_BATCHES_PER_PROCESS) - 1)
 
 
-def helpers_for(
-    settings: Settings, store: Store, issue_id: int, progress: Progress | None
-) -> Helpers:
-    """Helpers for what is left of the issue (none for a small one)."""
-    with store.engine.connect() as conn:
-        pending = ledger.open_work(conn, issue_id)
-    return Helpers(settings, issue_id, helper_count(settings, pending), progress)
+def helpers_for(publisher: Publisher, issue_id: int, progress: Progress | None) -> Helpers:
+    """Helpers for what is left of the issue (none for a small one). They are started
+    before the audience is frozen, so that they are ready when it is: sized then by the
+    list's member files."""
+    settings = publisher.settings
+    return Helpers(settings, issue_id, helper_count(settings, _batches_left(publisher, issue_id)),
+                   progress)
+
+
+#: A member file's bytes per member, about (an address, a name, commas, a line break).
+BYTES_PER_MEMBER = 40
+
+
+def _batches_left(publisher: Publisher, issue_id: int) -> int:
+    with publisher.store.engine.connect() as conn:
+        record = issue_store.get(conn, issue_id)
+        if record.audience_frozen:
+            return ledger.open_work(conn, issue_id)
+    try:
+        paths = publisher.config.member_paths(record.list_id)
+    except NewsletterError:  # starting the issue will say what is wrong
+        return 0
+    size = sum(path.stat().st_size for path in paths if path.is_file())
+    return size // BYTES_PER_MEMBER // publisher.batch_size()
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,24 +121,28 @@ class Helpers:
         self.count = count
         self.progress = progress
         self.shares: list[HelperShare] = []
-        self._context = multiprocessing.get_context("spawn")
-        self._queue: SimpleQueue[tuple[str, Any]] = self._context.SimpleQueue()
-        self._processes: list[BaseProcess] = []
-        self._reader = threading.Thread(target=self._read, name="helper-progress", daemon=True)
+        self._processes: list[subprocess.Popen[bytes]] = []
+        self._readers: list[threading.Thread] = []
+        self._lock = threading.Lock()
 
     def __enter__(self) -> Helpers:
-        if self.count:
-            self._reader.start()
-        level = logging.getLogger().getEffectiveLevel()
+        task = pickle.dumps((self.settings, self.issue_id, logging.getLogger().getEffectiveLevel()))
         for n in range(self.count):
-            process = self._context.Process(
-                target=send_share,
-                args=(self.settings, self.issue_id, self._queue, level),
-                name=f"newsletter-helper-{n + 1}",
-                daemon=True,  # a parent that exits normally takes its helpers along
+            process = subprocess.Popen(
+                [sys.executable, "-m", __name__],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                env=_helper_environment(),
             )
-            process.start()
+            assert process.stdin is not None and process.stdout is not None
+            process.stdin.write(task)
+            process.stdin.close()
             self._processes.append(process)
+            reader = threading.Thread(
+                target=self._read, args=(process.stdout,), name=f"helper-{n + 1}", daemon=True
+            )
+            reader.start()
+            self._readers.append(reader)
         if self.count:
             log.info("issue %s: %s helper process(es) share the send", self.issue_id, self.count)
         return self
@@ -125,60 +155,103 @@ class Helpers:
     ) -> None:
         if kind is not None:  # the parent stops: the helpers finish their batches in flight
             for process in self._processes:
-                if process.pid is not None:
-                    os.kill(process.pid, signal.SIGTERM)
-        for process in self._processes:
-            process.join()
-            if process.exitcode != 0:
+                process.send_signal(signal.SIGTERM)
+        for process, reader in zip(self._processes, self._readers, strict=True):
+            code = process.wait()
+            reader.join()
+            if code != 0 and kind is None:
                 log.warning(
-                    "%s exited with %s; its batches in flight are recovered by the ledger",
-                    process.name,
-                    process.exitcode,
+                    "helper process %s exited with %s; the ledger recovers its batches in "
+                    "flight",
+                    process.pid,
+                    code,
                 )
-        if self.count:
-            self._queue.put(("done", None))
-            self._reader.join()
-        self._queue.close()
 
     def add_to(self, report: SendReport) -> None:
         for share in self.shares:
             share.add_to(report)
 
-    def _read(self) -> None:
-        while True:
-            kind, value = self._queue.get()
-            if kind == "done":
-                return
-            if kind == "share":
-                self.shares.append(value)
-            elif kind == "progress" and self.progress is not None:
-                self.progress(value)
+    def _read(self, stream: IO[bytes]) -> None:
+        with stream:
+            for line in stream:
+                kind, _, value = line.decode().partition(" ")
+                if kind == "progress" and self.progress is not None:
+                    self.progress(int(value))
+                elif kind == "share":
+                    with self._lock:
+                        self.shares.append(HelperShare(**json.loads(value)))
 
 
-def send_share(
-    settings: Settings, issue_id: int, queue: SimpleQueue[tuple[str, Any]], log_level: int
-) -> None:
-    """A helper's whole life: send batches of the issue until none is due, then report."""
-    # Ctrl-C reaches the whole process group; the parent decides, and asks with SIGTERM.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    logging.basicConfig(level=log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+def _helper_environment() -> dict[str, str]:
+    """The parent's environment, with this very package first on the import path."""
+    package_root = str(Path(__file__).resolve().parents[2])
+    path = os.environ.get("PYTHONPATH")
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [package_root, path]))}
+
+
+def send_share(settings: Settings, issue_id: int, channel: IO[str]) -> None:
+    """A helper's work: send batches of the issue until none is due, then report."""
     from ..publisher import Publisher  # not at the top: the publisher imports this module
 
     store = Store.open(settings.database_url)
     try:
         publisher = Publisher(settings, store)
         engine = publisher.engine()
-        signal.signal(signal.SIGTERM, lambda *_: engine.stop())
+        stopped = threading.Event()
+
+        def stop(*_: object) -> None:
+            stopped.set()
+            engine.stop()
+
+        signal.signal(signal.SIGTERM, stop)
+        if not _wait_for_audience(store, issue_id, stopped):
+            return
+
+        def progress(count: int) -> None:
+            if count:  # the parent counts what is left itself
+                channel.write(f"progress {count}\n")
+
         report = SendReport(issue_id)
-        engine.send_round(publisher.prepared(issue_id), report, _forward(queue))
-        queue.put(("share", HelperShare.of(report)))
+        engine.send_round(publisher.prepared(issue_id), report, progress)
+        channel.write(f"share {json.dumps(asdict(HelperShare.of(report)))}\n")
     finally:
         store.close()
 
 
-def _forward(queue: SimpleQueue[tuple[str, Any]]) -> Callable[[int], None]:
-    def progress(count: int) -> None:
-        if count:  # the parent counts what is left itself
-            queue.put(("progress", count))
+def _wait_for_audience(store: Store, issue_id: int, stopped: threading.Event) -> bool:
+    """Until the parent has frozen the issue's audience; False if there is nothing to send
+    (the issue moved on, the parent is gone or asks this helper to stop)."""
+    parent = os.getppid()
+    while os.getppid() == parent and not stopped.is_set():
+        with store.engine.connect() as conn:
+            record = issue_store.get(conn, issue_id)
+        if record.state not in (IssueState.QUEUED, IssueState.SENDING):
+            return False
+        if record.audience_frozen:
+            return record.state == IssueState.SENDING
+        stopped.wait(AUDIENCE_POLL_SECONDS)
+    return False
 
-    return progress
+
+#: How often a helper started beside a freeze looks whether it has finished.
+AUDIENCE_POLL_SECONDS = 0.05
+
+
+def main() -> None:
+    """``python -m newsletter.delivery.fanout``: a helper, told its task on standard input."""
+    # Ctrl-C reaches the whole process group; the parent decides, and asks with SIGTERM.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        settings, issue_id, log_level = pickle.load(sys.stdin.buffer)  # from our own parent
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError) as exc:
+        sys.exit(f"no task on standard input ({exc}): `newsletter send` starts helpers itself")
+    # Standard output is the channel to the parent; anything else printed goes to stderr.
+    channel = os.fdopen(os.dup(1), "w", buffering=1)
+    os.dup2(2, 1)
+    logging.basicConfig(level=log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    with channel:
+        send_share(settings, issue_id, channel)
+
+
+if __name__ == "__main__":
+    main()

@@ -64,6 +64,8 @@ def sender_environment(
         # The fake provider has no account limit (Resend's default 2/s would only slow
         # these tests down); a test that wants one sets it.
         "NEWSLETTER_RATE_REQUESTS": "0",
+        # The tripwires are in the sender's own process: no helper may take its batches.
+        "NEWSLETTER_PROCESSES": "1",
     }
 
 
