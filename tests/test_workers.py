@@ -327,6 +327,44 @@ def test_sigterm_finishes_the_batch_in_flight(
     assert "SIGTERM: finishing the batches in flight" in worker.output()
 
 
+def test_ctrl_c_on_send_finishes_the_batch_in_flight_and_takes_no_other(
+    home: Path, database_url: str, fake: FakeProviderProcess
+) -> None:
+    send = prepare_send(
+        home,
+        database_url,
+        "mailgun",
+        fake.url,
+        members=100,
+        NEWSLETTER_CONCURRENCY="1",
+        NEWSLETTER_HTTP_TIMEOUT="20",
+        NEWSLETTER_LEASE_SECONDS="60",
+    )
+    held = "reader020@example.org"  # the third batch
+    fake.fault(provider="mailgun", kind="slow", recipient=held, delay=1.5)
+    log = home / "send.log"
+    with log.open("wb") as out:
+        command = [sys.executable, "-m", "newsletter", "--home", str(home), "send"]
+        sender = subprocess.Popen(command, env=send.env, stdout=out, stderr=out)
+    try:
+        eventually(lambda: fake.copies("mailgun").get(held), what="the held request")
+        sender.send_signal(signal.SIGINT)
+        code = sender.wait(PROCESS_TIMEOUT)
+    finally:
+        if sender.poll() is None:
+            sender.kill()
+    assert code == 1 and "Aborted" in log.read_text(), log.read_text()
+    state, counts, _, _ = outcome(send)
+    assert state == IssueState.SENDING  # the rest waits for the next send
+    assert counts == {"sent": 30, "queued": 70}  # the held batch was answered and recorded
+    assert fake.copies("mailgun") == {e: 1 for e in send.audience[:30]}
+
+    again = subprocess.run(command, env=send.env, capture_output=True, timeout=PROCESS_TIMEOUT)
+    assert again.returncode == 0, again.stderr
+    assert outcome(send)[:2] == (IssueState.SENT, {"sent": 100})
+    assert fake.copies("mailgun") == {e: 1 for e in send.audience}
+
+
 def test_two_workers_stay_under_a_shared_request_rate(
     home: Path, database_url: str, fake: FakeProviderProcess
 ) -> None:

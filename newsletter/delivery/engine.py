@@ -125,8 +125,14 @@ class Engine:
         workers = max(1, self.settings.concurrency)
         with ThreadPoolExecutor(workers, thread_name_prefix="sender") as pool:
             futures = [pool.submit(self._work, prepared, report, progress) for _ in range(workers)]
-            for future in futures:
-                future.result()
+            try:
+                for future in futures:
+                    future.result()
+            except BaseException:
+                # Ctrl-C or a sender's error: the batches in flight finish and are recorded
+                # while the pool shuts down, and no sender takes a new one.
+                self.stop()
+                raise
 
     def _wait_for_retries(self, issue_id: int, report: SendReport) -> bool:
         """Sleep until the earliest pending retry is due; False when nothing is left, or

@@ -43,14 +43,15 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: A helper costs about a second to start; below this many batches each it is not worth it.
-MIN_BATCHES_PER_PROCESS = 8
+#: A helper costs about a second of a core to start, in which one process sends some
+#: 20,000 recipients through an HTTP provider: below this many each it is not worth it.
+MIN_RECIPIENTS_PER_PROCESS = 10_000
 
 
-def helper_count(settings: Settings, pending_batches: int) -> int:
-    """How many helpers to start beside this process for ``pending_batches``."""
+def helper_count(settings: Settings, recipients: int) -> int:
+    """How many helpers to start beside this process for about ``recipients``."""
     wanted = settings.processes or os.cpu_count() or 1
-    return max(0, min(wanted, pending_batches // MIN_BATCHES_PER_PROCESS) - 1)
+    return max(0, min(wanted, recipients // MIN_RECIPIENTS_PER_PROCESS) - 1)
 
 
 def helpers_for(publisher: Publisher, issue_id: int, progress: Progress | None) -> Helpers:
@@ -58,25 +59,25 @@ def helpers_for(publisher: Publisher, issue_id: int, progress: Progress | None) 
     before the audience is frozen, so that they are ready when it is: sized then by the
     list's member files."""
     settings = publisher.settings
-    return Helpers(settings, issue_id, helper_count(settings, _batches_left(publisher, issue_id)),
-                   progress)
+    left = _recipients_left(publisher, issue_id)
+    return Helpers(settings, issue_id, helper_count(settings, left), progress)
 
 
 #: A member file's bytes per member, about (an address, a name, commas, a line break).
 BYTES_PER_MEMBER = 40
 
 
-def _batches_left(publisher: Publisher, issue_id: int) -> int:
+def _recipients_left(publisher: Publisher, issue_id: int) -> int:
+    """About how many: the open batches when frozen, else what the member files hold."""
     with publisher.store.engine.connect() as conn:
         record = issue_store.get(conn, issue_id)
         if record.audience_frozen:
-            return ledger.open_work(conn, issue_id)
+            return ledger.open_work(conn, issue_id) * publisher.batch_size()
     try:
         paths = publisher.config.member_paths(record.list_id)
     except NewsletterError:  # starting the issue will say what is wrong
         return 0
-    size = sum(path.stat().st_size for path in paths if path.is_file())
-    return size // BYTES_PER_MEMBER // publisher.batch_size()
+    return sum(path.stat().st_size for path in paths if path.is_file()) // BYTES_PER_MEMBER
 
 
 @dataclass(frozen=True, slots=True)
