@@ -413,9 +413,9 @@ class Publisher:
     def send_issue(
         self, issue_id: int, progress: Progress | None = None, engine: Engine | None = None
     ) -> SendReport:
-        with helpers_for(self, issue_id, progress) as helpers:  # they start as it freezes
-            prepared = self.start(issue_id)
-            report = (engine or self.engine()).run(prepared, progress)
+        engine = engine or self.engine()
+        with helpers_for(self, issue_id, progress, engine) as helpers:  # start as it freezes
+            report = engine.run(self.start(issue_id), progress)
         helpers.add_to(report)
         report.final_state = self.finish(issue_id)
         with self.store.engine.connect() as conn:

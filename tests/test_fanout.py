@@ -8,6 +8,10 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,11 +20,13 @@ from newsletter.config import Settings, load_settings
 from newsletter.delivery.fanout import MIN_RECIPIENTS_PER_PROCESS, helper_count
 from newsletter.errors import ConfigError, IssueMovedOnError
 from newsletter.publisher import Publisher
-from newsletter.store import Store
+from newsletter.store import Store, ledger
 from newsletter.store import issues as issue_store
 from tests.test_workers import (
+    PROCESS_TIMEOUT,
     FakeProviderProcess,
     Send,
+    eventually,
     fake,
     prepare_send,
     start_workers,
@@ -28,6 +34,25 @@ from tests.test_workers import (
 )
 
 __all__ = ["fake"]  # the fixture, imported for use here
+
+
+@pytest.fixture
+def counting(tmp_path: Path) -> Iterator[FakeProviderProcess]:
+    """The fake provider keeping only counts: a full copy of each message, for tens of
+    thousands of recipients, would take gigabytes."""
+    server = FakeProviderProcess(tmp_path / "fake-provider.log", counts_only=True)
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+def received(fake: FakeProviderProcess) -> tuple[int, int]:
+    """Copies the fake accepted for Mailgun, and recipients who got more than one."""
+    summary = fake.http.get(f"{fake.url}/_fake/record?summary=1", timeout=30).json()
+    return summary["accepted"].get("mailgun", 0), summary["recipients_with_duplicates"].get(
+        "mailgun", 0
+    )
 
 
 @pytest.mark.parametrize(
@@ -87,9 +112,10 @@ def large_send(home: Path, database_url: str, fake: FakeProviderProcess, process
 def test_a_large_issue_is_shared_with_a_helper_and_each_reader_gets_one_copy(
     home: Path,
     database_url: str,
-    fake: FakeProviderProcess,
+    counting: FakeProviderProcess,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
+    fake = counting
     send = large_send(home, database_url, fake, processes=2)
     # Each request answered after 0.2 s: the parent alone would need about four seconds,
     # which leaves the helper (a second or so to start) its share.
@@ -110,23 +136,27 @@ def test_a_large_issue_is_shared_with_a_helper_and_each_reader_gets_one_copy(
     assert (report.final_state, report.counts) == ("sent", {"sent": MEMBERS})
     assert (report.recipients_sent, report.batches_sent) == (MEMBERS, MEMBERS // BATCH)
     assert sum(progress) == MEMBERS  # the helper's batches reach the progress display too
-    assert fake.copies("mailgun") == {email: 1 for email in send.audience}
+    assert received(fake) == (MEMBERS, 0)
     assert moves.count("queued->sending") == 1 and moves[-1] == "sending->sent"
 
 
-def test_a_worker_sends_alone(home: Path, database_url: str, fake: FakeProviderProcess) -> None:
+def test_a_worker_sends_alone(
+    home: Path, database_url: str, counting: FakeProviderProcess
+) -> None:
     """``newsletter worker`` is one process by design: more cores mean more workers."""
+    fake = counting
     send = large_send(home, database_url, fake, processes=4)
     [worker] = start_workers(send, 1, "--once")
     assert wait_all([worker]) == [0], worker.output()
     assert f"{MEMBERS} sent" in worker.output()
     assert "helper process" not in worker.output()
-    assert fake.copies("mailgun") == {email: 1 for email in send.audience}
+    assert received(fake) == (MEMBERS, 0)
 
 
 def test_helpers_started_for_an_issue_that_cannot_start_are_stopped(
-    home: Path, database_url: str, fake: FakeProviderProcess
+    home: Path, database_url: str, counting: FakeProviderProcess
 ) -> None:
+    fake = counting
     """Helpers start before the audience freezes; when starting fails, they go away."""
     send = large_send(home, database_url, fake, processes=2)
     settings = load_settings(home, environ=send.env)
@@ -139,3 +169,94 @@ def test_helpers_started_for_an_issue_that_cannot_start_are_stopped(
     finally:
         store.close()
     assert fake.requests_made("mailgun") == 0
+
+
+def test_stopping_the_send_stops_its_helpers_after_their_batches_in_flight(
+    home: Path, database_url: str, counting: FakeProviderProcess
+) -> None:
+    """What SIGTERM to ``newsletter run`` does: the engine stops, and so do its helpers."""
+    fake = counting
+    send = large_send(home, database_url, fake, processes=2)
+    fake.fault(provider="mailgun", kind="slow", delay=0.3, times=MEMBERS // BATCH)
+    settings = load_settings(home, environ=send.env)
+    store = Store.open(settings.database_url)
+    sent: list[int] = []
+    try:
+        publisher = Publisher(settings, store)
+        engine = publisher.engine()
+
+        def progress(count: int) -> None:
+            sent.append(count)
+            if sum(sent) >= 4 * BATCH:  # the helper has begun by now, or is about to
+                engine.stop()
+
+        report = publisher.send_issue(send.issue_id, progress, engine)
+        with store.engine.connect() as conn:
+            batches = ledger.batch_counts(conn, send.issue_id)
+            counts = ledger.status_counts(conn, send.issue_id)
+    finally:
+        store.close()
+
+    assert report.final_state == "sending"  # the rest waits for the next send
+    assert batches.get("sending", 0) == 0  # nothing left in flight, by anyone
+    assert 0 < counts["sent"] < MEMBERS and counts["sent"] + counts["queued"] == MEMBERS
+    assert received(fake) == (counts["sent"], 0)  # the ledger knows of every copy sent
+
+
+def running(pid: int) -> bool:
+    """Alive and not a zombie (an orphan's exit status waits for whoever adopts it)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    return "\nState:\tZ" not in status
+
+
+def test_a_sender_killed_with_sigkill_stops_its_helpers_and_a_new_send_finishes(
+    home: Path, database_url: str, counting: FakeProviderProcess
+) -> None:
+    fake = counting
+    send = large_send(home, database_url, fake, processes=2)
+    fake.fault(provider="mailgun", kind="slow", delay=0.3, times=MEMBERS // BATCH)
+    command = [sys.executable, "-m", "newsletter", "--home", str(home), "send"]
+    with (home / "send.log").open("wb") as out:
+        sender = subprocess.Popen(command, env=send.env, stdout=out, stderr=out)
+    try:
+        helpers = eventually(lambda: children(sender.pid), what="the helper process")
+        eventually(lambda: fake.requests_made("mailgun") >= 6, what="a few batches sent")
+        os.kill(sender.pid, signal.SIGKILL)
+        sender.wait(PROCESS_TIMEOUT)
+        at_kill, _ = received(fake)
+        # The helper sees its parent gone, finishes its batches in flight and exits.
+        eventually(lambda: not any(running(pid) for pid in helpers), what="the helper to exit")
+    finally:
+        if sender.poll() is None:
+            sender.kill()
+    accepted_before, _ = received(fake)
+    # It looks for its parent every half second: a few batches at most, not the rest.
+    assert accepted_before - at_kill <= 6 * BATCH < MEMBERS - accepted_before
+
+    again = subprocess.run(command, env=send.env, capture_output=True, timeout=PROCESS_TIMEOUT)
+    assert again.returncode == 0, again.stderr
+    store = send.store()
+    try:
+        with store.engine.connect() as conn:
+            state = issue_store.get(conn, send.issue_id).state
+            counts = ledger.status_counts(conn, send.issue_id)
+            problems = ledger.problems(conn, send.issue_id, limit=MEMBERS)
+    finally:
+        store.close()
+    # Mailgun has no idempotency key: the killed sender's batch in flight is reconciled
+    # or held as unknown (the counts-only fake keeps no events), never sent again.
+    unknown = counts.get("unknown", 0)
+    assert counts == {"sent": MEMBERS - unknown, **({"unknown": unknown} if unknown else {})}
+    in_flight = int(send.env["NEWSLETTER_CONCURRENCY"]) * BATCH  # the killed sender's threads
+    assert unknown <= in_flight and state == ("partially-failed" if unknown else "sent")
+    accepted, duplicates = received(fake)
+    assert duplicates == 0 and MEMBERS - unknown <= accepted <= MEMBERS
+    assert {p["status"] for p in problems} <= {"unknown"}
+
+
+def children(pid: int) -> list[int]:
+    found = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return [int(child) for child in found]

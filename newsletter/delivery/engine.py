@@ -159,6 +159,10 @@ class Engine:
         """Finish the batches in flight, take no new ones (SIGTERM)."""
         self._stop.set()
 
+    @property
+    def stopped(self) -> bool:
+        return self._stop.is_set()
+
     # -- one worker thread ----------------------------------------------------------------
     def _work(self, prepared: PreparedIssue, report: SendReport, progress: Progress | None) -> None:
         try:

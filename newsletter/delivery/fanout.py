@@ -26,6 +26,8 @@ import signal
 import subprocess
 import sys
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from types import TracebackType
@@ -36,7 +38,7 @@ from ..errors import NewsletterError
 from ..models import IssueState
 from ..store import Store, ledger
 from ..store import issues as issue_store
-from .engine import Progress, SendReport
+from .engine import Engine, Progress, SendReport
 
 if TYPE_CHECKING:
     from ..publisher import Publisher
@@ -54,13 +56,15 @@ def helper_count(settings: Settings, recipients: int) -> int:
     return max(0, min(wanted, recipients // MIN_RECIPIENTS_PER_PROCESS) - 1)
 
 
-def helpers_for(publisher: Publisher, issue_id: int, progress: Progress | None) -> Helpers:
-    """Helpers for what is left of the issue (none for a small one). They are started
-    before the audience is frozen, so that they are ready when it is: sized then by the
-    list's member files."""
+def helpers_for(
+    publisher: Publisher, issue_id: int, progress: Progress | None, engine: Engine
+) -> Helpers:
+    """Helpers for what is left of the issue (none for a small one), beside ``engine``.
+    They are started before the audience is frozen, so that they are ready when it is:
+    sized then by the list's member files."""
     settings = publisher.settings
-    left = _recipients_left(publisher, issue_id)
-    return Helpers(settings, issue_id, helper_count(settings, left), progress)
+    count = helper_count(settings, _recipients_left(publisher, issue_id))
+    return Helpers(settings, issue_id, count, progress, engine)
 
 
 #: A member file's bytes per member, about (an address, a name, commas, a line break).
@@ -110,17 +114,24 @@ class HelperShare:
 
 
 class Helpers:
-    """``with Helpers(settings, issue_id, count, progress) as helpers:`` — the parent sends
-    meanwhile; on leaving, the helpers are waited for and ``helpers.add_to(report)`` adds
-    their shares. The issue must be sending, its audience frozen."""
+    """``with Helpers(settings, issue_id, count, progress, engine) as helpers:`` — the
+    parent sends with ``engine`` meanwhile; on leaving, the helpers are waited for (asked
+    to stop first if the parent's engine was stopped or failed) and
+    ``helpers.add_to(report)`` adds their shares."""
 
     def __init__(
-        self, settings: Settings, issue_id: int, count: int, progress: Progress | None
+        self,
+        settings: Settings,
+        issue_id: int,
+        count: int,
+        progress: Progress | None,
+        engine: Engine,
     ) -> None:
         self.settings = settings
         self.issue_id = issue_id
         self.count = count
         self.progress = progress
+        self.engine = engine
         self.shares: list[HelperShare] = []
         self._processes: list[subprocess.Popen[bytes]] = []
         self._readers: list[threading.Thread] = []
@@ -154,13 +165,14 @@ class Helpers:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if kind is not None:  # the parent stops: the helpers finish their batches in flight
+        stopping = kind is not None or self.engine.stopped
+        if stopping:  # the helpers finish their batches in flight, and take no other
             for process in self._processes:
                 process.send_signal(signal.SIGTERM)
         for process, reader in zip(self._processes, self._readers, strict=True):
             code = process.wait()
             reader.join()
-            if code != 0 and kind is None:
+            if code != 0 and not stopping:
                 log.warning(
                     "helper process %s exited with %s; the ledger recovers its batches in "
                     "flight",
@@ -196,34 +208,68 @@ def send_share(settings: Settings, issue_id: int, channel: IO[str]) -> None:
 
     store = Store.open(settings.database_url)
     try:
-        publisher = Publisher(settings, store)
-        engine = publisher.engine()
-        stopped = threading.Event()
-
-        def stop(*_: object) -> None:
-            stopped.set()
-            engine.stop()
-
-        signal.signal(signal.SIGTERM, stop)
-        if not _wait_for_audience(store, issue_id, stopped):
-            return
-
-        def progress(count: int) -> None:
-            if count:  # the parent counts what is left itself
-                channel.write(f"progress {count}\n")
-
-        report = SendReport(issue_id)
-        engine.send_round(publisher.prepared(issue_id), report, progress)
-        channel.write(f"share {json.dumps(asdict(HelperShare.of(report)))}\n")
+        share = _Share(Publisher(settings, store), issue_id, channel)
+        signal.signal(signal.SIGTERM, share.stop)
+        watch = threading.Thread(target=_stop_when_orphaned, args=(os.getppid(), share.stop))
+        watch.daemon = True
+        watch.start()
+        share.run()
     finally:
         store.close()
 
 
+class _Share:
+    """One helper's run: its engine, how it stops, what it tells the parent."""
+
+    def __init__(self, publisher: Publisher, issue_id: int, channel: IO[str]) -> None:
+        self.publisher = publisher
+        self.issue_id = issue_id
+        self.engine = publisher.engine()
+        self.stopped = threading.Event()
+        self._channel = channel
+        self._lock = threading.Lock()  # sender threads report at the same time
+
+    def run(self) -> None:
+        if not _wait_for_audience(self.publisher.store, self.issue_id, self.stopped):
+            return
+        report = SendReport(self.issue_id)
+        self.engine.send_round(self.publisher.prepared(self.issue_id), report, self.progress)
+        self.tell(f"share {json.dumps(asdict(HelperShare.of(report)))}")
+
+    def stop(self, *_: object) -> None:
+        """SIGTERM, or the parent gone: the batches in flight finish, no other starts."""
+        self.stopped.set()
+        self.engine.stop()
+
+    def progress(self, count: int) -> None:
+        if count:  # the parent counts what is left itself
+            self.tell(f"progress {count}")
+
+    def tell(self, line: str) -> None:
+        try:
+            with self._lock:
+                self._channel.write(line + "\n")
+        except BrokenPipeError:  # the parent is gone: what was sent is in the ledger
+            self.stop()
+
+
+def _stop_when_orphaned(parent: int, stop: Callable[[], None]) -> None:
+    """A helper whose parent died (even by SIGKILL) takes no new batch: the send goes on
+    when ``newsletter send`` runs again, not unseen in the background."""
+    while os.getppid() == parent:
+        time.sleep(ORPHAN_POLL_SECONDS)
+    log.warning("the sending process is gone: finishing the batches in flight, then exiting")
+    stop()
+
+
+#: How often a helper looks whether its parent is still there.
+ORPHAN_POLL_SECONDS = 0.5
+
+
 def _wait_for_audience(store: Store, issue_id: int, stopped: threading.Event) -> bool:
     """Until the parent has frozen the issue's audience; False if there is nothing to send
-    (the issue moved on, the parent is gone or asks this helper to stop)."""
-    parent = os.getppid()
-    while os.getppid() == parent and not stopped.is_set():
+    (the issue moved on, or this helper was asked to stop)."""
+    while not stopped.is_set():
         with store.engine.connect() as conn:
             record = issue_store.get(conn, issue_id)
         if record.state not in (IssueState.QUEUED, IssueState.SENDING):
