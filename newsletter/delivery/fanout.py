@@ -14,6 +14,9 @@ recorded. A helper that dies leaves its lease to the engine's recovery, exactly 
 Helpers send until no batch is due, then report and exit; retries that come due later are
 the parent's, whose engine stays until the issue is done. Each helper tells the parent
 what it sent, batch by batch, in lines on its standard output; its log goes to stderr.
+A parent that stops (SIGTERM, Ctrl-C) stops its helpers; a helper whose parent died, even
+by SIGKILL, finishes its batches in flight and takes no other: the send goes on when
+``newsletter send`` runs again, as after any crash.
 """
 
 from __future__ import annotations
@@ -138,26 +141,32 @@ class Helpers:
         self._lock = threading.Lock()
 
     def __enter__(self) -> Helpers:
-        task = pickle.dumps((self.settings, self.issue_id, logging.getLogger().getEffectiveLevel()))
+        level = logging.getLogger().getEffectiveLevel()
+        task = pickle.dumps((self.settings, self.issue_id, level))
         for n in range(self.count):
-            process = subprocess.Popen(
-                [sys.executable, "-m", __name__],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                env=_helper_environment(),
-            )
-            assert process.stdin is not None and process.stdout is not None
-            process.stdin.write(task)
-            process.stdin.close()
-            self._processes.append(process)
-            reader = threading.Thread(
-                target=self._read, args=(process.stdout,), name=f"helper-{n + 1}", daemon=True
-            )
-            reader.start()
-            self._readers.append(reader)
+            self._start(n + 1, task)
         if self.count:
             log.info("issue %s: %s helper process(es) share the send", self.issue_id, self.count)
         return self
+
+    def _start(self, number: int, task: bytes) -> None:
+        process = subprocess.Popen(
+            [sys.executable, "-m", __name__],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env=_helper_environment(),
+        )
+        assert process.stdin is not None and process.stdout is not None
+        try:
+            with process.stdin:
+                process.stdin.write(task)
+        except BrokenPipeError:  # it died at once: its exit code is logged on leaving
+            pass
+        self._processes.append(process)
+        reader = threading.Thread(target=self._read, args=(process.stdout,), daemon=True)
+        reader.name = f"helper-{number}"
+        reader.start()
+        self._readers.append(reader)
 
     def __exit__(
         self,
