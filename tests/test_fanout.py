@@ -109,6 +109,15 @@ def large_send(home: Path, database_url: str, fake: FakeProviderProcess, process
     )
 
 
+def slow_large_send(
+    home: Path, database_url: str, fake: FakeProviderProcess, *, delay: float
+) -> tuple[Send, Settings]:
+    """A large send, one helper, each request answered ``delay`` seconds late."""
+    send = large_send(home, database_url, fake, processes=2)
+    fake.fault(provider="mailgun", kind="slow", delay=delay, times=MEMBERS // BATCH)
+    return send, load_settings(home, environ=send.env)
+
+
 def test_a_large_issue_is_shared_with_a_helper_and_each_reader_gets_one_copy(
     home: Path,
     database_url: str,
@@ -116,11 +125,9 @@ def test_a_large_issue_is_shared_with_a_helper_and_each_reader_gets_one_copy(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     fake = counting
-    send = large_send(home, database_url, fake, processes=2)
     # Each request answered after 0.2 s: the parent alone would need about four seconds,
     # which leaves the helper (a second or so to start) its share.
-    fake.fault(provider="mailgun", kind="slow", delay=0.2, times=MEMBERS // BATCH)
-    settings = load_settings(home, environ=send.env)
+    send, settings = slow_large_send(home, database_url, fake, delay=0.2)
     store = Store.open(settings.database_url)
     progress: list[int] = []
     try:
@@ -176,9 +183,7 @@ def test_stopping_the_send_stops_its_helpers_after_their_batches_in_flight(
 ) -> None:
     """What SIGTERM to ``newsletter run`` does: the engine stops, and so do its helpers."""
     fake = counting
-    send = large_send(home, database_url, fake, processes=2)
-    fake.fault(provider="mailgun", kind="slow", delay=0.3, times=MEMBERS // BATCH)
-    settings = load_settings(home, environ=send.env)
+    send, settings = slow_large_send(home, database_url, fake, delay=0.3)
     store = Store.open(settings.database_url)
     sent: list[int] = []
     try:
@@ -216,8 +221,7 @@ def test_a_sender_killed_with_sigkill_stops_its_helpers_and_a_new_send_finishes(
     home: Path, database_url: str, counting: FakeProviderProcess
 ) -> None:
     fake = counting
-    send = large_send(home, database_url, fake, processes=2)
-    fake.fault(provider="mailgun", kind="slow", delay=0.3, times=MEMBERS // BATCH)
+    send, _ = slow_large_send(home, database_url, fake, delay=0.3)
     command = [sys.executable, "-m", "newsletter", "--home", str(home), "send"]
     with (home / "send.log").open("wb") as out:
         sender = subprocess.Popen(command, env=send.env, stdout=out, stderr=out)

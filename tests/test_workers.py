@@ -300,9 +300,11 @@ def test_a_worker_killed_mid_batch_is_taken_over(
     assert moves.count("queued->sending") == 1
 
 
-def test_sigterm_finishes_the_batch_in_flight(
+def send_with_a_held_batch(
     home: Path, database_url: str, fake: FakeProviderProcess
-) -> None:
+) -> tuple[Send, str]:
+    """100 members, one sender thread; the provider holds its answer to the third batch
+    for 1.5 s. Returns the send and an address of that batch."""
     send = prepare_send(
         home,
         database_url,
@@ -315,6 +317,13 @@ def test_sigterm_finishes_the_batch_in_flight(
     )
     held = "reader020@example.org"  # the third batch
     fake.fault(provider="mailgun", kind="slow", recipient=held, delay=1.5)
+    return send, held
+
+
+def test_sigterm_finishes_the_batch_in_flight(
+    home: Path, database_url: str, fake: FakeProviderProcess
+) -> None:
+    send, held = send_with_a_held_batch(home, database_url, fake)
     [worker] = start_workers(send, 1)  # no --once: it would run until stopped
     eventually(lambda: fake.copies("mailgun").get(held), what="the held request")
     worker.process.send_signal(signal.SIGTERM)
@@ -330,18 +339,7 @@ def test_sigterm_finishes_the_batch_in_flight(
 def test_ctrl_c_on_send_finishes_the_batch_in_flight_and_takes_no_other(
     home: Path, database_url: str, fake: FakeProviderProcess
 ) -> None:
-    send = prepare_send(
-        home,
-        database_url,
-        "mailgun",
-        fake.url,
-        members=100,
-        NEWSLETTER_CONCURRENCY="1",
-        NEWSLETTER_HTTP_TIMEOUT="20",
-        NEWSLETTER_LEASE_SECONDS="60",
-    )
-    held = "reader020@example.org"  # the third batch
-    fake.fault(provider="mailgun", kind="slow", recipient=held, delay=1.5)
+    send, held = send_with_a_held_batch(home, database_url, fake)
     log = home / "send.log"
     with log.open("wb") as out:
         command = [sys.executable, "-m", "newsletter", "--home", str(home), "send"]
