@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 
 import click
@@ -65,13 +66,16 @@ class ProgressBars:
     def for_issue(self, issue_id: int) -> Callable[[int], None]:
         task = self.progress.add_task("send", total=None, issue=issue_id)
         done = 0  # sent in this run, over every round of the issue
+        lock = threading.Lock()  # sender threads and helper processes' readers report
 
         def advance(count: int) -> None:
             nonlocal done
             if count == 0:  # sending starts (again, after a retry): count what is left
                 left = self._open_recipients(issue_id)
-                self.progress.update(task, total=None if left is None else done + left)
-            done += count
+                with lock:
+                    self.progress.update(task, total=None if left is None else done + left)
+            with lock:
+                done += count
             self.progress.advance(task, count)
 
         return advance

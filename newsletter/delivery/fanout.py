@@ -26,6 +26,7 @@ import logging
 import os
 import pickle
 import signal
+import site
 import subprocess
 import sys
 import threading
@@ -205,8 +206,11 @@ class Helpers:
 
 
 def _helper_environment() -> dict[str, str]:
-    """The parent's environment, with this very package first on the import path."""
+    """The parent's environment; when this package is not installed in a site directory
+    (a checkout run in place), its folder goes on the helper's import path."""
     package_root = str(Path(__file__).resolve().parents[2])
+    if package_root in {str(Path(p).resolve()) for p in site.getsitepackages()}:
+        return dict(os.environ)
     path = os.environ.get("PYTHONPATH")
     return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [package_root, path]))}
 
