@@ -127,6 +127,28 @@ def validate_members(home: Path, env: dict[str, str]) -> float:
         store.close()
 
 
+def cpu_seconds(pid: int, *, with_children: bool = False) -> float:
+    """User + system CPU time of a running process (Linux ``/proc``), and optionally of its
+    children that have ended (how the time of PostgreSQL's closed backends is kept)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:  # it ended meanwhile
+        return 0.0
+    ticks = sum(int(f) for f in fields[11:15 if with_children else 13])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def cpu_now(fake_pid: int) -> tuple[float, float, float]:
+    """CPU seconds so far: this process, its ended children (the helpers), the fake server."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime, children_cpu(), cpu_seconds(fake_pid)
+
+
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
@@ -245,7 +267,9 @@ def main() -> None:
             rss_before = peak_rss_mb()
             first = send_once(home, env)
             requests.post(f"http://127.0.0.1:{port}/_fake/reset", timeout=10)
+            before = cpu_now(fake.pid)
             run = send_once(home, env, first.articles)
+            cpu = [b - a for a, b in zip(before, cpu_now(fake.pid), strict=True)]
             rss = peak_rss_mb()
             # Taken before the fake server is stopped: only the helpers have ended so far.
             helper_rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
@@ -274,6 +298,10 @@ def main() -> None:
     print(f"peak RSS               {rss:.0f} MB (before the send: {rss_before:.0f} MB)")
     if run.by_helpers:
         print(f"  each helper          {helper_rss:.0f} MB at most")
+    print(
+        f"CPU seconds            sender {cpu[0]:.1f}, helpers {cpu[1]:.1f}, fake server "
+        f"{cpu[2]:.1f} (of {os.cpu_count() or 1} cores for {run.elapsed:.1f} s)"
+    )
     print(
         f"loopback ceiling       {ceiling:.2f} s for {max(1, args.recipients // 1000):,} pre-built "
         f"1,000-recipient POSTs ({args.recipients / ceiling:,.0f} recipients/s)"

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -34,6 +33,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from send import (
     REPO,
+    children_cpu,
+    cpu_seconds,
     environment,
     free_port,
     make_home,
@@ -96,17 +97,6 @@ def queue_and_freeze(home: Path, env: dict[str, str]) -> tuple[int, float]:
         store.close()
 
 
-def cpu_seconds(pid: int, *, with_children: bool = False) -> float:
-    """User + system CPU time of a running process (Linux ``/proc``), and optionally of its
-    children that have ended (how the time of PostgreSQL's closed backends is kept)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    except OSError:  # it ended meanwhile
-        return 0.0
-    ticks = sum(int(f) for f in fields[11:15 if with_children else 13])
-    return ticks / os.sysconf("SC_CLK_TCK")
-
-
 def postgres_cpu() -> float:
     """CPU time of every PostgreSQL server process on this machine."""
     total = 0.0
@@ -118,11 +108,6 @@ def postgres_cpu() -> float:
                 continue
             total += cpu_seconds(int(entry.name), with_children=True) if is_postgres else 0.0
     return total
-
-
-def children_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
 
 
 def run_workers(home: Path, env: dict[str, str], count: int, logs: Path) -> float:
