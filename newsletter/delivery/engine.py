@@ -4,7 +4,8 @@ For each batch: claim it (``sending``, committed), call the provider, record the
 (committed). Transient failures go back to ``pending`` with backoff; auth failures pause
 the issue; a lost answer marks the batch ``unknown`` unless the provider is idempotent
 (then the same key is simply sent again) or can tell us what happened (``reconcile``).
-Several threads — and several processes on PostgreSQL — share one issue's batches.
+Several threads, and several processes (workers, or a send's helpers: ``fanout``), share one
+issue's batches.
 """
 
 from __future__ import annotations
