@@ -34,7 +34,6 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from types import TracebackType
 from typing import IO, TYPE_CHECKING
 
 from ..config import Settings
@@ -169,12 +168,7 @@ class Helpers:
         reader.start()
         self._readers.append(reader)
 
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
         stopping = kind is not None or self.engine.stopped
         if stopping:  # the helpers finish their batches in flight, and take no other
             for process in self._processes:
