@@ -73,6 +73,22 @@ def test_every_recipient_gets_exactly_one_merged_copy(
         assert content.headers["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
 
 
+def test_a_batch_with_nothing_to_escape_merges_the_same(
+    server: FakeProviderServer, provider: HttpProvider, name: str
+) -> None:
+    """Merging providers then get each value once, plain, and HTML that refers to it."""
+    batch = sample_batch(min(provider.max_batch, 5), plain=True)
+
+    provider.send_batch(sample_issue(), batch)
+
+    copies = {c.recipient: c.content for c in server.recorder.copies(name)}
+    for recipient in batch.recipients:
+        content = copies[recipient.email]
+        got = {"subject": content.subject, "html": content.html, "text": content.text,
+               "list_unsubscribe": content.list_unsubscribe}
+        assert got == expected_copy(recipient)
+
+
 def test_wrong_credentials_raise_auth_error(
     server: FakeProviderServer, tmp_path: Path, name: str
 ) -> None:

@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from newsletter.delivery.base import OutgoingBatch
 from newsletter.delivery.mailgun import MailgunProvider
 from newsletter.devtools.fakeprovider import FakeProviderServer, Fault, FaultKind
-from newsletter.errors import ProviderAuthError, UnknownOutcomeError
+from newsletter.errors import ProviderAuthError, RenderError, UnknownOutcomeError
 from newsletter.models import DeliveryStatus
 from tests.servers.fake_provider import (
     connected,
@@ -49,6 +50,40 @@ def test_request_uses_recipient_variables_for_every_merge(mailgun: MailgunProvid
     assert first["name"] == batch.recipients[0].values["name"]
     assert first["h_unsubscribe_url"].endswith("list=weekly&amp;src=email")
     assert first["nl_rid"] == "1"
+
+
+def variables_and_html(
+    mailgun: MailgunProvider, batch: OutgoingBatch
+) -> tuple[dict[str, dict[str, str]], str]:
+    request = mailgun.build_request(sample_issue(), batch)
+    fields = {name: value.decode() for name, (_, value) in request.files}
+    return json.loads(fields["recipient-variables"]), fields["html"]
+
+
+def test_values_with_nothing_to_escape_travel_once(mailgun: MailgunProvider) -> None:
+    variables, html = variables_and_html(mailgun, sample_batch(3, plain=True))
+    assert '<a href="%recipient.unsubscribe_url%">' in html
+    assert "Hello %recipient.name%!" in html
+    assert {name for v in variables.values() for name in v} == {
+        "name", "unsubscribe_url", "nl_rid"
+    }
+
+
+def test_one_value_to_escape_brings_the_escaped_field_back_for_the_batch(
+    mailgun: MailgunProvider,
+) -> None:
+    batch = sample_batch(3, plain=True)
+    odd = batch.recipients[1]
+    quoted = odd._replace(values={**odd.values, "name": 'Grace "Amazing" Hopper'})
+    batch = replace(batch, recipients=[batch.recipients[0], quoted, batch.recipients[2]])
+
+    variables, html = variables_and_html(mailgun, batch)
+
+    assert "Hello %recipient.h_name%!" in html
+    assert '<a href="%recipient.unsubscribe_url%">' in html  # still needs no escaping
+    assert variables["reader2@example.com"]["h_name"] == "Grace &quot;Amazing&quot; Hopper"
+    assert variables["reader1@example.com"]["h_name"] == "Reader 1"
+    assert all("h_unsubscribe_url" not in v for v in variables.values())
 
 
 def test_unknown_batch_is_reconciled_from_accepted_events(
@@ -95,3 +130,12 @@ def test_wrong_domain_pauses_with_auth_error(
     with pytest.raises(ProviderAuthError, match="Domain not found"):
         provider.send_batch(sample_issue(), sample_batch(1))
     provider.close()
+
+
+def test_a_recipient_without_a_value_the_templates_use_is_named(mailgun: MailgunProvider) -> None:
+    batch = sample_batch(3, plain=True)
+    odd = batch.recipients[1]
+    lacking = odd._replace(values={"name": odd.name})
+    batch = replace(batch, recipients=[batch.recipients[0], lacking, batch.recipients[2]])
+    with pytest.raises(RenderError, match="recipient 2: no value for 'unsubscribe_url'"):
+        mailgun.build_request(sample_issue(), batch)

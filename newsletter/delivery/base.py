@@ -13,7 +13,7 @@ import email.utils
 import re
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from typing import Any, ClassVar, NamedTuple
@@ -25,12 +25,11 @@ from ..errors import (
     PermanentProviderError,
     ProviderAuthError,
     ProviderError,
-    RenderError,
     TransientProviderError,
     UnknownOutcomeError,
 )
 from ..models import DeliveryStatus, SuppressionReason
-from ..render.merge import MergeTemplate, escape_html
+from ..render.merge import MergeTemplate
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,30 +192,6 @@ def to_header(name: str, address: str) -> str:
     if name.isascii() and address.isascii() and not _NAME_SPECIALS.search(name):
         return f"{name} <{address}>"
     return email.utils.formataddr((name, address))
-
-
-def html_values(values: Mapping[str, str]) -> dict[str, str]:
-    """Values escaped for an HTML body, for providers that merge on their side."""
-    return {k: escape_html(v) for k, v in values.items()}
-
-
-def template_variables(
-    issue: PreparedIssue,
-    recipient: BatchRecipient,
-    key: Callable[[str], str] = str,
-) -> dict[str, str]:
-    """One recipient's values for a provider-side template: ``f`` unescaped for the subject,
-    text and headers, ``h_f`` HTML-escaped for the HTML part; ``key`` spells the names the
-    provider's way (SendGrid substitution tags, for instance)."""
-    values = recipient.values
-    try:
-        out = {key(f): values[f] for f in issue.plain_fields}
-        out.update({key(f"h_{f}"): escape_html(values[f]) for f in issue.html.field_names})
-    except KeyError as exc:
-        raise RenderError(
-            f"recipient {recipient.recipient_id}: no value for {exc.args[0]!r}"
-        ) from None
-    return out
 
 
 class Provider(ABC):

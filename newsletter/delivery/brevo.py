@@ -25,8 +25,8 @@ from .base import (
     OutgoingBatch,
     PreparedIssue,
     RecipientResult,
-    template_variables,
 )
+from .variables import batch_variables
 
 KEY_NAMESPACE = uuid.UUID("5d0c7b1e-4c1f-5a39-9f4e-6e65776c6574")
 
@@ -57,13 +57,18 @@ class BrevoProvider(HttpProvider):
     def build_request(self, issue: PreparedIssue, batch: OutgoingBatch) -> HttpRequest:
         headers = issue.shared_headers()
         headers["idempotencyKey"] = idempotency_uuid(batch.idempotency_key)
+        variables = batch_variables(issue, batch)
+        versions = [
+            _version(issue, batch, r, params)
+            for r, params in zip(batch.recipients, variables.per_recipient, strict=True)
+        ]
         payload: dict[str, Any] = {
             "sender": _contact(issue.from_email, issue.from_name),
             "subject": issue.subject.with_markers(_plain),
-            "htmlContent": issue.html.with_markers(_escaped),
+            "htmlContent": variables.html(issue, _plain, _escaped),
             "textContent": issue.text.with_markers(_plain),
             "headers": headers,
-            "messageVersions": [_version(issue, batch, r) for r in batch.recipients],
+            "messageVersions": versions,
         }
         if issue.reply_to:
             payload["replyTo"] = {"email": issue.reply_to}
@@ -95,7 +100,7 @@ class BrevoProvider(HttpProvider):
 
 
 def _version(
-    issue: PreparedIssue, batch: OutgoingBatch, recipient: BatchRecipient
+    issue: PreparedIssue, batch: OutgoingBatch, recipient: BatchRecipient, params: dict[str, str]
 ) -> dict[str, Any]:
     metadata = {
         "nl_batch": batch.idempotency_key,
@@ -104,7 +109,7 @@ def _version(
     }
     return {
         "to": [_contact(recipient.email, recipient.name)],
-        "params": template_variables(issue, recipient),
+        "params": params,
         "subject": issue.subject.render(recipient.values),
         "headers": {
             "List-Unsubscribe": issue.list_unsubscribe.render(recipient.values),

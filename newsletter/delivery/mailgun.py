@@ -26,8 +26,8 @@ from .base import (
     PreparedIssue,
     RecipientResult,
     error_message,
-    template_variables,
 )
+from .variables import BatchVariables, batch_variables
 
 #: The Events API answers at most 300 events a page; a 1,000-recipient batch fits in a few.
 EVENTS_PAGE_SIZE = 300
@@ -57,6 +57,7 @@ class MailgunProvider(HttpProvider):
         return ("api", self.settings.mailgun_api_key.reveal())
 
     def build_request(self, issue: PreparedIssue, batch: OutgoingBatch) -> HttpRequest:
+        variables = batch_variables(issue, batch)
         fields: list[tuple[str, str]] = [
             ("from", issue.from_header),
             # One comma-separated ``to`` (the API takes either form): a part per recipient
@@ -64,8 +65,8 @@ class MailgunProvider(HttpProvider):
             ("to", ", ".join(r.to_header for r in batch.recipients)),
             ("subject", issue.subject.with_markers(_plain)),
             ("text", issue.text.with_markers(_plain)),
-            ("html", issue.html.with_markers(_escaped)),
-            ("recipient-variables", _recipient_variables(issue, batch)),
+            ("html", variables.html(issue, _plain, _escaped)),
+            ("recipient-variables", _recipient_variables(batch, variables)),
             ("v:nl_batch", batch.idempotency_key),
             ("v:nl_issue", str(issue.issue_id)),
             ("v:nl_rid", _plain("nl_rid")),
@@ -146,16 +147,13 @@ class MailgunProvider(HttpProvider):
         return page if isinstance(page, dict) else {}
 
 
-def _recipient_variables(issue: PreparedIssue, batch: OutgoingBatch) -> str:
-    variables = {r.email: _variables(issue, r) for r in batch.recipients}
-    return json.dumps(variables, ensure_ascii=False, separators=(",", ":"))
-
-
-def _variables(issue: PreparedIssue, recipient: BatchRecipient) -> dict[str, str]:
-    """The plain and HTML-escaped values the batch's templates refer to, and the ledger id."""
-    out = template_variables(issue, recipient)
-    out["nl_rid"] = str(recipient.recipient_id)
-    return out
+def _recipient_variables(batch: OutgoingBatch, variables: BatchVariables) -> str:
+    """Each address's values for the batch's templates, and its ledger id."""
+    by_address = {}
+    for recipient, values in zip(batch.recipients, variables.per_recipient, strict=True):
+        values["nl_rid"] = str(recipient.recipient_id)
+        by_address[recipient.email] = values
+    return json.dumps(by_address, ensure_ascii=False, separators=(",", ":"))
 
 
 def _headers(issue: PreparedIssue) -> dict[str, str]:

@@ -22,8 +22,8 @@ from .base import (
     HttpRequest,
     OutgoingBatch,
     PreparedIssue,
-    template_variables,
 )
+from .variables import batch_variables
 
 
 def _plain(field: str) -> str:
@@ -40,13 +40,18 @@ class SendGridProvider(HttpProvider):
     max_batch = 1000
 
     def build_request(self, issue: PreparedIssue, batch: OutgoingBatch) -> HttpRequest:
+        variables = batch_variables(issue, batch, _plain)
+        personalizations = [
+            _personalization(issue, r, values)
+            for r, values in zip(batch.recipients, variables.per_recipient, strict=True)
+        ]
         payload: dict[str, Any] = {
-            "personalizations": [_personalization(issue, r) for r in batch.recipients],
+            "personalizations": personalizations,
             "from": _address(issue.from_email, issue.from_name),
             "subject": issue.subject.with_markers(_plain),
             "content": [
                 {"type": "text/plain", "value": issue.text.with_markers(_plain)},
-                {"type": "text/html", "value": issue.html.with_markers(_escaped)},
+                {"type": "text/html", "value": variables.html(issue, _plain, _escaped)},
             ],
             "headers": issue.shared_headers(),
             "custom_args": {"nl_batch": batch.idempotency_key, "nl_issue": str(issue.issue_id)},
@@ -74,10 +79,12 @@ class SendGridProvider(HttpProvider):
             raise
 
 
-def _personalization(issue: PreparedIssue, recipient: BatchRecipient) -> dict[str, Any]:
+def _personalization(
+    issue: PreparedIssue, recipient: BatchRecipient, substitutions: dict[str, str]
+) -> dict[str, Any]:
     return {
         "to": [_address(recipient.email, recipient.name)],
-        "substitutions": template_variables(issue, recipient, _plain),
+        "substitutions": substitutions,
         "headers": {"List-Unsubscribe": issue.list_unsubscribe.render(recipient.values)},
         "custom_args": {"nl_rid": str(recipient.recipient_id)},
     }

@@ -31,9 +31,9 @@ from .base import (
     PreparedIssue,
     RecipientResult,
     error_message,
-    template_variables,
 )
 from .resend import tag_value
+from .variables import batch_variables
 
 SIGNING_NAME = "ses"
 BULK_PATH = "/v2/email/outbound-bulk-emails"
@@ -83,11 +83,12 @@ class SesProvider(HttpProvider):
         return HttpRequest("POST", url, headers=self.signed_headers(url, body), data=body)
 
     def payload(self, issue: PreparedIssue, batch: OutgoingBatch) -> dict[str, Any]:
+        variables = batch_variables(issue, batch)
         template = {
             "TemplateContent": {
                 "Subject": issue.subject.with_markers(_plain),
                 "Text": issue.text.with_markers(_plain),
-                "Html": issue.html.with_markers(_escaped),
+                "Html": variables.html(issue, _plain, _escaped),
             },
             "TemplateData": "{}",
             "Headers": _header_list(issue.shared_headers()),
@@ -95,7 +96,10 @@ class SesProvider(HttpProvider):
         payload: dict[str, Any] = {
             "FromEmailAddress": _address(issue.from_email, issue.from_name),
             "DefaultContent": {"Template": template},
-            "BulkEmailEntries": [_entry(issue, r) for r in batch.recipients],
+            "BulkEmailEntries": [
+                _entry(issue, r, values)
+                for r, values in zip(batch.recipients, variables.per_recipient, strict=True)
+            ],
             "DefaultEmailTags": [
                 {"Name": "nl_batch", "Value": tag_value(batch.idempotency_key)},
                 {"Name": "nl_issue", "Value": str(issue.issue_id)},
@@ -150,8 +154,10 @@ class SesProvider(HttpProvider):
         super().raise_for_error(response)
 
 
-def _entry(issue: PreparedIssue, recipient: BatchRecipient) -> dict[str, Any]:
-    data = json.dumps(template_variables(issue, recipient), ensure_ascii=False)
+def _entry(
+    issue: PreparedIssue, recipient: BatchRecipient, values: dict[str, str]
+) -> dict[str, Any]:
+    data = json.dumps(values, ensure_ascii=False)
     unsubscribe = issue.list_unsubscribe.render(recipient.values)
     return {
         "Destination": {"ToAddresses": [_address(recipient.email, recipient.name)]},

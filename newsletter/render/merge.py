@@ -26,6 +26,11 @@ def escape_html(value: str) -> str:
     return html.escape(value, quote=True) if _HTML_SPECIAL.search(value) else value
 
 
+def needs_escaping(value: str) -> bool:
+    """Whether ``escape_html`` would change ``value``."""
+    return _HTML_SPECIAL.search(value) is not None
+
+
 def marker(field: str) -> str:
     """The text a template writes where ``field`` of the recipient goes."""
     if not re.fullmatch(r"[a-z][a-z0-9_]*", field):

@@ -67,11 +67,15 @@ def unsubscribe_url(recipient_id: int) -> str:
     return f"https://news.example.org/u/tok{recipient_id}?list=weekly&src=email"
 
 
-def sample_batch(size: int, key: str = "batch-7-1", first_id: int = 1) -> OutgoingBatch:
+def sample_batch(
+    size: int, key: str = "batch-7-1", first_id: int = 1, *, plain: bool = False
+) -> OutgoingBatch:
+    """``plain``: names and URLs with no character to escape in HTML."""
     recipients = []
     for rid in range(first_id, first_id + size):
-        name = NAMES[rid % len(NAMES)] + f" {rid}"
-        values = {"name": name, "unsubscribe_url": unsubscribe_url(rid)}
+        name = f"Reader {rid}" if plain else NAMES[rid % len(NAMES)] + f" {rid}"
+        url = f"https://news.example.org/u/tok{rid}" if plain else unsubscribe_url(rid)
+        values = {"name": name, "unsubscribe_url": url}
         recipients.append(BatchRecipient(rid, f"reader{rid}@example.com", name, values))
     return OutgoingBatch(batch_id=1, seq=1, idempotency_key=key, recipients=recipients)
 
