@@ -12,13 +12,18 @@ import signal
 import subprocess
 import sys
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from newsletter.cli.send import describe, report_dict
 from newsletter.config import Settings, load_settings
-from newsletter.delivery.fanout import MIN_RECIPIENTS_PER_PROCESS, helper_count
+from newsletter.delivery.fanout import (
+    AUTO_MAX_PROCESSES,
+    MIN_RECIPIENTS_PER_PROCESS,
+    helper_count,
+)
 from newsletter.errors import ConfigError, IssueMovedOnError
 from newsletter.publisher import Publisher
 from newsletter.store import Store, ledger
@@ -72,9 +77,12 @@ def test_helpers_are_started_only_for_an_issue_big_enough(
     assert helper_count(Settings(home=Path("."), processes=processes), recipients) == helpers
 
 
-def test_auto_means_one_process_per_core() -> None:
+def test_auto_means_one_process_per_core_up_to_four(monkeypatch: pytest.MonkeyPatch) -> None:
     settings = Settings(home=Path("."), processes=0)
-    assert helper_count(settings, 10**6) == (os.cpu_count() or 1) - 1
+    for cores, helpers in [(1, 0), (2, 1), (4, 3), (16, AUTO_MAX_PROCESSES - 1)]:
+        monkeypatch.setattr(os, "cpu_count", lambda cores=cores: cores)
+        assert helper_count(settings, 10**6) == helpers
+    assert helper_count(replace(settings, processes=16), 10**6) == 15  # asked for: given
 
 
 @pytest.mark.parametrize("value", ["0", "-2", "two", "1.5"])

@@ -53,9 +53,14 @@ log = logging.getLogger(__name__)
 MIN_RECIPIENTS_PER_PROCESS = 10_000
 
 
+#: ``auto`` stops here, since each process holds about 110 MB; a number set by hand is
+#: taken as it is.
+AUTO_MAX_PROCESSES = 4
+
+
 def helper_count(settings: Settings, recipients: int) -> int:
     """How many helpers to start beside this process for about ``recipients``."""
-    wanted = settings.processes or os.cpu_count() or 1
+    wanted = settings.processes or min(os.cpu_count() or 1, AUTO_MAX_PROCESSES)
     return max(0, min(wanted, recipients // MIN_RECIPIENTS_PER_PROCESS) - 1)
 
 
