@@ -42,7 +42,8 @@ def frozen_ledger(url: str, count: int) -> list[int]:
                                       preheader="", intro_md="", article_ids=[], at=NOW)
         issue_store.transition(conn, issue_id, IssueState.QUEUED, NOW)
         issue_store.transition(conn, issue_id, IssueState.SENDING, NOW)
-        audience.freeze_audience(conn, issue_id, members, batch_size=1000, at=NOW)
+    audience.freeze_audience(store.engine, issue_id, members, batch_size=1000, at=NOW)
+    with store.engine.connect() as conn:
         found = conn.execute(select(batches.c.id).order_by(batches.c.seq)).scalars().all()
     store.close()
     return list(found)

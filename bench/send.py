@@ -182,8 +182,9 @@ def send_once(
     publisher.queue(issue_id)
     frozen: list[float] = []
 
-    def progress(_sent: int) -> None:
-        if not frozen:  # the first report comes once the audience is frozen
+    def progress(sent: int) -> None:
+        # The parent reports 0 once the audience is frozen; helpers send meanwhile.
+        if sent == 0 and not frozen:
             frozen.append(time.perf_counter())
 
     started = time.perf_counter()

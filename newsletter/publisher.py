@@ -7,6 +7,7 @@ beyond wiring the stages (``sources``, ``issues``, ``render``, ``delivery``, ``s
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterator, Sequence, Set
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -274,8 +275,8 @@ class Publisher:
 
     def cancel(self, issue_id: int) -> None:
         with self.store.engine.begin() as conn:
-            record = issue_store.transition(conn, issue_id, IssueState.CANCELLED, self.store.now())
-            if not record.audience_frozen or not ledger.status_counts(conn, issue_id).get("sent"):
+            issue_store.transition(conn, issue_id, IssueState.CANCELLED, self.store.now())
+            if not ledger.status_counts(conn, issue_id).get("sent"):
                 issue_store.release_articles(conn, issue_id)
 
     def pause(self, issue_id: int) -> None:
@@ -391,17 +392,25 @@ class Publisher:
 
     def _freeze(self, issue_id: int, mailing_list: MailingList, fields: Set[str]) -> None:
         """The ledger keeps of each member only the columns the issue's templates use."""
-        with self.store.engine.begin() as conn:
-            if not issue_store.hold_unfrozen(conn, issue_id):
-                log.info("issue %s: audience already frozen by another worker", issue_id)
-                return
+        lease = audience_store.FreezeLease(
+            ledger.current_owner(), self.settings.lease_seconds, time.time
+        )
+        try:
             counts = audience_store.freeze_audience(
-                conn,
+                self.store.engine,
                 issue_id,
                 self.audience(mailing_list, fields),
                 batch_size=self.batch_size(),
                 at=self.store.now(),
+                chunk_size=self.settings.freeze_chunk,
+                lease=lease,
             )
+        except audience_store.FreezeLost:
+            log.warning("issue %s: another worker took the freeze over", issue_id)
+            return
+        if counts is None:
+            log.info("issue %s: audience frozen, or being frozen, by another worker", issue_id)
+            return
         numbers = (counts.queued, counts.batches, counts.suppressed, counts.duplicates)
         log.info("issue %s: %s recipients in %s batches (%s suppressed, %s duplicates)",
                  issue_id, *numbers)
@@ -426,7 +435,8 @@ class Publisher:
         """sending → sent / partially-failed once no batch is pending or in flight."""
         with self.store.engine.begin() as conn:
             record = issue_store.get(conn, issue_id)
-            if record.state != IssueState.SENDING or ledger.open_work(conn, issue_id):
+            unfinished = not record.audience_frozen or ledger.open_work(conn, issue_id)
+            if record.state != IssueState.SENDING or unfinished:
                 return str(record.state)
             counts = ledger.status_counts(conn, issue_id)
             target = (

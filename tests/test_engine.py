@@ -110,8 +110,8 @@ def sending(store: Store) -> int:
         )
         issue_store.transition(conn, issue_id, IssueState.QUEUED, NOW)
         issue_store.transition(conn, issue_id, IssueState.SENDING, NOW)
-        members = [Recipient(f"u{i}@example.org", f"U{i}", {}, "weekly") for i in range(5)]
-        audience.freeze_audience(conn, issue_id, members, batch_size=2, at=NOW)
+    members = [Recipient(f"u{i}@example.org", f"U{i}", {}, "weekly") for i in range(5)]
+    audience.freeze_audience(store.engine, issue_id, members, batch_size=2, at=NOW)
     return issue_id
 
 

@@ -11,9 +11,11 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -156,6 +158,37 @@ def test_a_large_issue_is_shared_with_a_helper_and_each_reader_gets_one_copy(
     assert report_dict(report)["helper_processes"] == 1
     assert received(fake) == (MEMBERS, 0)
     assert moves.count("queued->sending") == 1 and moves[-1] == "sending->sent"
+
+
+def test_a_helper_sends_the_first_chunks_while_the_rest_is_frozen(
+    home: Path,
+    database_url: str,
+    counting: FakeProviderProcess,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The audience is frozen a chunk per transaction, slowed here to about two seconds:
+    the helper sends what is committed, and waits for more, until the freeze is done."""
+    send = large_send(home, database_url, counting, processes=2)
+    settings = load_settings(home, environ={**send.env, "NEWSLETTER_FREEZE_CHUNK": "1000"})
+    reading = Publisher.audience
+
+    def slow_audience(self: Publisher, *args: Any) -> Iterator[Any]:
+        for number, member in enumerate(reading(self, *args)):
+            if number % 1000 == 0:
+                time.sleep(0.1)
+            yield member
+
+    monkeypatch.setattr(Publisher, "audience", slow_audience)
+    store = Store.open(settings.database_url)
+    progress: list[int] = []
+    try:
+        report = Publisher(settings, store).send_issue(send.issue_id, progress.append)
+    finally:
+        store.close()
+    frozen_at = progress.index(0)  # the parent's first report: its freeze is done
+    assert sum(progress[:frozen_at]) > 0, "nothing was sent while the audience was frozen"
+    assert (report.final_state, report.counts) == ("sent", {"sent": MEMBERS})
+    assert received(counting) == (MEMBERS, 0)
 
 
 def test_a_worker_sends_alone(

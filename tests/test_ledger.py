@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import select
 
@@ -28,6 +29,14 @@ def _issue(store: Store) -> int:
         )
 
 
+def _freeze(
+    store: Store, issue_id: int, members: list[Recipient], **options: Any
+) -> audience.FreezeCounts:
+    counts = audience.freeze_audience(store.engine, issue_id, members, **options)
+    assert counts is not None, "the freeze was not taken"
+    return counts
+
+
 def _members(n: int, list_id: str = "weekly", offset: int = 0) -> list[Recipient]:
     return [
         Recipient(f"user{i}@example.org", f"User {i}", {"city": "Port"}, list_id)
@@ -38,8 +47,7 @@ def _members(n: int, list_id: str = "weekly", offset: int = 0) -> list[Recipient
 def test_freeze_dedupes_case_insensitively_and_batches(store: Store) -> None:
     issue_id = _issue(store)
     members = [*_members(25), Recipient("USER3@Example.org", "dup", {}, "weekly")]
-    with store.engine.begin() as conn:
-        counts = audience.freeze_audience(conn, issue_id, members, batch_size=10, at=NOW)
+    counts = _freeze(store, issue_id, members, batch_size=10, at=NOW)
     assert (counts.members, counts.duplicates, counts.queued, counts.batches) == (26, 1, 25, 3)
     with store.engine.connect() as conn:
         sizes = [r.size for r in conn.execute(select(batches).order_by(batches.c.seq))]
@@ -56,7 +64,7 @@ def test_suppression_wins_over_the_member_file(store: Store) -> None:
         )
         suppressions.add(conn, "user2@example.org", SuppressionReason.BOUNCED_HARD, at=NOW)
         suppressions.add(conn, "user3@example.org", SuppressionReason.MANUAL, scope="other", at=NOW)
-        counts = audience.freeze_audience(conn, issue_id, _members(5), batch_size=100, at=NOW)
+    counts = _freeze(store, issue_id, _members(5), batch_size=100, at=NOW)
     assert counts.suppressed == 2
     with store.engine.connect() as conn:
         rows = {r.email: r.status for r in conn.execute(select(recipients))}
@@ -66,8 +74,7 @@ def test_suppression_wins_over_the_member_file(store: Store) -> None:
 
 def test_claims_take_each_batch_once_in_order(store: Store) -> None:
     issue_id = _issue(store)
-    with store.engine.begin() as conn:
-        audience.freeze_audience(conn, issue_id, _members(30), batch_size=10, at=NOW)
+    _freeze(store, issue_id, _members(30), batch_size=10, at=NOW)
     claimed = []
     for _ in range(4):
         with store.engine.begin() as conn:
@@ -85,8 +92,8 @@ def test_claims_take_each_batch_once_in_order(store: Store) -> None:
 
 def test_retry_later_waits_and_expired_leases_are_stale(store: Store) -> None:
     issue_id = _issue(store)
+    _freeze(store, issue_id, _members(4), batch_size=2, at=NOW)
     with store.engine.begin() as conn:
-        audience.freeze_audience(conn, issue_id, _members(4), batch_size=2, at=NOW)
         first = ledger.claim(conn, issue_id, owner="host:1:x", now=1000.0, lease_seconds=60, at=NOW)
         second = ledger.claim(
             conn, issue_id, owner="host:1:x", now=1000.0, lease_seconds=60, at=NOW
@@ -104,8 +111,8 @@ def test_retry_later_waits_and_expired_leases_are_stale(store: Store) -> None:
 
 def test_mark_rows_and_rebatch(store: Store) -> None:
     issue_id = _issue(store)
+    _freeze(store, issue_id, _members(3), batch_size=3, at=NOW)
     with store.engine.begin() as conn:
-        audience.freeze_audience(conn, issue_id, _members(3), batch_size=3, at=NOW)
         batch = ledger.claim(conn, issue_id, owner="w", now=1.0, lease_seconds=60, at=NOW)
         assert batch
         rows = ledger.rows_of(conn, batch.id)
@@ -135,7 +142,7 @@ def test_a_batch_of_only_suppressed_or_repeated_members_is_not_kept(store: Store
     with store.engine.begin() as conn:
         suppressions.add(conn, "user2@example.org", SuppressionReason.MANUAL, at=NOW)
         suppressions.add(conn, "user3@example.org", SuppressionReason.MANUAL, at=NOW)
-        counts = audience.freeze_audience(conn, issue_id, members, batch_size=2, at=NOW)
+    counts = _freeze(store, issue_id, members, batch_size=2, at=NOW)
     assert (counts.members, counts.duplicates, counts.suppressed, counts.queued) == (8, 2, 2, 4)
     assert counts.batches == 2
     with store.engine.connect() as conn:
@@ -161,8 +168,8 @@ def test_names_and_fields_survive_the_bulk_copy_byte_for_byte(store: Store) -> N
         {"note": "x\ty\\n\nz", "town": "Ærøskøbing", "empty": ""},
         "weekly",
     )
+    counts = _freeze(store, issue_id, [odd], batch_size=10, at=NOW)
     with store.engine.begin() as conn:
-        counts = audience.freeze_audience(conn, issue_id, [odd], batch_size=10, at=NOW)
         batch_id = conn.execute(select(recipients.c.batch_id)).scalar_one()
         [row] = ledger.rows_of(conn, batch_id)
     assert (counts.queued, row.name, row.fields) == (1, odd.name, odd.fields)
@@ -170,8 +177,8 @@ def test_names_and_fields_survive_the_bulk_copy_byte_for_byte(store: Store) -> N
 
 def test_rows_without_fields_when_no_template_uses_them(store: Store) -> None:
     issue_id = _issue(store)
+    _freeze(store, issue_id, _members(2), batch_size=10, at=NOW)
     with store.engine.begin() as conn:
-        audience.freeze_audience(conn, issue_id, _members(2), batch_size=10, at=NOW)
         batch_id = conn.execute(select(recipients.c.batch_id).limit(1)).scalar_one()
         full = ledger.rows_of(conn, batch_id)
         bare = ledger.rows_of(conn, batch_id, with_fields=False)
@@ -182,7 +189,7 @@ def test_rows_without_fields_when_no_template_uses_them(store: Store) -> None:
 
 def test_an_empty_audience_freezes_to_no_batches(store: Store) -> None:
     issue_id = _issue(store)
+    counts = _freeze(store, issue_id, [], batch_size=10, at=NOW)
     with store.engine.begin() as conn:
-        counts = audience.freeze_audience(conn, issue_id, [], batch_size=10, at=NOW)
         assert ledger.batch_counts(conn, issue_id) == {}
     assert (counts.members, counts.queued, counts.batches) == (0, 0, 0)

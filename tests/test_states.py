@@ -162,10 +162,10 @@ def test_retry_refuses_an_issue_that_has_not_finished(cli_store: tuple[Path, Sto
     try:
         for current in (S.QUEUED, S.SENDING, S.PAUSED, S.CANCELLED):
             issue_id = issue_in(store, current)
+            audience.freeze_audience(
+                store.engine, issue_id, [Recipient("a@example.com")], batch_size=10, at=NOW
+            )
             with store.engine.begin() as conn:
-                audience.freeze_audience(
-                    conn, issue_id, [Recipient("a@example.com")], batch_size=10, at=NOW
-                )
                 [batch] = ledger.batches_in(conn, issue_id, ledger.BatchState.PENDING)
                 ledger.mark_rows(conn, batch, DeliveryStatus.FAILED, at=NOW, error="refused")
             code, output = run(home, "retry", str(issue_id))

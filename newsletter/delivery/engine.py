@@ -33,6 +33,7 @@ from ..errors import (
 from ..models import BatchState, DeliveryStatus, IssueState
 from ..store import Store, ledger, suppressions
 from ..store import issues as issue_store
+from ..store.audience import freeze_going_on
 from ..store.tables import batches
 from . import backoff
 from .base import BatchRecipient, BatchResult, OutgoingBatch, PreparedIssue, Provider
@@ -47,6 +48,8 @@ Progress = Callable[[int], None]
 #: How often a sender with nothing left to claim looks whether other workers' batches in
 #: flight have settled: often enough that a send ends a moment after its last batch.
 IN_FLIGHT_POLL_SECONDS = 0.1
+#: How often a sender with nothing to claim looks for the next chunk of a freeze.
+AUDIENCE_POLL_SECONDS = 0.05
 
 
 @dataclass
@@ -169,11 +172,19 @@ class Engine:
         try:
             while not self._stop.is_set():
                 batch = self._claim(prepared.issue_id)
-                if batch is None:
+                if batch is not None:
+                    self._deliver(prepared, batch, report, progress)
+                elif self._audience_growing(prepared.issue_id):
+                    self._stop.wait(AUDIENCE_POLL_SECONDS)
+                else:
                     return
-                self._deliver(prepared, batch, report, progress)
         finally:
             self.provider.close()
+
+    def _audience_growing(self, issue_id: int) -> bool:
+        """Another worker is freezing the audience: more batches are coming."""
+        with self.store.engine.connect() as conn:
+            return freeze_going_on(issue_store.get(conn, issue_id), self.clock())
 
     def _claim(self, issue_id: int) -> ledger.ClaimedBatch | None:
         with self.store.engine.begin() as conn:

@@ -41,7 +41,7 @@ from ..errors import NewsletterError
 from ..models import IssueState
 from ..store import Store, ledger
 from ..store import issues as issue_store
-from .engine import Engine, Progress, SendReport
+from .engine import AUDIENCE_POLL_SECONDS, Engine, Progress, SendReport
 
 if TYPE_CHECKING:
     from ..publisher import Publisher
@@ -279,21 +279,18 @@ ORPHAN_POLL_SECONDS = 0.5
 
 
 def _wait_for_audience(store: Store, issue_id: int, stopped: threading.Event) -> bool:
-    """Until the parent has frozen the issue's audience; False if there is nothing to send
-    (the issue moved on, or this helper was asked to stop)."""
+    """Until the parent has frozen the issue's first chunk of recipients; False if there is
+    nothing to send (the issue moved on, or this helper was asked to stop)."""
     while not stopped.is_set():
         with store.engine.connect() as conn:
             record = issue_store.get(conn, issue_id)
+            started = record.audience_frozen or ledger.open_work(conn, issue_id) > 0
         if record.state not in (IssueState.QUEUED, IssueState.SENDING):
             return False
-        if record.audience_frozen:
+        if started:
             return record.state == IssueState.SENDING
         stopped.wait(AUDIENCE_POLL_SECONDS)
     return False
-
-
-#: How often a helper started beside a freeze looks whether it has finished.
-AUDIENCE_POLL_SECONDS = 0.05
 
 
 def main() -> None:

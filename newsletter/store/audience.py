@@ -1,19 +1,27 @@
-"""Freezing an issue's audience into the ledger, once, in the transaction that starts it.
+"""Freezing an issue's audience into the ledger, chunk by chunk, under a lease.
 
-The members are streamed into a temporary table with the driver's bulk path (COPY on
-PostgreSQL), then copied into ``recipients`` by one ``INSERT … SELECT``: each row's batch is
-its position in the stream divided by the batch size, and the unique index on
-``(issue_id, email)`` drops repeats, the first one winning. Per member, Python only builds a
-tuple; the database does the rest without a round trip per row. Suppressed addresses keep
-a row (``suppressed``, in no batch); batches left with gaps are given their real sizes.
+Members are read in chunks of whole batches. Each chunk is streamed into a temporary table
+with the driver's bulk path (COPY on PostgreSQL), then copied into ``recipients`` by one
+``INSERT … SELECT``: each row's batch is its position in the chunk divided by the batch
+size, and the unique index on ``(issue_id, email)`` drops repeats, the first one winning
+(across chunks too). Suppressed addresses keep a row (``suppressed``, in no batch); batches
+left with gaps are given their real sizes. Each chunk commits with its batches, so other
+processes send them while the next chunk is read; per member, Python only builds a tuple.
+
+One worker freezes at a time: it holds the issue's freeze lease, renewed by every chunk.
+The others send what is committed and wait for more until ``audience_frozen`` is set. A
+freeze that died (its process gone, or its lease run out) is taken over from the first
+member: what it committed stays, and the conflicts on the address skip it.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import islice
 from typing import Any
 
 from sqlalchemy import (
@@ -21,6 +29,7 @@ from sqlalchemy import (
     BigInteger,
     Column,
     Connection,
+    Engine,
     Integer,
     MetaData,
     String,
@@ -39,51 +48,199 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from ..models import ALL_LISTS, BatchState, DeliveryStatus, Recipient
+from . import issues as issue_store
 from .bulk import bulk_write
-from .ledger import idempotency_key, next_seq
+from .issues import IssueRecord
+from .ledger import current_owner, idempotency_key, next_seq, owner_is_dead
 from .tables import UtcDateTime, batches, issues, recipients, suppressions
 
 
 @dataclass(frozen=True, slots=True)
 class FreezeCounts:
-    members: int
-    duplicates: int
-    suppressed: int
-    queued: int
-    batches: int
+    members: int = 0
+    duplicates: int = 0
+    suppressed: int = 0
+    queued: int = 0
+    batches: int = 0
+
+    def __add__(self, other: FreezeCounts) -> FreezeCounts:
+        return FreezeCounts(
+            self.members + other.members,
+            self.duplicates + other.duplicates,
+            self.suppressed + other.suppressed,
+            self.queued + other.queued,
+            self.batches + other.batches,
+        )
 
 
 def _insert_ignore(conn: Connection) -> Any:
     return pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
 
 
+class FreezeLost(Exception):
+    """Another worker took the freeze over (this one's lease ran out); it finishes it."""
+
+
+@dataclass(frozen=True, slots=True)
+class FreezeLease:
+    """Who freezes, and how a chunk renews their claim."""
+
+    owner: str
+    seconds: float
+    clock: Callable[[], float]
+
+    def until(self) -> float:
+        return self.clock() + self.seconds
+
+
+def take_freeze(conn: Connection, record: IssueRecord, lease: FreezeLease) -> bool:
+    """Claim the freeze of ``record``'s audience; False when it is frozen, or being frozen
+    by a worker that is alive."""
+    if record.audience_frozen or freeze_going_on(record, lease.clock(), lease.owner):
+        return False
+    taken = conn.execute(
+        update(issues)
+        .where(
+            issues.c.id == record.id,
+            issues.c.audience_frozen == 0,
+            issues.c.freeze_owner == record.freeze_owner,  # nobody took it meanwhile
+        )
+        .values(freeze_owner=lease.owner, freeze_until=lease.until())
+    )
+    return taken.rowcount == 1
+
+
+def freeze_going_on(record: IssueRecord, now: float, me: str = "") -> bool:
+    """True while a live worker other than ``me`` holds the freeze of ``record``."""
+    holder = record.freeze_owner
+    if record.audience_frozen or not holder or holder == me:
+        return False
+    return record.freeze_until > now and not owner_is_dead(holder)
+
+
+#: Members per transaction unless the caller says (``NEWSLETTER_FREEZE_CHUNK``).
+DEFAULT_CHUNK = 20_000
+
+
 def freeze_audience(
-    conn: Connection,
+    engine: Engine,
     issue_id: int,
     members: Iterable[Recipient],
     *,
     batch_size: int,
     at: datetime,
+    chunk_size: int = DEFAULT_CHUNK,
+    lease: FreezeLease | None = None,
+) -> FreezeCounts | None:
+    """Write the issue's audience and batches, a chunk per transaction; None (and nothing
+    read of ``members``) when it is frozen, or a live worker is freezing it. ``FreezeLost``
+    when another worker took the freeze over meanwhile (this one's lease ran out)."""
+    lease = lease or FreezeLease(current_owner(), DEFAULT_LEASE_SECONDS, time.time)
+    per_chunk = batch_size * max(1, chunk_size // batch_size)  # a batch never spans two
+    with engine.connect() as conn:
+        with conn.begin():
+            if not take_freeze(conn, issue_store.get(conn, issue_id), lease):
+                return None
+            AUDIENCE_STAGE.drop(conn, checkfirst=True)
+            AUDIENCE_STAGE.create(conn)
+        try:
+            return _freeze_chunks(conn, issue_id, _chunks(members, per_chunk), batch_size,
+                                  lease, at)
+        finally:
+            with conn.begin():
+                AUDIENCE_STAGE.drop(conn, checkfirst=True)
+
+
+#: A freeze's lease unless the caller says (``NEWSLETTER_LEASE_SECONDS``).
+DEFAULT_LEASE_SECONDS = 120.0
+
+
+def _freeze_chunks(
+    conn: Connection,
+    issue_id: int,
+    chunks: Iterable[list[Recipient]],
+    batch_size: int,
+    lease: FreezeLease,
+    at: datetime,
 ) -> FreezeCounts:
-    """Write the issue's audience and batches; run inside one transaction."""
-    start_seq = next_seq(conn, issue_id)
-    AUDIENCE_STAGE.drop(conn, checkfirst=True)
-    AUDIENCE_STAGE.create(conn)
+    counts = FreezeCounts()
+    for number, chunk in enumerate(chunks):
+        with conn.begin():
+            counts += _freeze_chunk(conn, issue_id, chunk, batch_size, lease, at)
+        _refresh_statistics(conn, number)
+    with conn.begin():
+        _end_freeze(conn, issue_id, lease)
+    return counts
+
+
+def _chunks(members: Iterable[Recipient], size: int) -> Iterator[list[Recipient]]:
+    iterator = iter(members)
+    while chunk := list(islice(iterator, size)):
+        yield chunk
+
+
+def _freeze_chunk(
+    conn: Connection,
+    issue_id: int,
+    members: list[Recipient],
+    batch_size: int,
+    lease: FreezeLease,
+    at: datetime,
+) -> FreezeCounts:
+    """One chunk, inside the caller's transaction."""
+    conn.execute(delete(AUDIENCE_STAGE))
     total = _stage_members(conn, members)
-    batch_count = -(-total // batch_size)
-    _new_batches(conn, issue_id, range(start_seq, start_seq + batch_count), batch_size, at)
-    inserted = _insert_staged(conn, issue_id, start_seq, batch_size, at)
-    AUDIENCE_STAGE.drop(conn)
-    if conn.dialect.name == "postgresql":
-        # Fresh statistics, or the planner may still think the table is empty and scan
-        # all of it for each batch's query (minutes for a million rows).
-        conn.exec_driver_sql("ANALYZE recipients")
-    suppressed = _mark_suppressed(conn, issue_id, at)
+    # The first write to the ledger's database: on SQLite it waits for the write lock (and
+    # takes it) before anything of the ledger is read, so what is read next stays true.
+    _renew(conn, issue_id, lease)
+    start_seq = next_seq(conn, issue_id)
+    last_row = _last_row_id(conn)
+    sizes = [min(batch_size, total - start) for start in range(0, total, batch_size)]
+    _new_batches(conn, issue_id, start_seq, sizes, at)
+    inserted = _insert_staged(conn, issue_id, start_seq, batch_size, at, last_row)
+    suppressed = _mark_suppressed(conn, issue_id, at, last_row)
     queued = inserted - suppressed
-    if queued != total:  # repeats or suppressions left gaps: batches are what they hold
-        batch_count = _settle_batches(conn, issue_id, start_seq)
-    conn.execute(update(issues).where(issues.c.id == issue_id).values(audience_frozen=1))
+    # Repeats or suppressions left gaps: then the batches are what they hold.
+    batch_count = len(sizes) if queued == total else _settle_batches(conn, issue_id, start_seq)
     return FreezeCounts(total, total - inserted, suppressed, queued, batch_count)
+
+
+def _renew(conn: Connection, issue_id: int, lease: FreezeLease) -> None:
+    held = conn.execute(
+        update(issues)
+        .where(
+            issues.c.id == issue_id,
+            issues.c.audience_frozen == 0,
+            issues.c.freeze_owner == lease.owner,
+        )
+        .values(freeze_until=lease.until())
+    )
+    if held.rowcount != 1:
+        raise FreezeLost(issue_id)
+
+
+def _end_freeze(conn: Connection, issue_id: int, lease: FreezeLease) -> None:
+    _renew(conn, issue_id, lease)
+    conn.execute(
+        update(issues)
+        .where(issues.c.id == issue_id)
+        .values(audience_frozen=1, freeze_owner="", freeze_until=0.0)
+    )
+
+
+def _last_row_id(conn: Connection) -> int:
+    """The newest ledger row's id: a chunk's rows are the ones above it."""
+    return int(conn.execute(select(func.max(recipients.c.id))).scalar() or 0)
+
+
+def _refresh_statistics(conn: Connection, chunk_number: int) -> None:
+    """PostgreSQL's planner needs fresh statistics as the ledger grows, or it may think the
+    table empty and scan all of it for each batch's query (minutes for a million rows):
+    after chunks 1, 2, 4, 8… the cost stays a small share of the freeze."""
+    done = chunk_number + 1
+    if conn.dialect.name == "postgresql" and done & (done - 1) == 0:
+        with conn.begin():
+            conn.exec_driver_sql("ANALYZE recipients")
 
 
 #: Where a freeze streams the members before they become ledger rows (one transaction's).
@@ -110,8 +267,9 @@ def _stage_members(conn: Connection, members: Iterable[Recipient]) -> int:
 
 
 def _insert_staged(
-    conn: Connection, issue_id: int, start_seq: int, batch_size: int, at: datetime
+    conn: Connection, issue_id: int, start_seq: int, batch_size: int, at: datetime, after: int
 ) -> int:
+    """Copy the stage into the ledger; returns how many rows it added (above ``after``)."""
     stage = AUDIENCE_STAGE.c
     rows = (
         select(
@@ -132,20 +290,35 @@ def _insert_staged(
     )
     columns = ["issue_id", "batch_id", "email", "name", "fields", "list_id", "status", "updated_at"]
     stmt = _insert_ignore(conn)(recipients).from_select(columns, rows)
-    conn.execute(stmt.on_conflict_do_nothing(index_elements=["issue_id", "email"]))
-    # Counted afterwards: drivers differ in what rowcount says here.
-    inserted = conn.execute(select(func.count()).where(recipients.c.issue_id == issue_id)).scalar()
-    return int(inserted or 0)
+    added = conn.execute(stmt.on_conflict_do_nothing(index_elements=["issue_id", "email"]))
+    if added.rowcount >= 0:  # SQLite says how many it inserted; psycopg here does not
+        return int(added.rowcount)
+    new = select(func.count()).where(recipients.c.issue_id == issue_id, recipients.c.id > after)
+    return int(conn.execute(new).scalar() or 0)
 
 
-def _mark_suppressed(conn: Connection, issue_id: int, at: datetime) -> int:
-    """Suppressions always win over the list files: such rows are recorded, never batched."""
-    blocked = select(suppressions.c.email).where(
-        or_(suppressions.c.scope == ALL_LISTS, suppressions.c.scope == recipients.c.list_id)
+def _mark_suppressed(conn: Connection, issue_id: int, at: datetime, after: int) -> int:
+    """Suppressions always win over the list files: such rows are recorded, never batched.
+    Only this chunk's rows (ids above ``after``) are looked at, found through the stage: a
+    look-up per staged member rather than a scan of the issue's ledger per chunk."""
+    stage = AUDIENCE_STAGE.c
+    candidates = select(stage.email).join(suppressions, suppressions.c.email == stage.email)
+    applies = (
+        select(suppressions.c.email)
+        .where(
+            suppressions.c.email == recipients.c.email,
+            or_(suppressions.c.scope == ALL_LISTS, suppressions.c.scope == recipients.c.list_id),
+        )
+        .exists()
     )
     result = conn.execute(
         update(recipients)
-        .where(recipients.c.issue_id == issue_id, recipients.c.email.in_(blocked))
+        .where(
+            recipients.c.issue_id == issue_id,
+            recipients.c.email.in_(candidates),
+            recipients.c.id > after,
+            applies,
+        )
         .values(status=str(DeliveryStatus.SUPPRESSED), batch_id=None, updated_at=at)
     )
     return int(result.rowcount)
@@ -165,7 +338,7 @@ def _settle_batches(conn: Connection, issue_id: int, start_seq: int) -> int:
 
 
 def _new_batches(
-    conn: Connection, issue_id: int, seqs: Iterable[int], size: int, at: datetime
+    conn: Connection, issue_id: int, first_seq: int, sizes: list[int], at: datetime
 ) -> None:
     rows = [
         {
@@ -178,7 +351,7 @@ def _new_batches(
             "next_attempt_at": 0.0,
             "updated_at": at,
         }
-        for seq in seqs
+        for seq, size in enumerate(sizes, start=first_seq)
     ]
     if rows:
         conn.execute(insert(batches), rows)

@@ -34,6 +34,10 @@ class IssueRecord:
     rendered: bool
     audience_frozen: bool
     pause_reason: str
+    #: Who freezes the audience while it is being frozen (``audience.take_freeze``), and
+    #: until when (epoch seconds) that holds unless renewed.
+    freeze_owner: str = ""
+    freeze_until: float = 0.0
 
 
 def _record(row: object) -> IssueRecord:
@@ -55,6 +59,8 @@ def _record(row: object) -> IssueRecord:
         rendered=r["rendered_at"] is not None,
         audience_frozen=bool(r["audience_frozen"]),
         pause_reason=r["pause_reason"],
+        freeze_owner=r["freeze_owner"],
+        freeze_until=r["freeze_until"],
     )
 
 
@@ -256,17 +262,3 @@ def release_articles(conn: Connection, issue_id: int) -> int:
 def count_by_state(conn: Connection) -> dict[str, int]:
     stmt = select(issues.c.state, func.count()).group_by(issues.c.state)
     return {state: count for state, count in conn.execute(stmt)}
-
-
-def hold_unfrozen(conn: Connection, issue_id: int) -> bool:
-    """Lock the issue row for this transaction if its audience is not frozen yet.
-
-    False when another worker froze it: PostgreSQL makes a second caller wait for the
-    first one's commit and re-checks the condition; SQLite serialises all writers.
-    """
-    held = conn.execute(
-        update(issues)
-        .where(issues.c.id == issue_id, issues.c.audience_frozen == 0)
-        .values(audience_frozen=0)
-    )
-    return held.rowcount == 1

@@ -40,7 +40,7 @@ from sqlalchemy import (
 
 from ..models import BatchState, DeliveryStatus
 from ..processes import pid_alive
-from .tables import batches, recipients
+from .tables import batches, issues, recipients
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +106,9 @@ def current_owner() -> str:
 
 
 def next_seq(conn: Connection, issue_id: int) -> int:
+    """The number for a new batch of the issue. Its row is locked first (on PostgreSQL; SQLite
+    has one writer at a time): a freeze and a re-batched failure may add batches at once."""
+    conn.execute(select(issues.c.id).where(issues.c.id == issue_id).with_for_update())
     current = conn.execute(select(func.max(batches.c.seq)).where(batches.c.issue_id == issue_id))
     return int(current.scalar() or 0) + 1
 

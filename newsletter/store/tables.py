@@ -126,6 +126,9 @@ issues = Table(
     Column("web_html", Text, nullable=False, default=""),
     Column("rendered_at", UtcDateTime()),
     Column("audience_frozen", Integer, nullable=False, default=0),
+    # Who is freezing the audience, chunk by chunk, and until when that claim holds.
+    Column("freeze_owner", String(200), nullable=False, default="", server_default=""),
+    Column("freeze_until", Float, nullable=False, default=0.0, server_default="0"),
     Column("pause_reason", Text, nullable=False, default=""),
 )
 

@@ -16,6 +16,7 @@ from newsletter.store import Store, suppressions
 REPO = Path(__file__).resolve().parents[2]
 MEMBER_COUNT = 300
 BATCH_SIZE = 20  # 15 batches: enough to crash in the middle of a send
+FREEZE_CHUNK = 100  # the audience is frozen in four transactions: a crash can fall between
 CITIES = ("Kellmouth", "Truro", "Falmouth")
 SUPPRESSED = frozenset({"reader007@example.com", "reader211@example.com"})
 #: Variables the package reads; a developer's own values must not leak into the sender.
@@ -58,6 +59,7 @@ def sender_environment(
         "NEWSLETTER_DATABASE_URL": database_url,
         "NEWSLETTER_SECRET_KEY": "crash-test-signing-key",
         "NEWSLETTER_BATCH_SIZE": str(BATCH_SIZE),
+        "NEWSLETTER_FREEZE_CHUNK": str(FREEZE_CHUNK),
         "NEWSLETTER_CONCURRENCY": str(concurrency),
         "NEWSLETTER_HTTP_TIMEOUT": "10",
         "NEWSLETTER_LOG_LEVEL": "warning",

@@ -1,0 +1,146 @@
+"""Freezing an audience in chunks, under a lease: what each chunk commits, who may freeze,
+and a freeze that died taken over, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import func, select
+
+from newsletter.models import IssueKind, IssueState, Recipient, SuppressionReason
+from newsletter.store import Store, audience, ledger, suppressions
+from newsletter.store import issues as issue_store
+from newsletter.store.tables import batches, recipients
+
+NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+
+
+def _issue(store: Store) -> int:
+    with store.engine.begin() as conn:
+        issue_id = issue_store.create(conn, list_id="weekly", kind=IssueKind.DIGEST,
+                                      subject="S", preheader="", intro_md="", article_ids=[],
+                                      at=NOW)
+        issue_store.transition(conn, issue_id, IssueState.QUEUED, NOW)
+        issue_store.transition(conn, issue_id, IssueState.SENDING, NOW)
+    return issue_id
+
+
+def _members(n: int, offset: int = 0) -> list[Recipient]:
+    return [Recipient(f"user{i}@example.org", f"User {i}", {}, "weekly")
+            for i in range(offset, offset + n)]
+
+
+def _lease(owner: str, clock: float = 1000.0, seconds: float = 60.0) -> audience.FreezeLease:
+    return audience.FreezeLease(owner, seconds, lambda: clock)
+
+
+def _dead_owner() -> str:
+    """An owner on this host whose process has ended."""
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0)
+    os.waitpid(pid, 0)
+    return f"{socket.gethostname()}:{pid}:dead"
+
+
+def _ledger(store: Store, issue_id: int) -> tuple[dict[str, str], list[int]]:
+    """Each address's status, and the batch sizes in order."""
+    with store.engine.connect() as conn:
+        rows = conn.execute(select(recipients.c.email, recipients.c.status)
+                            .where(recipients.c.issue_id == issue_id)).all()
+        sizes = conn.execute(select(batches.c.size).where(batches.c.issue_id == issue_id)
+                             .order_by(batches.c.seq)).scalars().all()
+    return dict(rows), list(sizes)  # type: ignore[arg-type]
+
+
+def _record(store: Store, issue_id: int) -> issue_store.IssueRecord:
+    with store.engine.connect() as conn:
+        return issue_store.get(conn, issue_id)
+
+
+def test_chunks_freeze_what_one_transaction_would(store: Store) -> None:
+    """Repeats are dropped across chunks (the first wins) and suppressions apply to each."""
+    issue_id = _issue(store)
+    with store.engine.begin() as conn:
+        suppressions.add(conn, "user13@example.org", SuppressionReason.MANUAL, at=NOW)
+    members = [*_members(25), Recipient("USER2@example.org", "again", {}, "weekly")]
+    counts = audience.freeze_audience(store.engine, issue_id, members, batch_size=4,
+                                      chunk_size=10, at=NOW)
+    assert counts == audience.FreezeCounts(26, 1, 1, 24, 7)
+    statuses, sizes = _ledger(store, issue_id)
+    assert len(statuses) == 25 and statuses["user13@example.org"] == "suppressed"
+    assert sizes == [4, 4, 4, 3, 4, 4, 1]  # chunks of 8 (whole batches); 13 fell from the 4th
+    record = _record(store, issue_id)
+    assert record.audience_frozen and not record.freeze_owner
+
+
+def test_a_live_freeze_is_left_to_its_worker(store: Store) -> None:
+    issue_id = _issue(store)
+    with store.engine.begin() as conn:
+        assert audience.take_freeze(conn, _record(store, issue_id), _lease("host:1:other"))
+    record = _record(store, issue_id)
+    # A worker on another host is presumed alive until its lease runs out.
+    assert audience.freeze_going_on(record, now=1030.0)
+    assert not audience.freeze_going_on(record, now=1061.0)
+    touched = []
+
+    def members() -> Iterator[Recipient]:
+        touched.append(True)
+        yield from _members(3)
+
+    late = audience.freeze_audience(store.engine, issue_id, members(), batch_size=2, at=NOW,
+                                    lease=_lease("me", clock=1030.0))
+    assert late is None and not touched  # not a member read
+    taken = audience.freeze_audience(store.engine, issue_id, members(), batch_size=2, at=NOW,
+                                     lease=_lease("me", clock=1061.0))
+    assert taken is not None and taken.queued == 3
+
+
+def test_a_dead_workers_freeze_is_taken_over_keeping_what_it_committed(store: Store) -> None:
+    issue_id = _issue(store)
+    dead = _lease(_dead_owner())
+
+    def dies_in_the_third_chunk() -> Iterator[Recipient]:
+        yield from _members(20)
+        raise RuntimeError("killed")
+
+    with pytest.raises(RuntimeError):
+        audience.freeze_audience(store.engine, issue_id, dies_in_the_third_chunk(),
+                                 batch_size=4, chunk_size=8, at=NOW, lease=dead)
+    statuses, sizes = _ledger(store, issue_id)
+    assert (len(statuses), sizes) == (16, [4, 4, 4, 4])  # two whole chunks
+    record = _record(store, issue_id)
+    assert not record.audience_frozen and not audience.freeze_going_on(record, now=1000.0)
+    counts = audience.freeze_audience(store.engine, issue_id, _members(30), batch_size=4,
+                                      chunk_size=8, at=NOW, lease=_lease("me"))
+    assert counts is not None and (counts.duplicates, counts.queued) == (16, 14)
+    statuses, sizes = _ledger(store, issue_id)
+    assert len(statuses) == 30 and sum(sizes) == 30 and max(sizes) == 4
+    with store.engine.connect() as conn:
+        assert ledger.open_work(conn, issue_id) == len(sizes)
+        assert issue_store.get(conn, issue_id).audience_frozen
+
+
+def test_a_freeze_whose_lease_was_taken_stops(store: Store) -> None:
+    """A worker stalled past its lease finds the freeze taken over; it writes nothing more."""
+    issue_id = _issue(store)
+    mine = _lease("host:1:slow", clock=1000.0)
+
+    def members() -> Iterator[Recipient]:
+        yield from _members(8)
+        with store.engine.begin() as conn:  # meanwhile, another worker takes over
+            assert audience.take_freeze(conn, _record(store, issue_id),
+                                        _lease("host:2:fast", clock=2000.0))
+        yield from _members(8, offset=8)
+
+    with pytest.raises(audience.FreezeLost):
+        audience.freeze_audience(store.engine, issue_id, members(), batch_size=4,
+                                 chunk_size=8, at=NOW, lease=mine)
+    with store.engine.connect() as conn:
+        kept = conn.execute(select(func.count()).select_from(recipients)).scalar()
+    assert kept == 8  # the first chunk only
+    assert _record(store, issue_id).freeze_owner == "host:2:fast"
