@@ -7,7 +7,6 @@ beyond wiring the stages (``sources``, ``issues``, ``render``, ``delivery``, ``s
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable, Iterator, Sequence, Set
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -17,10 +16,11 @@ from markdown_it import MarkdownIt
 
 from .config import Settings
 from .delivery.base import PreparedIssue, Provider
-from .delivery.engine import Engine, Progress, SendReport
+from .delivery.engine import Engine
 from .delivery.fanout import helpers_for
 from .delivery.prepare import RecipientValues, batch_for_test_send, prepare_issue, public_base
 from .delivery.registry import make_provider
+from .delivery.report import Progress, SendReport
 from .delivery.rounds import HAND_BACK_SECONDS, DueRounds
 from .errors import IssueMovedOnError, IssueStateError, NotFoundError
 from .issues import draft as drafting
@@ -342,25 +342,19 @@ class Publisher:
 
         paths = [self.settings.subscribers_dir / p for p in mailing_list.members_files]
         cache = AddressCache(cache_path(self.settings.var_dir))
-        reader = MemberReader(
-            paths,
-            check_deliverability=self.settings.check_deliverability,
-            on_problem=skip,
-            cache=cache,
-            dedupe=False,
-        )
+        reader = MemberReader(paths, check_deliverability=self.settings.check_deliverability,
+                              on_problem=skip, cache=cache, dedupe=False)
         try:
             yield from reader.recipients(mailing_list.id, fields)
         finally:
             cache.close()
 
     def start(self, issue_id: int) -> PreparedIssue:
-        """queued → sending; freeze the audience the first time, in one transaction.
+        """queued → sending; freeze the audience the first time.
 
         Several workers may start one issue at the same moment: one moves it to sending and
-        the others join; the freeze re-checks under the issue row's lock, so it happens
-        exactly once, and again only if a sender died mid-freeze (nothing of it committed).
-        """
+        the others join. One freezes the audience, a chunk at a time under a lease, while
+        the others send what is committed (``store.audience``)."""
         self.settings.require_provider_credentials()
         record = self._begin_sending(issue_id)
         prepared = self.prepared(issue_id)
@@ -392,9 +386,6 @@ class Publisher:
 
     def _freeze(self, issue_id: int, mailing_list: MailingList, fields: Set[str]) -> None:
         """The ledger keeps of each member only the columns the issue's templates use."""
-        lease = audience_store.FreezeLease(
-            ledger.current_owner(), self.settings.lease_seconds, time.time
-        )
         try:
             counts = audience_store.freeze_audience(
                 self.store.engine,
@@ -403,10 +394,10 @@ class Publisher:
                 batch_size=self.batch_size(),
                 at=self.store.now(),
                 chunk_size=self.settings.freeze_chunk,
-                lease=lease,
+                lease_seconds=self.settings.lease_seconds,
             )
         except audience_store.FreezeLost:
-            log.warning("issue %s: another worker took the freeze over", issue_id)
+            log.warning("issue %s: another worker took over the audience's freeze", issue_id)
             return
         if counts is None:
             log.info("issue %s: audience frozen, or being frozen, by another worker", issue_id)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from newsletter.delivery.engine import SendReport
+from newsletter.delivery.report import SendReport
 from newsletter.delivery.rounds import DueRounds
 from tests.clocks import FakeClock
 

@@ -17,7 +17,7 @@ from rich.progress import (
 )
 from rich.text import Text
 
-from ..delivery.engine import SendReport
+from ..delivery.report import SendReport
 from ..store import ledger
 from . import cli
 from .collect import print_collect

@@ -16,9 +16,8 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection
 
 from ..config import Settings
 from ..errors import (
@@ -34,40 +33,20 @@ from ..models import BatchState, DeliveryStatus, IssueState
 from ..store import Store, ledger, suppressions
 from ..store import issues as issue_store
 from ..store.audience import freeze_going_on
-from ..store.tables import batches
 from . import backoff
 from .base import BatchRecipient, BatchResult, OutgoingBatch, PreparedIssue, Provider
 from .prepare import RecipientValues
 from .ratelimit import LimiterFactory, provider_limits
 from .ratelimit_db import SharedBuckets
+from .report import Progress, SendReport
 
 log = logging.getLogger(__name__)
-
-Progress = Callable[[int], None]
 
 #: How often a sender with nothing left to claim looks whether other workers' batches in
 #: flight have settled: often enough that a send ends a moment after its last batch.
 IN_FLIGHT_POLL_SECONDS = 0.1
 #: How often a sender with nothing to claim looks for the next chunk of a freeze.
 AUDIENCE_POLL_SECONDS = 0.05
-
-
-@dataclass
-class SendReport:
-    issue_id: int
-    batches_sent: int = 0
-    recipients_sent: int = 0
-    recipients_failed: int = 0
-    unknown_batches: int = 0
-    retries: int = 0
-    paused: str = ""
-    final_state: str = ""
-    counts: dict[str, int] = field(default_factory=dict)
-    #: Set when the engine handed the issue back instead of waiting: the epoch second at
-    #: which its next pending batch may be tried.
-    retry_at: float | None = None
-    #: Recipients each helper process sent (``fanout``); the totals above include them.
-    by_helpers: list[int] = field(default_factory=list)
 
 
 class LeaseLost(Exception):
@@ -497,30 +476,11 @@ class Engine:
         )
 
     def _take_over(self, batch_id: int) -> bool:
-        """Lease a dead worker's batch to this one, unless another worker got there first.
-
-        Several workers see the same stale batch; the lease they saw is compared and swapped
-        in one statement, so exactly one of them resends or reconciles it.
-        """
-        now = self.clock()
         with self.store.engine.begin() as conn:
-            seen = conn.execute(
-                select(batches.c.state, batches.c.lease_owner, batches.c.lease_until).where(
-                    batches.c.id == batch_id
-                )
-            ).first()
-            if seen is None or seen.state != BatchState.SENDING:
-                return False
-            if seen.lease_until >= now and not ledger.owner_is_dead(seen.lease_owner):
-                return False
-            swapped = conn.execute(
-                update(batches)
-                .where(
-                    batches.c.id == batch_id,
-                    batches.c.state == str(BatchState.SENDING),
-                    batches.c.lease_owner == seen.lease_owner,
-                    batches.c.lease_until == seen.lease_until,
-                )
-                .values(lease_owner=self.owner, lease_until=now + self.settings.lease_seconds)
+            return ledger.take_over(
+                conn,
+                batch_id,
+                self.owner,
+                now=self.clock(),
+                lease_seconds=self.settings.lease_seconds,
             )
-            return swapped.rowcount == 1

@@ -41,7 +41,8 @@ from ..errors import NewsletterError
 from ..models import IssueState
 from ..store import Store, ledger
 from ..store import issues as issue_store
-from .engine import AUDIENCE_POLL_SECONDS, Engine, Progress, SendReport
+from .engine import AUDIENCE_POLL_SECONDS, Engine
+from .report import Progress, SendReport
 
 if TYPE_CHECKING:
     from ..publisher import Publisher
@@ -68,8 +69,8 @@ def helpers_for(
     publisher: Publisher, issue_id: int, progress: Progress | None, engine: Engine
 ) -> Helpers:
     """Helpers for what is left of the issue (none for a small one), beside ``engine``.
-    They are started before the audience is frozen, so that they are ready when it is:
-    sized then by the list's member files."""
+    They are started before the audience is frozen, so that they send its first chunks
+    while the rest is read: sized then by the list's member files."""
     settings = publisher.settings
     count = helper_count(settings, _recipients_left(publisher, issue_id))
     return Helpers(settings, issue_id, count, progress, engine)

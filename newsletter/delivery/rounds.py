@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 
-from .engine import Progress, SendReport
+from .report import Progress, SendReport
 
 #: A run goes on with other issues while one waits longer than this for a retry.
 HAND_BACK_SECONDS = 5.0

@@ -26,7 +26,8 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from ..errors import IssueMovedOnError, NewsletterError, StoreError
 from ..publisher import Publisher
-from .engine import Engine, SendReport
+from .engine import Engine
+from .report import SendReport
 
 log = logging.getLogger(__name__)
 

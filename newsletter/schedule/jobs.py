@@ -18,7 +18,8 @@ from pathlib import Path
 
 from ..config import Settings, load_settings
 from ..delivery.base import Provider
-from ..delivery.engine import Engine, Progress, SendReport
+from ..delivery.engine import Engine
+from ..delivery.report import Progress, SendReport
 from ..errors import IssueMovedOnError, NewsletterError
 from ..publisher import Publisher
 from ..render.issue import Renderer

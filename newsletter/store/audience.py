@@ -120,6 +120,8 @@ def freeze_going_on(record: IssueRecord, now: float, me: str = "") -> bool:
 
 #: Members per transaction unless the caller says (``NEWSLETTER_FREEZE_CHUNK``).
 DEFAULT_CHUNK = 20_000
+#: How long a freeze's claim holds unless renewed (``NEWSLETTER_LEASE_SECONDS``).
+DEFAULT_LEASE_SECONDS = 120.0
 
 
 def freeze_audience(
@@ -130,12 +132,14 @@ def freeze_audience(
     batch_size: int,
     at: datetime,
     chunk_size: int = DEFAULT_CHUNK,
+    lease_seconds: float = DEFAULT_LEASE_SECONDS,
     lease: FreezeLease | None = None,
 ) -> FreezeCounts | None:
     """Write the issue's audience and batches, a chunk per transaction; None (and nothing
     read of ``members``) when it is frozen, or a live worker is freezing it. ``FreezeLost``
-    when another worker took the freeze over meanwhile (this one's lease ran out)."""
-    lease = lease or FreezeLease(current_owner(), DEFAULT_LEASE_SECONDS, time.time)
+    when another worker took the freeze over meanwhile (this one's lease ran out).
+    ``lease``: who freezes (by default this process, for ``lease_seconds`` a chunk)."""
+    lease = lease or FreezeLease(current_owner(), lease_seconds, time.time)
     per_chunk = batch_size * max(1, chunk_size // batch_size)  # a batch never spans two
     with engine.connect() as conn:
         with conn.begin():
@@ -149,10 +153,6 @@ def freeze_audience(
         finally:
             with conn.begin():
                 AUDIENCE_STAGE.drop(conn, checkfirst=True)
-
-
-#: A freeze's lease unless the caller says (``NEWSLETTER_LEASE_SECONDS``).
-DEFAULT_LEASE_SECONDS = 120.0
 
 
 def _freeze_chunks(
@@ -243,7 +243,7 @@ def _refresh_statistics(conn: Connection, chunk_number: int) -> None:
             conn.exec_driver_sql("ANALYZE recipients")
 
 
-#: Where a freeze streams the members before they become ledger rows (one transaction's).
+#: Where a freeze streams a chunk of members before they become ledger rows.
 AUDIENCE_STAGE = Table(
     "audience_stage",
     MetaData(),

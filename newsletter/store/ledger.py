@@ -1,6 +1,7 @@
 """The delivery ledger: every recipient an issue owes a copy to, grouped into batches.
 
-The audience is frozen once, in one transaction, when sending starts. After that, each
+The audience is frozen once when sending starts, a chunk of batches per transaction
+(``audience``), and senders take each batch as soon as it is committed. Each
 batch moves ``pending → sending → sent | failed | unknown`` and each move is committed:
 ``sending`` before the provider is called, the outcome after. A batch found ``sending``
 by nobody alive has an unknown outcome; what happens next is the engine's decision.
@@ -387,6 +388,36 @@ def stale_batches(conn: Connection, issue_id: int, now: float) -> list[ClaimedBa
         for r in rows
         if r.lease_until < now or owner_is_dead(r.lease_owner)
     ]
+
+
+def take_over(
+    conn: Connection, batch_id: int, owner: str, *, now: float, lease_seconds: float
+) -> bool:
+    """Lease a dead worker's batch to ``owner``, unless another worker got there first.
+
+    Several workers see the same stale batch; the lease they saw is compared and swapped in
+    one statement, so exactly one of them resends or reconciles it.
+    """
+    seen = conn.execute(
+        select(batches.c.state, batches.c.lease_owner, batches.c.lease_until).where(
+            batches.c.id == batch_id
+        )
+    ).first()
+    if seen is None or seen.state != BatchState.SENDING:
+        return False
+    if seen.lease_until >= now and not owner_is_dead(seen.lease_owner):
+        return False
+    swapped = conn.execute(
+        update(batches)
+        .where(
+            batches.c.id == batch_id,
+            batches.c.state == str(BatchState.SENDING),
+            batches.c.lease_owner == seen.lease_owner,
+            batches.c.lease_until == seen.lease_until,
+        )
+        .values(lease_owner=owner, lease_until=now + lease_seconds)
+    )
+    return swapped.rowcount == 1
 
 
 def batch_counts(conn: Connection, issue_id: int) -> dict[str, int]:
