@@ -11,7 +11,9 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import func, select
 
+from newsletter.config import Settings
 from newsletter.models import IssueKind, IssueState, Recipient, SuppressionReason
+from newsletter.publisher import Publisher
 from newsletter.store import Store, audience, ledger, suppressions
 from newsletter.store import issues as issue_store
 from newsletter.store.tables import batches, recipients
@@ -144,3 +146,17 @@ def test_a_freeze_whose_lease_was_taken_stops(store: Store) -> None:
         kept = conn.execute(select(func.count()).select_from(recipients)).scalar()
     assert kept == 8  # the first chunk only
     assert _record(store, issue_id).freeze_owner == "host:2:fast"
+
+
+def test_an_issue_is_not_finished_while_its_audience_is_being_frozen(
+    db_settings: Settings, store: Store
+) -> None:
+    """Between two chunks every committed batch may be sent: that is not the end."""
+    issue_id = _issue(store)
+    with store.engine.begin() as conn:
+        assert audience.take_freeze(conn, _record(store, issue_id), _lease("host:1:freezer"))
+    publisher = Publisher(db_settings, store)
+    assert publisher.finish(issue_id) == "sending"
+    audience.freeze_audience(store.engine, issue_id, [], batch_size=2, at=NOW,
+                             lease=_lease("host:1:freezer"))
+    assert publisher.finish(issue_id) == "sent"
