@@ -11,7 +11,7 @@ escaping brings ``h_f`` back for the whole batch.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from ..errors import RenderError
@@ -37,22 +37,27 @@ def batch_variables(
     issue: PreparedIssue, batch: OutgoingBatch, key: Spelling = str
 ) -> BatchVariables:
     """``key`` spells a variable's name the provider's way (SendGrid's ``%nl.f%``)."""
-    html_fields = issue.html.field_names
-    for recipient in batch.recipients:
-        _check(recipient, issue.field_names)
-    escaped = frozenset(
-        f for f in html_fields if any(needs_escaping(r.values[f]) for r in batch.recipients)
-    )
-    plain = [(f, key(f)) for f in issue.plain_fields | (html_fields - escaped)]
-    hidden = [(f, key(f"h_{f}")) for f in escaped]
-    per_recipient = [_variables(r.values, plain, hidden) for r in batch.recipients]
+    html_fields, recipients = issue.html.field_names, batch.recipients
+    try:
+        # One search over the batch's values of a field: joining cannot make or hide a
+        # character that needs escaping, and it is one call instead of one per recipient.
+        escaped = frozenset(
+            f for f in html_fields if needs_escaping("".join([r.values[f] for r in recipients]))
+        )
+        plain = [(f, key(f)) for f in issue.plain_fields | (html_fields - escaped)]
+        hidden = [(f, key(f"h_{f}")) for f in escaped]
+        per_recipient = [_variables(r.values, plain, hidden) for r in recipients]
+    except KeyError:  # a recipient lacks a field: say who and which
+        raise _missing(recipients, issue.field_names) from None
     return BatchVariables(per_recipient, escaped)
 
 
-def _check(recipient: BatchRecipient, fields: frozenset[str]) -> None:
-    if not fields <= recipient.values.keys():
-        missing = sorted(fields - recipient.values.keys())[0]
-        raise RenderError(f"recipient {recipient.recipient_id}: no value for {missing!r}")
+def _missing(recipients: Sequence[BatchRecipient], fields: frozenset[str]) -> RenderError:
+    for recipient in recipients:
+        if not fields <= recipient.values.keys():
+            missing = sorted(fields - recipient.values.keys())[0]
+            return RenderError(f"recipient {recipient.recipient_id}: no value for {missing!r}")
+    return RenderError("a recipient has no value for a field of the templates")
 
 
 def _variables(
