@@ -1,22 +1,29 @@
-"""Signed, per-recipient unsubscribe tokens (itsdangerous HMAC signatures).
+"""Signed, per-recipient unsubscribe tokens (itsdangerous signatures).
 
 A token names the address and the list it unsubscribes from; it cannot be forged or
 enumerated without the secret key, and a changed byte makes it invalid.
+
+Tokens are signed with BLAKE2b in its keyed mode, a MAC of its own (RFC 7693; the hashlib
+documentation offers it in place of HMAC), with a 128-bit tag: one C call per signature,
+where HMAC-SHA256 needed four Python-level steps, and a signature of 22 characters instead
+of 43. A send signs one token per recipient. Tokens of the first scheme (HMAC-SHA256, in
+emails sent before) still verify, so that no unsubscribe link already delivered breaks.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
-import hmac
 from dataclasses import dataclass
 
 from itsdangerous import BadSignature, Signer
-from itsdangerous.signer import HMACAlgorithm
+from itsdangerous.signer import SigningAlgorithm
 
 from .errors import NewsletterError
 
-SALT = "newsletter.unsubscribe.v1"
+SALT = "newsletter.unsubscribe.v2"
+#: The first scheme's salt (HMAC-SHA256): verified, never signed any more.
+LEGACY_SALT = "newsletter.unsubscribe.v1"
 
 
 class BadTokenError(NewsletterError, ValueError):
@@ -29,26 +36,15 @@ class UnsubscribeToken:
     list_id: str
 
 
-class _KeyedHMAC(HMACAlgorithm):
-    """The same HMAC-SHA256, keyed once: each signature copies a keyed HMAC object instead
-    of building one from the key (identical signatures in a third less time, which counts
-    when a send signs a million of them)."""
-
-    def __init__(self) -> None:
-        super().__init__(hashlib.sha256)
-        self._keyed: dict[bytes, hmac.HMAC] = {}
+class _KeyedBlake2b(SigningAlgorithm):
+    """BLAKE2b keyed with the derived key (32 bytes; BLAKE2b takes up to 64)."""
 
     def get_signature(self, key: bytes, value: bytes) -> bytes:
-        keyed = self._keyed.get(key)
-        if keyed is None:
-            keyed = self._keyed.setdefault(key, hmac.new(key, digestmod=hashlib.sha256))
-        mac = keyed.copy()
-        mac.update(value)
-        return mac.digest()
+        return hashlib.blake2b(value, key=key, digest_size=16).digest()
 
 
 class _KeyCachingSigner(Signer):
-    """itsdangerous derives the HMAC key from secret and salt on every call; once is enough."""
+    """itsdangerous derives the key from secret and salt on every call; once is enough."""
 
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
@@ -59,21 +55,19 @@ class _KeyCachingSigner(Signer):
 
 
 class TokenSigner:
-    """HMAC-SHA256 signatures (itsdangerous ``Signer``) over ``list_id`` and the address.
+    """Signatures (itsdangerous ``Signer``) over ``list_id`` and the address.
 
     The payload is packed by hand rather than as JSON because a send signs one token per
-    recipient: this costs about 2 µs, the JSON serializer about 10 µs.
+    recipient: this costs about 1.5 µs, the JSON serializer about 10 µs.
     """
 
     def __init__(self, secret_key: str) -> None:
         if not secret_key:
             raise ValueError("a secret key is needed to sign unsubscribe tokens")
         self._signer = _KeyCachingSigner(
-            secret_key,
-            salt=SALT,
-            digest_method=hashlib.sha256,
-            algorithm=_KeyedHMAC(),
+            secret_key, salt=SALT, digest_method=hashlib.sha256, algorithm=_KeyedBlake2b()
         )
+        self._legacy = Signer(secret_key, salt=LEGACY_SALT, digest_method=hashlib.sha256)
 
     def sign(self, email: str, list_id: str) -> str:
         packed = f"{list_id}\n{email}".encode()
@@ -82,7 +76,7 @@ class TokenSigner:
 
     def verify(self, token: str) -> UnsubscribeToken:
         try:
-            payload = self._signer.unsign(token.encode("ascii"))
+            payload = self._unsign(token.encode("ascii"))
             padded = payload + b"=" * (-len(payload) % 4)
             list_id, email = base64.urlsafe_b64decode(padded).decode("utf-8").split("\n", 1)
         except (BadSignature, ValueError, UnicodeError) as exc:
@@ -90,6 +84,12 @@ class TokenSigner:
         if not email or not list_id:
             raise BadTokenError("invalid unsubscribe token")
         return UnsubscribeToken(email, list_id)
+
+    def _unsign(self, token: bytes) -> bytes:
+        try:
+            return self._signer.unsign(token)
+        except BadSignature:
+            return self._legacy.unsign(token)  # a link from an email sent before
 
     def __repr__(self) -> str:
         return "TokenSigner(<secret>)"

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 from collections.abc import Iterator
 
 import pytest
+from itsdangerous import Signer
 
 from newsletter.config import Settings
 from newsletter.models import ALL_LISTS, SuppressionReason
 from newsletter.store import Store
-from newsletter.tokens import TokenSigner, unsubscribe_url
+from newsletter.tokens import LEGACY_SALT, TokenSigner, unsubscribe_url
 from newsletter.web import create_app
 from tests.servers.webapp import SITE, WebApp, suppression_rows
 
@@ -166,3 +169,27 @@ def test_url_helper_agrees_with_the_endpoint(settings: Settings) -> None:
 
     assert url.startswith("https://news.example.org/unsubscribe/")
     assert signer.verify(token).email == "jane@example.org"
+
+
+def first_scheme_token(secret: str, email: str, list_id: str) -> str:
+    """A token as emails sent before the BLAKE2b signatures carry it (HMAC-SHA256)."""
+    payload = base64.urlsafe_b64encode(f"{list_id}\n{email}".encode()).rstrip(b"=")
+    signer = Signer(secret, salt=LEGACY_SALT, digest_method=hashlib.sha256)
+    return signer.sign(payload).decode("ascii")
+
+
+def test_a_link_from_an_email_sent_with_the_first_scheme_still_unsubscribes(
+    web: WebApp, signer: TokenSigner, settings: Settings, store: Store
+) -> None:
+    old = first_scheme_token(settings.secret_key.reveal(), "old.reader@example.org", "weekly")
+    forged = first_scheme_token("another key", "mallory@example.org", "weekly")
+    new = signer.sign("old.reader@example.org", "weekly")
+    assert len(new.rpartition(".")[2]) == 22 < len(old.rpartition(".")[2]) == 43
+
+    refused = web.session.post(web.url(f"/unsubscribe/{forged}"), data=ONE_CLICK)
+    accepted = web.session.post(web.url(f"/unsubscribe/{old}"), data=ONE_CLICK)
+
+    assert (refused.status_code, accepted.status_code) == (400, 200)
+    assert [(r.email, r.scope) for r in suppression_rows(store)] == [
+        ("old.reader@example.org", "weekly")
+    ]
