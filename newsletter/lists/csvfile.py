@@ -101,6 +101,37 @@ def iter_records(lines: Iterable[str], path: Path) -> Iterator[Record]:
     yield from feed.take(None)
 
 
+def clean_rows(lines: Iterable[str]) -> Iterator[list[str]]:
+    """The fields of each record, as ``iter_records`` splits them, for a file known to read
+    clean (nothing to report): no line numbers, raw text or comment records are kept, which
+    makes it about three times cheaper. ``lines`` may be a file positioned after a record."""
+    feed = _RecordStart(lines)
+    for fields in csv.reader(feed, strict=True):
+        feed.fresh = True
+        yield fields
+
+
+class _RecordStart:
+    """``_LineFeed`` without its bookkeeping: drops comment and blank lines where a record
+    would start, and nowhere else (inside a quoted value they are part of it)."""
+
+    __slots__ = ("_lines", "fresh")
+
+    def __init__(self, lines: Iterable[str]) -> None:
+        self._lines = iter(lines)
+        self.fresh = True
+
+    def __iter__(self) -> _RecordStart:
+        return self
+
+    def __next__(self) -> str:
+        line = next(self._lines)
+        while self.fresh and (line.startswith(COMMENT) or not line.strip()):
+            line = next(self._lines)
+        self.fresh = False
+        return line
+
+
 def _split_error(exc: csv.Error) -> str:
     if str(exc) == "unexpected end of data":
         return "a quoted value starts in this row and is never closed"

@@ -8,6 +8,7 @@ megabytes of memory. Invalid rows are errors; duplicates are warnings (the first
 
 from __future__ import annotations
 
+import csv
 import sqlite3
 from collections.abc import Callable, Iterator, Mapping, Sequence, Set
 from contextlib import closing
@@ -22,7 +23,7 @@ from email_validator import EmailNotValidError, validate_email
 from ..errors import ConfigError, ListError
 from ..models import Recipient, Subscriber
 from .addresscache import AddressCache, file_digest
-from .csvfile import EMAIL, NAME, Header, Record, first_header, iter_records
+from .csvfile import EMAIL, NAME, Header, Record, clean_rows, first_header, iter_records
 
 _T = TypeVar("_T")
 _NO_FIELDS: Mapping[str, str] = MappingProxyType({})
@@ -190,7 +191,8 @@ class MemberReader:
         """
         self.counts = Counts()
         for index, path in enumerate(self.paths):
-            yield from self._read_file(index, path, self._as_recipients(index, path, list_id, keep))
+            checked = self._as_recipients(index, path, list_id, keep)
+            yield from self._read_file(index, path, checked, self._lean(path, list_id, keep))
 
     def addresses(self) -> Iterator[str]:
         """Only the comparison keys of the members: the count-only pass."""
@@ -206,8 +208,13 @@ class MemberReader:
         return sum(1 for p in self.problems if p.severity == Severity.ERROR)
 
     def _read_file(
-        self, index: int, path: Path, read: Callable[[Iterator[Record], Header], Iterator[_T]]
+        self,
+        index: int,
+        path: Path,
+        read: Callable[[Iterator[Record], Header], Iterator[_T]],
+        lean: Callable[[Iterator[list[str]], Header], Iterator[_T]] | None = None,
     ) -> Iterator[_T]:
+        """``lean`` reads a file the address cache vouches for, if given."""
         try:
             self._file = self._start_file(index, path)
             handle = path.open(encoding="utf-8-sig", newline="")
@@ -221,7 +228,10 @@ class MemberReader:
             except ListError as exc:
                 self._problem(exc.path, exc.line, exc.reason)
                 return
-            yield from read(self._until_unreadable(records), header)
+            if lean is not None and self._file.vouched:
+                yield from lean(clean_rows(handle), header)  # from the line after the header
+            else:
+                yield from read(self._until_unreadable(records), header)
         self._vouch_for(self._file)
 
     def _checking(
@@ -243,8 +253,6 @@ class MemberReader:
         checking = self._checking(index, path, None)
 
         def read(records: Iterator[Record], header: Header) -> Iterator[Recipient]:
-            if self._file.vouched:
-                return self._lean(records, header, list_id, keep)
             return (
                 Recipient(m.subscriber.email, m.subscriber.name,
                           _kept(m.subscriber.fields, keep), list_id)
@@ -254,7 +262,20 @@ class MemberReader:
         return read
 
     def _lean(
-        self, records: Iterator[Record], header: Header, list_id: str, keep: Set[str] | None
+        self, path: Path, list_id: str, keep: Set[str] | None
+    ) -> Callable[[Iterator[list[str]], Header], Iterator[Recipient]]:
+        """A vouched file's rows become recipients unchecked: these bytes read clean before."""
+
+        def read(rows: Iterator[list[str]], header: Header) -> Iterator[Recipient]:
+            try:
+                yield from self._lean_rows(rows, header, list_id, keep)
+            except (csv.Error, UnicodeDecodeError) as exc:  # its digest was taken just before
+                raise ListError(path, None, f"changed while it was being read ({exc})") from exc
+
+        return read
+
+    def _lean_rows(
+        self, rows: Iterator[list[str]], header: Header, list_id: str, keep: Set[str] | None
     ) -> Iterator[Recipient]:
         email_at = header.email_index
         name_at = header.columns.index(NAME) if NAME in header.columns else None
@@ -264,10 +285,9 @@ class MemberReader:
             if column not in (EMAIL, NAME) and (keep is None or column in keep)
         ]
         counts = self.counts
-        for record in records:
-            fields = record.fields
-            if fields is None or not "".join(fields).strip():
-                continue  # comments and blank rows, as in the checked path
+        for fields in rows:
+            if not "".join(fields).strip():
+                continue  # rows of empty cells, as in the checked path
             counts.rows += 1
             counts.members += 1
             yield Recipient(
