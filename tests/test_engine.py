@@ -15,6 +15,7 @@ from sqlalchemy import select, update
 
 from newsletter.config import Settings
 from newsletter.delivery.base import (
+    BatchRecipient,
     BatchResult,
     OutgoingBatch,
     PreparedIssue,
@@ -382,3 +383,14 @@ def test_a_providers_documented_rate_applies_unless_the_publisher_sets_one(
     Engine(chosen, store, provider(chosen), RecipientValues(TokenSigner("k"), "x"),
            limiters=limits)
     assert limits.rates[f"{provider.name}:requests"] == expected
+
+
+def test_a_batch_sent_whole_lists_each_recipient_on_demand() -> None:
+    recipients = [BatchRecipient(i, f"u{i}@example.org", f"U{i}", {}) for i in range(3)]
+    result = BatchResult.all_sent(OutgoingBatch(7, 1, "key", recipients), "<id@mg>")
+    assert len(result.results) == 3 and result.results[-1].email == "u2@example.org"
+    assert list(result.results) == [
+        (f"u{i}@example.org", DeliveryStatus.SENT, "<id@mg>", "") for i in range(3)
+    ]
+    assert result.results[1:] == list(result.results)[1:]
+    assert result.uniformly_sent(OutgoingBatch(7, 1, "key", recipients))

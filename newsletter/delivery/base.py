@@ -16,7 +16,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from email.message import EmailMessage
-from typing import Any, ClassVar, NamedTuple
+from typing import Any, ClassVar, NamedTuple, overload
 
 import requests
 
@@ -173,11 +173,33 @@ class BatchResult:
 
     @classmethod
     def all_sent(cls, batch: OutgoingBatch, message_id: str = "") -> BatchResult:
-        return cls(
-            [RecipientResult(r.email, DeliveryStatus.SENT, message_id) for r in batch.recipients],
-            message_id,
-            whole=True,
-        )
+        return cls(_SentToAll(batch.recipients, message_id), message_id, whole=True)
+
+
+class _SentToAll(Sequence[RecipientResult]):
+    """Every recipient of a batch sent under one id, made only when asked for: a batch sent
+    whole is recorded on the batch alone, and a thousand tuples per batch went unread."""
+
+    def __init__(self, recipients: Sequence[BatchRecipient], message_id: str) -> None:
+        self._recipients = recipients
+        self._message_id = message_id
+
+    def __len__(self) -> int:
+        return len(self._recipients)
+
+    @overload
+    def __getitem__(self, index: int) -> RecipientResult: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[RecipientResult]: ...
+
+    def __getitem__(self, index: int | slice) -> RecipientResult | Sequence[RecipientResult]:
+        if isinstance(index, slice):
+            return [self._result(r) for r in self._recipients[index]]
+        return self._result(self._recipients[index])
+
+    def _result(self, recipient: BatchRecipient) -> RecipientResult:
+        return RecipientResult(recipient.email, DeliveryStatus.SENT, self._message_id)
 
 
 #: What makes ``formataddr`` quote, escape or encode a display name (RFC 5322 specials).
