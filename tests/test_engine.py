@@ -390,7 +390,7 @@ def test_a_batch_sent_whole_lists_each_recipient_on_demand() -> None:
     result = BatchResult.all_sent(OutgoingBatch(7, 1, "key", recipients), "<id@mg>")
     assert len(result.results) == 3 and result.results[-1].email == "u2@example.org"
     assert list(result.results) == [
-        (f"u{i}@example.org", DeliveryStatus.SENT, "<id@mg>", "") for i in range(3)
+        RecipientResult(f"u{i}@example.org", DeliveryStatus.SENT, "<id@mg>") for i in range(3)
     ]
     assert result.results[1:] == list(result.results)[1:]
     assert result.uniformly_sent(OutgoingBatch(7, 1, "key", recipients))
