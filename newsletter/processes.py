@@ -1,8 +1,11 @@
-"""Whether a process on this host still runs: how leftovers of a killed sender are recognised."""
+"""Who a worker is, and whether a process on this host still runs: how the leases of a killed
+sender are recognised and taken over."""
 
 from __future__ import annotations
 
 import os
+import socket
+import uuid
 
 
 def pid_alive(pid: int) -> bool:
@@ -14,3 +17,26 @@ def pid_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def worker_identity() -> str:
+    """``host:pid:nonce`` — lets a restarted sender on the same host see its predecessor died."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def owner_is_dead(owner: str) -> bool:
+    """True when ``owner`` names a process on this host that no longer runs."""
+    host, _, rest = owner.partition(":")
+    pid_text = rest.split(":", 1)[0]
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False
+    if not pid_alive(int(pid_text)):
+        return True
+    return int(pid_text) == os.getpid() and owner != _CURRENT_OWNER
+
+
+_CURRENT_OWNER = worker_identity()
+
+
+def current_owner() -> str:
+    return _CURRENT_OWNER

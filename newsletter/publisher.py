@@ -417,32 +417,28 @@ class Publisher:
         with helpers_for(self, issue_id, progress, engine) as helpers:  # start as it freezes
             report = engine.run(self.start(issue_id), progress)
         helpers.add_to(report)
-        report.final_state = self.finish(issue_id)
-        with self.store.engine.connect() as conn:
-            report.counts = ledger.status_counts(conn, issue_id)
+        report.final_state, report.counts = self.finish(issue_id)
         return report
 
-    def finish(self, issue_id: int) -> str:
-        """sending → sent / partially-failed once no batch is pending or in flight."""
+    def finish(self, issue_id: int) -> tuple[str, dict[str, int]]:
+        """sending → sent / partially-failed once the audience is frozen and no batch is
+        pending or in flight. The issue's state, and its recipients counted by status."""
         with self.store.engine.begin() as conn:
             record = issue_store.get(conn, issue_id)
+            counts = ledger.status_counts(conn, issue_id)  # once: a second of a million rows
             unfinished = not record.audience_frozen or ledger.open_work(conn, issue_id)
             if record.state != IssueState.SENDING or unfinished:
-                return str(record.state)
-            counts = ledger.status_counts(conn, issue_id)
-            target = (
-                IssueState.PARTIALLY_FAILED
-                if counts.get("failed") or counts.get("unknown")
-                else IssueState.SENT
-            )
+                return str(record.state), counts
+            failed = counts.get("failed") or counts.get("unknown")
+            target = IssueState.PARTIALLY_FAILED if failed else IssueState.SENT
             note = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
             try:
                 issue_store.transition(
                     conn, issue_id, target, self.store.now(), note, finished_at=self.store.now()
                 )
             except IssueStateError:  # another worker finished (or paused) it first
-                return str(issue_store.get(conn, issue_id).state)
-            return str(target)
+                return str(issue_store.get(conn, issue_id).state), counts
+            return str(target), counts
 
     def due_issues(self) -> list[int]:
         with self.store.engine.connect() as conn:

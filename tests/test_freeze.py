@@ -156,7 +156,7 @@ def test_an_issue_is_not_finished_while_its_audience_is_being_frozen(
     with store.engine.begin() as conn:
         assert audience.take_freeze(conn, _record(store, issue_id), _lease("host:1:freezer"))
     publisher = Publisher(db_settings, store)
-    assert publisher.finish(issue_id) == "sending"
+    assert publisher.finish(issue_id) == ("sending", {})
     audience.freeze_audience(store.engine, issue_id, [], batch_size=2, at=NOW,
                              lease=_lease("host:1:freezer"))
-    assert publisher.finish(issue_id) == "sent"
+    assert publisher.finish(issue_id) == ("sent", {})

@@ -9,9 +9,9 @@ import pytest
 from sqlalchemy import select, update
 
 from newsletter.errors import LockError
+from newsletter.processes import worker_identity
 from newsletter.schedule.lock import LeaseLock, current_holder
 from newsletter.store import Store
-from newsletter.store.ledger import worker_identity
 from newsletter.store.tables import locks
 
 

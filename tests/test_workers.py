@@ -533,7 +533,7 @@ def test_finishing_at_the_same_moment_lets_one_win(home: Path, database_url: str
 
         def finish(store: Store) -> None:
             barrier.wait()
-            answers.append(Publisher(settings, store).finish(issue_id))
+            answers.append(Publisher(settings, store).finish(issue_id)[0])
 
         threads = [threading.Thread(target=finish, args=(s,)) for s in stores]
         for thread in threads:

@@ -83,8 +83,7 @@ class ProgressBars:
     def _open_recipients(self, issue_id: int) -> int | None:
         """Recipients still to send (none counted before the audience is frozen)."""
         with self.app.store.engine.connect() as conn:
-            counts = ledger.status_counts(conn, issue_id)
-        return counts.get("queued") or None
+            return ledger.open_recipients(conn, issue_id) or None
 
 
 def describe(report: SendReport) -> str:

@@ -30,6 +30,7 @@ from ..errors import (
     UnknownOutcomeError,
 )
 from ..models import BatchState, DeliveryStatus, IssueState
+from ..processes import current_owner
 from ..store import Store, ledger, suppressions
 from ..store import issues as issue_store
 from ..store.audience import freeze_going_on
@@ -78,7 +79,7 @@ class Engine:
         self.values = values
         self.clock = clock
         self.sleep = sleep
-        self.owner = ledger.current_owner()
+        self.owner = current_owner()
         # A provider's limits are per account, so by default every process shares them.
         self.requests, self.messages = provider_limits(
             settings, provider, limiters or SharedBuckets(store)

@@ -26,8 +26,8 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import SQLAlchemyError
 
 from ..errors import LockError, StoreError
+from ..processes import owner_is_dead, worker_identity
 from ..store import Store
-from ..store.ledger import owner_is_dead, worker_identity
 from ..store.tables import locks
 
 SCHEDULER_LOCK = "scheduler"

@@ -48,10 +48,11 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from ..models import ALL_LISTS, BatchState, DeliveryStatus, Recipient
+from ..processes import current_owner, owner_is_dead
 from . import issues as issue_store
 from .bulk import bulk_write
 from .issues import IssueRecord
-from .ledger import current_owner, idempotency_key, next_seq, owner_is_dead
+from .ledger import idempotency_key, next_seq
 from .tables import UtcDateTime, batches, issues, recipients, suppressions
 
 

@@ -15,8 +15,6 @@ so the common outcome costs one row update, not a thousand.
 from __future__ import annotations
 
 import json
-import os
-import socket
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -39,7 +37,7 @@ from sqlalchemy import (
 )
 
 from ..models import BatchState, DeliveryStatus
-from ..processes import pid_alive
+from ..processes import owner_is_dead
 from .tables import batches, issues, recipients
 
 
@@ -80,29 +78,6 @@ recipient_status = case(
 
 #: ``recipients`` with each row's batch, for ``recipient_status``; suppressed rows have none.
 recipients_with_batch = recipients.outerjoin(batches, batches.c.id == recipients.c.batch_id)
-
-
-def worker_identity() -> str:
-    """``host:pid:nonce`` — lets a restarted sender on the same host see its predecessor died."""
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-
-
-def owner_is_dead(owner: str) -> bool:
-    """True when ``owner`` names a process on this host that no longer runs."""
-    host, _, rest = owner.partition(":")
-    pid_text = rest.split(":", 1)[0]
-    if host != socket.gethostname() or not pid_text.isdigit():
-        return False
-    if not pid_alive(int(pid_text)):
-        return True
-    return int(pid_text) == os.getpid() and owner != _CURRENT_OWNER
-
-
-_CURRENT_OWNER = worker_identity()
-
-
-def current_owner() -> str:
-    return _CURRENT_OWNER
 
 
 def next_seq(conn: Connection, issue_id: int) -> int:
@@ -470,6 +445,15 @@ def batches_in(conn: Connection, issue_id: int, state: BatchState) -> list[int]:
 def open_work(conn: Connection, issue_id: int) -> int:
     """Batches still pending or in flight."""
     stmt = select(func.count()).where(
+        batches.c.issue_id == issue_id,
+        batches.c.state.in_([str(BatchState.PENDING), str(BatchState.SENDING)]),
+    )
+    return int(conn.execute(stmt).scalar() or 0)
+
+
+def open_recipients(conn: Connection, issue_id: int) -> int:
+    """Recipients in batches still pending or in flight: from the batches alone, not the rows."""
+    stmt = select(func.coalesce(func.sum(batches.c.size), 0)).where(
         batches.c.issue_id == issue_id,
         batches.c.state.in_([str(BatchState.PENDING), str(BatchState.SENDING)]),
     )
