@@ -76,6 +76,8 @@ def test_chunks_freeze_what_one_transaction_would(store: Store) -> None:
     statuses, sizes = _ledger(store, issue_id)
     assert len(statuses) == 25 and statuses["user13@example.org"] == "suppressed"
     assert sizes == [4, 4, 4, 3, 4, 4, 1]  # chunks of 8 (whole batches); 13 fell from the 4th
+    with store.engine.connect() as conn:  # what a progress bar counts down from
+        assert ledger.open_recipients(conn, issue_id) == 24
     record = _record(store, issue_id)
     assert record.audience_frozen and not record.freeze_owner
 
