@@ -239,11 +239,13 @@ def outcome(send: Send) -> tuple[str, dict[str, int], list[str], list[dict[str, 
 
 
 # -- several workers, one send -------------------------------------------------------------------
-@pytest.mark.parametrize("count", [2, 4])
+#: Members frozen per transaction: all in one chunk, or in five (the others send meanwhile).
+@pytest.mark.parametrize(("count", "chunk"), [(2, "20000"), (4, "20000"), (2, "40")])
 def test_workers_share_one_send_and_freeze_it_once(
-    home: Path, database_url: str, fake: FakeProviderProcess, count: int
+    home: Path, database_url: str, fake: FakeProviderProcess, count: int, chunk: str
 ) -> None:
-    send = prepare_send(home, database_url, "mailgun", fake.url, members=200)
+    send = prepare_send(home, database_url, "mailgun", fake.url, members=200,
+                        NEWSLETTER_FREEZE_CHUNK=chunk)
     workers = start_workers(send, count, "--once")
 
     assert wait_all(workers) == [0] * count, [w.output() for w in workers]
