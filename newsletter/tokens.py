@@ -37,10 +37,19 @@ class UnsubscribeToken:
 
 
 class _KeyedBlake2b(SigningAlgorithm):
-    """BLAKE2b keyed with the derived key (32 bytes; BLAKE2b takes up to 64)."""
+    """BLAKE2b keyed with the derived key (32 bytes; BLAKE2b takes up to 64). The keyed state
+    is made once and copied for each signature: the key's block is not hashed again."""
+
+    def __init__(self) -> None:
+        self._keyed: dict[bytes, hashlib.blake2b] = {}
 
     def get_signature(self, key: bytes, value: bytes) -> bytes:
-        return hashlib.blake2b(value, key=key, digest_size=16).digest()
+        keyed = self._keyed.get(key)
+        if keyed is None:
+            keyed = self._keyed.setdefault(key, hashlib.blake2b(key=key, digest_size=16))
+        mac = keyed.copy()
+        mac.update(value)
+        return mac.digest()
 
 
 class _KeyCachingSigner(Signer):

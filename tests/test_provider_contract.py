@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from newsletter import config
 from newsletter.config import Secret, Settings
 from newsletter.delivery.base import HttpProvider
-from newsletter.delivery.registry import PROVIDERS, make_provider
+from newsletter.delivery.registry import PROVIDERS, make_provider, provider_class
 from newsletter.devtools.fakeprovider import FakeProviderServer, Fault, FaultKind
 from newsletter.errors import (
     ConfigError,
@@ -26,7 +27,7 @@ from tests.servers.fake_provider import (
     sample_issue,
 )
 
-NAMES = sorted(n for n, cls in PROVIDERS.items() if issubclass(cls, HttpProvider))
+NAMES = sorted(n for n in PROVIDERS if issubclass(provider_class(n), HttpProvider))
 WRONG_KEYS = {
     "mailgun": {"mailgun_api_key": Secret("wrong")},
     "postmark": {"postmark_server_token": Secret("wrong")},
@@ -171,3 +172,10 @@ def test_batch_over_the_native_limit_is_refused_by_the_server(
 def test_missing_credentials_fail_before_any_request(tmp_path: Path, name: str) -> None:
     with pytest.raises(ConfigError, match=name):
         make_provider(Settings(home=tmp_path, provider=name))
+
+
+def test_every_provider_name_loads_its_own_class() -> None:
+    assert tuple(PROVIDERS) == config.PROVIDERS
+    assert [provider_class(name).name for name in PROVIDERS] == list(PROVIDERS)
+    with pytest.raises(ConfigError, match="'carrier-pigeon' has no delivery class"):
+        provider_class("carrier-pigeon")
