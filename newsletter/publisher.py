@@ -11,8 +11,7 @@ from collections.abc import Callable, Iterator, Sequence, Set
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
-
-from markdown_it import MarkdownIt
+from typing import TYPE_CHECKING
 
 from .config import Settings
 from .delivery.base import PreparedIssue, Provider
@@ -25,19 +24,20 @@ from .delivery.rounds import HAND_BACK_SECONDS, DueRounds
 from .errors import IssueMovedOnError, IssueStateError, NotFoundError
 from .issues import draft as drafting
 from .issues import states
-from .issues.lint import LintReport, lint
-from .lists.addresscache import AddressCache, cache_path
 from .lists.config import PublicationConfig, load_config
-from .lists.members import MemberReader, Problem
+from .lists.members import Problem, stream_recipients
 from .models import Approval, Cadence, IssueKind, IssueState, MailingList, Recipient
-from .render.issue import IssueContent, RenderedIssue, Renderer
-from .sources.collect import CollectReport, collect
-from .sources.sanitize import clean_html
 from .store import Store, ledger
 from .store import articles as article_store
 from .store import audience as audience_store
 from .store import issues as issue_store
 from .tokens import TokenSigner
+
+if TYPE_CHECKING:
+    # Imported where used: sending a rendered issue loads no jinja2, premailer, feedparser.
+    from .issues.lint import LintReport
+    from .render.issue import IssueContent, RenderedIssue, Renderer
+    from .sources.collect import CollectReport
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +84,8 @@ class Publisher:
 
     @cached_property
     def renderer(self) -> Renderer:
+        from .render.issue import Renderer
+
         return Renderer(self.settings)
 
     @cached_property
@@ -99,6 +101,8 @@ class Publisher:
 
     # -- collect and draft -----------------------------------------------------------------
     def collect(self) -> CollectReport:
+        from .sources.collect import collect
+
         return collect(self.settings, self.store, self.config.sources)
 
     def draft(
@@ -186,6 +190,11 @@ class Publisher:
 
     # -- render ----------------------------------------------------------------------------
     def content(self, issue_id: int) -> IssueContent:
+        from markdown_it import MarkdownIt
+
+        from .render.issue import IssueContent
+        from .sources.sanitize import clean_html
+
         with self.store.engine.begin() as conn:
             record = issue_store.get(conn, issue_id)
             items = [
@@ -265,6 +274,8 @@ class Publisher:
                 f"issue {issue_id} is {state}; only a draft can be queued "
                 "(resume a paused issue, retry a finished one)"
             )
+        from .issues.lint import lint
+
         self.render(issue_id)  # before the checks: they read what will be sent
         report = lint(self, issue_id)
         report.check_queueable(force=force)
@@ -331,23 +342,16 @@ class Publisher:
     def audience(
         self, mailing_list: MailingList, fields: Set[str] | None = None
     ) -> Iterator[Recipient]:
-        """The list's members, streamed; an invalid row is logged and skipped, not fatal.
-        ``fields``: the member columns to keep (None: all of them).
-
-        Repeated addresses are left in: the ledger drops them as it freezes the audience.
-        """
+        """The list's members, streamed, with only the ``fields`` columns (None: all); an
+        invalid row is logged and skipped. Repeats are left in: the ledger drops them."""
 
         def skip(problem: Problem) -> None:
             log.warning("%s (skipped; `newsletter lists check` lists every problem)", problem)
 
         paths = [self.settings.subscribers_dir / p for p in mailing_list.members_files]
-        cache = AddressCache(cache_path(self.settings.var_dir))
-        reader = MemberReader(paths, check_deliverability=self.settings.check_deliverability,
-                              on_problem=skip, cache=cache, dedupe=False)
-        try:
-            yield from reader.recipients(mailing_list.id, fields)
-        finally:
-            cache.close()
+        return stream_recipients(paths, mailing_list.id, var_dir=self.settings.var_dir,
+                                 check_deliverability=self.settings.check_deliverability,
+                                 on_problem=skip, keep=fields)
 
     def start(self, issue_id: int) -> PreparedIssue:
         """queued → sending; freeze the audience the first time.

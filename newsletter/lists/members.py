@@ -22,7 +22,7 @@ from email_validator import EmailNotValidError, validate_email
 
 from ..errors import ConfigError, ListError
 from ..models import Recipient, Subscriber
-from .addresscache import AddressCache, file_digest
+from .addresscache import AddressCache, cache_path, file_digest
 from .csvfile import EMAIL, NAME, Header, Record, clean_rows, first_header, iter_records
 
 _T = TypeVar("_T")
@@ -410,3 +410,23 @@ def _kept(values: Mapping[str, str], names: Set[str] | None) -> Mapping[str, str
     if names is None:
         return values
     return {k: v for k, v in values.items() if k in names} if names and values else _NO_FIELDS
+
+
+def stream_recipients(
+    paths: Sequence[Path],
+    list_id: str,
+    *,
+    var_dir: Path,
+    check_deliverability: bool,
+    on_problem: Callable[[Problem], None],
+    keep: Set[str] | None = None,
+) -> Iterator[Recipient]:
+    """A list's members as recipients, streamed with the address cache under ``var_dir``;
+    an invalid row goes to ``on_problem`` and is skipped. Repeats are left in."""
+    cache = AddressCache(cache_path(var_dir))
+    reader = MemberReader(paths, check_deliverability=check_deliverability,
+                          on_problem=on_problem, cache=cache, dedupe=False)
+    try:
+        yield from reader.recipients(list_id, keep)
+    finally:
+        cache.close()
