@@ -193,3 +193,40 @@ def test_an_empty_audience_freezes_to_no_batches(store: Store) -> None:
     with store.engine.begin() as conn:
         assert ledger.batch_counts(conn, issue_id) == {}
     assert (counts.members, counts.queued, counts.batches) == (0, 0, 0)
+
+
+def _counted_row_by_row(conn: Any, issue_id: int) -> dict[str, int]:
+    state_of = {b.id: b.state for b in conn.execute(select(batches.c.id, batches.c.state))}
+    rows = conn.execute(
+        select(recipients.c.status, recipients.c.batch_id).where(recipients.c.issue_id == issue_id)
+    )
+    found: dict[str, int] = {}
+    for status, batch_id in rows:
+        sent_whole = status == "queued" and state_of.get(batch_id) == "sent"
+        key = "sent" if sent_whole else status
+        found[key] = found.get(key, 0) + 1
+    return found
+
+
+def test_counts_from_indexes_match_the_rows_in_every_state(store: Store) -> None:
+    issue_id, other = _issue(store), _issue(store)
+    with store.engine.begin() as conn:
+        suppressions.add(conn, "user4@example.org", SuppressionReason.BOUNCED_HARD, at=NOW)
+    _freeze(store, issue_id, _members(12), batch_size=3, at=NOW)
+    _freeze(store, other, _members(5), batch_size=3, at=NOW)  # never counted with the first
+    with store.engine.begin() as conn:
+        claim = ledger.claim
+        sent_whole = claim(conn, issue_id, owner="w", now=1.0, lease_seconds=60, at=NOW)
+        one_failed = claim(conn, issue_id, owner="w", now=1.0, lease_seconds=60, at=NOW)
+        in_flight = claim(conn, issue_id, owner="w", now=1.0, lease_seconds=60, at=NOW)
+        assert sent_whole and one_failed and in_flight
+        ledger.finish_batch(conn, sent_whole.id, BatchState.SENT, at=NOW)
+        failed_row = ledger.rows_of(conn, one_failed.id)[0]
+        update = {"rid": failed_row.id, "status": "failed", "message_id": "", "error": "no"}
+        ledger.mark_each(conn, [update], NOW)
+        ledger.finish_batch(conn, one_failed.id, BatchState.SENT, at=NOW)
+        counts = ledger.status_counts(conn, issue_id)
+        assert counts == _counted_row_by_row(conn, issue_id)
+        # user4 is suppressed: the second batch holds two rows, one of them failed
+        assert counts == {"sent": 4, "failed": 1, "queued": 6, "suppressed": 1}
+        assert ledger.status_counts(conn, other) == {"queued": 4, "suppressed": 1}

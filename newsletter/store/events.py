@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, Table, delete, select, update
+from sqlalchemy import Connection, Table, and_, delete, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -84,7 +84,9 @@ def find_recipient(conn: Connection, message_id: str, email: str) -> MatchedReci
     if not bare:
         return None
     ids = [bare, f"<{bare}>"]
-    found = _matching(conn, recipients.c.provider_message_id.in_(ids), email)
+    # The explicit ``!= ''`` lets SQLite use the partial index of rows with an id.
+    has_id = recipients.c.provider_message_id != ""
+    found = _matching(conn, and_(recipients.c.provider_message_id.in_(ids), has_id), email)
     if found is None and email:
         batch = select(batches.c.id).where(batches.c.provider_batch_id.in_(ids))
         found = _matching(conn, recipients.c.batch_id.in_(batch.scalar_subquery()), email)

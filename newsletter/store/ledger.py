@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -25,6 +26,7 @@ from typing import Any, NamedTuple
 
 from sqlalchemy import (
     Connection,
+    String,
     Text,
     and_,
     case,
@@ -78,6 +80,13 @@ recipient_status = case(
 
 #: ``recipients`` with each row's batch, for ``recipient_status``; suppressed rows have none.
 recipients_with_batch = recipients.outerjoin(batches, batches.c.id == recipients.c.batch_id)
+
+
+def _status_as_read(row_status: str, batch_state: str | None) -> str:
+    """``recipient_status`` of a row, computed here from its status and its batch's state."""
+    if row_status == DeliveryStatus.QUEUED and batch_state == BatchState.SENT:
+        return str(DeliveryStatus.SENT)
+    return row_status
 
 
 def next_seq(conn: Connection, issue_id: int) -> int:
@@ -405,14 +414,27 @@ def batch_counts(conn: Connection, issue_id: int) -> dict[str, int]:
 
 
 def status_counts(conn: Connection, issue_id: int) -> dict[str, int]:
-    """Recipients per status (``recipient_status``: rows of batches sent whole count as sent)."""
-    stmt = (
-        select(recipient_status, func.count())
-        .select_from(recipients_with_batch)
-        .where(recipients.c.issue_id == issue_id)
-        .group_by(recipient_status)
+    """Recipients per status (``recipient_status``: rows of batches sent whole count as sent).
+
+    Read from indexes, not from the rows: the batched rows per batch and status through
+    (batch_id, status), the others (suppressed) through their partial index.
+    """
+    per_batch = (
+        select(batches.c.state, recipients.c.status, func.count())
+        .join_from(batches, recipients, recipients.c.batch_id == batches.c.id)
+        .where(batches.c.issue_id == issue_id)
+        .group_by(batches.c.id, batches.c.state, recipients.c.status)
     )
-    return {status: int(n) for status, n in conn.execute(stmt)}
+    unbatched = (
+        select(literal(None, String), recipients.c.status, func.count())
+        .where(recipients.c.issue_id == issue_id, recipients.c.batch_id.is_(None))
+        .group_by(recipients.c.status)
+    )
+    counts: Counter[str] = Counter()
+    for stmt in (per_batch, unbatched):
+        for state, status, n in conn.execute(stmt):
+            counts[_status_as_read(status, state)] += int(n)
+    return dict(counts)
 
 
 def problems(conn: Connection, issue_id: int, limit: int = 50) -> list[dict[str, Any]]:
