@@ -72,16 +72,15 @@ def _before(owner: Any, name: str) -> Installer:
     return install
 
 
-def _after(owner: Any, name: str, *, skip_none: bool = False) -> Installer:
-    """Kill once ``owner.name`` returned (with ``skip_none``, a ``None`` answer is no pass)."""
+def _after(owner: Any, name: str) -> Installer:
+    """Kill once ``owner.name`` returned: what it did is committed."""
     def install(wire: Tripwire) -> None:
         original = getattr(owner, name)
 
         @functools.wraps(original)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             result = original(*args, **kwargs)
-            if result is not None or not skip_none:
-                wire.cross()
+            wire.cross()
             return result
 
         setattr(owner, name, wrapper)
@@ -110,13 +109,15 @@ class Point:
 POINTS: dict[str, Point] = {
     "freeze": Point(_each_member, "audience being frozen, nothing committed yet"),
     "frozen": Point(_after(Publisher, "_freeze"), "audience and batches committed"),
-    # ``_claim`` answers None when no batch is due: only a real claim is a pass.
-    "claimed": Point(_after(Engine, "_claim", skip_none=True),
+    # A batch is claimed alone or with the outcome of the one before; either way its rows
+    # are read next, before the provider is called.
+    "claimed": Point(_before(Engine, "_outgoing"),
                      "batch committed as sending, provider not called"),
     "sent": Point(_before(Engine, "record"), "provider answered, outcome not recorded"),
     "recording": Point(_before(ledger, "finish_batch"),
                        "outcome half-written inside its transaction"),
-    "recorded": Point(_after(Engine, "record"), "outcome committed"),
+    "recorded": Point(_after(Engine, "record"),
+                      "outcome committed, and the next batch claimed with it"),
     "unknown": Point(_before(Engine, "_unknown"), "answer lost, nothing recorded"),
     "finishing": Point(_before(Publisher, "finish"), "every batch settled, issue still sending"),
 }

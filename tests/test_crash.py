@@ -166,7 +166,10 @@ KILL_POINTS = [
     (POSTGRESQL, "sent", 2, "sendgrid"),
     (POSTGRESQL, "recording", 6, "resend"),
 ]
-IN_FLIGHT_POINTS = frozenset({"claimed", "sent", "recording"})
+#: The outcome of a batch is committed together with the claim of the next one.
+IN_FLIGHT_POINTS = frozenset({"claimed", "sent", "recording", "recorded"})
+#: Points where the batch in flight was claimed and never reached the provider.
+UNSENT_POINTS = frozenset({"claimed", "recorded"})
 
 
 def expected_unknown(point: str, provider: str, flying: int) -> int:
@@ -174,7 +177,7 @@ def expected_unknown(point: str, provider: str, flying: int) -> int:
     idempotent providers resend it, reconciling ones find it unless it was never sent."""
     if point not in IN_FLIGHT_POINTS or provider in IDEMPOTENT:
         return 0
-    if provider in RECONCILING and point != "claimed":
+    if provider in RECONCILING and point not in UNSENT_POINTS:
         return 0
     return flying
 
@@ -199,7 +202,7 @@ def test_sigkill_between_commits_then_resume(
         assert len(crashed.rows) == (nth - 1) // FREEZE_CHUNK * FREEZE_CHUNK
     flying = in_flight(crashed)
     assert one_batch(flying) if point in IN_FLIGHT_POINTS else not flying
-    was_sent = point != "claimed"
+    was_sent = point not in UNSENT_POINTS
     assert all(bool(crashed.received[e]) == was_sent for e in flying)
     seen = scenario.resume_and_check()
     assert len(seen.with_status("unknown")) == expected_unknown(point, provider, len(flying))

@@ -394,3 +394,31 @@ def test_a_batch_sent_whole_lists_each_recipient_on_demand() -> None:
     ]
     assert result.results[1:] == list(result.results)[1:]
     assert result.uniformly_sent(OutgoingBatch(7, 1, "key", recipients))
+
+
+def test_a_stop_after_an_outcome_still_sends_the_batch_claimed_with_it(
+    settings: Settings, store: Store, sending: int
+) -> None:
+    provider = ScriptedProvider(settings, [])
+    sender = engine(settings, store, provider)
+    sender.run(prepared(sending), progress=lambda n: sender.stop() if n else None)
+    # The first outcome was committed with the claim of the second batch: that one is in
+    # flight, so it goes; nothing more is claimed and nothing is left ``sending``.
+    assert [b.seq for b in provider.calls] == [1, 2]
+    with store.engine.connect() as conn:
+        assert ledger.batch_counts(conn, sending) == {"pending": 1, "sent": 2}
+
+
+def test_no_batch_is_claimed_with_an_outcome_once_the_issue_is_paused(
+    settings: Settings, store: Store, sending: int
+) -> None:
+    def pause_meanwhile(batch: OutgoingBatch) -> BatchResult:
+        with store.engine.begin() as conn:  # another process pauses it during the request
+            issue_store.transition(conn, sending, IssueState.PAUSED, NOW, "by an editor")
+        return sent(batch)
+
+    provider = ScriptedProvider(settings, [pause_meanwhile])
+    engine(settings, store, provider).run(prepared(sending))
+    assert len(provider.calls) == 1
+    with store.engine.connect() as conn:
+        assert ledger.batch_counts(conn, sending) == {"pending": 2, "sent": 1}

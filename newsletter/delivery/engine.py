@@ -150,10 +150,13 @@ class Engine:
     # -- one worker thread ----------------------------------------------------------------
     def _work(self, prepared: PreparedIssue, report: SendReport, progress: Progress | None) -> None:
         try:
-            while not self._stop.is_set():
-                batch = self._claim(prepared.issue_id)
+            # A batch claimed with the last one's outcome is in flight: it goes, even if the
+            # engine has been stopped meanwhile.
+            batch: ledger.ClaimedBatch | None = None
+            while batch is not None or not self._stop.is_set():
+                batch = batch or self._claim(prepared.issue_id)
                 if batch is not None:
-                    self._deliver(prepared, batch, report, progress)
+                    batch = self._deliver(prepared, batch, report, progress)
                 elif self._audience_growing(prepared.issue_id):
                     self._stop.wait(AUDIENCE_POLL_SECONDS)
                 else:
@@ -168,10 +171,17 @@ class Engine:
 
     def _claim(self, issue_id: int) -> ledger.ClaimedBatch | None:
         with self.store.engine.begin() as conn:
-            if issue_store.get(conn, issue_id).state != IssueState.SENDING:
-                self._stop.set()
-                return None
-            return ledger.claim(
+            return self._claim_in(conn, issue_id)
+
+    def _claim_in(self, conn: Connection, issue_id: int) -> ledger.ClaimedBatch | None:
+        """The next due batch, in the caller's transaction; None once the engine is stopped
+        or the issue is no longer sending (paused, cancelled), which also stops the engine."""
+        if self._stop.is_set():
+            return None
+        if issue_store.get(conn, issue_id).state != IssueState.SENDING:
+            self._stop.set()
+            return None
+        return ledger.claim(
                 conn,
                 issue_id,
                 owner=self.owner,
@@ -204,15 +214,18 @@ class Engine:
         claimed: ledger.ClaimedBatch,
         report: SendReport,
         progress: Progress | None,
-    ) -> None:
+    ) -> ledger.ClaimedBatch | None:
+        """Send one batch and record its outcome; returns the next batch when it was claimed
+        in the same transaction as a successful outcome (one write lock for both on SQLite)."""
         try:
-            self._attempt(prepared, claimed, report, progress)
+            return self._attempt(prepared, claimed, report, progress)
         except LeaseLost:
             log.warning(
                 "batch %s was taken over by another worker after this one's lease "
                 "ran out; it settles the batch",
                 claimed.seq,
             )
+            return None
 
     def _attempt(
         self,
@@ -220,11 +233,11 @@ class Engine:
         claimed: ledger.ClaimedBatch,
         report: SendReport,
         progress: Progress | None,
-    ) -> None:
+    ) -> ledger.ClaimedBatch | None:
         batch = self._outgoing(prepared, claimed)
         if not batch.recipients:
             self._finish(claimed.id, BatchState.SENT)
-            return
+            return None
         self.requests.acquire()
         self.messages.acquire(len(batch.recipients))
         try:
@@ -238,9 +251,11 @@ class Engine:
         except PermanentProviderError as exc:
             self._fail(claimed.id, str(exc), report, len(batch.recipients))
         else:
-            self.record(prepared, batch, claimed, result, report)
+            following = self.record(prepared, batch, claimed, result, report, claim_next=True)
             if progress is not None:
                 progress(len(batch.recipients))
+            return following
+        return None
 
     # -- outcomes -------------------------------------------------------------------------
     @contextmanager
@@ -262,7 +277,10 @@ class Engine:
         claimed: ledger.ClaimedBatch,
         result: BatchResult,
         report: SendReport,
-    ) -> None:
+        *,
+        claim_next: bool = False,
+    ) -> ledger.ClaimedBatch | None:
+        """Write a batch's outcome; with ``claim_next``, also claim the next batch."""
         now = self.store.now()
         batch_wide_id = result.provider_batch_id
         with self._owned(claimed.id) as conn:
@@ -280,10 +298,12 @@ class Engine:
             ledger.finish_batch(
                 conn, claimed.id, BatchState.SENT, at=now, provider_batch_id=batch_wide_id
             )
+            following = self._claim_in(conn, prepared.issue_id) if claim_next else None
         with self._lock:
             report.batches_sent += 1
             report.recipients_sent += sent
             report.recipients_failed += failed
+        return following
 
     def _record_each(
         self,
@@ -459,14 +479,9 @@ class Engine:
         self, prepared: PreparedIssue, claimed: ledger.ClaimedBatch, report: SendReport
     ) -> None:
         if self.provider.idempotent:
+            note, now = "resent after an interrupted send", self.store.now()
             with self._owned(claimed.id) as conn:
-                ledger.retry_later(
-                    conn,
-                    claimed.id,
-                    not_before=0.0,
-                    at=self.store.now(),
-                    error="resent after an interrupted send",
-                )
+                ledger.retry_later(conn, claimed.id, not_before=0.0, at=now, error=note)
             return
         self.settle_unknown(
             prepared,
@@ -477,11 +492,6 @@ class Engine:
         )
 
     def _take_over(self, batch_id: int) -> bool:
+        owner, lease = self.owner, self.settings.lease_seconds
         with self.store.engine.begin() as conn:
-            return ledger.take_over(
-                conn,
-                batch_id,
-                self.owner,
-                now=self.clock(),
-                lease_seconds=self.settings.lease_seconds,
-            )
+            return ledger.take_over(conn, batch_id, owner, now=self.clock(), lease_seconds=lease)
