@@ -142,7 +142,7 @@ VARIABLES: tuple[Var, ...] = (
     Var("NEWSLETTER_RATE_REQUESTS", "rate_requests", _non_negative_float),
     Var("NEWSLETTER_MAX_ATTEMPTS", "max_attempts", _positive_int),
     Var("NEWSLETTER_BATCH_SIZE", "batch_size", _non_negative_int),
-    Var("NEWSLETTER_FREEZE_CHUNK", "freeze_chunk", _positive_int),
+    Var("NEWSLETTER_FREEZE_CHUNK", "freeze_chunk", _non_negative_int),
     Var("NEWSLETTER_SOFT_BOUNCE_LIMIT", "soft_bounce_limit", _positive_int),
     Var("NEWSLETTER_COLLECT_INTERVAL_MINUTES", "collect_interval_minutes", _positive_int),
     Var("NEWSLETTER_MISFIRE_GRACE_SECONDS", "misfire_grace_seconds", _positive_int),
@@ -218,8 +218,9 @@ class Settings:
     rate_requests: float | None = None
     max_attempts: int = 8
     batch_size: int = 0
-    #: Members frozen into the ledger per transaction (rounded to whole batches).
-    freeze_chunk: int = 20_000
+    #: Members frozen into the ledger per transaction (rounded to whole batches); 0 = the
+    #: database's default (``store.audience.DEFAULT_CHUNKS``).
+    freeze_chunk: int = 0
     soft_bounce_limit: int = 3
     collect_interval_minutes: int = 30
     misfire_grace_seconds: int = 3600

@@ -162,3 +162,22 @@ def test_an_issue_is_not_finished_while_its_audience_is_being_frozen(
     audience.freeze_audience(store.engine, issue_id, [], batch_size=2, at=NOW,
                              lease=_lease("host:1:freezer"))
     assert publisher.finish(issue_id) == ("sent", {})
+
+
+def test_the_default_chunk_suits_the_database(store: Store) -> None:
+    """SQLite's single writer makes senders wait for each chunk: its chunks are smaller."""
+    issue_id = _issue(store)
+    expected = audience.DEFAULT_CHUNKS[store.engine.dialect.name]
+    committed_when_read: list[int] = []
+
+    def members() -> Iterator[Recipient]:
+        for index, member in enumerate(_members(expected + 1)):
+            if index in (expected - 1, expected):  # the first chunk's last member, and after
+                with store.engine.connect() as conn:
+                    count = select(func.count()).where(recipients.c.issue_id == issue_id)
+                    committed_when_read.append(int(conn.execute(count).scalar_one()))
+            yield member
+
+    audience.freeze_audience(store.engine, issue_id, members(), batch_size=1000, at=NOW)
+    assert committed_when_read == [0, expected]  # a chunk is committed once it is whole
+    assert len(_ledger(store, issue_id)[0]) == expected + 1

@@ -119,8 +119,12 @@ def freeze_going_on(record: IssueRecord, now: float, me: str = "") -> bool:
     return record.freeze_until > now and not owner_is_dead(holder)
 
 
-#: Members per transaction unless the caller says (``NEWSLETTER_FREEZE_CHUNK``).
-DEFAULT_CHUNK = 20_000
+#: Members per transaction unless the caller says (``NEWSLETTER_FREEZE_CHUNK``). SQLite has
+#: one writer: every other sender waits while a chunk is written, and short waits keep them
+#: busy (a 1M send: 5,000 was about 5 % faster than 20,000, with 2,000 in between).
+#: PostgreSQL's senders do not wait for a freeze, and each chunk costs round trips there
+#: (a 300k freeze alone: 20,000 took 6.4 to 6.9 s, 5,000 took 7.9 to 8.8 s).
+DEFAULT_CHUNKS = {"sqlite": 5_000, "postgresql": 20_000}
 #: How long a freeze's claim holds unless renewed (``NEWSLETTER_LEASE_SECONDS``).
 DEFAULT_LEASE_SECONDS = 120.0
 
@@ -132,15 +136,17 @@ def freeze_audience(
     *,
     batch_size: int,
     at: datetime,
-    chunk_size: int = DEFAULT_CHUNK,
+    chunk_size: int = 0,
     lease_seconds: float = DEFAULT_LEASE_SECONDS,
     lease: FreezeLease | None = None,
 ) -> FreezeCounts | None:
     """Write the issue's audience and batches, a chunk per transaction; None (and nothing
     read of ``members``) when it is frozen, or a live worker is freezing it. ``FreezeLost``
     when another worker took the freeze over meanwhile (this one's lease ran out).
+    ``chunk_size``: members per transaction (0: ``DEFAULT_CHUNKS`` for the database).
     ``lease``: who freezes (by default this process, for ``lease_seconds`` a chunk)."""
     lease = lease or FreezeLease(current_owner(), lease_seconds, time.time)
+    chunk_size = chunk_size or DEFAULT_CHUNKS.get(engine.dialect.name, 20_000)
     per_chunk = batch_size * max(1, chunk_size // batch_size)  # a batch never spans two
     with engine.connect() as conn:
         with conn.begin():
