@@ -422,3 +422,30 @@ def test_no_batch_is_claimed_with_an_outcome_once_the_issue_is_paused(
     assert len(provider.calls) == 1
     with store.engine.connect() as conn:
         assert ledger.batch_counts(conn, sending) == {"pending": 2, "sent": 1}
+
+
+def test_values_for_a_send_hold_exactly_what_the_templates_use() -> None:
+    make = RecipientValues(TokenSigner("k"), "https://news.example.org")
+    needed = frozenset({"greeting_name", "unsubscribe_url", "f_city", "f_absent"})
+    values = make.only(needed)("ann@example.org", "Ann Lee", "weekly", {"city": "Port", "zip": "1"})
+    full = make("ann@example.org", "Ann Lee", "weekly", {"city": "Port", "zip": "1"})
+    assert values == {
+        "greeting_name": "Ann",
+        "unsubscribe_url": full["unsubscribe_url"],
+        "f_city": "Port",
+        "f_absent": "",  # a column the member file lacks is empty, as in a preview
+    }
+
+
+def test_batch_variables_are_the_same_whether_values_are_copied_whole_or_key_by_key() -> None:
+    from newsletter.delivery.variables import batch_variables
+
+    issue = prepared(1)  # name and f_city in the HTML, name in the text, the URL in a header
+    make = RecipientValues(TokenSigner("k"), "https://news.example.org")
+    exact = make.only(issue.field_names)("u@example.org", "U", "weekly", {"city": "a"})
+    extra = make("v@example.org", "V", "weekly", {"city": "b"})  # a test send's full values
+    batch = OutgoingBatch(1, 1, "k", [BatchRecipient(1, "u@example.org", "U", exact),
+                                      BatchRecipient(2, "v@example.org", "V", extra)])
+    found = batch_variables(issue, batch).per_recipient
+    assert found[0] == exact and found[0] is not exact  # copied: a provider may add to it
+    assert found[1] == {k: extra[k] for k in ("name", "f_city", "unsubscribe_url")}

@@ -102,14 +102,27 @@ class RecipientValues:
         return made
 
     def _limited_to(self, needed: frozenset[str]) -> ValuesFor:
+        """Exactly the ``needed`` keys: a provider that merges on its side can then send each
+        recipient's values as they are (``variables.batch_variables``)."""
         columns = [
             (f, f[2:] if f.startswith("f_") else "") for f in sorted(needed - OWN_FIELDS)
         ]
+        wants = [f in needed for f in ("email", "name", "greeting_name", "unsubscribe_url")]
+        want_email, want_name, want_greeting, want_url = wants
+        base, signer = self._base, self._signer
 
         def values(
             email: str, name: str, list_id: str, fields: Mapping[str, str]
         ) -> dict[str, str]:
-            out = self._own(email, name, list_id)
+            out = {}
+            if want_url:
+                out["unsubscribe_url"] = unsubscribe_url(base, signer, email, list_id)
+            if want_greeting:
+                out["greeting_name"] = _greeting(name)
+            if want_name:
+                out["name"] = name
+            if want_email:
+                out["email"] = email
             for key, column in columns:
                 out[key] = str(fields.get(column, "")) if column else ""
             return out
@@ -120,13 +133,17 @@ class RecipientValues:
         return {
             "email": email,
             "name": name,
-            "greeting_name": name.split()[0] if name.strip() else "there",
+            "greeting_name": _greeting(name),
             "unsubscribe_url": unsubscribe_url(self._base, self._signer, email, list_id),
         }
 
 
 #: The values every recipient has, whatever their member file's columns.
 OWN_FIELDS = frozenset({"email", "name", "greeting_name", "unsubscribe_url"})
+
+
+def _greeting(name: str) -> str:
+    return name.split()[0] if name.strip() else "there"
 
 
 def batch_for_test_send(
