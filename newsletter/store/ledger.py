@@ -419,11 +419,17 @@ def status_counts(conn: Connection, issue_id: int) -> dict[str, int]:
     Read from indexes, not from the rows: the batched rows per batch and status through
     (batch_id, status), the others (suppressed) through their partial index.
     """
-    per_batch = (
-        select(batches.c.state, recipients.c.status, func.count())
-        .join_from(batches, recipients, recipients.c.batch_id == batches.c.id)
-        .where(batches.c.issue_id == issue_id)
-        .group_by(batches.c.id, batches.c.state, recipients.c.status)
+    # Grouped before the join, in the index's order: grouped after it, SQLite (without
+    # statistics) sorted a million rows for the GROUP BY, four times slower.
+    of_issue = select(batches.c.id).where(batches.c.issue_id == issue_id)
+    grouped = (
+        select(recipients.c.batch_id, recipients.c.status, func.count().label("n"))
+        .where(recipients.c.batch_id.in_(of_issue))
+        .group_by(recipients.c.batch_id, recipients.c.status)
+        .subquery()
+    )
+    per_batch = select(batches.c.state, grouped.c.status, grouped.c.n).join_from(
+        grouped, batches, batches.c.id == grouped.c.batch_id
     )
     unbatched = (
         select(literal(None, String), recipients.c.status, func.count())
