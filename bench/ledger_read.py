@@ -4,7 +4,7 @@
 
 The sender reads each batch while its other thread builds or sends the previous one. The
 ``sqlite3`` module releases the interpreter lock for every row it steps, and each release
-then waits for a busy thread to give the lock back; ``ledger.rows_of`` therefore reads a
+then waits for a busy thread to give the lock back; ``ledger.open_rows`` therefore reads a
 batch as one aggregated JSON value. This prints both ways, per row, in both conditions.
 """
 
@@ -88,14 +88,14 @@ def main() -> None:
 
         def one_step(batch_id: int) -> object:
             with store.engine.connect() as conn:
-                return ledger.rows_of(conn, batch_id, with_fields=False)
+                return ledger.open_rows(conn, batch_id, with_fields=False)
 
         def row_by_row(batch_id: int) -> object:
             return cursor.execute(ROW_BY_ROW, (batch_id,)).fetchall()
 
         print(f"{len(batch_ids)} batches of 1,000 rows from a {args.recipients:,}-row ledger")
         print("                       alone      beside a busy thread   (µs per row)")
-        for label, read in (("one step (rows_of)", one_step), ("row by row (raw)", row_by_row)):
+        for label, read in (("one step (open_rows)", one_step), ("row by row (raw)", row_by_row)):
             alone = per_row(read, batch_ids)
             with busy_thread():
                 contended = per_row(read, batch_ids)

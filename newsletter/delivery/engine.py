@@ -192,16 +192,11 @@ class Engine:
 
     def _outgoing(self, prepared: PreparedIssue, claimed: ledger.ClaimedBatch) -> OutgoingBatch:
         with self.store.engine.connect() as conn:
-            rows = ledger.rows_of(conn, claimed.id, with_fields=prepared.uses_member_fields)
-        values = self.values.only(prepared.field_names)
+            rows = ledger.open_rows(conn, claimed.id, with_fields=prepared.uses_member_fields)
+        values, default_list = self.values.only(prepared.field_names), prepared.list_id
         recipients = [
-            BatchRecipient(
-                row.id,
-                row.email,
-                row.name,
-                values(row.email, row.name, row.list_id or prepared.list_id, row.fields),
-            )
-            for row in rows
+            BatchRecipient(rid, email, name, values(email, name, list_id or default_list, fields))
+            for rid, email, name, fields, list_id in rows
         ]
         claimed_at = claimed.lease_until - self.settings.lease_seconds
         return OutgoingBatch(

@@ -177,28 +177,37 @@ def claim(
 _OPEN = (str(DeliveryStatus.QUEUED), str(DeliveryStatus.UNKNOWN))  # still owed a copy
 
 
+#: An open row as ``open_rows`` reads it: (id, email, name, member fields, list id).
+OpenRow = Sequence[Any]
+
+
 def rows_of(conn: Connection, batch_id: int, *, with_fields: bool = True) -> list[LedgerRow]:
-    """The batch's open rows. ``with_fields=False`` when the issue's templates use no member
-    field: then the member fields are neither read nor decoded, and each row has none."""
-    found: Iterable[Sequence[Any]]
+    """The batch's open rows, with named fields (see ``open_rows``)."""
+    return [LedgerRow(*row) for row in open_rows(conn, batch_id, with_fields=with_fields)]
+
+
+def open_rows(conn: Connection, batch_id: int, *, with_fields: bool = True) -> list[OpenRow]:
+    """The batch's open rows in id order, each a plain (id, email, name, fields, list_id): a
+    send reads every row of its audience, and a named tuple per row cost 0.37 µs of the
+    engine's 0.64 to turn a row into a recipient. ``with_fields=False`` when the issue's
+    templates use no member field: then those are neither read nor decoded (left empty)."""
     if conn.dialect.name == "sqlite":
-        found = _in_one_step(conn, batch_id, with_fields)
-    else:
-        # As stored: the JSON type's processor costs more per row than the rest of the read.
-        stored = type_coerce(recipients.c.fields, Text) if with_fields else literal(None, Text)
-        found = conn.execute(
-            select(recipients.c.id, recipients.c.email, recipients.c.name, stored,
-                   recipients.c.list_id)
-            .where(recipients.c.batch_id == batch_id, recipients.c.status.in_(_OPEN))
-            .order_by(recipients.c.id)
-        )
+        return _in_one_step(conn, batch_id, with_fields)
+    # As stored: the JSON type's processor costs more per row than the rest of the read.
+    stored = type_coerce(recipients.c.fields, Text) if with_fields else literal(None, Text)
+    found = conn.execute(
+        select(recipients.c.id, recipients.c.email, recipients.c.name, stored,
+               recipients.c.list_id)
+        .where(recipients.c.batch_id == batch_id, recipients.c.status.in_(_OPEN))
+        .order_by(recipients.c.id)
+    )
     return [
-        LedgerRow(row_id, email, name, _fields(fields), list_id)
+        (row_id, email, name, _fields(fields), list_id)
         for row_id, email, name, fields, list_id in found
     ]
 
 
-def _in_one_step(conn: Connection, batch_id: int, with_fields: bool) -> list[list[Any]]:
+def _in_one_step(conn: Connection, batch_id: int, with_fields: bool) -> list[OpenRow]:
     """The batch's open rows as one SQLite value: a JSON array of arrays, sorted here by id.
 
     The sqlite3 module lets go of the GIL for every row it steps through; while another
@@ -207,7 +216,7 @@ def _in_one_step(conn: Connection, batch_id: int, with_fields: bool) -> list[lis
     wait, and the JSON (member fields too) is decoded in C. The statement is SQL text:
     building and compiling it per batch cost more than the read (1.9 µs a row, now 1.2).
     """
-    found: list[list[Any]] = json.loads(
+    found: list[OpenRow] = json.loads(
         conn.exec_driver_sql(_SQLITE_OPEN_ROWS[with_fields], (batch_id, *_OPEN)).scalar_one()
     )
     found.sort(key=itemgetter(0))  # the aggregate's order is not promised; ids are
@@ -219,7 +228,7 @@ _SQLITE_OPEN_ROWS = {
         f"SELECT json_group_array(json_array(id, email, name, {column}, list_id)) "
         "FROM recipients WHERE batch_id = ? AND status IN (?, ?)"
     )
-    for with_fields, column in ((True, "json(fields)"), (False, "NULL"))
+    for with_fields, column in ((True, "json(fields)"), (False, "json_object()"))
 }
 
 
