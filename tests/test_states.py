@@ -16,7 +16,7 @@ from click.testing import CliRunner
 from sqlalchemy import update
 
 from newsletter.cli import cli
-from newsletter.errors import IssueStateError
+from newsletter.errors import IssueStateError, NotFoundError
 from newsletter.issues.states import TRANSITIONS
 from newsletter.models import DeliveryStatus, IssueKind, IssueState, Recipient
 from newsletter.store import Store, audience, ledger
@@ -52,7 +52,14 @@ def history(store: Store, issue_id: int) -> list[dict[str, object]]:
 
 def state_of(store: Store, issue_id: int) -> IssueState:
     with store.engine.connect() as conn:
-        return issue_store.get(conn, issue_id).state
+        state = issue_store.get(conn, issue_id).state
+        assert issue_store.state_of(conn, issue_id) == state  # the sender's cheaper read
+        return state
+
+
+def test_the_state_of_an_unknown_issue_is_an_error(store: Store) -> None:
+    with store.engine.connect() as conn, pytest.raises(NotFoundError, match="no issue 404"):
+        issue_store.state_of(conn, 404)
 
 
 def refusal(issue_id: int, current: IssueState, target: IssueState) -> str:

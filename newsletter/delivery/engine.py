@@ -137,7 +137,7 @@ class Engine:
 
     def _issue_state(self, issue_id: int) -> IssueState:
         with self.store.engine.connect() as conn:
-            return issue_store.get(conn, issue_id).state
+            return issue_store.state_of(conn, issue_id)
 
     def stop(self) -> None:
         """Finish the batches in flight, take no new ones (SIGTERM)."""
@@ -178,7 +178,7 @@ class Engine:
         or the issue is no longer sending (paused, cancelled), which also stops the engine."""
         if self._stop.is_set():
             return None
-        if issue_store.get(conn, issue_id).state != IssueState.SENDING:
+        if issue_store.state_of(conn, issue_id) != IssueState.SENDING:
             self._stop.set()
             return None
         return ledger.claim(
