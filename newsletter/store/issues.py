@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, Insert, Table, delete, func, insert, select, update
+from sqlalchemy import Connection, Insert, Table, bindparam, delete, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -122,10 +122,13 @@ def get(conn: Connection, issue_id: int) -> IssueRecord:
     return _record(row)
 
 
+_STATE_OF = select(issues.c.state).where(issues.c.id == bindparam("issue_id"))  # built once
+
+
 def state_of(conn: Connection, issue_id: int) -> IssueState:
     """Only the issue's state: what a sender checks before each batch it claims (half the
     cost of reading the whole record)."""
-    state = conn.execute(select(issues.c.state).where(issues.c.id == issue_id)).scalar()
+    state = conn.execute(_STATE_OF, {"issue_id": issue_id}).scalar()
     if state is None:
         raise NotFoundError(f"no issue {issue_id}")
     return IssueState(state)

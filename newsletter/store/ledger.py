@@ -29,6 +29,7 @@ from sqlalchemy import (
     String,
     Text,
     and_,
+    bindparam,
     case,
     func,
     insert,
@@ -138,29 +139,39 @@ def claim(
     at: datetime,
 ) -> ClaimedBatch | None:
     """Take the next due pending batch: marks it ``sending`` with a lease, atomically."""
+    stmt = _CLAIM_SKIP_LOCKED if conn.dialect.name == "postgresql" else _CLAIM
+    params = {"for_issue": issue_id, "now": now, "owner": owner, "until": now + lease_seconds}
+    row = conn.execute(stmt, {**params, "at": at}).first()
+    return ClaimedBatch(*row) if row is not None else None
+
+
+# The statements a sender runs for every batch are built once: building one per call (its
+# clauses coerced, then its cache key traversed) cost about 0.7 ms a batch for these three,
+# three quarters of the time of recording an outcome and claiming the next batch.
+def _claim_statement(*, skip_locked: bool) -> Any:
     candidate = (
         select(batches.c.id)
         .where(
-            batches.c.issue_id == issue_id,
+            batches.c.issue_id == bindparam("for_issue"),
             batches.c.state == str(BatchState.PENDING),
-            batches.c.next_attempt_at <= now,
+            batches.c.next_attempt_at <= bindparam("now"),
         )
         .order_by(batches.c.seq)
         .limit(1)
     )
-    if conn.dialect.name == "postgresql":
+    if skip_locked:
         candidate = candidate.with_for_update(skip_locked=True)
-    row = conn.execute(
+    return (
         update(batches)
         .where(
             batches.c.id == candidate.scalar_subquery(), batches.c.state == str(BatchState.PENDING)
         )
         .values(
             state=str(BatchState.SENDING),
-            lease_owner=owner,
-            lease_until=now + lease_seconds,
+            lease_owner=bindparam("owner"),
+            lease_until=bindparam("until"),
             attempts=batches.c.attempts + 1,
-            updated_at=at,
+            updated_at=bindparam("at"),
         )
         .returning(
             batches.c.id,
@@ -170,8 +181,32 @@ def claim(
             batches.c.idempotency_key,
             batches.c.lease_until,
         )
-    ).first()
-    return ClaimedBatch(*row) if row is not None else None
+    )
+
+
+_CLAIM = _claim_statement(skip_locked=False)
+_CLAIM_SKIP_LOCKED = _claim_statement(skip_locked=True)
+_HOLD = (
+    update(batches)
+    .where(
+        batches.c.id == bindparam("held"),
+        batches.c.state == str(BatchState.SENDING),
+        batches.c.lease_owner == bindparam("owner"),
+    )
+    .values(updated_at=bindparam("at"))
+)
+_FINISH = (
+    update(batches)
+    .where(batches.c.id == bindparam("finished"))
+    .values(
+        state=bindparam("new_state"),
+        error=bindparam("new_error"),
+        provider_batch_id=bindparam("batch_wide_id"),
+        lease_owner="",
+        lease_until=0.0,
+        updated_at=bindparam("at"),
+    )
+)
 
 
 _OPEN = (str(DeliveryStatus.QUEUED), str(DeliveryStatus.UNKNOWN))  # still owed a copy
@@ -244,15 +279,7 @@ def _fields(stored: str | dict[str, str] | None) -> Mapping[str, str]:
 
 def hold(conn: Connection, batch_id: int, owner: str, *, at: datetime) -> bool:
     """Confirm (and lock, until the transaction ends) that ``owner`` still leases the batch."""
-    result = conn.execute(
-        update(batches)
-        .where(
-            batches.c.id == batch_id,
-            batches.c.state == str(BatchState.SENDING),
-            batches.c.lease_owner == owner,
-        )
-        .values(updated_at=at)
-    )
+    result = conn.execute(_HOLD, {"held": batch_id, "owner": owner, "at": at})
     return result.rowcount == 1
 
 
@@ -265,18 +292,8 @@ def finish_batch(
     error: str = "",
     provider_batch_id: str = "",
 ) -> None:
-    conn.execute(
-        update(batches)
-        .where(batches.c.id == batch_id)
-        .values(
-            state=str(state),
-            error=error[:2000],
-            provider_batch_id=provider_batch_id,
-            lease_owner="",
-            lease_until=0.0,
-            updated_at=at,
-        )
-    )
+    conn.execute(_FINISH, {"finished": batch_id, "new_state": str(state),
+                           "new_error": error[:2000], "batch_wide_id": provider_batch_id, "at": at})
 
 
 def retry_later(
