@@ -47,7 +47,7 @@ from send import (
 from newsletter.config import load_settings
 from newsletter.models import BatchState, DeliveryStatus
 from newsletter.publisher import Publisher
-from newsletter.store import Store, ledger, utcnow
+from newsletter.store import Store, ledger, tally, utcnow
 
 POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
@@ -132,7 +132,7 @@ def check(database: str, issue_id: int, port: int, recipients: int) -> None:
     store = Store.open(database)
     try:
         with store.engine.connect() as conn:
-            counts = ledger.status_counts(conn, issue_id)
+            counts = tally.status_counts(conn, issue_id)
     finally:
         store.close()
     accepted = summary["accepted"].get("mailgun", 0)
@@ -190,9 +190,9 @@ def explain_hot_paths(database: str, issue_id: int) -> None:
         ),
         "rows_of": lambda c: ledger.rows_of(c, batch_id),
         "mark_rows": lambda c: ledger.mark_rows(c, batch_id, DeliveryStatus.SENT, at=utcnow()),
-        "status_counts": lambda c: ledger.status_counts(c, issue_id),
-        "open_work": lambda c: ledger.open_work(c, issue_id),
-        "problems": lambda c: ledger.problems(c, issue_id),
+        "status_counts": lambda c: tally.status_counts(c, issue_id),
+        "open_work": lambda c: tally.open_work(c, issue_id),
+        "problems": lambda c: tally.problems(c, issue_id),
     }
     raw = create_engine(database)
     for name, work in queries.items():

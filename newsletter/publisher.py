@@ -27,7 +27,7 @@ from .issues import states
 from .lists.config import PublicationConfig, load_config
 from .lists.members import Problem, stream_recipients
 from .models import Approval, Cadence, IssueKind, IssueState, MailingList, Recipient
-from .store import Store, ledger
+from .store import Store, ledger, tally
 from .store import articles as article_store
 from .store import audience as audience_store
 from .store import issues as issue_store
@@ -287,7 +287,7 @@ class Publisher:
     def cancel(self, issue_id: int) -> None:
         with self.store.engine.begin() as conn:
             issue_store.transition(conn, issue_id, IssueState.CANCELLED, self.store.now())
-            if not ledger.status_counts(conn, issue_id).get("sent"):
+            if not tally.status_counts(conn, issue_id).get("sent"):
                 issue_store.release_articles(conn, issue_id)
 
     def pause(self, issue_id: int) -> None:
@@ -429,8 +429,8 @@ class Publisher:
         pending or in flight. The issue's state, and its recipients counted by status."""
         with self.store.engine.begin() as conn:
             record = issue_store.get(conn, issue_id)
-            counts = ledger.status_counts(conn, issue_id)  # once: about 0.1 s a million rows
-            unfinished = not record.audience_frozen or ledger.open_work(conn, issue_id)
+            counts = tally.status_counts(conn, issue_id)  # once: about 0.1 s a million rows
+            unfinished = not record.audience_frozen or tally.open_work(conn, issue_id)
             if record.state != IssueState.SENDING or unfinished:
                 return str(record.state), counts
             failed = counts.get("failed") or counts.get("unknown")

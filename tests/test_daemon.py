@@ -26,7 +26,7 @@ from sqlalchemy import select
 
 from newsletter.models import IssueState
 from newsletter.store import issues as issue_store
-from newsletter.store import ledger
+from newsletter.store import tally
 from newsletter.store.tables import locks
 from tests.schedule_helpers import ListSpec, make_home, open_publication, write_article
 
@@ -183,7 +183,7 @@ def ledger_of(home: Path, database_url: str, issue_id: int) -> tuple[IssueState,
     _, store, _ = open_publication(home, database_url)
     try:
         with store.engine.connect() as conn:
-            return (issue_store.get(conn, issue_id).state, ledger.status_counts(conn, issue_id))
+            return (issue_store.get(conn, issue_id).state, tally.status_counts(conn, issue_id))
     finally:
         store.close()
 

@@ -36,7 +36,7 @@ from newsletter.errors import (
 )
 from newsletter.models import DeliveryStatus, IssueKind, IssueState, Recipient, SuppressionReason
 from newsletter.render.merge import MergeTemplate
-from newsletter.store import Store, audience, events, ledger, suppressions
+from newsletter.store import Store, audience, events, ledger, suppressions, tally
 from newsletter.store import issues as issue_store
 from newsletter.store.tables import batches, recipients
 from newsletter.tokens import TokenSigner
@@ -125,7 +125,7 @@ def engine(settings: Settings, store: Store, provider: Provider) -> Engine:
 
 def counts(store: Store, issue_id: int) -> dict[str, int]:
     with store.engine.connect() as conn:
-        return ledger.status_counts(conn, issue_id)
+        return tally.status_counts(conn, issue_id)
 
 
 def test_every_batch_sent_once_with_merge_values(
@@ -165,11 +165,11 @@ def test_a_batch_sent_whole_is_recorded_on_the_batch_and_reads_as_sent(
         raw = conn.execute(select(recipients.c.status)).scalars().all()
         assert set(raw) == {"queued"}  # untouched: the batch says it all
         as_read = conn.execute(
-            select(recipients.c.email, ledger.recipient_status)
-            .select_from(ledger.recipients_with_batch)
+            select(recipients.c.email, tally.recipient_status)
+            .select_from(tally.recipients_with_batch)
         ).all()
         assert {status for _, status in as_read} == {"sent"}
-        assert ledger.problems(conn, sending) == []
+        assert tally.problems(conn, sending) == []
         assert list(ledger.failed_recipient_ids(conn, sending, [DeliveryStatus.FAILED])) == []
         # A later event about one recipient is written on that row and wins over the batch.
         found = events.find_recipient(conn, "batch-1", "u1@example.org")
@@ -177,7 +177,7 @@ def test_a_batch_sent_whole_is_recorded_on_the_batch_and_reads_as_sent(
         conn.execute(
             update(recipients).where(recipients.c.id == found.id).values(status="bounced-hard")
         )
-        assert ledger.status_counts(conn, sending) == {"sent": 4, "bounced-hard": 1}
+        assert tally.status_counts(conn, sending) == {"sent": 4, "bounced-hard": 1}
 
 
 def test_a_uniform_id_without_a_batch_id_is_kept_on_the_batch(
@@ -191,7 +191,7 @@ def test_a_uniform_id_without_a_batch_id_is_kept_on_the_batch(
     with store.engine.begin() as conn:
         kept = conn.execute(select(batches.c.provider_batch_id).order_by(batches.c.seq))
         assert list(kept.scalars()) == ["<same>", "<batch-2>", "<batch-3>"]
-        assert ledger.status_counts(conn, sending) == {"sent": 5}
+        assert tally.status_counts(conn, sending) == {"sent": 5}
 
 
 def test_member_fields_are_read_only_when_a_template_uses_one(
@@ -240,7 +240,7 @@ def test_auth_error_pauses_the_issue(settings: Settings, store: Store, sending: 
     with store.engine.connect() as conn:
         record = issue_store.get(conn, sending)
         assert record.state == IssueState.PAUSED and "bad key" in record.pause_reason
-        assert ledger.batch_counts(conn, sending) == {"pending": 2, "sent": 1}
+        assert tally.batch_counts(conn, sending) == {"pending": 2, "sent": 1}
 
 
 def test_unknown_outcome_is_held_unless_idempotent(
@@ -302,7 +302,7 @@ def test_permanent_error_fails_the_batch(settings: Settings, store: Store, sendi
     engine(settings, store, provider).run(prepared(sending))
     assert counts(store, sending) == {"failed": 2, "sent": 3}
     with store.engine.connect() as conn:
-        assert {p["error"] for p in ledger.problems(conn, sending)} == {"HTTP 400: bad from"}
+        assert {p["error"] for p in tally.problems(conn, sending)} == {"HTTP 400: bad from"}
 
 
 def test_results_missing_a_recipient_are_unknown(
@@ -406,7 +406,7 @@ def test_a_stop_after_an_outcome_still_sends_the_batch_claimed_with_it(
     # flight, so it goes; nothing more is claimed and nothing is left ``sending``.
     assert [b.seq for b in provider.calls] == [1, 2]
     with store.engine.connect() as conn:
-        assert ledger.batch_counts(conn, sending) == {"pending": 1, "sent": 2}
+        assert tally.batch_counts(conn, sending) == {"pending": 1, "sent": 2}
 
 
 def test_no_batch_is_claimed_with_an_outcome_once_the_issue_is_paused(
@@ -421,7 +421,7 @@ def test_no_batch_is_claimed_with_an_outcome_once_the_issue_is_paused(
     engine(settings, store, provider).run(prepared(sending))
     assert len(provider.calls) == 1
     with store.engine.connect() as conn:
-        assert ledger.batch_counts(conn, sending) == {"pending": 2, "sent": 1}
+        assert tally.batch_counts(conn, sending) == {"pending": 2, "sent": 1}
 
 
 def test_values_for_a_send_hold_exactly_what_the_templates_use() -> None:

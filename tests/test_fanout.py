@@ -28,7 +28,7 @@ from newsletter.delivery.fanout import (
 )
 from newsletter.errors import ConfigError, IssueMovedOnError
 from newsletter.publisher import Publisher
-from newsletter.store import Store, ledger
+from newsletter.store import Store, tally
 from newsletter.store import issues as issue_store
 from tests.test_workers import (
     PROCESS_TIMEOUT,
@@ -241,8 +241,8 @@ def test_stopping_the_send_stops_its_helpers_after_their_batches_in_flight(
 
         report = publisher.send_issue(send.issue_id, progress, engine)
         with store.engine.connect() as conn:
-            batches = ledger.batch_counts(conn, send.issue_id)
-            counts = ledger.status_counts(conn, send.issue_id)
+            batches = tally.batch_counts(conn, send.issue_id)
+            counts = tally.status_counts(conn, send.issue_id)
     finally:
         store.close()
 
@@ -290,8 +290,8 @@ def test_a_sender_killed_with_sigkill_stops_its_helpers_and_a_new_send_finishes(
     try:
         with store.engine.connect() as conn:
             state = issue_store.get(conn, send.issue_id).state
-            counts = ledger.status_counts(conn, send.issue_id)
-            problems = ledger.problems(conn, send.issue_id, limit=MEMBERS)
+            counts = tally.status_counts(conn, send.issue_id)
+            problems = tally.problems(conn, send.issue_id, limit=MEMBERS)
     finally:
         store.close()
     # Mailgun has no idempotency key: the killed sender's batch in flight is reconciled

@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from newsletter.config import Settings
 from newsletter.models import IssueKind, IssueState, Recipient, SuppressionReason
 from newsletter.publisher import Publisher
-from newsletter.store import Store, audience, ledger, suppressions
+from newsletter.store import Store, audience, suppressions, tally
 from newsletter.store import issues as issue_store
 from newsletter.store.tables import batches, recipients
 
@@ -77,7 +77,7 @@ def test_chunks_freeze_what_one_transaction_would(store: Store) -> None:
     assert len(statuses) == 25 and statuses["user13@example.org"] == "suppressed"
     assert sizes == [4, 4, 4, 3, 4, 4, 1]  # chunks of 8 (whole batches); 13 fell from the 4th
     with store.engine.connect() as conn:  # what a progress bar counts down from
-        assert ledger.open_recipients(conn, issue_id) == 24
+        assert tally.open_recipients(conn, issue_id) == 24
     record = _record(store, issue_id)
     assert record.audience_frozen and not record.freeze_owner
 
@@ -125,7 +125,7 @@ def test_a_dead_workers_freeze_is_taken_over_keeping_what_it_committed(store: St
     statuses, sizes = _ledger(store, issue_id)
     assert len(statuses) == 30 and sum(sizes) == 30 and max(sizes) == 4
     with store.engine.connect() as conn:
-        assert ledger.open_work(conn, issue_id) == len(sizes)
+        assert tally.open_work(conn, issue_id) == len(sizes)
         assert issue_store.get(conn, issue_id).audience_frozen
 
 

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import select
 
 from newsletter.models import BatchState, DeliveryStatus, IssueKind, Recipient, SuppressionReason
-from newsletter.store import Store, audience, ledger, suppressions
+from newsletter.store import Store, audience, ledger, suppressions, tally
 from newsletter.store import issues as issue_store
 from newsletter.store.tables import batches, recipients
 
@@ -52,7 +52,7 @@ def test_freeze_dedupes_case_insensitively_and_batches(store: Store) -> None:
     with store.engine.connect() as conn:
         sizes = [r.size for r in conn.execute(select(batches).order_by(batches.c.seq))]
         assert sizes == [10, 10, 5]
-        assert ledger.status_counts(conn, issue_id) == {"queued": 25}
+        assert tally.status_counts(conn, issue_id) == {"queued": 25}
         assert issue_store.get(conn, issue_id).audience_frozen
 
 
@@ -84,7 +84,7 @@ def test_claims_take_each_batch_once_in_order(store: Store) -> None:
     assert [c.seq for c in claimed[:3]] == [1, 2, 3]  # type: ignore[union-attr]
     assert claimed[3] is None
     with store.engine.connect() as conn:
-        assert ledger.batch_counts(conn, issue_id) == {"sending": 3}
+        assert tally.batch_counts(conn, issue_id) == {"sending": 3}
         rows = ledger.rows_of(conn, claimed[0].id)  # type: ignore[union-attr]
     assert [r.email for r in rows] == [f"user{i}@example.org" for i in range(10)]
     assert rows[0].fields == {"city": "Port"}
@@ -123,12 +123,12 @@ def test_mark_rows_and_rebatch(store: Store) -> None:
         )
         ledger.mark_rows(conn, batch.id, DeliveryStatus.SENT, at=NOW, message_id="<m1>")
         ledger.finish_batch(conn, batch.id, BatchState.SENT, at=NOW)
-        assert ledger.status_counts(conn, issue_id) == {"failed": 1, "sent": 2}
+        assert tally.status_counts(conn, issue_id) == {"failed": 1, "sent": 2}
         failed = list(ledger.failed_recipient_ids(conn, issue_id, [DeliveryStatus.FAILED]))
         ledger.rebatch(conn, issue_id, failed, at=NOW)
-        assert ledger.status_counts(conn, issue_id) == {"queued": 1, "sent": 2}
-        assert ledger.open_work(conn, issue_id) == 1
-        assert ledger.problems(conn, issue_id) == []
+        assert tally.status_counts(conn, issue_id) == {"queued": 1, "sent": 2}
+        assert tally.open_work(conn, issue_id) == 1
+        assert tally.problems(conn, issue_id) == []
 
 
 def test_a_batch_of_only_suppressed_or_repeated_members_is_not_kept(store: Store) -> None:
@@ -191,7 +191,7 @@ def test_an_empty_audience_freezes_to_no_batches(store: Store) -> None:
     issue_id = _issue(store)
     counts = _freeze(store, issue_id, [], batch_size=10, at=NOW)
     with store.engine.begin() as conn:
-        assert ledger.batch_counts(conn, issue_id) == {}
+        assert tally.batch_counts(conn, issue_id) == {}
     assert (counts.members, counts.queued, counts.batches) == (0, 0, 0)
 
 
@@ -225,8 +225,8 @@ def test_counts_from_indexes_match_the_rows_in_every_state(store: Store) -> None
         update = {"rid": failed_row.id, "status": "failed", "message_id": "", "error": "no"}
         ledger.mark_each(conn, [update], NOW)
         ledger.finish_batch(conn, one_failed.id, BatchState.SENT, at=NOW)
-        counts = ledger.status_counts(conn, issue_id)
+        counts = tally.status_counts(conn, issue_id)
         assert counts == _counted_row_by_row(conn, issue_id)
         # user4 is suppressed: the second batch holds two rows, one of them failed
         assert counts == {"sent": 4, "failed": 1, "queued": 6, "suppressed": 1}
-        assert ledger.status_counts(conn, other) == {"queued": 4, "suppressed": 1}
+        assert tally.status_counts(conn, other) == {"queued": 4, "suppressed": 1}

@@ -32,7 +32,7 @@ from newsletter.devtools.fakeprovider import FakeProviderServer, Fault, FaultKin
 from newsletter.models import BatchState, IssueState
 from newsletter.publisher import Publisher
 from newsletter.schedule.jobs import DISPATCH_SECONDS, Runtime
-from newsletter.store import Store, ledger
+from newsletter.store import Store, tally
 from newsletter.store import issues as issue_store
 from newsletter.store.tables import batches, recipients
 from tests.servers.fake_provider import fake_provider_server, provider_settings
@@ -228,10 +228,10 @@ def outcome(send: Send) -> tuple[str, dict[str, int], list[str], list[dict[str, 
     try:
         with store.engine.connect() as conn:
             state = issue_store.get(conn, send.issue_id).state
-            counts = ledger.status_counts(conn, send.issue_id)
+            counts = tally.status_counts(conn, send.issue_id)
             moves = [f"{e['from']}->{e['to']}" for e in issue_store.events(conn, send.issue_id)]
-            problems = ledger.problems(conn, send.issue_id, limit=1000)
-            batch_count = sum(ledger.batch_counts(conn, send.issue_id).values())
+            problems = tally.problems(conn, send.issue_id, limit=1000)
+            batch_count = sum(tally.batch_counts(conn, send.issue_id).values())
     finally:
         store.close()
     assert batch_count >= math.ceil(len(send.audience) / BATCH_SIZE)

@@ -13,7 +13,7 @@ import click
 from ..errors import ConfigError
 from ..models import IssueState, Recipient
 from ..store import issues as issue_store
-from ..store import ledger
+from ..store import tally
 from . import cli
 from .context import AppContext, echo_json, json_option, pass_app
 
@@ -103,9 +103,9 @@ def show_command(app: AppContext, issue_id: int, as_json: bool) -> None:
         record = issue_store.get(conn, issue_id)
         data: dict[str, Any] = _summary(record) | {
             "articles": issue_store.article_ids(conn, issue_id),
-            "recipients": ledger.status_counts(conn, issue_id),
-            "batches": ledger.batch_counts(conn, issue_id),
-            "problems": ledger.problems(conn, issue_id),
+            "recipients": tally.status_counts(conn, issue_id),
+            "batches": tally.batch_counts(conn, issue_id),
+            "problems": tally.problems(conn, issue_id),
             "history": issue_store.events(conn, issue_id),
         }
     if as_json:

@@ -18,7 +18,7 @@ from rich.progress import (
 from rich.text import Text
 
 from ..delivery.report import SendReport
-from ..store import ledger
+from ..store import tally
 from . import cli
 from .collect import print_collect
 from .context import AppContext, echo_json, json_option, pass_app
@@ -83,7 +83,7 @@ class ProgressBars:
     def _open_recipients(self, issue_id: int) -> int | None:
         """Recipients still to send (none counted before the audience is frozen)."""
         with self.app.store.engine.connect() as conn:
-            return ledger.open_recipients(conn, issue_id) or None
+            return tally.open_recipients(conn, issue_id) or None
 
 
 def describe(report: SendReport) -> str:

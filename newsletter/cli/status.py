@@ -13,7 +13,7 @@ from ..models import IssueState
 from ..schedule.lock import current_holder
 from ..schedule.scheduler import ScheduledJob, read_schedule
 from ..store import issues as issue_store
-from ..store import ledger
+from ..store import tally
 from ..store.tables import collections
 from . import cli
 from .context import AppContext, echo_json, json_option, pass_app
@@ -67,7 +67,7 @@ def issue_progress(conn: Connection) -> list[dict[str, Any]]:
 
 
 def _progress(conn: Connection, record: issue_store.IssueRecord) -> dict[str, Any]:
-    counts = ledger.status_counts(conn, record.id)
+    counts = tally.status_counts(conn, record.id)
     return {
         "id": record.id,
         "list": record.list_id,

@@ -31,7 +31,7 @@ from ..errors import (
 )
 from ..models import BatchState, DeliveryStatus, IssueState
 from ..processes import current_owner
-from ..store import Store, ledger, suppressions
+from ..store import Store, ledger, suppressions, tally
 from ..store import issues as issue_store
 from ..store.audience import freeze_going_on
 from . import backoff
@@ -122,9 +122,9 @@ class Engine:
         """Sleep until the earliest pending retry is due; False when nothing is left, or
         when the wait is long enough to hand the issue back (``report.retry_at``)."""
         with self.store.engine.begin() as conn:
-            if ledger.open_work(conn, issue_id) == 0:
+            if tally.open_work(conn, issue_id) == 0:
                 return False
-            due = ledger.earliest_retry(conn, issue_id)
+            due = tally.earliest_retry(conn, issue_id)
         if due is None:  # only in-flight batches held by other workers remain
             self.sleep(IN_FLIGHT_POLL_SECONDS)
             return self._issue_state(issue_id) == IssueState.SENDING

@@ -39,7 +39,7 @@ from typing import IO, TYPE_CHECKING
 from ..config import Settings
 from ..errors import NewsletterError
 from ..models import IssueState
-from ..store import Store, ledger
+from ..store import Store, tally
 from ..store import issues as issue_store
 from .engine import AUDIENCE_POLL_SECONDS, Engine
 from .report import Progress, SendReport
@@ -85,7 +85,7 @@ def _recipients_left(publisher: Publisher, issue_id: int) -> int:
     with publisher.store.engine.connect() as conn:
         record = issue_store.get(conn, issue_id)
         if record.audience_frozen:
-            return ledger.open_work(conn, issue_id) * publisher.batch_size()
+            return tally.open_work(conn, issue_id) * publisher.batch_size()
     try:
         paths = publisher.config.member_paths(record.list_id)
     except NewsletterError:  # starting the issue will say what is wrong
@@ -285,7 +285,7 @@ def _wait_for_audience(store: Store, issue_id: int, stopped: threading.Event) ->
     while not stopped.is_set():
         with store.engine.connect() as conn:
             record = issue_store.get(conn, issue_id)
-            started = record.audience_frozen or ledger.open_work(conn, issue_id) > 0
+            started = record.audience_frozen or tally.open_work(conn, issue_id) > 0
         if record.state not in (IssueState.QUEUED, IssueState.SENDING):
             return False
         if started:

@@ -19,7 +19,7 @@ from typing import Protocol
 from sqlalchemy import select
 
 from newsletter.devtools.fakeprovider import FakeProviderServer
-from newsletter.store import Store, ledger
+from newsletter.store import Store, tally
 from newsletter.store import issues as issue_store
 from newsletter.store.tables import batches, recipients
 
@@ -88,11 +88,11 @@ def observe(database_url: str, issue_id: int, mailbox: Mailbox) -> Observation:
             found = conn.execute(
                 select(
                     recipients.c.email,
-                    ledger.recipient_status.label("status"),
+                    tally.recipient_status.label("status"),
                     recipients.c.error,
                     batches.c.state,
                 )
-                .select_from(ledger.recipients_with_batch)
+                .select_from(tally.recipients_with_batch)
                 .where(recipients.c.issue_id == issue_id)
             ).all()
     finally:
