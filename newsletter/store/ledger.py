@@ -313,8 +313,6 @@ def mark_each(conn: Connection, updates: Sequence[dict[str, Any]], at: datetime)
     """Per-recipient outcomes: dicts with ``rid``, ``status``, ``message_id``, ``error``."""
     if not updates:
         return
-    from sqlalchemy import bindparam
-
     stmt = (
         update(recipients)
         .where(recipients.c.id == bindparam("rid"))
