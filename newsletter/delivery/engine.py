@@ -181,14 +181,9 @@ class Engine:
         if issue_store.state_of(conn, issue_id) != IssueState.SENDING:
             self._stop.set()
             return None
-        return ledger.claim(
-                conn,
-                issue_id,
-                owner=self.owner,
-                now=self.clock(),
-                lease_seconds=self.settings.lease_seconds,
-                at=self.store.now(),
-            )
+        lease = self.settings.lease_seconds
+        return ledger.claim(conn, issue_id, owner=self.owner, now=self.clock(),
+                            lease_seconds=lease, at=self.store.now())
 
     def _outgoing(self, prepared: PreparedIssue, claimed: ledger.ClaimedBatch) -> OutgoingBatch:
         with self.store.engine.connect() as conn:
