@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import requests
 
 from newsletter import config
 from newsletter.config import Secret, Settings
-from newsletter.delivery.base import HttpProvider
+from newsletter.delivery.base import HttpProvider, HttpRequest
 from newsletter.delivery.registry import PROVIDERS, make_provider, provider_class
 from newsletter.devtools.fakeprovider import FakeProviderServer, Fault, FaultKind
 from newsletter.errors import (
@@ -179,3 +181,27 @@ def test_every_provider_name_loads_its_own_class() -> None:
     assert [provider_class(name).name for name in PROVIDERS] == list(PROVIDERS)
     with pytest.raises(ConfigError, match="'carrier-pigeon' has no delivery class"):
         provider_class("carrier-pigeon")
+
+
+@pytest.mark.parametrize("name", ["brevo", "postmark", "resend", "sendgrid"])
+def test_json_apis_refuse_a_body_not_labelled_as_json(
+    server: FakeProviderServer, provider: HttpProvider, name: str
+) -> None:
+    request = provider.build_request(sample_issue(), sample_batch(2))
+    headers, body = request.body()
+    assert headers["Content-Type"] == "application/json"
+
+    headers["Content-Type"] = "text/plain"
+    answer = requests.post(request.url, headers=headers, data=body, timeout=10)
+
+    assert answer.status_code in (400, 422), answer.text  # a bad request, not refused auth
+    assert server.recorder.copies(name) == []
+
+
+def test_a_json_body_keeps_a_content_type_given_and_data_passes_as_it_is() -> None:
+    labelled = {"content-type": "application/x+json"}
+    given = HttpRequest("POST", "http://x.test/", headers=labelled, json={"subject": "Caf\u00e9"})
+    headers, body = given.body()
+    assert headers == {"content-type": "application/x+json"}
+    assert json.loads(body) == {"subject": "Caf\u00e9"}
+    assert HttpRequest("POST", "http://127.0.0.1/x", data=b"raw").body() == ({}, b"raw")

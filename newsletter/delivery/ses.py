@@ -11,10 +11,10 @@ SigV4 signer; per-entry statuses decide each recipient's fate.
 from __future__ import annotations
 
 import email.utils
-import json
 from email.header import Header
 from typing import Any
 
+import orjson
 import requests
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
@@ -78,7 +78,7 @@ class SesProvider(HttpProvider):
     max_batch = 50
 
     def build_request(self, issue: PreparedIssue, batch: OutgoingBatch) -> HttpRequest:
-        body = json.dumps(self.payload(issue, batch), ensure_ascii=False).encode()
+        body = orjson.dumps(self.payload(issue, batch))
         url = f"{self.settings.resolved_ses_base_url}{BULK_PATH}"
         return HttpRequest("POST", url, headers=self.signed_headers(url, body), data=body)
 
@@ -157,7 +157,7 @@ class SesProvider(HttpProvider):
 def _entry(
     issue: PreparedIssue, recipient: BatchRecipient, values: dict[str, str]
 ) -> dict[str, Any]:
-    data = json.dumps(values, ensure_ascii=False)
+    data = orjson.dumps(values).decode()
     unsubscribe = issue.list_unsubscribe.render(recipient.values)
     return {
         "Destination": {"ToAddresses": [_address(recipient.email, recipient.name)]},

@@ -14,7 +14,11 @@ from .core import FakeRequest
 
 
 def json_body(request: FakeRequest) -> Any:
-    """The parsed JSON body; ``ValueError`` when it is not JSON."""
+    """The parsed JSON body; ``ValueError`` when it is not JSON, or not labelled as JSON
+    (each of these APIs asks for ``Content-Type: application/json``)."""
+    media_type = request.header("content-type").partition(";")[0].strip().lower()
+    if media_type != "application/json":
+        raise ValueError(f"Content-Type must be application/json, not {media_type or 'none'!r}")
     return json.loads(request.body.decode("utf-8"))
 
 
