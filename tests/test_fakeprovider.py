@@ -97,7 +97,8 @@ def test_address_lists_read_like_the_email_package(field: str) -> None:
     assert addresses(field) == [a for _, a in getaddresses([field]) if a]
 
 
-def test_module_runs_as_a_process_until_interrupted() -> None:
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM])
+def test_module_runs_as_a_process_until_interrupted(stop: signal.Signals) -> None:
     process = subprocess.Popen(
         [sys.executable, "-m", "newsletter.devtools.fakeprovider", "--port", "0"],
         stdout=subprocess.PIPE, text=True,
@@ -110,7 +111,7 @@ def test_module_runs_as_a_process_until_interrupted() -> None:
         with requests.Session() as http:
             assert http.get(f"{url}/_fake/record?summary=1").json()["requests"] == {}
     finally:
-        process.send_signal(signal.SIGINT)
+        process.send_signal(stop)
         out, _ = process.communicate(timeout=10)
     assert process.returncode == 0
     assert "stopped" in out

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import signal
+from types import FrameType
+
 import click
 
 from .server import FakeProviderServer
@@ -21,7 +24,23 @@ def fake_provider(port: int, host: str, counts_only: bool) -> None:
     click.echo("point the providers at it with:")
     for name, value in server.environment().items():
         click.echo(f"  {name}={value}")
+    _stop_on(signal.SIGINT, signal.SIGTERM)
     try:
         server.serve_forever()
-    except KeyboardInterrupt:
+    except _Stopped:
         click.echo("stopped")
+
+
+class _Stopped(Exception):
+    """Ctrl-C or SIGTERM reached the foreground server."""
+
+
+def _stop_on(*signals: signal.Signals) -> None:
+    """Handlers of our own: a process started in the background inherits SIGINT ignored, and
+    ``kill`` sends SIGTERM; either way the server closes its sockets and says so."""
+
+    def stop(_signum: int, _frame: FrameType | None) -> None:
+        raise _Stopped
+
+    for number in signals:
+        signal.signal(number, stop)
