@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +23,12 @@ from newsletter.store import Store
 
 REPO = Path(__file__).resolve().parent.parent
 PG_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+
+# Tests stand for Ctrl-C by sending SIGINT to the processes they start. A suite started in
+# the background (``pytest &``) inherits SIGINT ignored, and so would every such process; a
+# handler here is reset to the default in each child, which then reacts as in a terminal.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture
