@@ -19,6 +19,7 @@ from contextlib import contextmanager
 
 from sqlalchemy import Connection
 
+from ..bulkwork import fewer_collections
 from ..config import Settings
 from ..errors import (
     IssueStateError,
@@ -107,7 +108,7 @@ class Engine:
         # Every round, not just the first: another worker may have died since.
         self.recover(prepared, report)
         workers = max(1, self.settings.concurrency)
-        with ThreadPoolExecutor(workers, thread_name_prefix="sender") as pool:
+        with fewer_collections(), ThreadPoolExecutor(workers, thread_name_prefix="sender") as pool:
             futures = [pool.submit(self._work, prepared, report, progress) for _ in range(workers)]
             try:
                 for future in futures:
