@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from newsletter.delivery.base import to_header
+from newsletter.delivery.base import BatchRecipient, to_header, to_headers
 from newsletter.errors import MessageError
 from newsletter.render.merge import escape_html
 from newsletter.render.message import build_message, make_message_id, message_bytes
@@ -176,8 +176,17 @@ def test_to_header_is_formataddr(name: str) -> None:
     assert to_header(name, "ann@example.org") == formataddr((name, "ann@example.org"))
 
 
+@pytest.mark.parametrize("odd", [*NAMES, None])
+def test_to_headers_of_a_batch_are_each_to_header(odd: str | None) -> None:
+    """A batch of plain names, alone and with one name of each other kind."""
+    names = ["Ann Lee", "Bo", "Cy Young"] + ([odd] if odd is not None else [])
+    batch = [BatchRecipient(n, f"r{n}@example.org", name, {}) for n, name in enumerate(names)]
+    assert to_headers(batch) == [formataddr((r.name, r.email)) for r in batch]
+
+
 @pytest.mark.parametrize(
-    "value", ["plain", "https://x.org/u/abc.DEF_-?a=1&b=2", "<b>", "'q'", '"q"', "Ø & Ö", ""]
+    "value",
+    ["plain", "https://x.org/u/abc.DEF_-?a=1&b=2", "<b>", "a > b", "'q'", '"q"', "Ø & Ö", ""],
 )
 def test_escape_html_is_html_escape(value: str) -> None:
     assert escape_html(value) == html.escape(value, quote=True)

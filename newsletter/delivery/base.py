@@ -217,6 +217,17 @@ def to_header(name: str, address: str) -> str:
     return email.utils.formataddr((name, address))
 
 
+def to_headers(recipients: Sequence[BatchRecipient]) -> list[str]:
+    """Each recipient's ``to_header``. A batch whose names are all plain ASCII (the usual
+    case) is checked once, its names joined, rather than name by name."""
+    names = [r.name for r in recipients]
+    joined = "".join(names)
+    plain = "" not in names and joined.isascii() and not _NAME_SPECIALS.search(joined)
+    if not plain or not "".join([r.email for r in recipients]).isascii():
+        return [r.to_header for r in recipients]
+    return [f"{r.name} <{r.email}>" for r in recipients]
+
+
 class Provider(ABC):
     """A way to deliver batches. Subclasses declare their batch size and idempotency."""
 

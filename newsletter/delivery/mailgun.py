@@ -27,6 +27,7 @@ from .base import (
     PreparedIssue,
     RecipientResult,
     error_message,
+    to_headers,
 )
 from .variables import BatchVariables, batch_variables
 
@@ -63,7 +64,7 @@ class MailgunProvider(HttpProvider):
             ("from", issue.from_header),
             # One comma-separated ``to`` (the API takes either form): a part per recipient
             # would make a 1,000-recipient body 1,000 parts for both sides to frame and parse.
-            ("to", ", ".join(r.to_header for r in batch.recipients)),
+            ("to", ", ".join(to_headers(batch.recipients))),
             ("subject", issue.subject.with_markers(_plain)),
             ("text", issue.text.with_markers(_plain)),
             ("html", variables.html(issue, _plain, _escaped)),
