@@ -266,3 +266,18 @@ def test_a_vouched_file_reads_as_the_same_recipients_as_a_checked_one(
     assert checked[1].name == "Bo, Jr"
     if keep is None:
         assert checked[1].fields["note"] == "two\n# not a comment"
+
+
+def test_a_unicode_domain_is_kept_in_ascii_and_a_unicode_local_part_is_refused(
+    tmp_path: Path,
+) -> None:
+    rows = "email,name\nann@B\u00fccher.example,Ann\nz\u00fc@example.org,Zu\n"
+    path = write(tmp_path / "a.csv", rows)
+    problems: list[Problem] = []
+    members = list(iter_members(path, problems=problems))
+
+    assert [m.email for m in members] == ["ann@xn--bcher-kva.example"]
+    assert [str(p) for p in problems] == [
+        f"{path}:3: invalid address 'z\u00fc@example.org': "
+        "Internationalized characters before the @-sign are not supported: '\u00fc'."
+    ]

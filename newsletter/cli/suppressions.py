@@ -6,10 +6,11 @@ import csv
 from typing import TextIO
 
 import click
-from email_validator import EmailNotValidError, validate_email
+from email_validator import EmailNotValidError
 from rich.table import Table
 
 from ..errors import NotFoundError
+from ..lists.address import sendable_address
 from ..models import ALL_LISTS, SuppressionReason
 from ..store import events, suppressions
 from ..store.suppressions import Suppression
@@ -37,7 +38,7 @@ def scope_words(scope: str) -> str:
 
 def checked_address(email: str) -> str:
     try:
-        return validate_email(email, check_deliverability=False).normalized
+        return sendable_address(email)
     except EmailNotValidError as exc:
         raise click.BadParameter(str(exc), param_hint="EMAIL") from exc
 

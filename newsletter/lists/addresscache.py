@@ -25,8 +25,10 @@ COMMIT_EVERY = 20_000
 
 
 def cache_path(var_dir: Path) -> Path:
+    """Named after email-validator's version and this project's normal form (v2: Unicode
+    domains in their ASCII form), either of which changes what an address becomes."""
     version = getattr(email_validator, "__version__", "unknown")
-    return var_dir / "cache" / f"addresses-email-validator-{version}.sqlite"
+    return var_dir / "cache" / f"addresses-v2-email-validator-{version}.sqlite"
 
 
 class AddressCache:

@@ -18,10 +18,11 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, NamedTuple, TypeVar
 
-from email_validator import EmailNotValidError, validate_email
+from email_validator import EmailNotValidError
 
 from ..errors import ConfigError, ListError
 from ..models import Recipient, Subscriber
+from .address import sendable_address
 from .addresscache import AddressCache, cache_path, file_digest
 from .csvfile import EMAIL, NAME, Header, Record, clean_rows, first_header, iter_records
 
@@ -96,15 +97,14 @@ def address_key(email: str) -> str:
 
 
 def normalise_address(raw: str, *, check_deliverability: bool = False) -> str:
-    """The address in email-validator's normalised form (domain lower-cased), or ConfigError."""
+    """The address in its normalised form (``sendable_address``), or ConfigError."""
     address = raw.strip()
     if not address:
         raise ConfigError("no email address")
     try:
-        valid = validate_email(address, check_deliverability=check_deliverability)
+        return sendable_address(address, check_deliverability=check_deliverability)
     except EmailNotValidError as exc:
         raise ConfigError(f"invalid address {address!r}: {exc}") from exc
-    return valid.normalized
 
 
 def row_key(raw: str) -> str:

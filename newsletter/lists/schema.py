@@ -12,8 +12,10 @@ import zoneinfo
 from typing import Annotated, Any, Literal
 
 from apscheduler.triggers.cron import CronTrigger
-from email_validator import EmailNotValidError, validate_email
+from email_validator import EmailNotValidError
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+
+from .address import sendable_address
 
 IDENTIFIER = re.compile(r"[a-z0-9][a-z0-9_-]*")
 LANGUAGE_TAG = re.compile(r"[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*")
@@ -42,7 +44,7 @@ def _identifier(value: str) -> str:
 
 def _address(value: str) -> str:
     try:
-        return validate_email(value.strip(), check_deliverability=False).normalized
+        return sendable_address(value.strip())
     except EmailNotValidError as exc:
         raise ValueError(f"{value!r} is not a valid email address: {exc}") from exc
 
