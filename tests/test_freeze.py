@@ -9,7 +9,8 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
+from sqlalchemy.exc import IntegrityError
 
 from newsletter.config import Settings
 from newsletter.models import IssueKind, IssueState, Recipient, SuppressionReason
@@ -181,3 +182,28 @@ def test_the_default_chunk_suits_the_database(store: Store) -> None:
     audience.freeze_audience(store.engine, issue_id, members(), batch_size=1000, at=NOW)
     assert committed_when_read == [0, expected]  # a chunk is committed once it is whole
     assert len(_ledger(store, issue_id)[0]) == expected + 1
+
+
+def test_foreign_keys_are_enforced_again_after_a_freeze_that_failed(store: Store) -> None:
+    """SQLite's freeze inserts without foreign-key checks; the connection it used goes
+    back to the pool with them on, even when the member file fails halfway."""
+    issue_id = _issue(store)
+
+    def members() -> Iterator[Recipient]:
+        yield from _members(8)
+        raise OSError("the member file went away")
+
+    with pytest.raises(OSError):
+        audience.freeze_audience(store.engine, issue_id, members(), batch_size=4,
+                                 chunk_size=4, at=NOW)
+    orphan = insert(recipients).values(issue_id=issue_id, batch_id=999_999, email="x@example.org",
+                                       name="", fields={}, list_id="weekly", status="queued")
+    connections = [store.engine.connect() for _ in range(3)]  # the freeze's is among them
+    try:
+        for conn in connections:
+            with pytest.raises(IntegrityError), conn.begin():
+                conn.execute(orphan)
+    finally:
+        for conn in connections:
+            conn.close()
+    assert _ledger(store, issue_id)[1] == [4, 4]

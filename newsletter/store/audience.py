@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from itertools import islice
@@ -155,11 +156,33 @@ def freeze_audience(
             AUDIENCE_STAGE.drop(conn, checkfirst=True)
             AUDIENCE_STAGE.create(conn)
         try:
-            return _freeze_chunks(conn, issue_id, _chunks(members, per_chunk), batch_size,
-                                  lease, at)
+            with _foreign_keys_unchecked(conn):
+                return _freeze_chunks(conn, issue_id, _chunks(members, per_chunk), batch_size,
+                                      lease, at)
         finally:
             with conn.begin():
                 AUDIENCE_STAGE.drop(conn, checkfirst=True)
+
+
+@contextmanager
+def _foreign_keys_unchecked(conn: Connection) -> Iterator[None]:
+    """SQLite checks both foreign keys of every row a chunk inserts: a fifth of the
+    ``INSERT … SELECT`` (0.6 s in a million-member freeze). These rows cannot break them:
+    their batch ids come from a join with the batches made in the same transaction, and
+    their issue id from the issue whose freeze lease that transaction renewed first. The
+    setting belongs to the connection and is fixed inside a transaction, so it is turned
+    off before the first chunk and back on after the last, before the connection is reused.
+    """
+    if conn.dialect.name != "sqlite":
+        yield
+        return
+    with conn.begin():
+        conn.exec_driver_sql("PRAGMA foreign_keys=OFF")
+    try:
+        yield
+    finally:
+        with conn.begin():
+            conn.exec_driver_sql("PRAGMA foreign_keys=ON")
 
 
 def _freeze_chunks(
