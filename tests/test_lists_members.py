@@ -8,6 +8,7 @@ import pytest
 
 from newsletter.errors import ListError
 from newsletter.lists import MemberReader, Problem, Severity, iter_members
+from newsletter.lists import members as members_module
 from newsletter.lists.addresscache import AddressCache
 from newsletter.models import Recipient, Subscriber
 
@@ -281,3 +282,20 @@ def test_a_unicode_domain_is_kept_in_ascii_and_a_unicode_local_part_is_refused(
         f"{path}:3: invalid address 'z\u00fc@example.org': "
         "Internationalized characters before the @-sign are not supported: '\u00fc'."
     ]
+
+
+@pytest.mark.parametrize(
+    "changed", ["email,name\nann@example.org\n", 'email,name\n"ann@example.org,Ann\n'],
+    ids=["a short row", "an unclosed quote"],
+)
+def test_a_vouched_file_that_changes_as_it_is_read_is_an_error_not_a_crash(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, changed: str
+) -> None:
+    path = write(tmp_path / "a.csv", "email,name\nann@example.org,Ann\n")
+    recipients_with_cache(tmp_path, path, None)  # vouches for these bytes
+    vouched = members_module.file_digest(path)
+    write(path, changed)  # rewritten after its digest was taken: the lean path reads it
+    monkeypatch.setattr(members_module, "file_digest", lambda _: vouched)
+
+    with pytest.raises(ListError, match="changed while it was being read"):
+        recipients_with_cache(tmp_path, path, None)

@@ -28,6 +28,9 @@ from .csvfile import EMAIL, NAME, Header, Record, clean_rows, first_header, iter
 
 _T = TypeVar("_T")
 _NO_FIELDS: Mapping[str, str] = MappingProxyType({})
+#: A named tuple made from a tuple in C, without its Python-level ``__new__``: the lean
+#: path makes one per member, a million for a large list.
+_recipient = tuple.__new__
 
 
 class Severity(StrEnum):
@@ -269,7 +272,7 @@ class MemberReader:
         def read(rows: Iterator[list[str]], header: Header) -> Iterator[Recipient]:
             try:
                 yield from self._lean_rows(rows, header, list_id, keep)
-            except (csv.Error, UnicodeDecodeError) as exc:  # its digest was taken just before
+            except (csv.Error, UnicodeDecodeError, IndexError) as exc:  # digest taken just before
                 raise ListError(path, None, f"changed while it was being read ({exc})") from exc
 
         return read
@@ -284,18 +287,22 @@ class MemberReader:
             for at, column in enumerate(header.columns)
             if column not in (EMAIL, NAME) and (keep is None or column in keep)
         ]
-        counts = self.counts
-        for fields in rows:
-            if not "".join(fields).strip():
-                continue  # rows of empty cells, as in the checked path
-            counts.rows += 1
-            counts.members += 1
-            yield Recipient(
-                fields[email_at].strip(),
-                fields[name_at].strip() if name_at is not None else "",
-                {column: fields[at].strip() for column, at in extra} if extra else _NO_FIELDS,
-                list_id,
-            )
+        made = 0
+        try:
+            for fields in rows:
+                email = fields[email_at].strip()
+                if not email:
+                    continue  # in a file read clean, only a row of empty cells has no address
+                made += 1
+                yield _recipient(Recipient, (
+                    email,
+                    fields[name_at].strip() if name_at is not None else "",
+                    {column: fields[at].strip() for column, at in extra} if extra else _NO_FIELDS,
+                    list_id,
+                ))
+        finally:
+            self.counts.rows += made
+            self.counts.members += made
 
     def _start_file(self, index: int, path: Path) -> _FileRead:
         if self.cache is None:
