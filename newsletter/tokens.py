@@ -106,5 +106,10 @@ class TokenSigner:
 
 def unsubscribe_url(base: str, signer: TokenSigner, email: str, list_id: str) -> str:
     """The RFC 8058 one-click URL the web app answers: ``{base}/unsubscribe/{token}``."""
-    return f"{base.rstrip('/')}/unsubscribe/{signer.sign(email, list_id)}"
+    return unsubscribe_prefix(base) + signer.sign(email, list_id)
+
+
+def unsubscribe_prefix(base: str) -> str:
+    """What every unsubscribe URL of a publication starts with, before its token."""
+    return f"{base.rstrip('/')}/unsubscribe/"
 

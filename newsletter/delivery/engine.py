@@ -49,6 +49,8 @@ log = logging.getLogger(__name__)
 IN_FLIGHT_POLL_SECONDS = 0.1
 #: How often a sender with nothing to claim looks for the next chunk of a freeze.
 AUDIENCE_POLL_SECONDS = 0.05
+#: A named tuple made from a tuple without its Python-level ``__new__`` (one per recipient).
+_recipient = tuple.__new__
 
 
 class LeaseLost(Exception):
@@ -190,8 +192,9 @@ class Engine:
         with self.store.engine.connect() as conn:
             rows = ledger.open_rows(conn, claimed.id, with_fields=prepared.uses_member_fields)
         values, default_list = self.values.only(prepared.field_names), prepared.list_id
-        recipients = [
-            BatchRecipient(rid, email, name, values(email, name, list_id or default_list, fields))
+        recipients = [  # named tuples made in C, as ``Recipient`` on the lean member path
+            _recipient(BatchRecipient, (rid, email, name,
+                                        values(email, name, list_id or default_list, fields)))
             for rid, email, name, fields, list_id in rows
         ]
         claimed_at = claimed.lease_until - self.settings.lease_seconds

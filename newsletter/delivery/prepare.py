@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 
 from ..models import MailingList, Publication
 from ..render.merge import MergeTemplate, marker
-from ..tokens import TokenSigner, unsubscribe_url
+from ..tokens import TokenSigner, unsubscribe_prefix, unsubscribe_url
 from .base import BatchRecipient, OutgoingBatch, PreparedIssue
 
 
@@ -109,14 +109,14 @@ class RecipientValues:
         ]
         wants = [f in needed for f in ("email", "name", "greeting_name", "unsubscribe_url")]
         want_email, want_name, want_greeting, want_url = wants
-        base, signer = self._base, self._signer
+        prefix, sign = unsubscribe_prefix(self._base), self._signer.sign
 
         def values(
             email: str, name: str, list_id: str, fields: Mapping[str, str]
         ) -> dict[str, str]:
             out = {}
             if want_url:
-                out["unsubscribe_url"] = unsubscribe_url(base, signer, email, list_id)
+                out["unsubscribe_url"] = prefix + sign(email, list_id)
             if want_greeting:
                 out["greeting_name"] = _greeting(name)
             if want_name:
