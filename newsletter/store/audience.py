@@ -16,7 +16,6 @@ member: what it committed stays, and the conflicts on the address skip it.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -25,6 +24,7 @@ from datetime import datetime
 from itertools import islice
 from typing import Any
 
+import orjson
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -288,9 +288,10 @@ AUDIENCE_STAGE = Table(
 
 def _stage_members(conn: Connection, members: Iterable[Recipient]) -> int:
     """Stream ``members`` into the stage; returns how many there were."""
-    encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+    dumps = orjson.dumps
     rows = (
-        (pos, m.email.strip().lower(), m.name, encode(m.fields) if m.fields else "{}", m.list_id)
+        (pos, m.email.strip().lower(), m.name, dumps(m.fields).decode() if m.fields else "{}",
+         m.list_id)
         for pos, m in enumerate(members)
     )
     return bulk_write(conn, AUDIENCE_STAGE, rows)
