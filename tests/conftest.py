@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from sqlalchemy import create_engine, text
 
 from newsletter.config import Settings, load_settings
 from newsletter.devtools.fakeprovider import FakeProviderServer
+from newsletter.devtools.scratchschema import scratch_schema
 from newsletter.store import Store
 
 REPO = Path(__file__).resolve().parent.parent
@@ -58,25 +58,22 @@ def _postgres_available() -> bool:
         return False
 
 
+def require_postgres() -> None:
+    """Skip the calling test without a reachable PostgreSQL, except in CI, where it fails."""
+    if not _postgres_available():
+        if os.environ.get("CI"):
+            pytest.fail("PostgreSQL at 127.0.0.1:5432 is not reachable in CI")
+        pytest.skip("PostgreSQL at 127.0.0.1:5432 is not reachable")
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'newsletter.db'}"
         return
-    if not _postgres_available():
-        if os.environ.get("CI"):
-            pytest.fail("PostgreSQL at 127.0.0.1:5432 is not reachable in CI")
-        pytest.skip("PostgreSQL at 127.0.0.1:5432 is not reachable")
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    try:
-        yield f"{PG_ADMIN_URL}?options=-csearch_path%3D{schema}"
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+    require_postgres()
+    with scratch_schema(PG_ADMIN_URL, prefix="t") as url:
+        yield url
 
 
 @pytest.fixture
