@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -190,6 +191,20 @@ def test_a_file_read_clean_once_is_not_looked_up_address_by_address_again(tmp_pa
     assert lookups == 2
     again, problems, lookups = read_with_cache(tmp_path, path)
     assert (again, problems, lookups) == (first, [], 0)
+
+
+def test_the_cache_stores_its_pending_verdicts_all_or_none(tmp_path: Path) -> None:
+    cache = AddressCache(tmp_path / "addresses.sqlite")
+    cache.put("ann@example.org", "ann@example.org")
+    cache.put("bo@example.org", object())  # type: ignore[arg-type]  # cannot be stored
+    with pytest.raises(sqlite3.Error):
+        cache.flush()
+    assert cache.get("ann@example.org") is None  # not kept from a flush that failed
+    cache._pending = [("ann@example.org", "ann@example.org")]
+    cache.close()
+    reopened = AddressCache(tmp_path / "addresses.sqlite")
+    assert reopened.get("ann@example.org") == "ann@example.org"
+    reopened.close()
 
 
 def test_a_changed_file_is_checked_again_row_by_row(tmp_path: Path) -> None:

