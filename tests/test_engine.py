@@ -98,6 +98,11 @@ def prepared(issue_id: int) -> PreparedIssue:
 
 @pytest.fixture
 def sending(store: Store) -> int:
+    return start_sending(store)
+
+
+def start_sending(store: Store) -> int:
+    """An issue being sent, its five members frozen in batches of two."""
     with store.engine.begin() as conn:
         issue_id = issue_store.create(
             conn,

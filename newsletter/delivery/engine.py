@@ -339,6 +339,8 @@ class Engine:
                 )
         unmentioned = "the provider's answer did not mention this recipient"
         updates += ledger.outcomes(result.unreported(batch), DeliveryStatus.UNKNOWN, unmentioned)
+        if retry_ids:  # before any recipient row is written: see ``ledger.lock_issue``
+            ledger.lock_issue(conn, prepared.issue_id)
         ledger.mark_each(conn, updates, now)
         if retry_ids:
             self._rebatch(conn, prepared.issue_id, retry_ids, claimed, report)

@@ -63,10 +63,18 @@ class LedgerRow(NamedTuple):  # one per recipient sent: a tuple is the cheapest 
 _NO_FIELDS: Mapping[str, str] = MappingProxyType({})
 
 
-def next_seq(conn: Connection, issue_id: int) -> int:
-    """The number for a new batch of the issue. Its row is locked first (on PostgreSQL; SQLite
-    has one writer at a time): a freeze and a re-batched failure may add batches at once."""
+def lock_issue(conn: Connection, issue_id: int) -> None:
+    """Lock the issue's row until the transaction ends (on PostgreSQL; SQLite has one writer
+    at a time). A transaction that adds batches takes it before it writes any recipient row,
+    as a freeze chunk does: in the other order, each could wait for the other (a repeated
+    address in the chunk waits for whoever is writing that address's row)."""
     conn.execute(select(issues.c.id).where(issues.c.id == issue_id).with_for_update())
+
+
+def next_seq(conn: Connection, issue_id: int) -> int:
+    """The number for a new batch of the issue, under ``lock_issue``: a freeze and a
+    re-batched failure may add batches at once."""
+    lock_issue(conn, issue_id)
     current = conn.execute(select(func.max(batches.c.seq)).where(batches.c.issue_id == issue_id))
     return int(current.scalar() or 0) + 1
 
