@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
+from itertools import pairwise
 
 import pytest
 from sqlalchemy import select, update
@@ -25,8 +26,10 @@ from newsletter.delivery.base import (
 from newsletter.delivery.brevo import BrevoProvider
 from newsletter.delivery.engine import Engine
 from newsletter.delivery.mailgun import MailgunProvider
+from newsletter.delivery.outage import ProviderHealth
 from newsletter.delivery.prepare import RecipientValues
 from newsletter.delivery.ratelimit import TokenBucket
+from newsletter.delivery.report import SendReport
 from newsletter.delivery.resend import ResendProvider
 from newsletter.errors import (
     PermanentProviderError,
@@ -230,12 +233,75 @@ def test_transient_errors_retry_with_the_same_key(
     assert counts(store, sending) == {"sent": 5}
 
 
-def test_gives_up_after_max_attempts(settings: Settings, store: Store, sending: int) -> None:
+def test_a_temporary_failure_holds_every_sender_until_its_retry(
+    settings: Settings, store: Store, sending: int
+) -> None:
+    busy = TransientProviderError("slow down", status=429, retry_after=30)
+    provider = ScriptedProvider(settings, [busy])
+    engine(settings, store, provider).run(prepared(sending))
+    first, *later = [call.sent_after for call in provider.calls]
+    assert len(later) == 3 and min(later) >= first + 30  # no other batch went meanwhile
+    assert counts(store, sending) == {"sent": 5}
+
+
+def test_a_batch_that_keeps_failing_while_others_go_through_gives_up(
+    settings: Settings, store: Store, sending: int
+) -> None:
+    def first_batch_down(batch: OutgoingBatch) -> BatchResult:
+        if batch.seq == 1:
+            raise TransientProviderError("down", status=503)
+        return sent(batch)
+
+    provider = ScriptedProvider(settings, [first_batch_down] * 9)
+    report = engine(settings, store, provider).run(prepared(sending))
+    assert counts(store, sending) == {"failed": 2, "sent": 3}
+    assert [call.seq for call in provider.calls].count(1) == 3  # max_attempts
+    assert report.paused == ""
+
+
+def test_an_outage_pauses_the_issue_and_fails_nobody(
+    settings: Settings, store: Store, sending: int
+) -> None:
     boom: list[Answer | Exception] = [TransientProviderError("down", status=503) for _ in range(9)]
     provider = ScriptedProvider(settings, boom)
+    report = engine(settings, store, provider).run(prepared(sending))
+    calls = provider.calls
+    assert [call.seq for call in calls] == [1, 2, 3]  # one probe at a time, an untried batch
+    gaps = [later.sent_after - call.sent_after for call, later in pairwise(calls)]
+    assert 0.5 <= gaps[0] <= gaps[1]  # waits that grow with the failures in a row
+    assert "provider unavailable, 3 attempts in a row failed: HTTP 503: down" in report.paused
+    assert counts(store, sending) == {"queued": 5}
+    with store.engine.begin() as conn:
+        record = issue_store.get(conn, sending)
+        assert record.state == IssueState.PAUSED and "unavailable" in record.pause_reason
+        attempts = conn.execute(select(batches.c.attempts)).scalars()
+        assert set(attempts) == {0}  # spent on the provider, not the batches: all again
+        issue_store.transition(conn, sending, IssueState.QUEUED, NOW, pause_reason="")
+        issue_store.transition(conn, sending, IssueState.SENDING, NOW)
+    provider.steps = [TransientProviderError("down", status=503)] * 2
     engine(settings, store, provider).run(prepared(sending))
-    assert counts(store, sending) == {"failed": 5}
-    assert len(provider.calls) == 9  # three batches, three attempts each
+    assert counts(store, sending) == {"sent": 5}
+
+
+def test_a_new_engine_of_the_process_waits_for_the_provider_as_the_last_one_did(
+    settings: Settings, store: Store, sending: int
+) -> None:
+    clock = FakeClock()
+    health = ProviderHealth(clock.time)
+    provider = ScriptedProvider(settings, [TransientProviderError("down", status=503)])
+
+    def run_engine() -> SendReport:  # as the daemon does, a new engine each dispatch
+        values = RecipientValues(TokenSigner("k"), "https://news.example.org")
+        return Engine(settings.with_changes(concurrency=1), store, provider, values,
+                      clock=clock.time, sleep=clock.sleep, hand_back_after=0.1,
+                      health=health).run(prepared(sending))
+
+    handed_back = run_engine().retry_at
+    assert handed_back is not None and len(provider.calls) == 1
+    assert run_engine().retry_at == handed_back and len(provider.calls) == 1  # no new try
+    clock.now = handed_back
+    assert run_engine().retry_at is None
+    assert counts(store, sending) == {"sent": 5}
 
 
 def test_auth_error_pauses_the_issue(settings: Settings, store: Store, sending: int) -> None:

@@ -1,11 +1,11 @@
 """The send loop, the same for every provider.
 
 For each batch: claim it (``sending``, committed), call the provider, record the outcome
-(committed). Transient failures go back to ``pending`` with backoff; auth failures pause
-the issue; a lost answer marks the batch ``unknown`` unless the provider is idempotent
-(then the same key is simply sent again) or can tell us what happened (``reconcile``).
-Several threads, and several processes (workers, or a send's helpers: ``fanout``), share one
-issue's batches.
+(committed). Transient failures go back to ``pending`` with backoff, and the senders
+wait for the provider (``outage``); auth failures, and a provider down for good, pause the
+issue; a lost answer marks the batch ``unknown`` unless the provider is idempotent (the
+same key is sent again) or can tell what happened (``reconcile``). Several threads, and
+processes (workers, or a send's helpers: ``fanout``), share one issue's batches.
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ from sqlalchemy import Connection
 from ..bulkwork import fewer_collections
 from ..config import Settings
 from ..errors import (
-    IssueStateError,
     NewsletterError,
     PermanentProviderError,
     ProviderAuthError,
@@ -37,6 +36,7 @@ from ..store import issues as issue_store
 from ..store.audience import freeze_going_on
 from . import backoff
 from .base import BatchRecipient, BatchResult, OutgoingBatch, PreparedIssue, Provider
+from .outage import ProviderHealth, Start
 from .prepare import RecipientValues
 from .ratelimit import LimiterFactory, provider_limits
 from .ratelimit_db import SharedBuckets
@@ -71,10 +71,11 @@ class Engine:
         sleep: Callable[[float], None] = time.sleep,
         limiters: LimiterFactory | None = None,
         hand_back_after: float | None = None,
+        health: ProviderHealth | None = None,
     ) -> None:
-        """``hand_back_after``: when every batch left waits for a retry further away than this
-        many seconds, return (``SendReport.retry_at``) instead of sleeping, so that the caller
-        can send other issues meanwhile; None waits in place until the issue is done."""
+        """``hand_back_after``: when every batch left waits longer than this for a retry,
+        return (``SendReport.retry_at``) so the caller can send other issues meanwhile (None:
+        wait in place). ``health``: what this process's earlier engines saw of the provider."""
         self.settings = settings
         self.hand_back_after = hand_back_after
         self.store = store
@@ -89,6 +90,7 @@ class Engine:
         )
         self._stop = threading.Event()
         self._lock = threading.Lock()
+        self.health = health or ProviderHealth(clock)
 
     # -- the whole issue ------------------------------------------------------------------
     def run(self, prepared: PreparedIssue, progress: Progress | None = None) -> SendReport:
@@ -131,6 +133,7 @@ class Engine:
         if due is None:  # only in-flight batches held by other workers remain
             self.sleep(IN_FLIGHT_POLL_SECONDS)
             return self._issue_state(issue_id) == IssueState.SENDING
+        due = max(due, self.health.quiet_until())  # the provider failed: its wait too
         wait = max(0.0, due - self.clock())
         if self.hand_back_after is not None and wait > self.hand_back_after:
             report.retry_at = due
@@ -184,9 +187,15 @@ class Engine:
         if issue_store.state_of(conn, issue_id) != IssueState.SENDING:
             self._stop.set()
             return None
-        lease = self.settings.lease_seconds
-        return ledger.claim(conn, issue_id, owner=self.owner, now=self.clock(),
-                            lease_seconds=lease, at=self.store.now())
+        start = self.health.start()  # after a temporary failure: one probe at a time
+        if start is Start.WAIT:
+            return None
+        claimed = ledger.claim(conn, issue_id, owner=self.owner, now=self.clock(),
+                               lease_seconds=self.settings.lease_seconds, at=self.store.now(),
+                               untried_first=start is Start.PROBE)
+        if claimed is None:
+            self.health.done()
+        return claimed
 
     def _outgoing(self, prepared: PreparedIssue, claimed: ledger.ClaimedBatch) -> OutgoingBatch:
         with self.store.engine.connect() as conn:
@@ -220,6 +229,8 @@ class Engine:
                 claimed.seq,
             )
             return None
+        finally:
+            self.health.done()  # a probe that ended without a word on the provider
 
     def _attempt(
         self,
@@ -237,7 +248,7 @@ class Engine:
         try:
             result = self.provider.send_batch(prepared, batch)
         except ProviderAuthError as exc:
-            self._pause(prepared.issue_id, claimed, exc, report)
+            self._pause(claimed, str(exc), report)
         except TransientProviderError as exc:
             self._retry_or_fail(claimed, exc, report)
         except UnknownOutcomeError as exc:
@@ -277,6 +288,7 @@ class Engine:
         """Write a batch's outcome; with ``claim_next``, also claim the next batch."""
         now = self.store.now()
         batch_wide_id = result.provider_batch_id
+        self.health.succeeded()
         with self._owned(claimed.id) as conn:
             if result.uniformly_sent(batch):
                 # The common case: the rows stay ``queued`` and read as the batch (sent).
@@ -369,22 +381,21 @@ class Engine:
     def _retry_or_fail(
         self, claimed: ledger.ClaimedBatch, exc: ProviderError, report: SendReport
     ) -> None:
+        in_a_row, quiet = self.health.failed(exc.retry_after)
+        if in_a_row >= self.settings.max_attempts:  # nothing got through meanwhile
+            reason = f"provider unavailable, {in_a_row} attempts in a row failed: {exc}"
+            self._pause(claimed, reason, report, outage=True)
+            return
         if claimed.attempts >= self.settings.max_attempts:
-            log.warning(
-                "batch %s failed for good after %s attempts: %s", claimed.seq, claimed.attempts, exc
-            )
+            log.warning("batch %s failed for good after %s attempts: %s",
+                        claimed.seq, claimed.attempts, exc)
             self._fail(claimed.id, f"gave up after {claimed.attempts} attempts: {exc}", report, 0)
             return
-        wait = backoff.delay(claimed.attempts, exc.retry_after)
+        wait = max(quiet, backoff.delay(claimed.attempts, exc.retry_after))
         log.info("batch %s: %s; retrying in %.1fs", claimed.seq, exc, wait)
         with self._owned(claimed.id) as conn:
-            ledger.retry_later(
-                conn,
-                claimed.id,
-                not_before=self.clock() + wait,
-                at=self.store.now(),
-                error=str(exc),
-            )
+            ledger.retry_later(conn, claimed.id, not_before=self.clock() + wait,
+                               at=self.store.now(), error=str(exc))
         with self._lock:
             report.retries += 1
 
@@ -400,24 +411,20 @@ class Engine:
         with self._owned(batch_id) as conn:
             ledger.finish_batch(conn, batch_id, state, at=self.store.now())
 
-    def _pause(
-        self, issue_id: int, claimed: ledger.ClaimedBatch, exc: ProviderError, report: SendReport
-    ) -> None:
-        """Credentials or account refused: every batch would fail the same way, so stop."""
+    def _pause(self, claimed: ledger.ClaimedBatch, reason: str, report: SendReport,
+               *, outage: bool = False) -> None:
+        """Credentials refused, or the provider down: every batch would fail alike, so stop.
+        After an ``outage`` the batches get all their attempts again (the provider spent them)."""
         self._stop.set()
         now = self.store.now()
         with self._owned(claimed.id) as conn:
-            ledger.retry_later(conn, claimed.id, not_before=0.0, at=now, error=str(exc))
-            current = issue_store.get(conn, issue_id)
-            if current.state == IssueState.SENDING:
-                try:
-                    issue_store.transition(
-                        conn, issue_id, IssueState.PAUSED, now, str(exc), pause_reason=str(exc)
-                    )
-                except IssueStateError:  # another worker paused (or finished) it first
-                    log.info("issue %s: already moved on by another worker", issue_id)
-        report.paused = str(exc)
-        log.error("issue %s paused: %s", issue_id, exc)
+            ledger.retry_later(conn, claimed.id, not_before=0.0, at=now, error=reason)
+            if outage:
+                ledger.restart_attempts(conn, claimed.issue_id)
+            if not issue_store.pause_sending(conn, claimed.issue_id, now, reason):
+                log.info("issue %s: already moved on by another worker", claimed.issue_id)
+        report.paused = reason
+        log.error("issue %s paused: %s", claimed.issue_id, reason)
 
     def _unknown(
         self,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import cached_property
@@ -19,6 +20,7 @@ from pathlib import Path
 from ..config import Settings, load_settings
 from ..delivery.base import Provider
 from ..delivery.engine import Engine
+from ..delivery.outage import ProviderHealth
 from ..delivery.report import Progress, SendReport
 from ..errors import IssueMovedOnError, NewsletterError
 from ..publisher import Publisher
@@ -46,6 +48,8 @@ class Runtime:
         self._provider = provider
         self._engines: set[Engine] = set()
         self._lock = threading.Lock()
+        # What the last sends saw of the provider: an outage outlives one dispatch.
+        self.provider_health = ProviderHealth(time.time)
 
     def publisher(self) -> Publisher:
         """A fresh publisher per run, so an edited publication file is read again."""
@@ -66,6 +70,7 @@ class Runtime:
             publisher.recipient_values(),
             sleep=self._pause,
             hand_back_after=DISPATCH_SECONDS,
+            health=self.provider_health,
         )
 
     def _pause(self, seconds: float) -> None:

@@ -196,6 +196,18 @@ def transition(
     return get(conn, issue_id)
 
 
+def pause_sending(conn: Connection, issue_id: int, at: datetime, reason: str) -> bool:
+    """Pause the issue with ``reason`` if it is sending; False when another sender paused or
+    finished it first."""
+    if get(conn, issue_id).state != IssueState.SENDING:
+        return False
+    try:
+        transition(conn, issue_id, IssueState.PAUSED, at, reason, pause_reason=reason)
+    except IssueStateError:
+        return False
+    return True
+
+
 def record_event(
     conn: Connection,
     issue_id: int,

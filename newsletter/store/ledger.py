@@ -118,9 +118,11 @@ def claim(
     now: float,
     lease_seconds: float,
     at: datetime,
+    untried_first: bool = False,
 ) -> ClaimedBatch | None:
-    """Take the next due pending batch: marks it ``sending`` with a lease, atomically."""
-    stmt = _CLAIM_SKIP_LOCKED if conn.dialect.name == "postgresql" else _CLAIM
+    """Take the next due pending batch: marks it ``sending`` with a lease, atomically.
+    ``untried_first``: a batch never attempted before one being retried, if there is one."""
+    stmt = _CLAIMS[conn.dialect.name == "postgresql", untried_first]
     params = {"for_issue": issue_id, "now": now, "owner": owner, "until": now + lease_seconds}
     row = conn.execute(stmt, {**params, "at": at}).first()
     return ClaimedBatch(*row) if row is not None else None
@@ -129,7 +131,8 @@ def claim(
 # The statements a sender runs for every batch are built once: building them per call
 # (clauses coerced, cache keys traversed) cost about 0.7 ms a batch for these three and
 # ``issues.state_of``, three quarters of recording an outcome and claiming the next batch.
-def _claim_statement(*, skip_locked: bool) -> Any:
+def _claim_statement(*, skip_locked: bool, untried_first: bool) -> Any:
+    order = [batches.c.attempts > 0, batches.c.seq] if untried_first else [batches.c.seq]
     candidate = (
         select(batches.c.id)
         .where(
@@ -137,7 +140,7 @@ def _claim_statement(*, skip_locked: bool) -> Any:
             batches.c.state == str(BatchState.PENDING),
             batches.c.next_attempt_at <= bindparam("now"),
         )
-        .order_by(batches.c.seq)
+        .order_by(*order)
         .limit(1)
     )
     if skip_locked:
@@ -165,8 +168,14 @@ def _claim_statement(*, skip_locked: bool) -> Any:
     )
 
 
-_CLAIM = _claim_statement(skip_locked=False)
-_CLAIM_SKIP_LOCKED = _claim_statement(skip_locked=True)
+#: By (PostgreSQL, untried first): PostgreSQL's senders skip the batches others are taking.
+_CLAIMS = {
+    (skip_locked, untried_first): _claim_statement(
+        skip_locked=skip_locked, untried_first=untried_first
+    )
+    for skip_locked in (False, True)
+    for untried_first in (False, True)
+}
 _HOLD = (
     update(batches)
     .where(
@@ -293,6 +302,16 @@ def retry_later(
             lease_until=0.0,
             updated_at=at,
         )
+    )
+
+
+def restart_attempts(conn: Connection, issue_id: int) -> None:
+    """Every pending batch of the issue gets its full number of attempts again (after an
+    outage of the provider, which spent them)."""
+    conn.execute(
+        update(batches)
+        .where(batches.c.issue_id == issue_id, batches.c.state == str(BatchState.PENDING))
+        .values(attempts=0)
     )
 
 
