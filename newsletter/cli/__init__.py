@@ -11,6 +11,7 @@ import click
 
 from ..config import load_settings
 from ..errors import NewsletterError
+from ..store.db import database_failure
 from .context import AppContext
 
 #: The module that defines each command. A command's module is imported when it is used, so
@@ -48,6 +49,11 @@ class NewsletterGroup(click.Group):
             return super().invoke(ctx)
         except NewsletterError as exc:
             raise click.ClickException(str(exc)) from exc
+        except Exception as exc:
+            failure = database_failure(exc)
+            if failure is None:
+                raise  # a bug: its traceback is what a report needs
+            raise click.ClickException(failure) from exc
 
 
 @click.group(cls=NewsletterGroup)

@@ -41,6 +41,7 @@ from ..errors import NewsletterError
 from ..models import IssueState
 from ..store import Store, tally
 from ..store import issues as issue_store
+from ..store.db import database_failure
 from .engine import AUDIENCE_POLL_SECONDS, Engine
 from .report import Progress, SendReport
 
@@ -307,7 +308,15 @@ def main() -> None:
     os.dup2(2, 1)
     logging.basicConfig(level=log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     with channel:
-        send_share(settings, issue_id, channel)
+        try:
+            send_share(settings, issue_id, channel)
+        except Exception as exc:
+            failure = str(exc) if isinstance(exc, NewsletterError) else database_failure(exc)
+            if failure is None:
+                raise
+            log.error("helper of issue %s stopped: %s", issue_id, failure)
+            logging.shutdown()
+            sys.exit(1)  # the parent logs the exit status and says what to do
     # Its share is told and its store closed: nothing is left to clean up but the
     # interpreter, whose orderly teardown of a 100 MB heap kept the parent (and the send's
     # end) waiting 0.1 s. Worker processes end this way in multiprocessing too.

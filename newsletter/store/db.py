@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from ..errors import StoreError
 
@@ -46,6 +46,20 @@ def make_engine(url: str) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
     return engine
+
+
+def database_failure(exc: BaseException) -> str | None:
+    """What to tell of the database failing under a command (a lost connection, a lock wait
+    that timed out, a full disk), or None for any other exception, which is a bug and keeps
+    its traceback. Everything a command commits is consistent on its own, so running the
+    command again is the remedy."""
+    if not isinstance(exc, OperationalError):
+        return None
+    reason = str(exc.orig or exc).strip().splitlines()[0]
+    return (
+        f"the database failed: {reason}. Nothing committed is lost: run the command again "
+        "(a send continues where it stopped)."
+    )
 
 
 #: The newest migration. Checked against the migrations folder by a test: it lets a process
