@@ -141,6 +141,7 @@ VARIABLES: tuple[Var, ...] = (
     Var("NEWSLETTER_RATE_MESSAGES", "rate_messages", _non_negative_float),
     Var("NEWSLETTER_RATE_REQUESTS", "rate_requests", _non_negative_float),
     Var("NEWSLETTER_MAX_ATTEMPTS", "max_attempts", _positive_int),
+    Var("NEWSLETTER_OUTAGE_RESUME_MINUTES", "outage_resume_minutes", _non_negative_int),
     Var("NEWSLETTER_BATCH_SIZE", "batch_size", _non_negative_int),
     Var("NEWSLETTER_FREEZE_CHUNK", "freeze_chunk", _non_negative_int),
     Var("NEWSLETTER_SOFT_BOUNCE_LIMIT", "soft_bounce_limit", _positive_int),
@@ -217,6 +218,9 @@ class Settings:
     rate_messages: float | None = None
     rate_requests: float | None = None
     max_attempts: int = 8
+    #: An issue paused because the provider was down is queued again this long after; 0:
+    #: only a person resumes it.
+    outage_resume_minutes: int = 15
     batch_size: int = 0
     #: Members frozen into the ledger per transaction (rounded to whole batches); 0 = the
     #: database's default (``store.audience.DEFAULT_CHUNKS``).

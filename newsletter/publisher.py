@@ -18,6 +18,7 @@ from .config import Settings
 from .delivery.base import PreparedIssue, Provider
 from .delivery.engine import Engine
 from .delivery.fanout import helpers_for
+from .delivery.outage import resume_after_outage
 from .delivery.prepare import RecipientValues, batch_for_test_send, prepare_issue, public_base
 from .delivery.registry import make_provider
 from .delivery.report import Progress, SendReport
@@ -443,6 +444,7 @@ class Publisher:
             return str(target), counts
 
     def due_issues(self) -> list[int]:
+        resume_after_outage(self.store, self.settings.outage_resume_minutes)  # first: due too
         with self.store.engine.connect() as conn:
             return [r.id for r in issue_store.due(conn, self.store.now())]
 

@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 
 import click
 
+from ..delivery.outage import resumes_at
 from ..errors import ConfigError
 from ..models import IssueState, Recipient
 from ..store import issues as issue_store
@@ -107,6 +108,7 @@ def show_command(app: AppContext, issue_id: int, as_json: bool) -> None:
             "batches": tally.batch_counts(conn, issue_id),
             "problems": tally.problems(conn, issue_id),
             "history": issue_store.events(conn, issue_id),
+            "resumes_at": resumes_at(record, app.settings.outage_resume_minutes),
         }
     if as_json:
         echo_json(data)
@@ -125,6 +127,9 @@ def _print_show(data: dict[str, Any]) -> None:
         click.echo(f"  Send at:  {data['send_at']}")
     if data["pause_reason"]:
         click.echo(f"  Paused:   {data['pause_reason']}")
+    if data["resumes_at"]:
+        click.echo(f"  Resumes:  {data['resumes_at']:%Y-%m-%d %H:%M %Z}, by itself at the next "
+                   "send (or `newsletter issue resume` now)")
     click.echo(f"  Articles: {len(data['articles'])}")
     counts = data["recipients"]
     if counts:

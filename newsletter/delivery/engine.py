@@ -36,7 +36,7 @@ from ..store import issues as issue_store
 from ..store.audience import freeze_going_on
 from . import backoff
 from .base import BatchRecipient, BatchResult, OutgoingBatch, PreparedIssue, Provider
-from .outage import ProviderHealth, Start
+from .outage import UNAVAILABLE, ProviderHealth, Start
 from .prepare import RecipientValues
 from .ratelimit import LimiterFactory, provider_limits
 from .ratelimit_db import SharedBuckets
@@ -383,7 +383,7 @@ class Engine:
     ) -> None:
         in_a_row, quiet = self.health.failed(exc.retry_after)
         if in_a_row >= self.settings.max_attempts:  # nothing got through meanwhile
-            reason = f"provider unavailable, {in_a_row} attempts in a row failed: {exc}"
+            reason = f"{UNAVAILABLE}, {in_a_row} attempts in a row failed: {exc}"
             self._pause(claimed, reason, report, outage=True)
             return
         if claimed.attempts >= self.settings.max_attempts:

@@ -14,10 +14,23 @@ unavailable: the engine pauses the issue, and nobody is failed for it.
 from __future__ import annotations
 
 import enum
+import logging
 import threading
 from collections.abc import Callable
+from datetime import datetime, timedelta
 
+from ..errors import IssueStateError
+from ..models import IssueState
+from ..store import Store
+from ..store import issues as issue_store
+from ..store.issues import IssueRecord
 from . import backoff
+
+log = logging.getLogger(__name__)
+
+#: How an issue's pause reason starts when the provider was down (and a later ``send``,
+#: ``worker`` or the scheduler may resume it without a person: ``Publisher.due_issues``).
+UNAVAILABLE = "provider unavailable"
 
 
 class Start(enum.Enum):
@@ -75,3 +88,30 @@ class ProviderHealth:
         """When the next probe may start (0.0 while the provider answers)."""
         with self._lock:
             return self._quiet_until
+
+
+def resumes_at(record: IssueRecord, minutes: int) -> datetime | None:
+    """When ``resume_after_outage`` will queue the issue again, if it will."""
+    if record.state != IssueState.PAUSED or not record.pause_reason.startswith(UNAVAILABLE):
+        return None
+    return record.updated_at + timedelta(minutes=minutes) if minutes else None
+
+
+def resume_after_outage(store: Store, minutes: int) -> list[int]:
+    """Queue again the issues paused because the provider was down, ``minutes`` or more
+    ago (0: never; a person resumes them). Returns their ids."""
+    if not minutes:
+        return []
+    now, resumed = store.now(), []
+    before = now - timedelta(minutes=minutes)
+    with store.engine.begin() as conn:
+        for issue_id in issue_store.paused_since(conn, UNAVAILABLE, before):
+            try:
+                issue_store.transition(conn, issue_id, IssueState.QUEUED, now,
+                                       "resumed after the provider's outage", pause_reason="")
+            except IssueStateError:  # another worker resumed it (or a person moved it) first
+                continue
+            resumed.append(issue_id)
+    for issue_id in resumed:
+        log.warning("issue %s: resumed %s minutes after the provider's outage", issue_id, minutes)
+    return resumed

@@ -196,6 +196,20 @@ def transition(
     return get(conn, issue_id)
 
 
+def paused_since(conn: Connection, reason_start: str, before: datetime) -> list[int]:
+    """Issues paused, for a reason that starts so, and left alone since before ``before``."""
+    found = conn.execute(
+        select(issues.c.id)
+        .where(
+            issues.c.state == str(IssueState.PAUSED),
+            issues.c.pause_reason.startswith(reason_start, autoescape=True),
+            issues.c.updated_at <= before,
+        )
+        .order_by(issues.c.id)
+    )
+    return list(found.scalars())
+
+
 def pause_sending(conn: Connection, issue_id: int, at: datetime, reason: str) -> bool:
     """Pause the issue with ``reason`` if it is sending; False when another sender paused or
     finished it first."""
