@@ -7,8 +7,9 @@ provider that asks to slow down, or is down, is then not hit by every thread at 
 the batches that wait keep their attempts. A probe takes a batch never tried before when
 there is one, so a batch that fails for reasons of its own is retried between others that
 go through, and is failed once it runs out of attempts. When every attempt fails for
-``max_attempts`` in a row (about three minutes with the defaults), the provider is
-unavailable: the engine pauses the issue, and nobody is failed for it.
+``max_attempts`` in a row (one to three minutes with the defaults), the provider is
+unavailable: the engine pauses the issue, and nobody is failed for it. The next send,
+worker or scheduler run after ``NEWSLETTER_OUTAGE_RESUME_MINUTES`` queues it again.
 """
 
 from __future__ import annotations
