@@ -12,9 +12,11 @@ import pytest
 from click.testing import CliRunner
 
 from newsletter.cli import cli
+from newsletter.cli.send import describe
 from newsletter.config import load_settings
 from newsletter.delivery import backoff
 from newsletter.delivery.outage import resume_after_outage
+from newsletter.delivery.report import SendReport
 from newsletter.devtools.fakeprovider import Fault, FaultKind
 from newsletter.models import IssueKind, IssueState
 from newsletter.store import Store, tally
@@ -89,3 +91,17 @@ def test_issue_show_says_when_an_outage_pause_ends(home: Path) -> None:
         cli, ["--home", str(home), "issue", "show", str(issue_id), "--json"]).output)
     assert data["resumes_at"] == str(paused_at + timedelta(minutes=15))  # as send_at is shown
     assert f"Resumes:  {paused_at + timedelta(minutes=15):%Y-%m-%d %H:%M}" in shown.output
+
+
+def test_the_send_summary_says_how_an_outage_pause_ends() -> None:
+    report = SendReport(7, paused="provider unavailable, 8 attempts in a row failed: HTTP 502")
+    report.final_state, report.counts = "paused", {"queued": 10}
+    assert describe(report, 15).splitlines()[1:] == [
+        "  paused: provider unavailable, 8 attempts in a row failed: HTTP 502",
+        "  the first send 15 minutes from now resumes it, or "
+        "`newsletter issue resume 7` once the provider answers",
+    ]
+    alone = describe(report, 0).splitlines()[-1]
+    assert alone == "  `newsletter issue resume 7` once the provider answers"
+    by_editor = SendReport(7, paused="credentials refused")
+    assert len(describe(by_editor, 15).splitlines()) == 2

@@ -17,6 +17,7 @@ from rich.progress import (
 )
 from rich.text import Text
 
+from ..delivery.outage import UNAVAILABLE
 from ..delivery.report import SendReport
 from ..store import tally
 from . import cli
@@ -86,7 +87,7 @@ class ProgressBars:
             return tally.open_recipients(conn, issue_id) or None
 
 
-def describe(report: SendReport) -> str:
+def describe(report: SendReport, outage_resume_minutes: int = 0) -> str:
     counts = ", ".join(f"{n} {s}" for s, n in sorted(report.counts.items())) or "no recipients"
     line = f"Issue {report.issue_id}: {report.final_state} — {counts}"
     if report.by_helpers:
@@ -97,6 +98,11 @@ def describe(report: SendReport) -> str:
         line += f"; {report.unknown_batches} batch(es) of unknown outcome held for you"
     if report.paused:
         line += f"\n  paused: {report.paused}"
+    if report.paused.startswith(UNAVAILABLE):
+        by_itself = (f"the first send {outage_resume_minutes} minutes from now resumes it, or "
+                     if outage_resume_minutes else "")
+        resume = f"`newsletter issue resume {report.issue_id}`"
+        line += f"\n  {by_itself}{resume} once the provider answers"
     return line
 
 
@@ -126,7 +132,7 @@ def send(app: AppContext, as_json: bool) -> None:
     if not reports:
         click.echo("Nothing to send: no queued issue is due.")
     for report in reports:
-        click.echo(describe(report))
+        click.echo(describe(report, app.settings.outage_resume_minutes))
 
 
 @cli.command()
@@ -171,7 +177,7 @@ def _print_cycle(app: AppContext, cycle) -> None:  # type: ignore[no-untyped-def
         click.echo(f"  skipped {reason}")
     written = sum(r.counts.get("sent", 0) for r in cycle.sent)
     for report in cycle.sent:
-        click.echo(describe(report))
+        click.echo(describe(report, app.settings.outage_resume_minutes))
     if not cycle.sent:
         click.echo("Nothing new to send.")
     elif app.settings.provider == "outbox":
