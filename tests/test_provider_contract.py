@@ -11,7 +11,7 @@ import requests
 
 from newsletter import config
 from newsletter.config import Secret, Settings
-from newsletter.delivery.base import HttpProvider, HttpRequest
+from newsletter.delivery.base import LONGEST_RETRY_AFTER, HttpProvider, HttpRequest
 from newsletter.delivery.registry import PROVIDERS, make_provider, provider_class
 from newsletter.devtools.fakeprovider import FakeProviderServer, Fault, FaultKind
 from newsletter.errors import (
@@ -104,17 +104,22 @@ def test_wrong_credentials_raise_auth_error(
     assert server.recorder.copies() == []
 
 
+@pytest.mark.parametrize(("announced", "honoured"), [(7, 7), (1e12, LONGEST_RETRY_AFTER)])
 def test_rate_limit_is_transient(
-    server: FakeProviderServer, provider: HttpProvider, name: str
+    server: FakeProviderServer,
+    provider: HttpProvider,
+    name: str,
+    announced: float,
+    honoured: float,
 ) -> None:
-    server.faults.push(name, Fault(FaultKind.RATE_LIMIT, retry_after=7))
+    server.faults.push(name, Fault(FaultKind.RATE_LIMIT, retry_after=announced))
 
     with pytest.raises(TransientProviderError) as raised:
         provider.send_batch(sample_issue(), sample_batch(2))
 
     assert raised.value.status == 429
     if name not in ("ses", "postmark"):  # neither announces when to come back
-        assert raised.value.retry_after == pytest.approx(7, abs=1.5)
+        assert raised.value.retry_after == pytest.approx(honoured, abs=1.5)
     assert server.recorder.copies() == []
 
 

@@ -10,11 +10,13 @@ translates ``requests`` exceptions into this package's errors at one place.
 from __future__ import annotations
 
 import email.utils
+import math
 import re
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from email.message import EmailMessage
 from typing import Any, ClassVar, NamedTuple, overload
 
@@ -285,18 +287,40 @@ class HttpRequest:
         return headers, orjson.dumps(self.json)
 
 
-def retry_after_seconds(response: requests.Response) -> float | None:
-    """Seconds to wait from ``Retry-After`` or a rate-limit reset header, if the answer has one."""
-    raw = response.headers.get("Retry-After") or response.headers.get("retry-after")
-    if raw:
-        try:
-            return max(0.0, float(raw))
-        except ValueError:
-            when = email.utils.parsedate_to_datetime(raw)
-            from datetime import UTC, datetime
+#: The longest ``Retry-After`` taken at its word; a longer one is read as this.
+LONGEST_RETRY_AFTER = 86_400.0
 
-            return max(0.0, (when - datetime.now(UTC)).total_seconds())
-    return None
+
+def retry_after_seconds(response: requests.Response) -> float | None:
+    """Seconds to wait from ``Retry-After`` (RFC 9110: a number of seconds or an HTTP date);
+    None when there is none, or it cannot be read (the usual backoff applies then)."""
+    raw = response.headers.get("Retry-After", "").strip()
+    if not raw:
+        return None
+    seconds: float | None
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = _seconds_until(raw)
+    return bounded_wait(seconds)
+
+
+def bounded_wait(seconds: float | None) -> float | None:
+    """A provider's wait as one to honour: at least 0, at most ``LONGEST_RETRY_AFTER``;
+    None for none, or for one that is not a number (NaN, infinite)."""
+    if seconds is None or not math.isfinite(seconds):
+        return None
+    return min(max(0.0, seconds), LONGEST_RETRY_AFTER)
+
+
+def _seconds_until(http_date: str) -> float | None:
+    try:
+        when = email.utils.parsedate_to_datetime(http_date)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:  # "-0000": UTC, origin unknown (RFC 5322)
+        when = when.replace(tzinfo=UTC)
+    return (when - datetime.now(UTC)).total_seconds()
 
 
 class HttpProvider(Provider):

@@ -25,6 +25,7 @@ from .base import (
     OutgoingBatch,
     PreparedIssue,
     RecipientResult,
+    bounded_wait,
 )
 from .variables import batch_variables
 
@@ -124,6 +125,6 @@ def _contact(email: str, name: str) -> dict[str, str]:
 
 def _seconds(raw: str) -> float | None:
     try:
-        return max(0.0, float(raw))
+        return bounded_wait(float(raw))
     except ValueError:
         return None

@@ -22,6 +22,7 @@ from .base import (
     HttpRequest,
     OutgoingBatch,
     PreparedIssue,
+    bounded_wait,
 )
 from .variables import batch_variables
 
@@ -96,6 +97,6 @@ def _address(email: str, name: str) -> dict[str, str]:
 
 def _reset_delay(raw: str) -> float | None:
     try:
-        return max(0.0, float(raw) - time.time())
+        return bounded_wait(float(raw) - time.time())
     except ValueError:
         return None
