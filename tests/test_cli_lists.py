@@ -12,6 +12,7 @@ from click.testing import CliRunner, Result
 
 from newsletter.cli import cli
 from newsletter.config import load_settings
+from newsletter.lists.addresscache import file_digest, opened_cache
 from newsletter.models import ALL_LISTS, SuppressionReason
 from newsletter.store import Store, suppressions
 
@@ -295,3 +296,18 @@ def test_export_to_standard_output_and_never_over_a_members_file(home: Path) -> 
     assert refused.exit_code == 1
     assert "is one of the list's own members files" in refused.output
     assert weekly(home).read_bytes() == before
+
+
+def test_a_list_read_once_is_vouched_for_and_a_change_is_checked_again(home: Path) -> None:
+    first = run(home, "show", "--json").stdout
+    assert run(home, "check").exit_code == 0
+    var_dir = load_settings(home).var_dir
+    with opened_cache(var_dir) as cache:
+        assert cache.is_clean(file_digest(weekly(home)))  # the next read skips validation
+    assert run(home, "show", "--json").stdout == first
+
+    with weekly(home).open("a", encoding="utf-8") as handle:
+        handle.write("broken@,Broken,Nowhere\n")
+    result = run(home, "check")
+    assert result.exit_code == 1
+    assert result.stdout.startswith(f"{weekly(home)}:11: error: invalid address 'broken@'")

@@ -30,6 +30,7 @@ from ..lists import (
     reader_for,
     remove_address,
 )
+from ..lists.addresscache import AddressCache, opened_cache
 from ..lists.csvfile import EMAIL, FIELD_NAME, NAME
 from ..models import Cadence, MailingList, Subscriber
 from . import cli
@@ -92,8 +93,9 @@ def check(app: AppContext, as_json: bool) -> None:
     config = _config_or_report(app, run)
     summaries: dict[str, dict[str, Any]] = {}
     if config is not None:
-        for list_id in config.lists:
-            summaries[list_id] = _check_list(app, config, list_id, run)
+        with opened_cache(app.settings.var_dir) as cache:
+            for list_id in config.lists:
+                summaries[list_id] = _check_list(app, config, list_id, run, cache)
     if not _verdict(run, summaries):
         raise click.exceptions.Exit(1)
 
@@ -130,13 +132,14 @@ def _config_or_report(app: AppContext, run: CheckRun) -> PublicationConfig | Non
 
 
 def _check_list(
-    app: AppContext, config: PublicationConfig, list_id: str, run: CheckRun
+    app: AppContext, config: PublicationConfig, list_id: str, run: CheckRun, cache: AddressCache
 ) -> dict[str, Any]:
     reader = reader_for(
         config,
         list_id,
         check_deliverability=app.settings.check_deliverability,
         on_problem=run.report,
+        cache=cache,
     )
     counts = reader.count()
     if counts.members == 0:
@@ -171,9 +174,10 @@ def show(app: AppContext, list_id: str | None, as_json: bool) -> None:
     config = load_config(app.settings)
     chosen = [config.list(list_id)] if list_id else list(config.lists.values())
     deliverability = app.settings.check_deliverability
-    with app.store.engine.begin() as conn:
+    with app.store.engine.begin() as conn, opened_cache(app.settings.var_dir) as cache:
         stats = [
-            list_stats(config, m.id, conn, check_deliverability=deliverability) for m in chosen
+            list_stats(config, m.id, conn, check_deliverability=deliverability, cache=cache)
+            for m in chosen
         ]
     if as_json:
         echo_json(
@@ -282,8 +286,8 @@ def add(app: AppContext, list_id: str, email: str, name: str, fields: dict[str, 
     config.list(list_id)
     address = normalise_address(email, check_deliverability=app.settings.check_deliverability)
     subscriber = Subscriber(address, name.strip(), fields)
-    with app.store.engine.begin() as conn:
-        added = add_member(config, list_id, subscriber, conn)
+    with app.store.engine.begin() as conn, opened_cache(app.settings.var_dir) as cache:
+        added = add_member(config, list_id, subscriber, conn, cache)
     if added.existing is not None:
         where = f"{shown(added.path)}:{added.existing.line}"
         click.echo(f"{address} is already in {list_id} ({where}); nothing changed.")

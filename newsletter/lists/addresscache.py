@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import email_validator
@@ -82,6 +84,16 @@ class AddressCache:
     def close(self) -> None:
         self.flush()
         self._db.close()
+
+
+@contextmanager
+def opened_cache(var_dir: Path) -> Iterator[AddressCache]:
+    """The publication's address cache (under ``var_dir``), closed afterwards."""
+    cache = AddressCache(cache_path(var_dir))
+    try:
+        yield cache
+    finally:
+        cache.close()
 
 
 def file_digest(path: Path) -> str:

@@ -18,6 +18,7 @@ from sqlalchemy import Connection
 from ..errors import ConfigError, ListError, NotFoundError
 from ..models import Subscriber
 from ..store import suppressions
+from .addresscache import AddressCache
 from .config import PublicationConfig
 from .csvfile import EMAIL, NAME, read_header
 from .edit import append_members, remove_member
@@ -47,20 +48,30 @@ def reader_for(
     *,
     check_deliverability: bool = False,
     on_problem: ProblemSink | None = None,
+    cache: AddressCache | None = None,
 ) -> MemberReader:
+    """``cache``: the publication's address cache, which spares a list read before most of
+    its validation (a million addresses: seconds, not half a minute)."""
     return MemberReader(
         config.member_paths(list_id),
         check_deliverability=check_deliverability,
         on_problem=on_problem,
+        cache=cache,
     )
 
 
 def list_stats(
-    config: PublicationConfig, list_id: str, conn: Connection, *, check_deliverability: bool
+    config: PublicationConfig,
+    list_id: str,
+    conn: Connection,
+    *,
+    check_deliverability: bool,
+    cache: AddressCache | None = None,
 ) -> ListStats:
     """Count a list in one streaming pass, asking the store about suppressions in chunks."""
     reader = reader_for(
-        config, list_id, check_deliverability=check_deliverability, on_problem=_ignore
+        config, list_id, check_deliverability=check_deliverability, on_problem=_ignore,
+        cache=cache,
     )
     suppressed = suppressions.suppressed_among(conn, reader.addresses(), list_id)
     return ListStats(list_id, reader.paths, reader.counts, len(suppressed))
@@ -84,14 +95,19 @@ class Added:
 
 
 def add_member(
-    config: PublicationConfig, list_id: str, subscriber: Subscriber, conn: Connection
+    config: PublicationConfig,
+    list_id: str,
+    subscriber: Subscriber,
+    conn: Connection,
+    cache: AddressCache | None = None,
 ) -> Added:
     """Append ``subscriber`` to the list's first members file, unless it is already there."""
     target = config.member_paths(list_id)[0]
     missing = read_header(target).missing_for(subscriber)
     if missing:
         raise ListError(target, None, f"no column named {', '.join(missing)}; add it first")
-    existing = find_member(reader_for(config, list_id, on_problem=_ignore), subscriber.email)
+    reader = reader_for(config, list_id, on_problem=_ignore, cache=cache)
+    existing = find_member(reader, subscriber.email)
     if existing is not None:
         return Added(existing.path, existing)
     if suppressions.is_suppressed(conn, subscriber.email, list_id):

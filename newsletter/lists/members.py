@@ -23,7 +23,7 @@ from email_validator import EmailNotValidError
 from ..errors import ConfigError, ListError
 from ..models import Recipient, Subscriber
 from .address import sendable_address
-from .addresscache import AddressCache, cache_path, file_digest
+from .addresscache import AddressCache, file_digest, opened_cache
 from .csvfile import EMAIL, NAME, Header, Record, clean_rows, first_header, iter_records
 
 _T = TypeVar("_T")
@@ -430,10 +430,7 @@ def stream_recipients(
 ) -> Iterator[Recipient]:
     """A list's members as recipients, streamed with the address cache under ``var_dir``;
     an invalid row goes to ``on_problem`` and is skipped. Repeats are left in."""
-    cache = AddressCache(cache_path(var_dir))
-    reader = MemberReader(paths, check_deliverability=check_deliverability,
-                          on_problem=on_problem, cache=cache, dedupe=False)
-    try:
+    with opened_cache(var_dir) as cache:
+        reader = MemberReader(paths, check_deliverability=check_deliverability,
+                              on_problem=on_problem, cache=cache, dedupe=False)
         yield from reader.recipients(list_id, keep)
-    finally:
-        cache.close()
