@@ -256,6 +256,8 @@ def test_a_batch_that_keeps_failing_while_others_go_through_gives_up(
     report = engine(settings, store, provider).run(prepared(sending))
     assert counts(store, sending) == {"failed": 2, "sent": 3}
     assert [call.seq for call in provider.calls].count(1) == 3  # max_attempts
+    first, second = provider.calls[:2]
+    assert (first.seq, second.seq) == (1, 2) and second.sent_after == first.sent_after
     assert report.paused == ""
 
 
@@ -266,9 +268,10 @@ def test_an_outage_pauses_the_issue_and_fails_nobody(
     provider = ScriptedProvider(settings, boom)
     report = engine(settings, store, provider).run(prepared(sending))
     calls = provider.calls
-    assert [call.seq for call in calls] == [1, 2, 3]  # one probe at a time, an untried batch
+    assert [call.seq for call in calls] == [1, 2, 3]  # then one probe at a time, untried
     gaps = [later.sent_after - call.sent_after for call, later in pairwise(calls)]
-    assert 0.5 <= gaps[0] <= gaps[1]  # waits that grow with the failures in a row
+    assert gaps[0] == 0  # one failure alone holds only its batch
+    assert gaps[1] >= 1  # the second in a row holds every sender: backoff(2) is 1-2 s
     assert "provider unavailable, 3 attempts in a row failed: HTTP 503: down" in report.paused
     assert counts(store, sending) == {"queued": 5}
     with store.engine.begin() as conn:
@@ -288,7 +291,8 @@ def test_a_new_engine_of_the_process_waits_for_the_provider_as_the_last_one_did(
 ) -> None:
     clock = FakeClock()
     health = ProviderHealth(clock.time)
-    provider = ScriptedProvider(settings, [TransientProviderError("down", status=503)])
+    busy = TransientProviderError("busy", status=429, retry_after=30)
+    provider = ScriptedProvider(settings, [busy])
 
     def run_engine() -> SendReport:  # as the daemon does, a new engine each dispatch
         values = RecipientValues(TokenSigner("k"), "https://news.example.org")
@@ -299,7 +303,7 @@ def test_a_new_engine_of_the_process_waits_for_the_provider_as_the_last_one_did(
     handed_back = run_engine().retry_at
     assert handed_back is not None and len(provider.calls) == 1
     assert run_engine().retry_at == handed_back and len(provider.calls) == 1  # no new try
-    clock.now = handed_back + 1.0  # past the failed batch's own retry too (its jitter differs)
+    clock.now = handed_back
     assert run_engine().retry_at is None
     assert counts(store, sending) == {"sent": 5}
 

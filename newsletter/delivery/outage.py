@@ -1,10 +1,12 @@
 """What one engine's senders have lately seen of their provider.
 
-After a temporary failure (429, 5xx, no connection), the engine's senders stop: until the
-provider has answered again, one batch at a time probes it, each after a wait that grows
-with the failures in a row (the usual backoff, and never less than a ``Retry-After``). A
-provider that asks to slow down, or is down, is then not hit by every thread at once, and
-the batches that wait keep their attempts. A probe takes a batch never tried before when
+When the provider asks to wait (``Retry-After``), or two attempts in a row fail (429,
+5xx, no connection), the engine's senders stop: until the provider has answered again,
+one batch at a time probes it, each after a wait that grows with the failures in a row
+(the usual backoff, and never less than a ``Retry-After``). A provider that asks to slow
+down, or is down, is then not hit by every thread at once, and the batches that wait keep
+their attempts. A single failure among successes (the odd 502 of a large send) holds
+only its own batch. A probe takes a batch never tried before when
 there is one, so a batch that fails for reasons of its own is retried between others that
 go through, and is failed once it runs out of attempts. When every attempt fails for
 ``max_attempts`` in a row (one to three minutes with the defaults), the provider is
@@ -54,7 +56,7 @@ class ProviderHealth:
         """May a sender start a batch now? ``PROBE`` makes it the only one in flight until
         ``failed``, ``succeeded`` or ``done``."""
         with self._lock:
-            if self._failures_in_a_row == 0:
+            if not self._quiet_until:
                 return Start.GO
             if self._prober is not None or self._clock() < self._quiet_until:
                 return Start.WAIT
@@ -62,12 +64,13 @@ class ProviderHealth:
             return Start.PROBE
 
     def failed(self, retry_after: float | None) -> tuple[int, float]:
-        """A temporary failure: returns the failures in a row, this one included, and how
-        long the senders now wait."""
+        """A temporary failure: returns the failures in a row, this one included, and the
+        wait before the next probe (the senders wait for it only from the second)."""
         with self._lock:
             self._failures_in_a_row += 1
             wait = backoff.delay(self._failures_in_a_row, retry_after)
-            self._quiet_until = self._clock() + wait
+            if retry_after is not None or self._failures_in_a_row > 1:
+                self._quiet_until = self._clock() + wait
             self._prober = None
             return self._failures_in_a_row, wait
 
