@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import threading
 from types import FrameType
 
 import click
@@ -19,28 +20,26 @@ from .server import FakeProviderServer
               help="Record only per-recipient counts (for runs of millions of recipients).")
 def fake_provider(port: int, host: str, counts_only: bool) -> None:
     """Serve fake Mailgun, Postmark, SendGrid, Resend, SES and Brevo APIs on one port."""
-    server = FakeProviderServer(host, port, details=not counts_only)
-    click.echo(f"fake provider listening on {server.url}", nl=True)
-    click.echo("point the providers at it with:")
-    for name, value in server.environment().items():
-        click.echo(f"  {name}={value}")
-    _stop_on(signal.SIGINT, signal.SIGTERM)
-    try:
-        server.serve_forever()
-    except _Stopped:
-        click.echo("stopped")
+    stopping = _stop_on(signal.SIGINT, signal.SIGTERM)  # before anyone is told it is up
+    with FakeProviderServer(host, port, details=not counts_only) as server:
+        click.echo(f"fake provider listening on {server.url}", nl=True)
+        click.echo("point the providers at it with:")
+        for name, value in server.environment().items():
+            click.echo(f"  {name}={value}")
+        stopping.wait()
+    click.echo("stopped")
 
 
-class _Stopped(Exception):
-    """Ctrl-C or SIGTERM reached the foreground server."""
-
-
-def _stop_on(*signals: signal.Signals) -> None:
+def _stop_on(*signals: signal.Signals) -> threading.Event:
     """Handlers of our own: a process started in the background inherits SIGINT ignored, and
-    ``kill`` sends SIGTERM; either way the server closes its sockets and says so."""
+    ``kill`` sends SIGTERM; either way the server closes its sockets and says so. The handler
+    only sets an event: an exception raised from it could land while the server holds one of
+    its locks, and closing would then wait for that lock forever."""
+    stopping = threading.Event()
 
     def stop(_signum: int, _frame: FrameType | None) -> None:
-        raise _Stopped
+        stopping.set()
 
     for number in signals:
         signal.signal(number, stop)
+    return stopping
