@@ -33,8 +33,8 @@ def fake_provider(port: int, host: str, counts_only: bool) -> None:
 def _stop_on(*signals: signal.Signals) -> threading.Event:
     """Handlers of our own: a process started in the background inherits SIGINT ignored, and
     ``kill`` sends SIGTERM; either way the server closes its sockets and says so. The handler
-    only sets an event: an exception raised from it could land while the server holds one of
-    its locks, and closing would then wait for that lock forever."""
+    only sets an event: an exception raised from it while socketserver handles a request is
+    caught by socketserver's ``handle_error``, and the server would go on serving."""
     stopping = threading.Event()
 
     def stop(_signum: int, _frame: FrameType | None) -> None:
