@@ -4,11 +4,11 @@ When the provider asks to wait (``Retry-After``), or two attempts in a row fail 
 5xx, no connection), the engine's senders stop: until the provider has answered again,
 one batch at a time probes it, each after a wait that grows with the failures in a row
 (the usual backoff, and never less than a ``Retry-After``). A provider that asks to slow
-down, or is down, is then not hit by every thread at once, and the batches that wait keep
-their attempts. A single failure among successes (the odd 502 of a large send) holds
-only its own batch. A probe takes a batch never tried before when
-there is one, so a batch that fails for reasons of its own is retried between others that
-go through, and is failed once it runs out of attempts. When every attempt fails for
+down, or is down, is then not hit by every thread at once, and the batches that wait keep their
+attempts. A single failure among successes (the odd 502 of a large send) holds only its
+own batch. A probe takes a batch never tried before when there is one, so a batch that
+fails for reasons of its own is retried between others that go through, and is failed
+once it runs out of attempts. When every attempt fails for
 ``max_attempts`` in a row (one to three minutes with the defaults), the provider is
 unavailable: the engine pauses the issue, and nobody is failed for it. The next send,
 worker or scheduler run after ``NEWSLETTER_OUTAGE_RESUME_MINUTES`` queues it again.

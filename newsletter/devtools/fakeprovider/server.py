@@ -48,7 +48,8 @@ API_CLASSES: Sequence[type[FakeApi]] = (
 
 
 class FakeProviderServer:
-    """Start with ``start()`` (background thread) or ``serve_forever()``; stop with ``stop()``."""
+    """Start with ``start()`` (a background thread), or as a context manager; stop with
+    ``stop()``."""
 
     def __init__(
         self,
@@ -86,12 +87,6 @@ class FakeProviderServer:
         )
         self._thread.start()
         return self
-
-    def serve_forever(self) -> None:
-        try:
-            self._httpd.serve_forever()
-        finally:
-            self._close()
 
     def stop(self) -> None:
         self.stopping.set()
