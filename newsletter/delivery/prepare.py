@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from urllib.parse import urlsplit
 
 from ..models import MailingList, Publication
+from ..render.greeting import greeting_name
 from ..render.merge import MergeTemplate, marker
 from ..tokens import TokenSigner, unsubscribe_prefix, unsubscribe_url
 from .base import BatchRecipient, OutgoingBatch, PreparedIssue
@@ -118,7 +119,7 @@ class RecipientValues:
             if want_url:
                 out["unsubscribe_url"] = prefix + sign(email, list_id)
             if want_greeting:
-                out["greeting_name"] = _greeting(name)
+                out["greeting_name"] = greeting_name(name)
             if want_name:
                 out["name"] = name
             if want_email:
@@ -133,17 +134,13 @@ class RecipientValues:
         return {
             "email": email,
             "name": name,
-            "greeting_name": _greeting(name),
+            "greeting_name": greeting_name(name),
             "unsubscribe_url": unsubscribe_url(self._base, self._signer, email, list_id),
         }
 
 
 #: The values every recipient has, whatever their member file's columns.
 OWN_FIELDS = frozenset({"email", "name", "greeting_name", "unsubscribe_url"})
-
-
-def _greeting(name: str) -> str:
-    return name.split()[0] if name.strip() else "there"
 
 
 def batch_for_test_send(

@@ -23,15 +23,13 @@ from ..errors import ConfigError, RenderError
 from ..models import Article, IssueKind, MailingList, Publication
 from ..sources.sanitize import web_url
 from .environment import build_environment, render_template, sanitize
+from .greeting import NEUTRAL_GREETING
 from .inline import Inliner
 from .merge import MARKER_RE, MergeTemplate, marker
 from .text import tidy_text
 
 #: Gmail hides everything after roughly this much HTML behind "[Message clipped]".
 GMAIL_CLIP_BYTES = 102 * 1024
-
-#: Used for ``greeting_name`` where the reader's name is unknown ("Hi there,").
-NEUTRAL_GREETING = "there"
 
 _TEMPLATE_NAME = re.compile(r"[a-z0-9][a-z0-9_-]*")
 _FIELD_KEY = re.compile(r"[^a-z0-9]+")
