@@ -18,7 +18,15 @@ from ..config import Settings
 from ..models import DeliveryStatus
 from ..processes import pid_alive
 from ..render.message import make_message_id, message_bytes
-from .base import BatchResult, OutgoingBatch, PreparedIssue, Provider, RecipientResult, mime_message
+from .base import (
+    BatchRecipient,
+    BatchResult,
+    OutgoingBatch,
+    PreparedIssue,
+    Provider,
+    RecipientResult,
+    mime_message,
+)
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._@+-]")
 TEMP_PREFIX = ".tmp-"
@@ -52,10 +60,18 @@ class OutboxProvider(Provider):
             message_id = make_message_id(issue.message_id_domain)
             copy = issue.merge(recipient.values)
             message = mime_message(issue, copy, recipient.to_header, message_id)
-            name = f"{recipient.recipient_id:08d}-{_UNSAFE.sub('_', recipient.email)}.eml"
-            _write_atomically(folder / name, message_bytes(message))
+            _write_atomically(folder / _file_name(recipient), message_bytes(message))
             results.append(RecipientResult(recipient.email, DeliveryStatus.SENT, message_id))
         return BatchResult(results)
+
+
+def _file_name(recipient: BatchRecipient) -> str:
+    """``00000042-ann@example.org.eml``; a test send's recipients (ids -1, -2 …, outside the
+    ledger) get ``test-1-…``, since a name starting with a dash reads as a shell option."""
+    address = _UNSAFE.sub("_", recipient.email)
+    if recipient.recipient_id < 0:
+        return f"test-{-recipient.recipient_id}-{address}.eml"
+    return f"{recipient.recipient_id:08d}-{address}.eml"
 
 
 def _write_atomically(path: Path, data: bytes) -> None:
