@@ -45,7 +45,7 @@ def test_empty_cells_comments_and_line_breaks_in_values(tmp_path: Path) -> None:
     )
     problems: list[Problem] = []
     members = list(iter_members(path, problems=problems))
-    assert problems == []
+    assert [(p.line, p.severity) for p in problems] == [(5, Severity.WARNING)]  # see below
     assert members == [
         Subscriber("ann@example.org", "Ann", {"note": "two\nlines"}),
         Subscriber("bo@example.org", "Bo", {"note": ""}),
@@ -108,8 +108,9 @@ def test_quoted_line_breaks_and_an_unclosed_quote(tmp_path: Path) -> None:
     )
     problems: list[Problem] = []
     members = list(iter_members(path, problems=problems))
-    assert members == [Subscriber("x@example.org", "Line one\nline two")]
+    assert members == []  # a name cannot hold a line break: it goes in the To header
     assert [str(p) for p in problems] == [
+        f"{path}:2: name holds a line feed (U+000A), which an email header cannot carry",
         f"{path}:4: cannot be split into columns: ',' expected after '\"'",
         f"{path}:5: a quoted value starts in this row and is never closed",
     ]
@@ -314,3 +315,83 @@ def test_a_vouched_file_that_changes_as_it_is_read_is_an_error_not_a_crash(
 
     with pytest.raises(ListError, match="changed while it was being read"):
         recipients_with_cache(tmp_path, path, None)
+
+
+# -- values that cannot go in a header, and RFC 5321's length limits ---------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "shown"),
+    [
+        ("Eve\r\nBcc: all@attacker.example", "a carriage return (U+000D)"),
+        ("Eve\nMallory", "a line feed (U+000A)"),
+        ("Eve\tMallory", "a tab (U+0009)"),
+        ("Eve\x1b[31mMallory", "a control character (U+001B)"),
+        ("Eve\u2028Mallory", "a line separator (U+2028)"),
+        ("Eve\x85Mallory", "a control character (U+0085)"),
+    ],
+)
+def test_a_name_that_cannot_go_in_the_to_header_is_an_invalid_row(
+    tmp_path: Path, name: str, shown: str
+) -> None:
+    quoted = name.replace('"', '""')
+    rows = f'email,name\nann@example.org,Ann\neve@example.org,"{quoted}"\n'
+    path = write(tmp_path / "a.csv", rows)
+    reader = MemberReader([path])
+    assert [s.email for s in reader] == ["ann@example.org"]
+    assert [str(p) for p in reader.problems] == [
+        f"{path}:3: name holds {shown}, which an email header cannot carry"
+    ]
+    assert reader.problems[0].severity == Severity.ERROR
+    assert (reader.counts.members, reader.counts.invalid) == (1, 1)
+
+
+def test_a_column_with_a_line_break_is_a_warning_naming_the_column(tmp_path: Path) -> None:
+    path = write(tmp_path / "a.csv", 'email,name,city\nann@example.org,Ann,"Truro\nCornwall"\n')
+    reader = MemberReader([path])
+    assert [s.fields["city"] for s in reader] == ["Truro\nCornwall"]
+    assert [(str(p), p.severity) for p in reader.problems] == [(
+        f"{path}:2: city holds a line feed (U+000A): fine in the body, but a subject that "
+        "uses the column cannot be sent to this member",
+        Severity.WARNING,
+    )]
+
+
+def test_as_recipients_a_name_unfit_for_a_header_is_kept_for_the_send_to_fail_alone(
+    tmp_path: Path,
+) -> None:
+    """A send records the failure, with its reason, on the member's ledger row."""
+    path = write(tmp_path / "a.csv", 'email,name\nann@example.org,Ann\neve@example.org,"E\r\nB"\n')
+    problems: list[Problem] = []
+    reader = MemberReader([path], on_problem=problems.append, dedupe=False)
+    assert [(r.email, r.name) for r in reader.recipients("weekly")] == [
+        ("ann@example.org", "Ann"), ("eve@example.org", "E\r\nB")
+    ]
+
+
+@pytest.mark.parametrize(
+    ("local", "domain", "reason"),
+    [
+        ("a" * 65, "example.org",
+         "The email address is too long before the @-sign (1 character too many)."),
+        ("a" * 64, "b" * 63 + "." + "c" * 63 + "." + "d" * 58 + ".org",
+         "The email address is too long (1 character too many)."),
+    ],
+    ids=["local part of 65 octets", "address of 255 octets"],
+)
+def test_rfc_5321_length_limits_are_enforced(
+    tmp_path: Path, local: str, domain: str, reason: str
+) -> None:
+    address = f"{local}@{domain}"
+    path = write(tmp_path / "a.csv", f"email\nok@example.org\n{address}\n")
+    problems: list[Problem] = []
+    assert [s.email for s in iter_members(path, problems=problems)] == ["ok@example.org"]
+    assert [str(p) for p in problems] == [f"{path}:3: invalid address {address!r}: {reason}"]
+
+
+def test_the_longest_addresses_rfc_5321_allows_are_accepted(tmp_path: Path) -> None:
+    longest_local = "a" * 64 + "@example.org"
+    longest = "a" * 64 + "@" + "b" * 63 + "." + "c" * 63 + "." + "d" * 57 + ".org"
+    assert len(longest) == 254
+    path = write(tmp_path / "a.csv", f"email\n{longest_local}\n{longest}\n")
+    assert [s.email for s in iter_members(path)] == [longest_local, longest]

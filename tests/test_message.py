@@ -5,6 +5,7 @@ from __future__ import annotations
 import email
 import email.policy
 import html
+import re
 from datetime import UTC, datetime, timedelta, timezone
 from email.message import EmailMessage, MIMEPart
 from email.utils import formataddr
@@ -131,6 +132,17 @@ class TestRefusals:
     def test_line_breaks_in_addresses(self) -> None:
         with pytest.raises(MessageError, match=r"To.*line break"):
             build(to_header="a@example.net\nBcc: x@evil.example")
+
+    @pytest.mark.parametrize(
+        ("bad", "shown"),
+        [("Zo\x1b[2Jë", "U+001B"), ("Zoë\x00", "U+0000"), ("Zo\te", "U+0009"),
+         ("Zo\x7fë", "U+007F"), ("Zo\x9bë", "U+009B")],
+    )
+    def test_other_control_characters_in_names_and_subjects(self, bad: str, shown: str) -> None:
+        with pytest.raises(MessageError, match=rf"To: .*{re.escape(shown)}"):
+            build(to_header=to_header(bad, "zoe@example.net"))  # an encoded word, if need be
+        with pytest.raises(MessageError, match=rf"Subject: .*{re.escape(shown)}"):
+            build(subject=f"News for {bad}")
 
     def test_invalid_header_name(self) -> None:
         with pytest.raises(MessageError, match="invalid header name"):

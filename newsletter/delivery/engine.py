@@ -41,6 +41,7 @@ from .prepare import RecipientValues
 from .ratelimit import LimiterFactory, provider_limits
 from .ratelimit_db import SharedBuckets
 from .report import Progress, SendReport
+from .screening import send_screened
 
 log = logging.getLogger(__name__)
 
@@ -246,7 +247,7 @@ class Engine:
         self.requests.acquire()
         self.messages.acquire(len(batch.recipients))
         try:
-            result = self.provider.send_batch(prepared, batch)
+            result = send_screened(self.provider, prepared, batch)  # unbuildable copies fail
         except ProviderAuthError as exc:
             self._pause(claimed, str(exc), report)
         except TransientProviderError as exc:

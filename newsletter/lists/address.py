@@ -13,6 +13,12 @@ def sendable_address(raw: str, *, check_deliverability: bool = False) -> str:
     not accept it, and the email package will not put such an address in a To header, so it
     is refused here, with the row that holds it, rather than failing a send. A Unicode
     domain is sent as ``xn--…``, as SES asks, and compared in that form too.
+
+    RFC 5321's limits (§4.5.3.1) hold: email-validator always refuses an address over 254
+    octets (the 256-octet path less its angle brackets) and a domain over 253; ``strict``
+    adds the local part's 64, which relays enforce and email-validator otherwise waives.
     """
-    valid = validate_email(raw, check_deliverability=check_deliverability, allow_smtputf8=False)
+    valid = validate_email(
+        raw, check_deliverability=check_deliverability, allow_smtputf8=False, strict=True
+    )
     return valid.ascii_email or valid.normalized

@@ -27,10 +27,11 @@ COMMIT_EVERY = 20_000
 
 
 def cache_path(var_dir: Path) -> Path:
-    """Named after email-validator's version and this project's normal form (v2: Unicode
-    domains in their ASCII form), either of which changes what an address becomes."""
+    """Named after email-validator's version and this project's rules (v2: Unicode domains
+    in their ASCII form; v3: RFC 5321's 64-octet local part, names fit for the To header),
+    either of which changes what an address becomes or which files read clean."""
     version = getattr(email_validator, "__version__", "unknown")
-    return var_dir / "cache" / f"addresses-v2-email-validator-{version}.sqlite"
+    return var_dir / "cache" / f"addresses-v3-email-validator-{version}.sqlite"
 
 
 class AddressCache:

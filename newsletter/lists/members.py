@@ -22,6 +22,7 @@ from email_validator import EmailNotValidError
 
 from ..errors import ConfigError, ListError
 from ..models import Recipient, Subscriber
+from ..render.message import UNFIT_FOR_HEADERS, describe_character
 from .address import sendable_address
 from .addresscache import AddressCache, file_digest, opened_cache
 from .csvfile import EMAIL, NAME, Header, Record, clean_rows, first_header, iter_records
@@ -168,6 +169,9 @@ class MemberReader:
         self.cache = None if check_deliverability else cache
         self.problems: list[Problem] = []
         self.counts = Counts()
+        #: Keep a member whose name cannot go in a header (``recipients`` does): see
+        #: ``_unfit_for_headers``.
+        self.keep_unsendable = False
         self._report = on_problem if on_problem is not None else self.problems.append
         self._file = _FileRead(-1, Path())
 
@@ -193,6 +197,7 @@ class MemberReader:
         applied here): the ledger drops them as it freezes the audience.
         """
         self.counts = Counts()
+        self.keep_unsendable = True
         for index, path in enumerate(self.paths):
             checked = self._as_recipients(index, path, list_id, keep)
             yield from self._read_file(index, path, checked, self._lean(path, list_id, keep))
@@ -336,7 +341,8 @@ class MemberReader:
             self.counts.invalid += 1
             self._problem(where[1], record.line, record.error)
             return None
-        if record.fields is None or not "".join(record.fields).strip():
+        joined = "".join(record.fields) if record.fields is not None else ""
+        if not joined.strip():
             return None  # comments, and rows of empty cells that spreadsheets leave behind
         self.counts.rows += 1
         try:
@@ -345,6 +351,11 @@ class MemberReader:
             self.counts.invalid += 1
             self._problem(where[1], record.line, str(exc))
             return None
+        # One C-speed test per row: only a row with a character that is not printable (a
+        # control character, or a space other than U+0020) is looked at field by field.
+        if not joined.isprintable() and self._unfit_for_headers(subscriber, where[1], record.line):
+            self.counts.invalid += 1
+            return None
         if seen is not None:
             first = seen.first(address_key(subscriber.email), where[0], record.line)
             if first is not None:
@@ -352,6 +363,30 @@ class MemberReader:
                 return None
         self.counts.members += 1
         return Member(subscriber, where[1], record.line)
+
+    def _unfit_for_headers(self, subscriber: Subscriber, path: Path, line: int) -> bool:
+        """Whether the row is invalid: its name (which goes in the To header) holds a control
+        character or a line break. Such a character in another column is a warning: it is
+        fine in the body, and a subject using that column fails for this member alone.
+
+        As an issue's recipients (``keep_unsendable``) such a member is kept and nothing is
+        reported: the send fails that member alone, and records why on its ledger row."""
+        found = UNFIT_FOR_HEADERS.search(subscriber.name)
+        if self.keep_unsendable:
+            if found is not None:
+                self._file.spotless = False
+            return False
+        if found is not None:
+            reason = f"{NAME} holds {describe_character(found.group())}, which an email header " \
+                     "cannot carry"
+            self._problem(path, line, reason)
+            return True
+        for column, value in subscriber.fields.items():
+            if (found := UNFIT_FOR_HEADERS.search(value)) is not None:
+                reason = (f"{column} holds {describe_character(found.group())}: fine in the body, "
+                          "but a subject that uses the column cannot be sent to this member")
+                self._report(Problem(path, line, reason, Severity.WARNING))
+        return False
 
     def _subscriber(self, record: Record, header: Header) -> Subscriber:
         fields = record.fields or []

@@ -4,7 +4,8 @@ Built with the standard library's ``email`` package under an SMTP policy that al
 7-bit data: bodies go out quoted-printable or base64 (never ``8bit``, which some relays and
 SES mangle), and non-ASCII subjects and display names become RFC 2047 encoded words.
 Header values are checked before they are set: a CR or LF in a value could otherwise start a
-header of its own (header injection), so it is an error, never folded or stripped.
+header of its own (header injection), so it, or any other control character, is an error,
+never folded or stripped (``header_value_problem``).
 """
 
 from __future__ import annotations
@@ -68,8 +69,14 @@ OWN_HEADERS = frozenset(
     }
 )  # fmt: skip
 
-#: Everything ``str.splitlines`` breaks on: the email package treats each as a line end.
-_LINE_BREAKS = re.compile(r"[\r\n\v\f\x1c\x1d\x1e\x85\u2028\u2029]")
+#: What no header value may hold: control characters (C0, DEL, C1: CR and LF among them)
+#: and the separators ``str.splitlines`` also breaks on, which the email package treats as
+#: line ends. Any of them could start a header of its own (header injection).
+UNFIT_FOR_HEADERS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_CHARACTER_NAMES = {
+    "\t": "a tab", "\n": "a line feed", "\r": "a carriage return",
+    "\u2028": "a line separator", "\u2029": "a paragraph separator",
+}  # fmt: skip
 _HEADER_NAME = re.compile(r"[!-9;-~]+")  # RFC 5322 §3.6.8: printable ASCII except ":"
 
 
@@ -128,9 +135,27 @@ def make_message_id(domain: str) -> str:
     return f"<{uuid.uuid4().hex}@{ascii_domain}>"
 
 
+def header_value_problem(value: str) -> str:
+    """What makes ``value`` unfit for an email header, such as "holds a line feed (U+000A)";
+    "" when nothing does. The one rule for headers: ``build_message`` refuses what it
+    names, and a send fails a recipient whose values it names before any is built."""
+    found = UNFIT_FOR_HEADERS.search(value)
+    if found is None:
+        return ""
+    return f"holds {describe_character(found.group())}"
+
+
+def describe_character(character: str) -> str:
+    """``a line feed (U+000A)``, ``a control character (U+001B)``."""
+    what = _CHARACTER_NAMES.get(character, "a control character")
+    return f"{what} (U+{ord(character):04X})"
+
+
 def _set(msg: EmailMessage, name: str, value: str) -> None:
-    if _LINE_BREAKS.search(value):
-        raise MessageError(f"header {name}: value contains a line break (CR/LF): {value!r}")
+    problem = header_value_problem(value)
+    if problem:
+        raise MessageError(f"header {name}: the value {problem}, which a header cannot carry "
+                           f"(a line break would start a header of its own): {value!r}")
     try:
         msg[name] = value
     except (ValueError, TypeError, IndexError) as exc:
@@ -144,6 +169,11 @@ def _set_address(msg: EmailMessage, name: str, value: str) -> None:
         raise MessageError(f"header {name}: no address in {value!r}")
     if any(not address.username or not address.domain for address in header.addresses):
         raise MessageError(f"header {name}: {value!r} is not a complete address")
+    for address in header.addresses:  # a name in an encoded word, decoded: the reader sees it
+        problem = header_value_problem(address.display_name)
+        if problem:
+            raise MessageError(f"header {name}: the name {problem}, which a header cannot "
+                               f"carry: {address.display_name!r}")
 
 
 def _set_extra(msg: EmailMessage, name: str, value: str) -> None:
