@@ -98,6 +98,7 @@ def make_content(**changes: object) -> IssueContent:
         articles=make_articles(),
         web_url="https://news.example.org/archive/weekly/7",
         sent_at=SENT,
+        number=3,
     )
     return replace(content, **changes)  # type: ignore[arg-type]
 
@@ -160,7 +161,7 @@ class TestDigest:
     def test_meta_line_uses_the_list_timezone(self, renderer: Renderer) -> None:
         html = renderer.render(make_content()).html
         # 23:30 UTC on the 23rd is already the 24th in Auckland.
-        assert "Issue 7" in html and "Tuesday, 24 November 2026" in html
+        assert "Tuesday, 24 November 2026" in html
         assert "22 Nov 2026" in html and "Chloé Martin" in html
 
     def test_summary_or_excerpt_and_no_script(self, renderer: Renderer) -> None:
@@ -195,6 +196,73 @@ class TestDigest:
         assert lines[lines.index("Unsubscribe:") + 1] == "%%nl:unsubscribe_url%%"
         assert lines[-3:] == ["12 Mill Lane", "Riverside RV1 2AB", "United Kingdom"]
         assert "<p>" not in text and "\n\n\n" not in text and text.endswith("\n")
+
+
+class TestIssueNumber:
+    def test_masthead_shows_the_lists_number_not_the_database_id(self, renderer: Renderer) -> None:
+        rendered = renderer.render(make_content(issue_id=7, number=3))
+        meta = parse(rendered.html).xpath("//p[contains(@class, 'masthead-meta')]")[0]
+        assert meta.text_content().split()[:2] == ["Issue", "3"]
+        assert "Issue 7" not in rendered.html and "Issue 7" not in rendered.text
+        assert "The Monday Digest | Issue 3 | " in rendered.text
+
+    def test_an_issue_without_a_number_shows_the_date_alone(self, renderer: Renderer) -> None:
+        rendered = renderer.render(make_content(issue_id=7, number=None))
+        meta = parse(rendered.html).xpath("//p[contains(@class, 'masthead-meta')]")[0]
+        assert meta.text_content() == "Tuesday, 24 November 2026"
+
+
+class TestContentsList:
+    """"In this issue" is followed by the list of what is in it, each linking to its article."""
+
+    @pytest.mark.parametrize("edition", ["html", "web_html"])
+    def test_in_this_issue_lists_each_title_linking_to_its_article(
+        self, renderer: Renderer, edition: str
+    ) -> None:
+        root = parse(getattr(renderer.render(make_content()), edition))
+        (label,) = root.xpath("//*[contains(@class, 'section-label')]")
+        assert label.text_content().strip().lower() == "in this issue"
+        contents = label.getnext()
+        links = contents.xpath(".//a")
+        titles = [a.title for a in make_articles()]
+        assert [" ".join(a.text_content().split()) for a in links] == titles
+        for link, title in zip(links, titles, strict=True):
+            href = link.get("href")
+            assert href.startswith("#"), href
+            (target,) = root.xpath(f"//*[@id='{href[1:]}']")
+            assert target.xpath(".//h2")[0].text_content() == title
+
+    def test_no_label_without_articles(self, renderer: Renderer) -> None:
+        html = renderer.render(make_content(articles=[])).html
+        assert "In this issue" not in html
+
+
+class TestImages:
+    """Outlook sizes images by the width attribute: it stays in pixels, and a height is a
+    number or absent; the fitting to narrow screens is CSS."""
+
+    @pytest.mark.parametrize("kind", [IssueKind.DIGEST, IssueKind.ARTICLE])
+    def test_image_sizes_are_pixels_and_css_does_the_rest(
+        self, renderer: Renderer, kind: IssueKind
+    ) -> None:
+        article = replace(
+            make_articles()[0],
+            summary_html="<p>Short.</p>",
+            content_html='<p><img src="https://news.example.org/wide.png" alt="A chart" '
+            'width="1040" height="560"></p>',
+        )
+        rendered = renderer.render(make_content(kind=kind, articles=[article]))
+        for document in (rendered.html, rendered.web_html):
+            images = parse(document).xpath("//img")
+            assert len(images) == (2 if kind == IssueKind.ARTICLE else 1)
+            for image in images:
+                assert image.get("width", "").isdigit(), lxml_html.tostring(image)
+                assert image.get("height") is None or image.get("height").isdigit()
+                style = image.get("style").replace(" ", "")
+                assert "max-width:100%" in style and "height:auto" in style
+            assert images[0].get("width") == "520"
+            if kind == IssueKind.ARTICLE:
+                assert (images[1].get("width"), images[1].get("height")) == ("520", "280")
 
 
 class TestArticle:

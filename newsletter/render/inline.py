@@ -14,6 +14,13 @@ does not set: configuration is read in one place, and a module-level import side
 would depend on import order. Instead ``_SheetCachingPremailer`` keeps the parsed rules of
 each stylesheet itself, which also keeps the sheet out of the shared cache.
 ``bench/render.py`` measures both.
+
+Premailer also copies CSS sizes into ``width``/``height`` attributes, overwriting those the
+template wrote: an image styled ``width:100%; height:auto`` became ``width="100%"
+height="auto"``. Outlook for Windows sizes images by that attribute (a percentage of what it
+does not know) and ``height="auto"`` is not HTML, so ``_ImagesKeepTheirSize`` leaves the
+attributes of ``<img>`` as written (pixels, from the template or the sanitizer) and the
+fitting to narrow screens to CSS.
 """
 
 from __future__ import annotations
@@ -50,7 +57,18 @@ _PREMAILER_OPTIONS: dict[str, Any] = {
 _ParsedRules = tuple[list[Any], list[Any]]
 
 
-class _SheetCachingPremailer(Premailer):
+class _ImagesKeepTheirSize(Premailer):
+    """Premailer that does not turn CSS sizes into ``<img>`` attributes (see module doc)."""
+
+    def _style_to_basic_html_attributes(
+        self, element: Any, style_content: str, force: bool = False
+    ) -> None:
+        if element.tag == "img":
+            return
+        super()._style_to_basic_html_attributes(element, style_content, force)
+
+
+class _SheetCachingPremailer(_ImagesKeepTheirSize):
     """Premailer that parses each distinct stylesheet once per instance (see module doc)."""
 
     def __init__(self, **options: Any) -> None:
@@ -76,7 +94,8 @@ class Inliner:
     """Inlines the ``<style>`` blocks of whole HTML documents; reuse one per process."""
 
     def __init__(self, *, cache_stylesheets: bool = True) -> None:
-        factory = _SheetCachingPremailer if cache_stylesheets else Premailer
+        # Without the cache: premailer's own stylesheet handling, which bench/render.py times.
+        factory = _SheetCachingPremailer if cache_stylesheets else _ImagesKeepTheirSize
         self._premailer = factory(**_PREMAILER_OPTIONS)
 
     def inline(self, document: str) -> str:

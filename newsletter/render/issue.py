@@ -49,6 +49,9 @@ class IssueContent:
     articles: Sequence[Article]
     web_url: str
     sent_at: datetime | None = None
+    #: The issue's number in its list ("Issue 3" in the masthead); ``issue_id`` is the
+    #: database's, shared by every list. None: the masthead shows the date alone.
+    number: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
