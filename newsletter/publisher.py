@@ -25,7 +25,7 @@ from .delivery.report import Progress, SendReport
 from .delivery.rounds import HAND_BACK_SECONDS, DueRounds
 from .errors import IssueMovedOnError, IssueStateError, NotFoundError
 from .issues import draft as drafting
-from .issues import states
+from .issues import sendtime, states
 from .lists.config import PublicationConfig, load_config
 from .lists.members import Problem, stream_recipients
 from .models import Approval, Cadence, IssueKind, IssueState, MailingList, Recipient
@@ -269,8 +269,8 @@ class Publisher:
         """draft → queued once the pre-send checks pass: errors block; warnings block unless
         ``force``. Returns the findings (warnings a forced queue went past)."""
         with self.store.engine.connect() as conn:
-            state = issue_store.get(conn, issue_id).state
-        states.check(issue_id, state, IssueState.QUEUED)
+            record = issue_store.get(conn, issue_id)
+        states.check(issue_id, state := record.state, IssueState.QUEUED)
         if state != IssueState.DRAFT:  # the other ways back to queued are resume and retry
             raise IssueStateError(
                 f"issue {issue_id} is {state}; only a draft can be queued "
@@ -278,6 +278,8 @@ class Publisher:
             )
         from .issues.lint import lint
 
+        if at is not None:  # a time already past would send at once
+            sendtime.require_future(at, self.store.now(), self.config.list(record.list_id).timezone)
         self.render(issue_id)  # before the checks: they read what will be sent
         report = lint(self, issue_id)
         report.check_queueable(force=force)

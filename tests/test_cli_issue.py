@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
+import time_machine
 from click.testing import CliRunner, Result
 
 from newsletter.cli import cli
@@ -45,8 +47,9 @@ def test_draft_list_show_and_preview(home: Path) -> None:
 def test_edit_queue_at_a_local_time_and_send(home: Path) -> None:
     issue_id = drafted(home)
     ok(home, "issue", "edit", str(issue_id), "--subject", "Storm special – “read this”")
-    out = ok(home, "issue", "queue", str(issue_id), "--at", "2026-06-01 08:00")
-    assert "08:00 Europe/London (UTC+0100; 2026-06-01 07:00 UTC)" in out
+    with time_machine.travel(datetime(2026, 5, 1, tzinfo=UTC), tick=False):
+        out = ok(home, "issue", "queue", str(issue_id), "--at", "2026-06-01 08:00")
+    assert "08:00 Europe/London (UTC+01:00; 2026-06-01 07:00 UTC)" in out
     shown = json.loads(ok(home, "issue", "show", str(issue_id), "--json"))
     assert shown["state"] == "queued" and shown["send_at"].startswith("2026-06-01 07:00")
     assert "Issue" in ok(home, "send")  # due: that date has passed

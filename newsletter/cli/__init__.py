@@ -18,6 +18,7 @@ from .context import AppContext
 #: ``newsletter worker`` does not load the web app and ``--help`` is the only thing that
 #: loads them all.
 COMMAND_MODULES = {
+    "articles": "articles",
     "collect": "collect",
     "dev": "dev",
     "issue": "issue",

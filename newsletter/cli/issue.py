@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import webbrowser
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
-from zoneinfo import ZoneInfo
 
 import click
 
 from ..delivery.outage import resumes_at
-from ..errors import ConfigError
+from ..issues import editing, sendtime
 from ..models import IssueState, Recipient
 from ..store import issues as issue_store
 from ..store import tally
@@ -30,6 +28,9 @@ def issue() -> None:
 @click.option("--subject", default="", help="Subject (default: from the articles).")
 @click.option("--preheader", default="", help="Preview text shown after the subject.")
 @click.option("--intro", type=click.File("r", encoding="utf-8"), help="Markdown introduction.")
+@click.option(
+    "--again", is_flag=True, help="Use --article ids even if the list already had them."
+)
 @json_option
 @pass_app
 def draft_command(
@@ -39,12 +40,15 @@ def draft_command(
     subject: str,
     preheader: str,
     intro: IO[str] | None,
+    again: bool,
     as_json: bool,
 ) -> None:
     """Draft an issue of LIST from its unsent articles (or the ones named)."""
-    ids = app.publisher.draft(
+    ids = editing.draft(
+        app.publisher,
         list_id,
         article_ids=list(article_ids) or None,
+        again=again,
         subject=subject,
         preheader=preheader,
         intro_md=intro.read() if intro else "",
@@ -103,17 +107,24 @@ def show_command(app: AppContext, issue_id: int, as_json: bool) -> None:
     with app.store.engine.connect() as conn:
         record = issue_store.get(conn, issue_id)
         data: dict[str, Any] = _summary(record) | {
-            "articles": issue_store.article_ids(conn, issue_id),
+            "articles": [a.as_dict() for a in editing.articles_of(conn, issue_id)],
             "recipients": tally.status_counts(conn, issue_id),
             "batches": tally.batch_counts(conn, issue_id),
             "problems": tally.problems(conn, issue_id),
             "history": issue_store.events(conn, issue_id),
             "resumes_at": resumes_at(record, app.settings.outage_resume_minutes),
+            "timezone": list_timezone(app, record.list_id),
         }
     if as_json:
         echo_json(data)
         return
     _print_show(data)
+
+
+def list_timezone(app: AppContext, list_id: str) -> str:
+    """The list's timezone; UTC for an issue whose list has left the configuration."""
+    lists = app.publisher.config.lists
+    return lists[list_id].timezone if list_id in lists else "UTC"
 
 
 def _tally(counts: dict[str, int]) -> str:
@@ -124,13 +135,15 @@ def _print_show(data: dict[str, Any]) -> None:
     click.echo(f"Issue {data['id']} ({data['kind']}) for {data['list']}: {data['state']}")
     click.echo(f"  Subject:  {data['subject']}")
     if data["send_at"]:
-        click.echo(f"  Send at:  {data['send_at']}")
+        click.echo(f"  Send at:  {sendtime.describe(data['send_at'], data['timezone'])}")
     if data["pause_reason"]:
         click.echo(f"  Paused:   {data['pause_reason']}")
     if data["resumes_at"]:
         click.echo(f"  Resumes:  {data['resumes_at']:%Y-%m-%d %H:%M %Z}, by itself at the next "
                    "send (or `newsletter issue resume` now)")
     click.echo(f"  Articles: {len(data['articles'])}")
+    for item in data["articles"]:
+        click.echo(f"    {item['position']}. {item['id']:>4}  {item['title']}  ({item['source']})")
     counts = data["recipients"]
     if counts:
         click.echo("  Recipients: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
@@ -206,8 +219,11 @@ def preview_command(
             target = html_path.with_name(f"{html_path.stem}-{width}.png")
             screenshot(html_path, target, width)
             click.echo(f"PNG:     {target}")
-    if open_browser:
-        webbrowser.open(html_path.resolve().as_uri())
+    if open_browser and not webbrowser.open(html_path.resolve().as_uri()):
+        raise click.ClickException(
+            "no web browser to open the preview with (set BROWSER to one); the files are "
+            f"{html_path} and {text_path}"
+        )
 
 
 @issue.command("edit")
@@ -238,22 +254,6 @@ def edit_command(
     click.echo(f"Issue {issue_id} updated: {', '.join(changes)}.")
 
 
-def parse_send_time(value: str, timezone: str) -> datetime:
-    """A local time in the list's zone (or with an explicit offset) as an aware datetime."""
-    try:
-        parsed = datetime.fromisoformat(value.strip())
-    except ValueError as exc:
-        raise ConfigError(f"--at {value!r}: expected a time like '2026-12-01 08:00'") from exc
-    if parsed.tzinfo is not None:
-        return parsed
-    zone = ZoneInfo(timezone)
-    local = parsed.replace(tzinfo=zone)
-    round_trip = local.astimezone(UTC).astimezone(zone)
-    if round_trip.replace(tzinfo=None) != parsed:
-        raise ConfigError(f"--at {value!r} does not exist in {timezone} (a daylight-saving gap)")
-    return local
-
-
 @issue.command("queue")
 @click.argument("issue_id", type=int)
 @click.option("--at", "at_text", help="Local time in the list's timezone, e.g. '2026-12-01 08:00'.")
@@ -265,14 +265,15 @@ def queue_command(app: AppContext, issue_id: int, at_text: str | None, force: bo
     with app.store.engine.connect() as conn:
         record = issue_store.get(conn, issue_id)
     mailing_list = publisher.config.list(record.list_id)
-    at = parse_send_time(at_text, mailing_list.timezone) if at_text else None
-    report = publisher.queue(issue_id, at, force=force)
+    when = sendtime.parse(at_text, mailing_list.timezone) if at_text else None
+    report = publisher.queue(issue_id, when.at if when else None, force=force)
     for warning in report.warnings:
         click.echo(f"Queued despite a warning (--force): {warning}")
-    if at:
+    if when:
+        if when.note:
+            click.echo(when.note)
         click.echo(
-            f"Issue {issue_id} queued for {at:%Y-%m-%d %H:%M} {mailing_list.timezone} "
-            f"(UTC{at:%z}; {at.astimezone(UTC):%Y-%m-%d %H:%M} UTC)."
+            f"Issue {issue_id} queued for {sendtime.describe(when.at, mailing_list.timezone)}."
         )
     else:
         click.echo(f"Issue {issue_id} queued; `newsletter send` (or the scheduler) sends it.")
@@ -357,3 +358,6 @@ def _print_findings(issue_id: int, errors: tuple[str, ...], warnings: tuple[str,
         click.echo("Errors block queueing; fix them, then run `newsletter issue check` again.")
     else:
         click.echo("Warnings block queueing unless you pass --force to `newsletter issue queue`.")
+
+
+from . import issue_edit  # noqa: E402, F401  (the commands on a draft's articles and a queued time)

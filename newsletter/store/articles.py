@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import Connection, and_, func, insert, select, update
+from sqlalchemy import Connection, Row, Select, and_, func, insert, select, update
 
-from ..models import Article
+from ..models import Article, IssueState
 from ..sources.base import FetchState
-from .tables import articles, list_articles, list_state, source_state
+from .tables import articles, issue_articles, issues, list_articles, list_state, source_state
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,3 +186,77 @@ def to_article(row: object) -> Article:
 
 def lookback_start(at: datetime, days: int) -> datetime:
     return at - timedelta(days=days)
+
+
+@dataclass(frozen=True, slots=True)
+class Carrier:
+    """An issue an article is in: which, for which list, in what state, at what position."""
+
+    issue_id: int
+    list_id: str
+    state: str
+    position: int
+
+
+def catalogue(
+    conn: Connection,
+    *,
+    source_id: str | None = None,
+    not_carried_to: str | None = None,
+    only_id: int | None = None,
+    limit: int | None = None,
+) -> list[Row[Any]]:
+    """Stored articles, newest first: all, one source's, or those no issue of a list carries
+    (cancelled issues carry nothing)."""
+    stmt = select(
+        articles.c.id,
+        articles.c.source_id,
+        articles.c.uid,
+        articles.c.title,
+        articles.c.url,
+        articles.c.author,
+        articles.c.published_at,
+        articles.c.first_seen_at,
+        articles.c.archived,
+    ).order_by(articles.c.id.desc())
+    if source_id is not None:
+        stmt = stmt.where(articles.c.source_id == source_id)
+    if only_id is not None:
+        stmt = stmt.where(articles.c.id == only_id)
+    if not_carried_to is not None:
+        stmt = stmt.where(articles.c.id.not_in(_carried_to(not_carried_to)))
+    if limit is not None:
+        stmt = stmt.limit(limit)
+    return list(conn.execute(stmt))
+
+
+def _carried_to(list_id: str) -> Select[tuple[int]]:
+    return (
+        select(issue_articles.c.article_id)
+        .join(issues, issues.c.id == issue_articles.c.issue_id)
+        .where(issues.c.list_id == list_id, issues.c.state != str(IssueState.CANCELLED))
+    )
+
+
+def carriers(
+    conn: Connection, article_ids: Sequence[int], *, list_id: str | None = None
+) -> dict[int, list[Carrier]]:
+    """The issues each article is in, oldest first (of one list, if given)."""
+    stmt = (
+        select(
+            issue_articles.c.article_id,
+            issues.c.id,
+            issues.c.list_id,
+            issues.c.state,
+            issue_articles.c.position,
+        )
+        .join(issues, issues.c.id == issue_articles.c.issue_id)
+        .where(issue_articles.c.article_id.in_(list(article_ids)))
+        .order_by(issues.c.id)
+    )
+    if list_id is not None:
+        stmt = stmt.where(issues.c.list_id == list_id)
+    found: dict[int, list[Carrier]] = {a: [] for a in article_ids}
+    for article_id, issue_id, in_list, state, position in conn.execute(stmt):
+        found[article_id].append(Carrier(issue_id, in_list, state, position))
+    return found

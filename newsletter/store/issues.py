@@ -13,7 +13,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from ..errors import IssueStateError, NotFoundError
 from ..issues import states
 from ..models import IssueKind, IssueState
-from .tables import issue_articles, issue_events, issues, list_articles
+from .tables import issue_articles, issue_events, issue_numbers, issues, list_articles
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +38,8 @@ class IssueRecord:
     #: until when (epoch seconds) that holds unless renewed.
     freeze_owner: str = ""
     freeze_until: float = 0.0
+    #: The issue's number in its list (1 for the first), None for rows made another way.
+    number: int | None = None
 
 
 def _record(row: object) -> IssueRecord:
@@ -61,6 +63,7 @@ def _record(row: object) -> IssueRecord:
         pause_reason=r["pause_reason"],
         freeze_owner=r["freeze_owner"],
         freeze_until=r["freeze_until"],
+        number=r["number"],
     )
 
 
@@ -83,11 +86,13 @@ def create(
     article_ids: Sequence[int],
     at: datetime,
 ) -> int:
-    """A new draft; its articles are marked offered to the list in the same transaction."""
+    """A new draft, numbered in its list; its articles are marked offered to the list in the
+    same transaction."""
     issue_id = conn.execute(
         insert(issues)
         .values(
             list_id=list_id,
+            number=next_number(conn, list_id),
             kind=str(kind),
             state=str(IssueState.DRAFT),
             subject=subject,
@@ -107,12 +112,26 @@ def create(
             ],
         )
         # An editor may put an article in again on purpose; the first offer stays on record.
-        conn.execute(
-            insert_ignoring_duplicates(conn, list_articles),
-            [{"list_id": list_id, "article_id": a, "issue_id": issue_id} for a in article_ids],
-        )
+        offer_articles(conn, list_id, int(issue_id), article_ids)
     record_event(conn, issue_id, "", IssueState.DRAFT, at, "drafted")
     return int(issue_id)
+
+
+def next_number(conn: Connection, list_id: str) -> int:
+    """The list's next issue number, taken for good even if the transaction's issue is later
+    deleted. The upsert locks the list's counter row until commit (PostgreSQL), or runs under
+    the database's write lock (SQLite), so drafts made at once get distinct numbers."""
+    dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    counter = issue_numbers.c.last_number
+    taken = (
+        dialect_insert(issue_numbers)
+        .values(list_id=list_id, last_number=1)
+        .on_conflict_do_update(
+            index_elements=[issue_numbers.c.list_id], set_={"last_number": counter + 1}
+        )
+        .returning(counter)
+    )
+    return int(conn.execute(taken).scalar_one())
 
 
 def get(conn: Connection, issue_id: int) -> IssueRecord:
@@ -253,14 +272,84 @@ def events(conn: Connection, issue_id: int) -> list[dict[str, object]]:
 
 def edit(conn: Connection, issue_id: int, at: datetime, **values: object) -> None:
     """Change subject, preheader or introduction of a draft (its rendering is dropped)."""
-    current = get(conn, issue_id)
-    if current.state not in states.EDITABLE:
-        raise IssueStateError(f"issue {issue_id} is {current.state}; only drafts can be edited")
+    require_editable(conn, issue_id)
     conn.execute(
         update(issues)
         .where(issues.c.id == issue_id)
         .values(updated_at=at, rendered_at=None, html="", text="", **values)
     )
+
+
+def require_editable(conn: Connection, issue_id: int) -> IssueRecord:
+    """The issue, if its content may still change (a draft); else the reason it may not."""
+    current = get(conn, issue_id)
+    if current.state not in states.EDITABLE:
+        back = (
+            f" (`newsletter issue unqueue {issue_id}` makes it a draft again)"
+            if current.state == IssueState.QUEUED
+            else ""
+        )
+        raise IssueStateError(
+            f"issue {issue_id} is {current.state}; only drafts can be edited{back}"
+        )
+    return current
+
+
+def set_articles(conn: Connection, issue_id: int, article_ids: Sequence[int]) -> None:
+    """Replace the issue's articles with ``article_ids``, in that order."""
+    conn.execute(delete(issue_articles).where(issue_articles.c.issue_id == issue_id))
+    if article_ids:
+        conn.execute(
+            insert(issue_articles),
+            [
+                {"issue_id": issue_id, "article_id": a, "position": i}
+                for i, a in enumerate(article_ids)
+            ],
+        )
+
+
+def offer_articles(
+    conn: Connection, list_id: str, issue_id: int, article_ids: Sequence[int]
+) -> None:
+    """Mark articles offered to the list by this issue (a first offer stays on record)."""
+    if article_ids:
+        conn.execute(
+            insert_ignoring_duplicates(conn, list_articles),
+            [{"list_id": list_id, "article_id": a, "issue_id": issue_id} for a in article_ids],
+        )
+
+
+def withdraw_article(conn: Connection, issue_id: int, article_id: int) -> None:
+    """Give an article taken out of a draft back to its list, if this issue offered it."""
+    conn.execute(
+        delete(list_articles).where(
+            list_articles.c.issue_id == issue_id, list_articles.c.article_id == article_id
+        )
+    )
+
+
+def reschedule(
+    conn: Connection, issue_id: int, send_at: datetime | None, at: datetime, note: str
+) -> IssueRecord:
+    """Change a queued issue's send time (None: now), recorded as a queued → queued event.
+
+    The update holds only while the issue is still queued, so a sender that has just
+    started it is not given a new time behind its back."""
+    current = get(conn, issue_id)
+    if current.state != IssueState.QUEUED:
+        raise IssueStateError(
+            f"issue {issue_id} is {current.state}; only a queued issue can be rescheduled "
+            f"(`newsletter issue queue {issue_id} --at …` queues a draft)"
+        )
+    result = conn.execute(
+        update(issues)
+        .where(issues.c.id == issue_id, issues.c.state == str(IssueState.QUEUED))
+        .values(send_at=send_at, updated_at=at)
+    )
+    if result.rowcount != 1:
+        raise IssueStateError(f"issue {issue_id} changed state while being updated; try again")
+    record_event(conn, issue_id, IssueState.QUEUED, IssueState.QUEUED, at, note)
+    return get(conn, issue_id)
 
 
 def save_rendering(
