@@ -206,8 +206,8 @@ def catalogue(
     only_id: int | None = None,
     limit: int | None = None,
 ) -> list[Row[Any]]:
-    """Stored articles, newest first: all, one source's, or those no issue of a list carries
-    (cancelled issues carry nothing)."""
+    """Stored articles, newest first (by publication date, else when first seen): all, one
+    source's, or those no issue of a list carries (cancelled issues carry nothing)."""
     stmt = select(
         articles.c.id,
         articles.c.source_id,
@@ -218,7 +218,10 @@ def catalogue(
         articles.c.published_at,
         articles.c.first_seen_at,
         articles.c.archived,
-    ).order_by(articles.c.id.desc())
+    ).order_by(
+        func.coalesce(articles.c.published_at, articles.c.first_seen_at).desc(),
+        articles.c.id.desc(),
+    )
     if source_id is not None:
         stmt = stmt.where(articles.c.source_id == source_id)
     if only_id is not None:
