@@ -13,8 +13,9 @@ from click.testing import CliRunner, Result
 from newsletter.cli import cli
 from newsletter.errors import LintError
 from newsletter.issues.lint import check, lint, sample_of
-from newsletter.models import IssueKind, IssueState
+from newsletter.models import Article, IssueKind, IssueState
 from newsletter.publisher import Publisher
+from newsletter.store import articles as article_store
 from newsletter.store import issues as issue_store
 from tests.schedule_helpers import ListSpec, make_home, open_publication, write_article
 
@@ -246,3 +247,56 @@ def test_issue_queue_blocks_on_warnings_until_forced(home: Path, publisher: Publ
         "short in most inboxes",
         f"Issue {issue_id} queued; `newsletter send` (or the scheduler) sends it.",
     ]
+
+
+# -- empty articles and subjects ------------------------------------------------------------------
+def store_article(publisher: Publisher, article: Article) -> int:
+    """An article as an earlier version stored it (collect now skips empty entries)."""
+    with publisher.store.engine.begin() as conn:
+        article_store.upsert(conn, [article], at=NOW, archive_before=None)
+        [(article_id, _)] = article_store.unsent_for_list(
+            conn, "weekly", ["posts"], since=NOW - timedelta(days=1)
+        )
+    return article_id
+
+
+def test_an_issue_with_an_empty_article_is_an_error_naming_it(
+    home: Path, publisher: Publisher
+) -> None:
+    draft(publisher)  # the folder's article is offered, so only the empty one is left
+    empty = store_article(publisher, Article("posts", "sha256:e3b0", "", "", None))
+    issue_id = draft(publisher, article_ids=[empty])
+
+    report = lint(publisher, issue_id)
+    checked = run(home, publisher, "issue", "check", str(issue_id))
+
+    expected = (
+        f"article {empty} from source posts is empty: no title, no text and no link "
+        "(draft the issue again without it)"
+    )
+    assert report.errors == (expected,)
+    assert checked.exit_code == 1 and f"  - {expected}" in checked.output
+
+
+def test_an_untitled_article_warns_and_an_empty_subject_is_an_error(publisher: Publisher) -> None:
+    draft(publisher)
+    picture = '<img src="https://notes.example.org/a.png" alt="A">'
+    untitled = store_article(
+        publisher, Article("posts", "https://notes.example.org/a", "", "", None, picture)
+    )
+    with publisher.store.engine.begin() as conn:
+        issue_id = issue_store.create(
+            conn,
+            list_id="weekly",
+            kind=IssueKind.ARTICLE,
+            subject="",
+            preheader="",
+            intro_md="",
+            article_ids=[untitled],
+            at=NOW,
+        )
+
+    report = lint(publisher, issue_id)
+
+    assert report.errors == ("the subject is empty (issue edit --subject)",)
+    assert report.warnings == (f"article {untitled} from source posts has no title",)

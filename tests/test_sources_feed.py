@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -32,9 +33,12 @@ def settings(tmp_path: Path) -> Settings:
     return Settings(home=tmp_path, feed_timeout=5.0, feed_max_bytes=256 * 1024)
 
 
-def fetch(url: str, settings: Settings, state: FetchState | None = None) -> FetchResult:
-    source = make_source(SourceSpec(id="news", type="feed", url=url), settings)
-    return source.fetch(state or FetchState())
+def fetch(
+    url: str, settings: Settings, state: FetchState | None = None, *, allow_private: bool = True
+) -> FetchResult:
+    """Fetch as source ``news``, which may reach 127.0.0.1 (where the test server is) by default."""
+    spec = SourceSpec(id="news", type="feed", url=url, allow_private_network=allow_private)
+    return make_source(spec, settings).fetch(state or FetchState())
 
 
 def serve_fixture(server: FeedServer, name: str, content_type: str, **options: object) -> str:
@@ -277,7 +281,8 @@ def test_configured_proxy_is_used(server: FeedServer, settings: Settings) -> Non
     serve_fixture(server, "rss1.xml", "application/rdf+xml")
     proxied = settings.with_changes(http_proxy=server.url(""))
 
-    result = fetch("http://feeds.example.invalid/rss1.xml", proxied)
+    # The proxy is the operator's: on 127.0.0.1 it needs no opt-in, only fetched addresses do.
+    result = fetch("http://feeds.example.invalid/rss1.xml", proxied, allow_private=False)
 
     assert len(result.articles) == 2
     (request,) = server.requests_for("/rss1.xml")
@@ -386,3 +391,56 @@ def test_ten_megabyte_feed_is_refused_without_reading_it(
 def test_unknown_source_type_is_a_config_error(settings: Settings) -> None:
     with pytest.raises(ConfigError, match="unknown type 'gopher'"):
         make_source(SourceSpec(id="x", type="gopher"), settings)
+
+
+# --- entries with nothing to show ---------------------------------------------------------------
+
+EMPTY_ENTRIES_RSS = """<?xml version="1.0"?>
+<rss version="2.0"><channel><title>Mixed</title>
+<item><title>Kept</title><link>https://mixed.example.org/kept</link></item>
+<item></item>
+<item><guid isPermaLink="false">blank-2</guid><description>  </description></item>
+<item><description><![CDATA[<img src="https://mixed.example.org/a.png" alt="A">]]>
+</description></item>
+<item><description>The harbour wall was rebuilt in a week, stone by stone.</description></item>
+</channel></rss>
+"""
+
+
+def test_entries_without_title_content_or_link_are_skipped_and_named(
+    server: FeedServer, settings: Settings
+) -> None:
+    server.route("/mixed.xml", EMPTY_ENTRIES_RSS, content_type="application/rss+xml")
+    url = server.url("/mixed.xml")
+
+    result = fetch(url, settings)
+
+    kept, picture, untitled = result.articles
+    assert kept.title == "Kept"
+    assert untitled.title == "The harbour wall was rebuilt in a week, stone by stone."
+    assert picture.title == "" and 'src="https://mixed.example.org/a.png"' in picture.content_html
+    assert result.problems == [
+        f"{url} entry 2: no title, no content and no link; skipped",
+        f"{url} entry 3 (id blank-2): no title, no content and no link; skipped",
+        f"{url} entry 4: no title and no text to make one from; give the issue a subject",
+    ]
+
+
+def test_json_items_without_title_content_or_link_are_skipped_and_named(
+    server: FeedServer, settings: Settings
+) -> None:
+    items = [
+        {"id": "empty", "content_text": " "},
+        {"id": "summary-only", "summary": "Only a summary, but a title can come from it."},
+    ]
+    body = json.dumps({"version": "https://jsonfeed.org/version/1.1", "items": items})
+    server.route("/items.json", body, content_type="application/feed+json")
+    url = server.url("/items.json")
+
+    result = fetch(url, settings)
+
+    (summary_only,) = result.articles
+    assert summary_only.title == "Only a summary, but a title can come from it."
+    assert result.problems == [
+        f"{url} items[0] (id empty): no title, no content and no link; skipped"
+    ]

@@ -4,10 +4,12 @@
 sample reader — and parses the HTML with lxml. Errors block queueing; warnings block it
 unless the editor insists (``issue queue --force``).
 
-Errors: an empty issue; HTML over Gmail's clipping size; no unsubscribe link in the HTML
-or the text; no ``List-Unsubscribe`` header; template syntax (``{{``, ``{%``) left in
-the output; a from address outside the publication's domain. Warnings: images without
-``alt``; links and images over plain http; a subject longer than 78 characters.
+Errors: an empty issue; an empty article (no title, no text or image, no link: collect
+skips such entries now, but one stored earlier may still be drafted); an empty subject;
+HTML over Gmail's clipping size; no unsubscribe link in the HTML or the text; no
+``List-Unsubscribe`` header; template syntax (``{{``, ``{%``) left in the output; a from
+address outside the publication's domain. Warnings: an article without a title; images
+without ``alt``; links and images over plain http; a subject longer than 78 characters.
 
 *The publication's domain* is the domain of the publication's ``from_email`` (or a
 subdomain of it). That is the domain the mail is authenticated for (SPF, DKIM, DMARC), and
@@ -30,7 +32,10 @@ import lxml.html
 
 from ..delivery.base import MergedCopy, PreparedIssue
 from ..errors import LintError
+from ..models import Article
 from ..render.issue import GMAIL_CLIP_BYTES
+from ..sources.base import is_empty
+from ..store import articles as article_store
 from ..store import issues as issue_store
 from ..store.issues import IssueRecord
 
@@ -80,6 +85,8 @@ class Sample:
     tree: lxml.html.HtmlElement
     publication_domain: str
     unsubscribe_url: str
+    #: The issue's articles with their ids, in the issue's order.
+    articles: tuple[tuple[int, Article], ...] = ()
 
 
 def lint(publisher: Publisher, issue_id: int) -> LintReport:
@@ -99,7 +106,7 @@ def sample_of(publisher: Publisher, issue_id: int) -> Sample:
     """The issue as stored, merged for a sample reader."""
     with publisher.store.engine.connect() as conn:
         record = issue_store.get(conn, issue_id)
-        article_count = len(issue_store.article_ids(conn, issue_id))
+        articles = tuple(article_store.by_ids(conn, issue_store.article_ids(conn, issue_id)))
     prepared = publisher.prepared(issue_id)
     values = publisher.recipient_values()(SAMPLE_EMAIL, "Sample Reader", record.list_id, {})
     needed = (
@@ -113,12 +120,13 @@ def sample_of(publisher: Publisher, issue_id: int) -> Sample:
     domain = publisher.config.publication.from_email.rpartition("@")[2].lower()
     return Sample(
         record,
-        article_count,
+        len(articles),
         prepared,
         merged,
         _parse(merged.html),
         domain,
         values[UNSUBSCRIBE_FIELD],
+        articles,
     )
 
 
@@ -130,6 +138,20 @@ def _parse(html: str) -> lxml.html.HtmlElement:
 def _empty(sample: Sample) -> Iterator[str]:
     if sample.article_count == 0 and not sample.record.intro_md.strip():
         yield "the issue is empty: no articles and no introduction"
+
+
+def _empty_articles(sample: Sample) -> Iterator[str]:
+    for article_id, article in sample.articles:
+        if is_empty(article):
+            yield (
+                f"article {article_id} from source {article.source_id} is empty: no title, "
+                "no text and no link (draft the issue again without it)"
+            )
+
+
+def _empty_subject(sample: Sample) -> Iterator[str]:
+    if not sample.copy.subject.strip():
+        yield "the subject is empty (issue edit --subject)"
 
 
 def _too_large(sample: Sample) -> Iterator[str]:
@@ -209,6 +231,13 @@ def _foreign_sender(sample: Sample) -> Iterator[str]:
 
 
 # -- warnings ---------------------------------------------------------------------------------
+def _untitled_articles(sample: Sample) -> Iterator[str]:
+    untitled = [(i, a) for i, a in sample.articles if not a.title.strip() and not is_empty(a)]
+    yield from _listed(
+        untitled, lambda item: f"article {item[0]} from source {item[1].source_id} has no title"
+    )
+
+
 def _images_without_alt(sample: Sample) -> Iterator[str]:
     missing = [img.get("src", "") for img in sample.tree.iter("img") if img.get("alt") is None]
     yield from _listed(missing, lambda src: f"image without alt text: {src or '(no src)'}")
@@ -248,10 +277,17 @@ def _listed(items: list[T], describe: Callable[[T], str]) -> Iterator[str]:
 Check = Callable[[Sample], Iterator[str]]
 ERROR_CHECKS: tuple[Check, ...] = (
     _empty,
+    _empty_articles,
+    _empty_subject,
     _too_large,
     _no_unsubscribe_link,
     _no_list_unsubscribe,
     _template_syntax,
     _foreign_sender,
 )
-WARNING_CHECKS: tuple[Check, ...] = (_images_without_alt, _insecure_links, _long_subject)
+WARNING_CHECKS: tuple[Check, ...] = (
+    _untitled_articles,
+    _images_without_alt,
+    _insecure_links,
+    _long_subject,
+)

@@ -182,7 +182,11 @@ def _publication(table: PublicationTable) -> Publication:
 def _source(source_id: str, table: SourceTable, home: Path, pub: Publication) -> SourceSpec:
     if table.type == "feed":
         return SourceSpec(
-            id=source_id, type=table.type, url=table.url.strip(), lookback_days=table.lookback_days
+            id=source_id,
+            type=table.type,
+            url=table.url.strip(),
+            lookback_days=table.lookback_days,
+            allow_private_network=table.allow_private_network,
         )
     # Folder articles have no URL of their own; links are made under the publication's site.
     folder = str(home / table.path.strip())

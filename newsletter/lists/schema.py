@@ -124,6 +124,7 @@ class SourceTable(Table):
     path: str = ""
     url: str = ""
     lookback_days: Annotated[int, Field(gt=0)] | None = None
+    allow_private_network: bool = False
 
 
 class ListTable(Table):

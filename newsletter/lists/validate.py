@@ -141,6 +141,8 @@ def _check_source(loc: tuple[str, str], source: SourceTable, home: Path) -> Iter
         yield (*loc, "url"), f"{source.url!r} is not an http:// or https:// address"
     if source.type == "folder" and source.path.strip() and not (home / source.path).is_dir():
         yield (*loc, "path"), f"folder {home / source.path} does not exist"
+    if source.type == "folder" and source.allow_private_network:
+        yield (*loc, "allow_private_network"), "only feed sources fetch over the network"
 
 
 def _check_list_sources(

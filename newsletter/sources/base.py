@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 from ..config import Settings
 from ..errors import ConfigError
 from ..models import Article
+from .sanitize import shows_something
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +28,9 @@ class SourceSpec:
     options: Mapping[str, Any] = field(default_factory=dict)
     #: Overrides ``NEWSLETTER_LOOKBACK_DAYS`` for this source's first fetch.
     lookback_days: int | None = None
+    #: A feed may be fetched from loopback and private-network addresses (never link-local
+    #: or cloud metadata ones): ``allow_private_network = true`` in its table.
+    allow_private_network: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +56,16 @@ class FetchResult:
     last_modified: str = ""
     not_modified: bool = False
     problems: Sequence[str] = ()
+
+
+def is_empty(article: Article) -> bool:
+    """Nothing to show a reader: no title, no text or image in it, and no link."""
+    return not (
+        article.title.strip()
+        or article.url.strip()
+        or shows_something(article.content_html)
+        or shows_something(article.summary_html)
+    )
 
 
 class Source(ABC):

@@ -89,6 +89,8 @@ def _collect_one(settings: Settings, store: Store, spec: SourceSpec) -> SourceRe
         )
     status = "not-modified" if result.not_modified else "ok"
     problems = tuple(getattr(result, "problems", ()))
+    for problem in problems:  # the daemon's only report: one line per skipped or odd entry
+        log.warning("source %s: %s", spec.id, problem)
     return SourceReport(
         spec.id,
         status,

@@ -3,7 +3,11 @@
 The download is ours, not feedparser's: one ``requests`` session per fetch that ignores
 proxy variables from the environment, a timeout, conditional GET, and a byte limit checked
 while streaming so an oversized or endless body is cut off rather than held in memory.
+Every connection, redirects included, goes only where ``netguard`` allows the source to go.
 feedparser only ever sees the bytes, wrapped in a stream so it cannot open URLs or files.
+
+An entry with no title, no content and no link has nothing to show and is skipped, with a
+problem line naming it; an entry without a title takes one from its first words.
 """
 
 from __future__ import annotations
@@ -22,8 +26,9 @@ import requests
 
 from ..errors import SourceError
 from ..models import Article
-from .base import FetchResult, FetchState, Source, register
+from .base import FetchResult, FetchState, Source, is_empty, register
 from .identity import article_uid, content_hash
+from .netguard import AddressPolicy, GuardedAdapter, RefusedAddress
 from .sanitize import clean_html, html_to_summary, text_to_html, web_url
 
 USER_AGENT = "newsletter-feed-reader/0.1"
@@ -89,6 +94,9 @@ class FeedSource(Source):
         with requests.Session() as session:
             session.trust_env = False  # a proxy comes from settings, never from stray env vars
             session.max_redirects = MAX_REDIRECTS
+            adapter = GuardedAdapter(AddressPolicy(self.spec.allow_private_network))
+            session.mount("http://", adapter)
+            session.mount("https://", adapter)
             if self.settings.http_proxy:
                 session.proxies = {
                     "http": self.settings.http_proxy,
@@ -104,6 +112,19 @@ class FeedSource(Source):
                     return self._read(url, response)
             except requests.RequestException as exc:
                 raise SourceError(self.id, self._failure(url, exc)) from exc
+            except RefusedAddress as exc:
+                raise SourceError(self.id, self._refusal(url, exc)) from exc
+
+    def _refusal(self, url: str, refused: RefusedAddress) -> str:
+        hop = refused.url or url
+        via = f" (redirected from {url})" if hop != url else ""
+        remedy = (
+            "feeds are never fetched from there"
+            if refused.verdict.never
+            else f"fetched only with allow_private_network = true in [sources.{self.id}] "
+            "of publication.toml"
+        )
+        return f"refused {hop}{via}: {refused}; {remedy}"
 
     def _failure(self, url: str, exc: requests.RequestException) -> str:
         if isinstance(exc, requests.Timeout):
@@ -215,7 +236,37 @@ def parse_xml_feed(source_id: str, download: Download) -> tuple[list[Article], l
     if parsed.get("bozo"):
         reason = parsed.get("bozo_exception")
         problems.append(f"{download.url}: feed is not well-formed ({reason}); entries read anyway")
-    return [_entry_article(source_id, entry, download.url) for entry in entries], problems
+    articles = []
+    for number, entry in enumerate(entries, start=1):
+        article = _entry_article(source_id, entry, download.url)
+        where = _where(f"{download.url} entry {number}", str(entry.get("id", "")))
+        if _worth_keeping(article, where, problems):
+            articles.append(article)
+    return articles, problems
+
+
+def _where(entry: str, declared_id: str) -> str:
+    """An entry named by its place in the document, and its id where it has one."""
+    return f"{entry} (id {declared_id.strip()})" if declared_id.strip() else entry
+
+
+def _worth_keeping(article: Article, where: str, problems: list[str]) -> bool:
+    """``False`` for an entry with nothing to show; a note for one without any title."""
+    if is_empty(article):
+        problems.append(f"{where}: no title, no content and no link; skipped")
+        return False
+    if not article.title:
+        problems.append(f"{where}: no title and no text to make one from; give the issue a subject")
+    return True
+
+
+def _title_from_text(*fragments: str) -> str:
+    """For an entry without a title (a microblog post): the first words of its text."""
+    for fragment in fragments:
+        title = html_to_summary(fragment, TITLE_FROM_TEXT_CHARS)
+        if title:
+            return title
+    return ""
 
 
 def _feedparser_headers(download: Download) -> dict[str, str]:
@@ -233,7 +284,7 @@ def _entry_article(source_id: str, entry: Mapping[str, Any], feed_url: str) -> A
     return Article(
         source_id=source_id,
         uid=article_uid(str(entry.get("id", "")), link, title, body),
-        title=title or html_to_summary(body, TITLE_FROM_TEXT_CHARS),
+        title=title or _title_from_text(body, summary),
         url=link,
         published=_entry_date(entry),
         content_html=clean_html(body, _html_base(body_detail, link, feed_url)),
@@ -340,7 +391,9 @@ def parse_json_feed(source_id: str, download: Download) -> tuple[list[Article], 
         if not isinstance(item, dict):
             problems.append(f"{where}: not an object, skipped")
             continue
-        articles.append(_json_article(source_id, item, download.url, feed_author, problems, where))
+        article = _json_article(source_id, item, download.url, feed_author, problems, where)
+        if _worth_keeping(article, _where(where, _text(item.get("id"))), problems):
+            articles.append(article)
     return articles, problems
 
 
@@ -373,7 +426,7 @@ def _json_article(
     return Article(
         source_id=source_id,
         uid=article_uid(_text(item.get("id")), link, title, body),
-        title=title or html_to_summary(body, TITLE_FROM_TEXT_CHARS),
+        title=title or _title_from_text(body, summary),
         url=link,
         published=_json_date(item, problems, where),
         content_html=clean_html(body, base),

@@ -64,6 +64,7 @@ URL_SCHEMES = frozenset({"http", "https", "mailto"})
 _URL_ATTRIBUTES = frozenset({"href", "src", "cite"})
 _IMG_TAG = re.compile(r'<img((?:\s+[a-z-]+="[^"]*")*)\s*/?>')
 _ATTRIBUTE = re.compile(r'([a-z-]+)="([^"]*)"')
+_IMAGE_WITH_SOURCE = re.compile(r'<img\s[^>]*\bsrc="[^"]+"')
 _BLOCK_TAGS = frozenset(
     {"p", "br", "div", "li", "dt", "dd", "tr", "td", "th", "blockquote", "pre", "figcaption",
      "h1", "h2", "h3", "h4", "h5", "h6", "hr", "table", "ul", "ol", "dl", "figure", "caption"}
@@ -94,6 +95,13 @@ def html_to_summary(html_text: str, max_chars: int = 280) -> str:
     collector.close()
     text = " ".join("".join(collector.parts).split())
     return truncate_text(text, max_chars)
+
+
+def shows_something(html_text: str) -> bool:
+    """Whether a fragment, once sanitised, shows a reader anything: some text or an image."""
+    cleaned = clean_html(html_text, "")
+    has_text = bool(html_to_summary(cleaned, len(cleaned) + 1))
+    return has_text or _IMAGE_WITH_SOURCE.search(cleaned) is not None
 
 
 def truncate_text(text: str, max_chars: int) -> str:

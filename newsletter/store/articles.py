@@ -103,7 +103,13 @@ def upsert(
 
 
 def _is_old(article: Article, archive_before: datetime | None) -> bool:
-    return bool(archive_before and article.published and article.published < archive_before)
+    """Archive, not news: on a source's first fetch (``archive_before`` set), what is older
+    than the look-back window, and what has no date at all. An undated item cannot show it
+    is recent, and a new feed of undated items would otherwise mail its whole archive; on
+    later fetches (``archive_before`` is ``None``) a new undated item is news."""
+    if archive_before is None:
+        return False
+    return article.published is None or article.published < archive_before
 
 
 def _row(article: Article, at: datetime) -> dict[str, object]:
