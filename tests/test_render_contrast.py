@@ -268,3 +268,75 @@ def test_the_check_finds_low_contrast() -> None:
     dark = low_contrast(document, dark=True)
     assert len(dark) == 1 and "#000000 on #111111" in dark[0]
     assert round(contrast_ratio((0.0, 0.0, 0.0), WHITE), 1) == 21.0
+
+
+# -- the web pages (unsubscribe, archive): one stylesheet, in the reader's colour scheme ----
+
+WEB_CSS = REPO / "templates" / "web" / "web.css"
+#: What a browser paints where the stylesheet says nothing (Chromium's Canvas/CanvasText).
+BROWSER_DEFAULTS = {
+    "light": {"background": "#ffffff", "color": "#000000"},
+    "dark": {"background": "#121212", "color": "#ffffff"},
+}
+
+
+def _web_rules() -> tuple[list[tuple[str, dict[str, str]]], dict[str, dict[str, str]]]:
+    """The top-level rules, and the custom properties of ``:root`` in each scheme."""
+    sheet = tinycss2.parse_stylesheet(WEB_CSS.read_text(), skip_whitespace=True,
+                                      skip_comments=True)
+    rules: list[tuple[str, dict[str, str]]] = []
+    variables: dict[str, dict[str, str]] = {"light": {}, "dark": {}}
+    for rule in sheet:
+        if rule.type == "qualified-rule":
+            selector = tinycss2.serialize(rule.prelude).strip()
+            found = _custom_and_plain(tinycss2.serialize(rule.content))
+            rules.append((selector, found))
+            if selector == ":root":
+                variables["light"].update({k: v for k, v in found.items() if k.startswith("--")})
+        elif rule.type == "at-rule" and "dark" in tinycss2.serialize(rule.prelude):
+            for inner in tinycss2.parse_rule_list(rule.content or [], True, True):
+                if inner.type == "qualified-rule" and tinycss2.serialize(inner.prelude).strip() == (
+                    ":root"
+                ):
+                    found = _custom_and_plain(tinycss2.serialize(inner.content))
+                    variables["dark"].update(found)
+    variables["dark"] = {**variables["light"], **variables["dark"]}
+    return rules, variables
+
+
+def _custom_and_plain(block: str) -> dict[str, str]:
+    found = {}
+    for item in tinycss2.parse_blocks_contents(block, skip_whitespace=True, skip_comments=True):
+        if item.type == "declaration":
+            found[item.name] = tinycss2.serialize(item.value).strip()
+    return found
+
+
+def _resolve(value: str, variables: dict[str, str]) -> str:
+    while value.startswith("var("):
+        value = variables[value[4:].rstrip(")").strip()]
+    return value
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_web_pages_reach_wcag_aa_contrast(scheme: str) -> None:
+    """Each rule's text colour against its own background, or the page's where it has none;
+    the page's colours are the browser's unless the stylesheet sets them."""
+    rules, variables = _web_rules()
+    body = dict(BROWSER_DEFAULTS[scheme])
+    for selector, found in rules:
+        if selector == "body":
+            body.update({k: v for k, v in found.items() if k in ("color", "background")})
+    failures = []
+    for selector, found in [("body", {}), *rules]:
+        colour = found.get("color", body["color"] if selector == "body" else None)
+        if colour is None or colour == "inherit":
+            continue
+        background = found.get("background") or found.get("background-color") or body["background"]
+        foreground = parse_colour(_resolve(colour, variables[scheme]))
+        behind = parse_colour(_resolve(background, variables[scheme]))
+        assert foreground and behind, (selector, colour, background)
+        ratio = contrast_ratio(foreground[0], behind[0])
+        if ratio < AA_NORMAL_TEXT:
+            failures.append(f"{selector}: {ratio:.2f}:1 ({colour} on {background})")
+    assert failures == []
