@@ -1,265 +1,247 @@
 """Settings: read once from ``.env`` and the environment into one frozen, typed object.
 
 This is the only module that looks at ``os.environ``. Everything else receives a
-``Settings`` (or the part of it that it needs). Every variable is declared once in
-``VARIABLES``; ``.env.example`` documents the same names and a test keeps them in step.
+``Settings`` (or the part of it that it needs). Every variable is declared once, as a field
+of ``Settings`` whose alias is the variable's name and whose description says what values
+are allowed; ``.env.example`` documents the same names and a test keeps them in step.
+
+pydantic-settings does the reading: ``load_settings`` runs its ``.env`` source (python-dotenv
+underneath) and its environment source over the process environment (or a mapping a test
+gives), the environment winning. A ``Settings`` built directly holds only what it is given,
+so a test or ``with_changes`` never picks up the developer's own environment. A wrong value
+becomes one ``ConfigError`` naming the variable and what it allows.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import secrets
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields, replace
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, ClassVar, NamedTuple
 
-from dotenv import dotenv_values
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    DotEnvSettingsSource,
+    EnvSettingsSource,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 from .errors import ConfigError
 
 PROVIDERS = ("outbox", "smtp", "mailgun", "postmark", "sendgrid", "resend", "ses", "brevo")
+LOG_LEVELS = ("debug", "info", "warning", "error")
+SMTP_SECURITY = ("starttls", "ssl", "none")
+DATABASE_EXAMPLES = "sqlite:///path/to/file.db or postgresql+psycopg://user:password@host/dbname"
+
+# Upper bounds keep a typo (an extra zero or three) from overflowing a date or a socket
+# timeout in the middle of a send; each is far above any sensible value.
+A_DAY = 86_400
+A_YEAR_IN_MINUTES = 525_600
 
 
-class Secret(str):
-    """A string whose ``repr`` and ``str`` in logs never show the value; use ``.reveal()``."""
+class Secret(SecretStr):
+    """A string that never shows in ``repr``, ``str`` or logs; ``.reveal()`` gives the value."""
 
     def reveal(self) -> str:
-        return str.__str__(self)
-
-    def __repr__(self) -> str:
-        return "Secret('**********')" if self else "Secret('')"
-
-    def __str__(self) -> str:
-        return "**********" if self else ""
-
-    def __format__(self, spec: str) -> str:
-        return format(str(self), spec)
+        return self.get_secret_value()
 
 
-def _bool(raw: str) -> bool:
-    low = raw.strip().lower()
-    if low in {"1", "true", "yes", "on"}:
-        return True
-    if low in {"0", "false", "no", "off", ""}:
-        return False
-    raise ValueError("expected true/false")
+def _var(name: str, default: Any, allowed: str, **bounds: Any) -> Any:
+    """A field read from variable ``name``; ``allowed`` completes "must be …" in errors."""
+    return Field(default, validation_alias=name, description=allowed, **bounds)
 
 
-def _positive_int(raw: str) -> int:
-    value = int(raw)
-    if value <= 0:
-        raise ValueError("must be a positive whole number")
-    return value
+def _count(name: str, default: int, low: int = 1, high: int | None = None) -> Any:
+    what = "a whole number" + (f" from {low} to {high}" if high else f", {low} or more")
+    return _var(name, default, what, ge=low, le=high)
 
 
-def _non_negative_int(raw: str) -> int:
-    value = int(raw)
-    if value < 0:
-        raise ValueError("must be zero or a positive whole number")
-    return value
+def _seconds(name: str, default: float, high: float) -> Any:
+    what = f"a number of seconds above 0 and at most {high:g}"
+    return _var(name, default, what, gt=0, le=high, allow_inf_nan=False)
 
 
-def _positive_float(raw: str) -> float:
-    value = float(raw)
-    if value <= 0:
-        raise ValueError("must be a positive number")
-    return value
+def _rate(name: str) -> Any:
+    return _var(name, None, "empty (the provider's default), 0 (no limit) or a number above 0",
+                ge=0, allow_inf_nan=False)
 
 
-def _non_negative_float(raw: str) -> float:
-    value = float(raw)
-    if value < 0:
-        raise ValueError("must be zero or more")
-    return value
+def _url(name: str, default: str = "") -> Any:
+    return _var(name, default, "empty or a URL starting with http:// or https://")
 
 
-def _provider(raw: str) -> str:
-    value = raw.strip().lower()
-    if value not in PROVIDERS:
-        raise ValueError(f"must be one of {', '.join(PROVIDERS)}")
-    return value
+def _text(name: str, default: str = "") -> Any:
+    return _var(name, default, "text")
 
 
-def _choice(*allowed: str) -> Callable[[str], str]:
-    def parse(raw: str) -> str:
-        value = raw.strip().lower()
-        if value not in allowed:
-            raise ValueError(f"must be one of {', '.join(allowed)}")
-        return value
-
-    return parse
+def _secret(name: str) -> Any:
+    return _var(name, Secret(""), "text")
 
 
-def _processes(raw: str) -> int:
-    """``auto`` (0: one per core) or a positive count."""
-    value = raw.strip().lower()
-    if value == "auto":
-        return 0
-    if not value.isdigit() or int(value) == 0:
-        raise ValueError("must be auto or a positive whole number")
-    return int(value)
+def _addresses(name: str) -> Any:
+    return _var(name, (), "a comma-separated list")
 
 
-def _addresses(raw: str) -> tuple[str, ...]:
-    return tuple(a.strip() for a in raw.split(",") if a.strip())
+def _one_of(*allowed: str) -> str:
+    return "one of " + ", ".join(allowed)
 
 
-def _url(raw: str) -> str:
-    value = raw.strip().rstrip("/")
-    if value and not value.startswith(("http://", "https://")):
-        raise ValueError("must start with http:// or https://")
-    return value
+Addresses = Annotated[tuple[str, ...], NoDecode]  # comma-separated, not JSON
 
 
-@dataclass(frozen=True, slots=True)
-class Var:
-    """One environment variable: where it lands in Settings and how it is parsed."""
-
-    name: str
-    attr: str
-    parse: Callable[[str], Any] = str
-    secret: bool = False
-
-
-VARIABLES: tuple[Var, ...] = (
-    Var("NEWSLETTER_DATABASE_URL", "database_url"),
-    Var("NEWSLETTER_PROVIDER", "provider", _provider),
-    Var("NEWSLETTER_SECRET_KEY", "secret_key", secret=True),
-    Var("NEWSLETTER_PUBLIC_URL", "public_url", _url),
-    Var("NEWSLETTER_OUTBOX_DIR", "outbox_dir"),
-    Var("NEWSLETTER_LOOKBACK_DAYS", "lookback_days", _positive_int),
-    Var("NEWSLETTER_FEED_TIMEOUT", "feed_timeout", _positive_float),
-    Var("NEWSLETTER_FEED_MAX_BYTES", "feed_max_bytes", _positive_int),
-    Var("NEWSLETTER_CHECK_DELIVERABILITY", "check_deliverability", _bool),
-    Var("NEWSLETTER_TEST_RECIPIENTS", "test_recipients", _addresses),
-    Var("NEWSLETTER_LOG_LEVEL", "log_level", _choice("debug", "info", "warning", "error")),
-    Var("NEWSLETTER_HTTP_TIMEOUT", "http_timeout", _positive_float),
-    Var("NEWSLETTER_HTTP_PROXY", "http_proxy", _url),
-    Var("NEWSLETTER_CONCURRENCY", "concurrency", _positive_int),
-    Var("NEWSLETTER_PROCESSES", "processes", _processes),
-    Var("NEWSLETTER_RATE_MESSAGES", "rate_messages", _non_negative_float),
-    Var("NEWSLETTER_RATE_REQUESTS", "rate_requests", _non_negative_float),
-    Var("NEWSLETTER_MAX_ATTEMPTS", "max_attempts", _positive_int),
-    Var("NEWSLETTER_OUTAGE_RESUME_MINUTES", "outage_resume_minutes", _non_negative_int),
-    Var("NEWSLETTER_BATCH_SIZE", "batch_size", _non_negative_int),
-    Var("NEWSLETTER_FREEZE_CHUNK", "freeze_chunk", _non_negative_int),
-    Var("NEWSLETTER_SOFT_BOUNCE_LIMIT", "soft_bounce_limit", _positive_int),
-    Var("NEWSLETTER_COLLECT_INTERVAL_MINUTES", "collect_interval_minutes", _positive_int),
-    Var("NEWSLETTER_MISFIRE_GRACE_SECONDS", "misfire_grace_seconds", _positive_int),
-    Var("NEWSLETTER_LEASE_SECONDS", "lease_seconds", _positive_int),
-    Var("MAILGUN_API_KEY", "mailgun_api_key", secret=True),
-    Var("MAILGUN_DOMAIN", "mailgun_domain"),
-    Var("MAILGUN_BASE_URL", "mailgun_base_url", _url),
-    Var("MAILGUN_WEBHOOK_SIGNING_KEY", "mailgun_webhook_signing_key", secret=True),
-    Var("POSTMARK_SERVER_TOKEN", "postmark_server_token", secret=True),
-    Var("POSTMARK_MESSAGE_STREAM", "postmark_message_stream"),
-    Var("POSTMARK_BASE_URL", "postmark_base_url", _url),
-    Var("POSTMARK_WEBHOOK_USER", "postmark_webhook_user"),
-    Var("POSTMARK_WEBHOOK_PASSWORD", "postmark_webhook_password", secret=True),
-    Var("SENDGRID_API_KEY", "sendgrid_api_key", secret=True),
-    Var("SENDGRID_BASE_URL", "sendgrid_base_url", _url),
-    Var("SENDGRID_WEBHOOK_PUBLIC_KEY", "sendgrid_webhook_public_key"),
-    Var("RESEND_API_KEY", "resend_api_key", secret=True),
-    Var("RESEND_BASE_URL", "resend_base_url", _url),
-    Var("RESEND_WEBHOOK_SECRET", "resend_webhook_secret", secret=True),
-    Var("SES_REGION", "ses_region"),
-    Var("SES_ACCESS_KEY_ID", "ses_access_key_id"),
-    Var("SES_SECRET_ACCESS_KEY", "ses_secret_access_key", secret=True),
-    Var("SES_BASE_URL", "ses_base_url", _url),
-    Var("SES_CONFIGURATION_SET", "ses_configuration_set"),
-    Var("SES_SNS_TOPIC_ARNS", "ses_sns_topic_arns", _addresses),
-    Var("BREVO_API_KEY", "brevo_api_key", secret=True),
-    Var("BREVO_BASE_URL", "brevo_base_url", _url),
-    Var("BREVO_WEBHOOK_USER", "brevo_webhook_user"),
-    Var("BREVO_WEBHOOK_PASSWORD", "brevo_webhook_password", secret=True),
-    Var("SMTP_HOST", "smtp_host"),
-    Var("SMTP_PORT", "smtp_port", _positive_int),
-    Var("SMTP_USERNAME", "smtp_username"),
-    Var("SMTP_PASSWORD", "smtp_password", secret=True),
-    Var("SMTP_SECURITY", "smtp_security", _choice("starttls", "ssl", "none")),
-)
-
-#: What each provider cannot start without; checked before the first batch, not at batch 37.
-REQUIRED: Mapping[str, tuple[str, ...]] = {
-    "outbox": (),
-    "smtp": ("SMTP_HOST",),
-    "mailgun": ("MAILGUN_API_KEY", "MAILGUN_DOMAIN"),
-    "postmark": ("POSTMARK_SERVER_TOKEN",),
-    "sendgrid": ("SENDGRID_API_KEY",),
-    "resend": ("RESEND_API_KEY",),
-    "ses": ("SES_REGION", "SES_ACCESS_KEY_ID", "SES_SECRET_ACCESS_KEY"),
-    "brevo": ("BREVO_API_KEY",),
-}
-
-
-@dataclass(frozen=True, slots=True)
-class Settings:
+class Settings(BaseSettings):
     """Everything configurable, with defaults that work offline on a fresh clone."""
 
+    model_config = SettingsConfigDict(
+        frozen=True,
+        extra="ignore",
+        case_sensitive=True,
+        env_ignore_empty=True,  # NAME= in .env means "the default", as .env.example shows
+        validate_by_name=True,
+        validate_by_alias=True,
+        hide_input_in_errors=True,  # a ValidationError never carries a secret
+    )
+
     home: Path
-    database_url: str = ""
-    provider: str = "outbox"
-    secret_key: Secret = Secret("")
-    public_url: str = ""
-    outbox_dir: str = ""
-    lookback_days: int = 7
-    feed_timeout: float = 10.0
-    feed_max_bytes: int = 5 * 1024 * 1024
-    check_deliverability: bool = False
-    test_recipients: tuple[str, ...] = ()
-    log_level: str = "warning"
-    http_timeout: float = 30.0
-    http_proxy: str = ""
-    concurrency: int = 4
+    database_url: str = _var("NEWSLETTER_DATABASE_URL", "", f"a database URL: {DATABASE_EXAMPLES}")
+    provider: str = _var("NEWSLETTER_PROVIDER", "outbox", _one_of(*PROVIDERS))
+    secret_key: Secret = _secret("NEWSLETTER_SECRET_KEY")
+    public_url: str = _url("NEWSLETTER_PUBLIC_URL")
+    outbox_dir: str = _text("NEWSLETTER_OUTBOX_DIR")
+    lookback_days: int = _count("NEWSLETTER_LOOKBACK_DAYS", 7, high=36_500)
+    feed_timeout: float = _seconds("NEWSLETTER_FEED_TIMEOUT", 10.0, high=A_DAY)
+    feed_max_bytes: int = _count("NEWSLETTER_FEED_MAX_BYTES", 5 * 1024 * 1024)
+    check_deliverability: bool = _var("NEWSLETTER_CHECK_DELIVERABILITY", False,
+                                      "true or false (also yes/no, on/off, 1/0)")
+    test_recipients: Addresses = _addresses("NEWSLETTER_TEST_RECIPIENTS")
+    log_level: str = _var("NEWSLETTER_LOG_LEVEL", "warning", _one_of(*LOG_LEVELS))
+    http_timeout: float = _seconds("NEWSLETTER_HTTP_TIMEOUT", 30.0, high=A_DAY)
+    http_proxy: str = _url("NEWSLETTER_HTTP_PROXY")
+    concurrency: int = _count("NEWSLETTER_CONCURRENCY", 4, high=1000)
     #: Sender processes for one big issue; 0 = one per core (``auto``).
-    processes: int = 0
+    processes: int = _var("NEWSLETTER_PROCESSES", 0,
+                          "auto or a positive whole number (at most 256)", ge=0, le=256)
     #: Per second; None = the provider's documented default (only Resend publishes one).
-    rate_messages: float | None = None
-    rate_requests: float | None = None
-    max_attempts: int = 8
+    rate_messages: float | None = _rate("NEWSLETTER_RATE_MESSAGES")
+    rate_requests: float | None = _rate("NEWSLETTER_RATE_REQUESTS")
+    max_attempts: int = _count("NEWSLETTER_MAX_ATTEMPTS", 8, high=1000)
     #: An issue paused because the provider was down is queued again this long after; 0:
     #: only a person resumes it.
-    outage_resume_minutes: int = 15
-    batch_size: int = 0
+    outage_resume_minutes: int = _count("NEWSLETTER_OUTAGE_RESUME_MINUTES", 15, low=0,
+                                        high=A_YEAR_IN_MINUTES)
+    batch_size: int = _count("NEWSLETTER_BATCH_SIZE", 0, low=0)
     #: Members frozen into the ledger per transaction (rounded to whole batches); 0 = the
     #: database's default (``store.audience.DEFAULT_CHUNKS``).
-    freeze_chunk: int = 0
-    soft_bounce_limit: int = 3
-    collect_interval_minutes: int = 30
-    misfire_grace_seconds: int = 3600
-    lease_seconds: int = 120
-    mailgun_api_key: Secret = Secret("")
-    mailgun_domain: str = ""
-    mailgun_base_url: str = "https://api.mailgun.net"
-    mailgun_webhook_signing_key: Secret = Secret("")
-    postmark_server_token: Secret = Secret("")
-    postmark_message_stream: str = "broadcast"
-    postmark_base_url: str = "https://api.postmarkapp.com"
-    postmark_webhook_user: str = ""
-    postmark_webhook_password: Secret = Secret("")
-    sendgrid_api_key: Secret = Secret("")
-    sendgrid_base_url: str = "https://api.sendgrid.com"
-    sendgrid_webhook_public_key: str = ""
-    resend_api_key: Secret = Secret("")
-    resend_base_url: str = "https://api.resend.com"
-    resend_webhook_secret: Secret = Secret("")
-    ses_region: str = ""
-    ses_access_key_id: str = ""
-    ses_secret_access_key: Secret = Secret("")
-    ses_base_url: str = ""
-    ses_configuration_set: str = ""
-    ses_sns_topic_arns: tuple[str, ...] = ()
-    brevo_api_key: Secret = Secret("")
-    brevo_base_url: str = "https://api.brevo.com"
-    brevo_webhook_user: str = ""
-    brevo_webhook_password: Secret = Secret("")
-    smtp_host: str = ""
-    smtp_port: int = 587
-    smtp_username: str = ""
-    smtp_password: Secret = Secret("")
-    smtp_security: str = "starttls"
-    extra: Mapping[str, str] = field(default_factory=dict, repr=False)
+    freeze_chunk: int = _count("NEWSLETTER_FREEZE_CHUNK", 0, low=0)
+    soft_bounce_limit: int = _count("NEWSLETTER_SOFT_BOUNCE_LIMIT", 3, high=1000)
+    collect_interval_minutes: int = _count("NEWSLETTER_COLLECT_INTERVAL_MINUTES", 30,
+                                           high=A_YEAR_IN_MINUTES)
+    misfire_grace_seconds: int = _count("NEWSLETTER_MISFIRE_GRACE_SECONDS", 3600, high=365 * A_DAY)
+    lease_seconds: int = _count("NEWSLETTER_LEASE_SECONDS", 120, high=A_DAY)
+    mailgun_api_key: Secret = _secret("MAILGUN_API_KEY")
+    mailgun_domain: str = _text("MAILGUN_DOMAIN")
+    mailgun_base_url: str = _url("MAILGUN_BASE_URL", "https://api.mailgun.net")
+    mailgun_webhook_signing_key: Secret = _secret("MAILGUN_WEBHOOK_SIGNING_KEY")
+    postmark_server_token: Secret = _secret("POSTMARK_SERVER_TOKEN")
+    postmark_message_stream: str = _text("POSTMARK_MESSAGE_STREAM", "broadcast")
+    postmark_base_url: str = _url("POSTMARK_BASE_URL", "https://api.postmarkapp.com")
+    postmark_webhook_user: str = _text("POSTMARK_WEBHOOK_USER")
+    postmark_webhook_password: Secret = _secret("POSTMARK_WEBHOOK_PASSWORD")
+    sendgrid_api_key: Secret = _secret("SENDGRID_API_KEY")
+    sendgrid_base_url: str = _url("SENDGRID_BASE_URL", "https://api.sendgrid.com")
+    sendgrid_webhook_public_key: str = _text("SENDGRID_WEBHOOK_PUBLIC_KEY")
+    resend_api_key: Secret = _secret("RESEND_API_KEY")
+    resend_base_url: str = _url("RESEND_BASE_URL", "https://api.resend.com")
+    resend_webhook_secret: Secret = _secret("RESEND_WEBHOOK_SECRET")
+    ses_region: str = _text("SES_REGION")
+    ses_access_key_id: str = _text("SES_ACCESS_KEY_ID")
+    ses_secret_access_key: Secret = _secret("SES_SECRET_ACCESS_KEY")
+    ses_base_url: str = _url("SES_BASE_URL")
+    ses_configuration_set: str = _text("SES_CONFIGURATION_SET")
+    ses_sns_topic_arns: Addresses = _addresses("SES_SNS_TOPIC_ARNS")
+    brevo_api_key: Secret = _secret("BREVO_API_KEY")
+    brevo_base_url: str = _url("BREVO_BASE_URL", "https://api.brevo.com")
+    brevo_webhook_user: str = _text("BREVO_WEBHOOK_USER")
+    brevo_webhook_password: Secret = _secret("BREVO_WEBHOOK_PASSWORD")
+    smtp_host: str = _text("SMTP_HOST")
+    smtp_port: int = _count("SMTP_PORT", 587, high=65535)
+    smtp_username: str = _text("SMTP_USERNAME")
+    smtp_password: Secret = _secret("SMTP_PASSWORD")
+    smtp_security: str = _var("SMTP_SECURITY", "starttls", _one_of(*SMTP_SECURITY))
+
+    _CHOICES: ClassVar[dict[str, tuple[str, ...]]] = {
+        "provider": PROVIDERS, "log_level": LOG_LEVELS, "smtp_security": SMTP_SECURITY,
+    }
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Only what the caller passes: ``load_settings`` is the one reader of the environment."""
+        return (init_settings,)
+
+    @field_validator("provider", "log_level", "smtp_security", mode="before")
+    @classmethod
+    def _choice(cls, value: Any, info: ValidationInfo) -> Any:
+        if isinstance(value, str):
+            value = value.strip().lower()
+            if value not in cls._CHOICES[str(info.field_name)]:
+                raise ValueError("not one of the choices")
+        return value
+
+    @field_validator("public_url", "http_proxy", "mailgun_base_url", "postmark_base_url",
+                     "sendgrid_base_url", "resend_base_url", "ses_base_url", "brevo_base_url",
+                     mode="before")
+    @classmethod
+    def _http_url(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = value.strip().rstrip("/")
+            if value and not value.startswith(("http://", "https://")):
+                raise ValueError("not an http(s) URL")
+        return value
+
+    @field_validator("test_recipients", "ses_sns_topic_arns", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(item.strip() for item in value.split(",") if item.strip())
+        return value
+
+    @field_validator("processes", mode="before")
+    @classmethod
+    def _auto_processes(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = value.strip().lower()
+            if value == "auto":
+                return 0
+            if not value.isdigit() or int(value) == 0:  # "0" is not a way to say auto
+                raise ValueError("not auto or a positive count")
+        return value
+
+    @field_validator("database_url", mode="after")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        if value:
+            from sqlalchemy.engine import make_url
+            from sqlalchemy.exc import ArgumentError
+
+            try:
+                backend = make_url(value).get_backend_name()
+            except ArgumentError:
+                raise ValueError("not a database URL") from None
+            if backend not in ("sqlite", "postgresql"):
+                raise ValueError("neither SQLite nor PostgreSQL")
+        return value
 
     @property
     def var_dir(self) -> Path:
@@ -282,37 +264,105 @@ class Settings:
         return self.ses_base_url or f"https://email.{self.ses_region}.amazonaws.com"
 
     def with_changes(self, **changes: Any) -> Settings:
-        return replace(self, **changes)
+        """A copy with some fields changed, checked like the originals."""
+        try:
+            return type(self)(**{**dict(self), **changes})
+        except ValidationError as exc:
+            raise ConfigError(_describe(exc)) from exc
 
     def require_provider_credentials(self, provider: str | None = None) -> None:
-        """Fail at start, naming every missing variable, rather than in the middle of a send."""
+        """Fail at start, naming every missing variable or unusable folder, rather than in the
+        middle of a send."""
         name = provider or self.provider
-        by_name = {v.name: v.attr for v in VARIABLES}
-        missing = [var for var in REQUIRED[name] if not getattr(self, by_name[var])]
+        missing = [var for var in REQUIRED[name] if not getattr(self, _FIELD_OF[var])]
         if missing:
             raise ConfigError(
                 f"provider {name!r} needs {', '.join(missing)} (set in .env or the environment)"
             )
+        if name == "outbox":
+            _check_outbox_folder(self.outbox_path, configured=bool(self.outbox_dir))
 
 
-def _read_environment(
-    home: Path, env_file: Path | None, environ: Mapping[str, str]
-) -> dict[str, str]:
-    path = env_file if env_file is not None else home / ".env"
-    values: dict[str, str] = {}
-    if path.is_file():
-        values.update({k: v for k, v in dotenv_values(path).items() if v is not None})
-    values.update(environ)  # the process environment wins over the file, as in twelve-factor apps
-    return values
+class Var(NamedTuple):
+    """One environment variable and the ``Settings`` field it sets."""
+
+    name: str
+    attr: str
+    secret: bool
 
 
-def _parse(var: Var, raw: str) -> Any:
+VARIABLES: tuple[Var, ...] = tuple(
+    Var(str(info.validation_alias), attr, info.annotation is Secret)
+    for attr, info in Settings.model_fields.items()
+    if info.validation_alias
+)
+_FIELD_OF = {var.name: var.attr for var in VARIABLES}
+_VARIABLE_OF = {var.attr: var for var in VARIABLES}
+
+#: What each provider cannot start without; checked before the first batch, not at batch 37.
+REQUIRED: Mapping[str, tuple[str, ...]] = {
+    "outbox": (),
+    "smtp": ("SMTP_HOST",),
+    "mailgun": ("MAILGUN_API_KEY", "MAILGUN_DOMAIN"),
+    "postmark": ("POSTMARK_SERVER_TOKEN",),
+    "sendgrid": ("SENDGRID_API_KEY",),
+    "resend": ("RESEND_API_KEY",),
+    "ses": ("SES_REGION", "SES_ACCESS_KEY_ID", "SES_SECRET_ACCESS_KEY"),
+    "brevo": ("BREVO_API_KEY",),
+}
+
+
+def _check_outbox_folder(path: Path, *, configured: bool) -> None:
+    """The outbox folder, or the nearest part of its path that exists, must be a folder."""
+    existing = next(p for p in (path, *path.parents) if p.exists())
+    if not existing.is_dir():
+        what = f"NEWSLETTER_OUTBOX_DIR={str(path)!r}" if configured else f"the outbox {path}"
+        raise ConfigError(f"{what}: {existing} is a file, not a folder; name a folder")
+
+
+def _shown(var: Var, raw: Any) -> str:
+    if var.secret:
+        return "(hidden)"
+    if var.attr == "database_url" and isinstance(raw, str):
+        raw = re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", raw)  # never print a password
+    return repr(raw if isinstance(raw, str) else str(raw))
+
+
+def _describe(exc: ValidationError) -> str:
+    """One line for pydantic's report: each wrong variable, its value and what it allows."""
+    problems: list[str] = []
+    for error in exc.errors(include_input=True, include_url=False):
+        key = str(error["loc"][0]) if error["loc"] else ""
+        var = _VARIABLE_OF.get(_FIELD_OF.get(key, key))
+        if var is None:  # not a variable: a field given in code (home, …)
+            problems.append(f"{key or 'settings'}: {error['msg']}")
+            continue
+        allowed = Settings.model_fields[var.attr].description
+        problems.append(f"{var.name}={_shown(var, error.get('input'))}: must be {allowed}")
+    return "; ".join(dict.fromkeys(problems))
+
+
+class _EnvironmentSource(EnvSettingsSource):
+    """pydantic-settings' environment source over a given mapping (the process environment
+    unless a caller, usually a test, gives another)."""
+
+    def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, str]) -> None:
+        self._environ = environ
+        super().__init__(settings_cls)
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        return {name: value for name, value in self._environ.items() if value.strip()}
+
+
+def _read_variables(env_file: Path, environ: Mapping[str, str]) -> dict[str, Any]:
+    """The variables set in ``env_file`` and ``environ``; the environment wins, as in
+    twelve-factor apps. A file that does not exist sets nothing."""
     try:
-        value = var.parse(raw)
-    except ValueError as exc:
-        shown = "(hidden)" if var.secret else repr(raw)
-        raise ConfigError(f"{var.name}={shown}: {exc}") from exc
-    return Secret(value) if var.secret else value
+        from_file = DotEnvSettingsSource(Settings, env_file=env_file)()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{env_file}: cannot be read: {exc}") from exc
+    from_environment = _EnvironmentSource(Settings, environ)()
+    return {**from_file, **from_environment}
 
 
 def _secret_key(home: Path, configured: Secret) -> Secret:
@@ -321,11 +371,19 @@ def _secret_key(home: Path, configured: Secret) -> Secret:
         return configured
     path = home / "var" / "secret.key"
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as handle:
             handle.write(secrets.token_urlsafe(48))
     return Secret(path.read_text().strip())
+
+
+def _prepare_var_folder(home: Path) -> None:
+    """Create ``var/``, the one folder the defaults write to (database, key, outbox)."""
+    var = home / "var"
+    try:
+        var.mkdir(exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"cannot create {var}: {exc.strerror or exc}") from exc
 
 
 def default_home(environ: Mapping[str, str] | None = None) -> Path:
@@ -344,12 +402,16 @@ def load_settings(
     root = root.expanduser().resolve()
     if not root.is_dir():
         raise ConfigError(f"publication home {root} is not a folder (NEWSLETTER_HOME / --home)")
-    raw = _read_environment(root, env_file, env)
-    known = {f.name for f in fields(Settings)}
-    values: dict[str, Any] = {}
-    for var in VARIABLES:
-        if var.attr in known and raw.get(var.name, "").strip() != "":
-            values[var.attr] = _parse(var, raw[var.name])
-    values.setdefault("database_url", f"sqlite:///{root / 'var' / 'newsletter.db'}")
-    settings = Settings(home=root, **values)
-    return replace(settings, secret_key=_secret_key(root, settings.secret_key))
+    path = env_file if env_file is not None else root / ".env"
+    if env_file is not None and not path.is_file():
+        raise ConfigError(f"--env-file {path}: no such file")
+    values = _read_variables(path, env)
+    try:
+        settings = Settings(home=root, **values)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc)) from exc
+    _prepare_var_folder(root)
+    if not settings.database_url:  # the default database lives in var/, created just above
+        default = f"sqlite:///{root / 'var' / 'newsletter.db'}"
+        settings = settings.model_copy(update={"database_url": default})
+    return settings.model_copy(update={"secret_key": _secret_key(root, settings.secret_key)})

@@ -16,7 +16,7 @@
         ├── TransientProviderError         retry later (429, 5xx, no connection)
         ├── UnknownOutcomeError            the request may or may not have been acted on
         ├── PermanentProviderError         the request itself is wrong; retrying will not help
-        └── ProviderAuthError              credentials or account refused: pause
+        └── ProviderAuthError              credentials, account or outbox folder refused: pause
 
 Third-party exceptions are translated where they enter (`raise ... from exc`), so callers
 only ever catch these. The CLI catches `NewsletterError` once, prints ``Error: …`` and exits 1.
@@ -125,4 +125,5 @@ class PermanentProviderError(ProviderError):
 
 
 class ProviderAuthError(ProviderError):
-    """Credentials, plan or account refused: stop sending and tell the operator."""
+    """Credentials, plan or account refused, or an outbox folder that cannot be written:
+    the same for every batch, so stop sending (pause) and tell the operator."""

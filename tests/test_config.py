@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+import pickle
 import re
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
-from newsletter.config import REQUIRED, VARIABLES, Secret, load_settings
+from newsletter.config import REQUIRED, VARIABLES, Secret, Settings, load_settings
 from newsletter.errors import ConfigError
 
 REPO = Path(__file__).resolve().parent.parent
@@ -34,17 +36,93 @@ def test_env_file_is_read_and_the_environment_wins(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("name", "value", "message"),
     [
-        ("NEWSLETTER_PROVIDER", "pigeon", "must be one of outbox"),
-        ("NEWSLETTER_CONCURRENCY", "0", "positive whole number"),
-        ("NEWSLETTER_FEED_TIMEOUT", "soon", "could not convert"),
-        ("NEWSLETTER_PUBLIC_URL", "news.example.org", "must start with http"),
-        ("NEWSLETTER_CHECK_DELIVERABILITY", "maybe", "true/false"),
+        ("NEWSLETTER_PROVIDER", "pigeon", "must be one of outbox, smtp, mailgun"),
+        ("NEWSLETTER_CONCURRENCY", "0", "must be a whole number from 1 to 1000"),
+        ("NEWSLETTER_CONCURRENCY", "x", "must be a whole number from 1 to 1000"),
+        ("NEWSLETTER_FEED_TIMEOUT", "soon", "must be a number of seconds above 0"),
+        ("NEWSLETTER_HTTP_TIMEOUT", "nan", "must be a number of seconds above 0 and at most"),
+        ("NEWSLETTER_HTTP_TIMEOUT", "1e400", "must be a number of seconds above 0 and at most"),
+        ("NEWSLETTER_HTTP_TIMEOUT", "0", "must be a number of seconds above 0"),
+        ("NEWSLETTER_RATE_REQUESTS", "nan", "must be empty (the provider's default), 0 (no"),
+        ("NEWSLETTER_RATE_REQUESTS", "-1", "must be empty (the provider's default), 0 (no"),
+        ("NEWSLETTER_LEASE_SECONDS", "1e99", "must be a whole number from 1 to 86400"),
+        ("NEWSLETTER_OUTAGE_RESUME_MINUTES", "-5", "must be a whole number from 0 to"),
+        ("SMTP_PORT", "70000", "must be a whole number from 1 to 65535"),
+        ("SMTP_SECURITY", "tls", "must be one of starttls, ssl, none"),
+        ("NEWSLETTER_PUBLIC_URL", "news.example.org", "must be empty or a URL starting with"),
+        ("NEWSLETTER_CHECK_DELIVERABILITY", "maybe", "must be true or false"),
+        ("NEWSLETTER_DATABASE_URL", "nonsense", "must be a database URL: sqlite:///"),
+        ("NEWSLETTER_DATABASE_URL", "mysql://db/news", "must be a database URL"),
     ],
 )
-def test_a_wrong_value_names_the_variable(tmp_path: Path, name: str, value: str,
-                                          message: str) -> None:
-    with pytest.raises(ConfigError, match=rf"^{name}='{re.escape(value)}': .*{message}"):
+def test_a_wrong_value_is_one_line_naming_the_variable_and_what_it_allows(
+    tmp_path: Path, name: str, value: str, message: str
+) -> None:
+    expected = rf"^{name}='{re.escape(value)}': {re.escape(message)}"
+    with pytest.raises(ConfigError, match=expected) as raised:
         load_settings(tmp_path, environ={name: value})
+    text = str(raised.value)
+    assert "\n" not in text
+    for leaked in ("invalid literal", "could not convert", "Input should", "pydantic"):
+        assert leaked not in text
+
+
+def test_every_wrong_value_is_named_on_the_one_line(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as raised:
+        load_settings(tmp_path, environ={"NEWSLETTER_CONCURRENCY": "0",
+                                         "NEWSLETTER_HTTP_TIMEOUT": "inf"})
+    assert str(raised.value).count("; ") == 1
+    assert "NEWSLETTER_CONCURRENCY='0'" in str(raised.value)
+    assert "NEWSLETTER_HTTP_TIMEOUT='inf'" in str(raised.value)
+
+
+def test_the_password_of_a_wrong_database_url_is_never_shown(tmp_path: Path) -> None:
+    url = "mysql://editor:hunter2@127.0.0.1/news"
+    with pytest.raises(ConfigError) as raised:
+        load_settings(tmp_path, environ={"NEWSLETTER_DATABASE_URL": url})
+    assert str(raised.value).startswith("NEWSLETTER_DATABASE_URL='mysql://editor:***@127.0.0.1/")
+    assert "hunter2" not in str(raised.value) + str(raised.value.__cause__)
+
+
+def test_values_are_typed_and_blank_means_the_default(tmp_path: Path) -> None:
+    settings = load_settings(tmp_path, environ={
+        "NEWSLETTER_HTTP_TIMEOUT": " 2.5 ", "NEWSLETTER_RATE_MESSAGES": "0",
+        "NEWSLETTER_TEST_RECIPIENTS": "a@example.org, b@example.org,", "SMTP_SECURITY": "SSL",
+        "NEWSLETTER_CONCURRENCY": "", "NEWSLETTER_PROVIDER": "  ",
+        "MAILGUN_BASE_URL": "https://api.eu.mailgun.net/",
+    })
+    assert settings.http_timeout == 2.5 and settings.rate_messages == 0.0
+    assert settings.rate_requests is None
+    assert settings.test_recipients == ("a@example.org", "b@example.org")
+    assert settings.smtp_security == "ssl"
+    assert (settings.concurrency, settings.provider) == (4, "outbox")
+    assert settings.mailgun_base_url == "https://api.eu.mailgun.net"
+
+
+def test_settings_are_frozen_and_changes_are_checked(tmp_path: Path) -> None:
+    settings = load_settings(tmp_path, environ={})
+    with pytest.raises(ValidationError):
+        settings.concurrency = 9  # type: ignore[misc]
+    assert settings.with_changes(concurrency=9).concurrency == 9
+    with pytest.raises(ConfigError, match=r"NEWSLETTER_CONCURRENCY=.*must be a whole number"):
+        settings.with_changes(concurrency=0)
+    copied = pickle.loads(pickle.dumps(settings))  # how a send's helper processes get them
+    assert copied == settings and copied.secret_key.reveal() == settings.secret_key.reveal()
+
+
+def test_a_settings_object_built_in_code_reads_no_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NEWSLETTER_PROVIDER", "mailgun")
+    (tmp_path / ".env").write_text("NEWSLETTER_CONCURRENCY=2\n")
+    monkeypatch.chdir(tmp_path)
+    assert (Settings(home=tmp_path).provider, Settings(home=tmp_path).concurrency) == ("outbox", 4)
+    assert load_settings(tmp_path).provider == "mailgun"  # the one reader of the environment
+
+
+def test_a_missing_env_file_given_on_the_command_line_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"--env-file .*missing\.env: no such file"):
+        load_settings(tmp_path, env_file=tmp_path / "missing.env", environ={})
 
 
 def test_missing_credentials_are_named_before_sending(tmp_path: Path) -> None:

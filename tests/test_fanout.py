@@ -13,7 +13,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -84,7 +83,7 @@ def test_auto_means_one_process_per_core_up_to_four(monkeypatch: pytest.MonkeyPa
     for cores, helpers in [(1, 0), (2, 1), (4, 3), (16, AUTO_MAX_PROCESSES - 1)]:
         monkeypatch.setattr(os, "cpu_count", lambda cores=cores: cores)
         assert helper_count(settings, 10**6) == helpers
-    assert helper_count(replace(settings, processes=16), 10**6) == 15  # asked for: given
+    assert helper_count(settings.with_changes(processes=16), 10**6) == 15  # asked for: given
 
 
 @pytest.mark.parametrize("value", ["0", "-2", "two", "1.5"])

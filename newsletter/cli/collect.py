@@ -6,7 +6,7 @@ import click
 
 from ..sources.collect import CollectReport
 from . import cli
-from .context import AppContext, echo_json, json_option, pass_app
+from .context import AppContext, echo_json, json_option, pass_app, reported_below
 
 
 def print_collect(report: CollectReport) -> None:
@@ -29,7 +29,8 @@ def print_collect(report: CollectReport) -> None:
 @pass_app
 def collect(app: AppContext, as_json: bool) -> None:
     """Fetch every source; remember new and edited articles."""
-    report = app.publisher.collect()
+    with reported_below("newsletter.sources.collect"):
+        report = app.publisher.collect()
     if as_json:
         echo_json(report.as_dict())
         return

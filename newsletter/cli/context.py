@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -16,10 +19,23 @@ if TYPE_CHECKING:
     from ..publisher import Publisher
 
 
+#: Wide enough for any value a table holds; rich still sizes a table to its contents.
+PIPE_WIDTH = 1_000_000
+
+
+def output_console() -> Console:
+    """Rich output sized to the terminal; into a pipe or a file, tables are as wide as their
+    values, since a script or ``grep`` needs whole addresses, not ``unsubsc…``."""
+    console = Console()
+    if console.is_terminal:
+        return console
+    return Console(width=PIPE_WIDTH)
+
+
 @dataclass
 class AppContext:
     settings: Settings
-    console: Console = field(default_factory=Console)
+    console: Console = field(default_factory=output_console)
     _store: Store | None = None
     _publisher: Publisher | None = None
 
@@ -44,6 +60,20 @@ class AppContext:
 
 
 pass_app = click.make_pass_decorator(AppContext)
+
+
+@contextmanager
+def reported_below(logger_name: str) -> Iterator[None]:
+    """Hold back a module's warnings while a command gathers a report that restates each of
+    them: a failing source is printed once, in the report, not also as a log line. Its
+    errors still show. (The daemon prints no report: there the log lines are the record.)"""
+    logger = logging.getLogger(logger_name)
+    level = logger.level
+    logger.setLevel(max(level, logging.ERROR))
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def echo_json(data: Any) -> None:

@@ -15,6 +15,7 @@ import tempfile
 from pathlib import Path
 
 from ..config import Settings
+from ..errors import ProviderAuthError
 from ..models import DeliveryStatus
 from ..processes import pid_alive
 from ..render.message import make_message_id, message_bytes
@@ -51,6 +52,20 @@ class OutboxProvider(Provider):
 
     def send_batch(self, issue: PreparedIssue, batch: OutgoingBatch) -> BatchResult:
         folder = self.folder(issue)
+        try:
+            return self._write_batch(folder, issue, batch)
+        except OSError as exc:
+            # A folder that cannot be written stays so for every batch: pause the issue
+            # with the reason. Files already written are overwritten when it resumes.
+            raise ProviderAuthError(
+                f"cannot write to {exc.filename or folder}: {exc.strerror or exc} "
+                "(check NEWSLETTER_OUTBOX_DIR and the folder, then resume the issue)",
+                provider=self.name,
+            ) from exc
+
+    def _write_batch(
+        self, folder: Path, issue: PreparedIssue, batch: OutgoingBatch
+    ) -> BatchResult:
         folder.mkdir(parents=True, exist_ok=True)
         if folder not in self._swept:
             _remove_orphans(folder)

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from ..config import Settings
-from ..errors import NewsletterError
+from ..errors import NewsletterError, SourceError
 from ..store import Store
 from ..store import articles as article_store
 from ..store.tables import collections
@@ -65,11 +65,13 @@ def _collect_one(settings: Settings, store: Store, spec: SourceSpec) -> SourceRe
     try:
         result = make_source(spec, settings).fetch(state)
     except NewsletterError as exc:
-        log.warning("source %s: %s", spec.id, exc)
+        # A SourceError's text starts with the source id, which the report shows already.
+        reason = exc.reason if isinstance(exc, SourceError) else str(exc)
+        log.warning("source %s: %s", spec.id, reason)
         if seen_before:  # a source never fetched stays new, so its first success looks back
             with store.engine.begin() as conn:
-                article_store.record_fetch(conn, spec.id, at=now, status="error", error=str(exc))
-        return SourceReport(spec.id, "error", error=str(exc))
+                article_store.record_fetch(conn, spec.id, at=now, status="error", error=reason)
+        return SourceReport(spec.id, "error", error=reason)
     archive_before = (
         None
         if seen_before

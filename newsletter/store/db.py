@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 
 from ..errors import StoreError
 
@@ -29,13 +29,36 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def _check_sqlite_path(database: str) -> None:
+    """Refuse a SQLite file whose folder is missing rather than create it: a mistyped path
+    would start a fresh, empty database, and the next collect would mail the last week again.
+    (The default folder, ``var/``, is created by ``load_settings``.)"""
+    path = Path(database)
+    where = f"NEWSLETTER_DATABASE_URL: the SQLite database {path}"
+    if path.is_dir():
+        raise StoreError(f"{where} is a folder; name a file in it, like {path}/newsletter.db")
+    folder = path.parent
+    if folder.is_dir():
+        return
+    existing = next((p for p in (folder, *folder.parents) if p.exists()), None)
+    if existing is not None and not existing.is_dir():
+        raise StoreError(f"{where} cannot be created: {existing} is a file, not a folder")
+    raise StoreError(
+        f"{where} cannot be created: the folder {folder} does not exist; create it first "
+        "(only the default var/ is created for you)"
+    )
+
+
 def make_engine(url: str) -> Engine:
-    """An engine for ``url``; SQLite files get their folder created and safe pragmas."""
-    parsed = make_url(url)
+    """An engine for ``url``; SQLite files get safe pragmas, in a folder that must exist."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise StoreError(f"NEWSLETTER_DATABASE_URL is not a database URL: {exc}") from exc
     kwargs: dict[str, Any] = {"future": True}
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            _check_sqlite_path(parsed.database)
         kwargs["connect_args"] = {"timeout": 30, "check_same_thread": False}
     else:
         kwargs["pool_pre_ping"] = True
