@@ -31,6 +31,10 @@ ISSUE_POLICY = (
     "form-action 'none'; frame-ancestors 'none'; base-uri 'none'"
 )
 ARCHIVE_CACHE = "public, max-age=300"
+#: Ids are signed 64-bit integers on both databases (``tables.BigId``); a larger number in a
+#: URL names no issue, and the drivers refuse to bind it (SQLite raises ``OverflowError``).
+MAX_ISSUE_ID = 2**63 - 1
+MAX_ID_DIGITS = len(str(MAX_ISSUE_ID))
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +69,25 @@ def published_issues(conn: Connection, list_id: str | None = None) -> list[Archi
     ]
 
 
+def issue_id_from_path(text: str) -> int | None:
+    """The issue id a URL segment names, or None when no issue can have it.
+
+    ASCII digits only (``str.isdigit`` also takes other scripts' digits), leading zeros
+    ignored, and at most ``MAX_ISSUE_ID``: the length is checked before ``int()``, which
+    refuses strings of more than 4,300 digits with an error of its own.
+    """
+    digits = text.lstrip("0") or "0"
+    if not (digits.isascii() and digits.isdigit()) or len(digits) > MAX_ID_DIGITS:
+        return None
+    issue_id = int(digits)
+    return issue_id if 0 < issue_id <= MAX_ISSUE_ID else None
+
+
+def known_list_id(text: str) -> bool:
+    """False for a list id no list can have: PostgreSQL text cannot even hold a NUL to compare."""
+    return "\x00" not in text
+
+
 def published_html(conn: Connection, list_id: str, issue_id: int) -> str | None:
     stmt = select(issues.c.web_html).where(
         issues.c.id == issue_id,
@@ -84,7 +107,9 @@ class ArchiveEndpoints:
         return [
             Route("/archive/", self.index, methods=["GET"]),
             Route("/archive/{list_id}/", self.list_page, methods=["GET"]),
-            Route("/archive/{list_id}/{issue_id:int}", self.issue_page, methods=["GET"]),
+            # The id is read by ``issue_id_from_path``, not the ``int`` convertor: that takes
+            # any number of digits, and the database cannot bind one past 64 bits.
+            Route("/archive/{list_id}/{issue_id}", self.issue_page, methods=["GET"]),
         ]
 
     async def index(self, request: Request) -> Response:
@@ -98,6 +123,8 @@ class ArchiveEndpoints:
 
     async def list_page(self, request: Request) -> Response:
         list_id = request.path_params["list_id"]
+        if not known_list_id(list_id):
+            raise HTTPException(404)
         found = await run_in_threadpool(self._issues, list_id)
         if not found:
             raise HTTPException(404)
@@ -105,8 +132,11 @@ class ArchiveEndpoints:
         return self._cached(page)
 
     async def issue_page(self, request: Request) -> Response:
-        params = request.path_params
-        html = await run_in_threadpool(self._html, params["list_id"], params["issue_id"])
+        list_id = request.path_params["list_id"]
+        issue_id = issue_id_from_path(request.path_params["issue_id"])
+        if issue_id is None or not known_list_id(list_id):
+            raise HTTPException(404)
+        html = await run_in_threadpool(self._html, list_id, issue_id)
         if html is None:
             raise HTTPException(404)
         headers = {"Content-Security-Policy": ISSUE_POLICY, "Cache-Control": ARCHIVE_CACHE}

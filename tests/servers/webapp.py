@@ -12,10 +12,11 @@ from __future__ import annotations
 import base64
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
+from select import select as wait_for_sockets
 from types import TracebackType
 from typing import Any
 
@@ -84,12 +85,84 @@ class WebApp:
     ) -> None:
         self.close()
 
+    def raw_request(
+        self, method: str, target: str, headers: dict[str, str] | None = None,
+        body: bytes | Iterable[bytes] = b"",
+    ) -> RawResponse:
+        """One request on a connection of its own, sent exactly as given (``target`` is not
+        re-quoted), read like a careful client: a server may answer (a 413) and close before
+        the body is all sent, so sending stops when the answer arrives or the peer is gone,
+        and what it answered is read all the same. ``body`` as an iterable goes chunked."""
+        chunked = not isinstance(body, bytes)
+        fields = {"Host": f"127.0.0.1:{self.port}", "Connection": "close", **(headers or {})}
+        if chunked:
+            fields["Transfer-Encoding"] = "chunked"
+        else:
+            fields.setdefault("Content-Length", str(len(body)))
+        head = f"{method} {target} HTTP/1.1\r\n" + "".join(
+            f"{name}: {value}\r\n" for name, value in fields.items()
+        )
+        pieces = _chunked(body) if not isinstance(body, bytes) else _pieces(body)
+        with socket.create_connection(("127.0.0.1", self.port), timeout=60) as conn:
+            conn.sendall(head.encode("latin-1") + b"\r\n")
+            for piece in pieces:
+                if wait_for_sockets([conn], [], [], 0)[0]:
+                    break  # answered already: the rest would not be read
+                try:
+                    conn.sendall(piece)
+                except (BrokenPipeError, ConnectionResetError):
+                    break
+            return RawResponse.parse(_read_all(conn))
+
     def close(self) -> None:
         self.session.close()
         self._server.should_exit = True
         if self._thread.is_alive():
             self._thread.join(10)
         self._socket.close()
+
+
+class RawResponse:
+    """The status and the raw bytes after the head of an HTTP/1.1 answer."""
+
+    def __init__(self, status: int, head: bytes, body: bytes) -> None:
+        self.status_code = status
+        self.head = head
+        self.body = body
+
+    @classmethod
+    def parse(cls, data: bytes) -> RawResponse:
+        head, _, body = data.partition(b"\r\n\r\n")
+        status_line = head.split(b"\r\n", 1)[0].split()
+        if len(status_line) < 2 or not status_line[1].isdigit():
+            raise ConnectionError(f"no HTTP answer: {data[:200]!r}")
+        return cls(int(status_line[1]), head, body)
+
+
+def _pieces(body: bytes, size: int = 64 * 1024) -> Iterator[bytes]:
+    for start in range(0, len(body), size):
+        yield body[start:start + size]
+
+
+def _chunked(body: Iterable[bytes]) -> Iterator[bytes]:
+    for piece in body:
+        if piece:
+            yield f"{len(piece):x}\r\n".encode() + piece + b"\r\n"
+    yield b"0\r\n\r\n"
+
+
+def _read_all(conn: socket.socket) -> bytes:
+    """Everything until the server closes; a reset after its answer keeps what came before."""
+    data = bytearray()
+    while True:
+        try:
+            piece = conn.recv(64 * 1024)
+        except ConnectionResetError:
+            break
+        if not piece:
+            break
+        data += piece
+    return bytes(data)
 
 
 # -- rows the web tests read and write ------------------------------------------------------

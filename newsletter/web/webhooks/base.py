@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
+import orjson
+
 from ...config import Secret, Settings
 from ...errors import NewsletterError
 from ...models import DeliveryStatus
@@ -27,6 +29,9 @@ from ...models import DeliveryStatus
 MAX_AGE = timedelta(minutes=5)
 #: Clocks drift: a timestamp this far ahead of ours is still believed.
 MAX_SKEW = timedelta(minutes=1)
+#: Providers' events nest a few levels deep; anything deeper is refused before it is walked
+#: (the digest of an event, ``payload_id``, recurses through it).
+MAX_JSON_DEPTH = 32
 
 Clock = Callable[[], datetime]
 Headers = Mapping[str, str]
@@ -99,7 +104,9 @@ class Receiver(ABC):
     def receive(self, headers: Headers, body: bytes) -> Received:
         """Authenticate, then parse; raises a ``WebhookError`` subclass on refusal."""
         token = self.authenticate(headers, body)
-        return Received(tuple(self.parse(headers, body)), token)
+        received = Received(tuple(self.parse(headers, body)), token)
+        _check_storable(received)
+        return received
 
     @abstractmethod
     def authenticate(self, headers: Headers, body: bytes) -> str:
@@ -154,10 +161,41 @@ def _basic_credentials(header: str) -> tuple[str, str]:
 
 
 def load_json(body: bytes | str, what: str = "request body") -> Any:
+    """The JSON document of ``body``, at most ``MAX_JSON_DEPTH`` levels deep.
+
+    orjson rather than the json module: it stops at 1,024 levels with a ``ValueError``, where
+    the json module recurses until Python's ``RecursionError``, and is strict about UTF-8.
+    """
     try:
-        return json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
         raise WebhookPayloadError(f"{what} is not valid JSON: {exc}") from exc
+    if _depth_exceeds(document, MAX_JSON_DEPTH):
+        raise WebhookPayloadError(f"{what} is nested deeper than {MAX_JSON_DEPTH} levels")
+    return document
+
+
+def _depth_exceeds(document: Any, limit: int) -> bool:
+    """Whether arrays and objects nest more than ``limit`` levels; iterative, so it cannot
+    run out of stack itself."""
+    pending: list[tuple[Any, int]] = [(document, 0)]
+    while pending:
+        value, depth = pending.pop()
+        if isinstance(value, dict | list):
+            if depth == limit:
+                return True
+            children = value.values() if isinstance(value, dict) else value
+            pending.extend((child, depth + 1) for child in children)
+    return False
+
+
+def _check_storable(received: Received) -> None:
+    """Refuse text the database cannot store: PostgreSQL's text columns take no NUL."""
+    texts = [received.replay_token]
+    for event in received.events:
+        texts += [event.event_id, event.email, event.provider_message_id, event.detail]
+    if any("\x00" in text for text in texts):
+        raise WebhookPayloadError("an event field contains a NUL character")
 
 
 def as_items(document: Any, what: str = "request body") -> list[Mapping[str, Any]]:
