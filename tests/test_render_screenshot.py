@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import struct
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
+from PIL import Image
 
+from newsletter.cli import cli
 from newsletter.errors import RenderError
 from newsletter.render.screenshot import find_browser, screenshot
 
@@ -45,3 +49,62 @@ def test_missing_html_file(tmp_path: Path) -> None:
         pytest.skip("no Chromium on PATH")
     with pytest.raises(RenderError, match="no such HTML file"):
         screenshot(tmp_path / "absent.html", tmp_path / "issue.png", 600)
+
+
+LONG_PAGE = """<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"></head>
+<body style="margin:0;background:#173f47">
+<div style="height:5000px">A long article</div>
+<div style="height:200px;background:#ff0000">The footer</div>
+</body></html>"""
+
+
+@pytest.mark.skipif(find_browser() is None, reason="no Chromium on PATH")
+@pytest.mark.timeout(180)
+def test_a_long_page_is_captured_whole_down_to_its_footer(tmp_path: Path) -> None:
+    page = tmp_path / "issue.html"
+    page.write_text(LONG_PAGE, encoding="utf-8")
+    written = screenshot(page, tmp_path / "issue-600.png", 600)
+    assert png_size(written) == (600, 5200)  # the page's scrollHeight, not 3,000
+    with Image.open(written) as image:
+        rgb = image.convert("RGB")
+        assert rgb.getpixel((300, 5199)) == (255, 0, 0)  # the footer's last row
+        assert rgb.getpixel((300, 4990)) == (0x17, 0x3F, 0x47)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["issue-600.png", "issue.html"]
+
+
+BODY_BACKGROUND = (0xF2, 0xEF, 0xE9)  # templates/css/email.css: .body
+
+
+@pytest.mark.skipif(find_browser() is None, reason="no Chromium on PATH")
+@pytest.mark.timeout(300)
+def test_preview_png_of_a_long_issue_shows_its_footer(home: Path) -> None:
+    paragraphs = "\n\n".join(
+        f"Paragraph {n} of the council's long report on the harbour wall." for n in range(120)
+    )
+    (home / "articles" / "long-read.md").write_text(
+        "---\ntitle: The long read\ndate: 2026-11-28T08:00:00Z\n---\n\n" + paragraphs + "\n",
+        encoding="utf-8",
+    )
+
+    def run(*args: str) -> str:
+        result = CliRunner().invoke(cli, ["--home", str(home), *args])
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    run("collect")
+    entries = json.loads(run("articles", "list", "--json"))
+    article_id = next(e["id"] for e in entries if e["title"] == "The long read")
+    (issue_id,) = json.loads(
+        run("issue", "draft", "every-article", "--article", str(article_id), "--json")
+    )["drafted"]
+    out = run("issue", "preview", str(issue_id), "--png")
+    for width in (600, 375):
+        png = home / "var" / "preview" / f"issue-{issue_id}-{width}.png"
+        assert f"PNG:     {png}" in out
+        with Image.open(png) as image:
+            rgb = image.convert("RGB")
+        assert rgb.width == width and rgb.height > 3000
+        bottom = [rgb.getpixel((x, rgb.height - 1)) for x in range(width)]
+        assert set(bottom) == {BODY_BACKGROUND}  # past the end of the email, not cut in it
+        footer = rgb.crop((0, rgb.height - 400, width, rgb.height)).convert("L")
+        assert footer.getextrema()[0] < 140  # the footer's text (address, unsubscribe link)
