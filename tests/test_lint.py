@@ -272,10 +272,15 @@ def test_an_issue_with_an_empty_article_is_an_error_naming_it(
 
     expected = (
         f"article {empty} from source posts is empty: no title, no text and no link "
-        "(draft the issue again without it)"
+        f"(issue remove-article {issue_id} {empty})"
     )
     assert report.errors == (expected,)
     assert checked.exit_code == 1 and f"  - {expected}" in checked.output
+    removed = run(home, publisher, "issue", "remove-article", str(issue_id), str(empty))
+    assert removed.exit_code == 0, removed.output
+    assert lint(publisher, issue_id).errors == (  # it was the only article
+        "the issue is empty: no articles and no introduction",
+    )
 
 
 def test_an_untitled_article_warns_and_an_empty_subject_is_an_error(publisher: Publisher) -> None:

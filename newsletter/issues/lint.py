@@ -145,7 +145,7 @@ def _empty_articles(sample: Sample) -> Iterator[str]:
         if is_empty(article):
             yield (
                 f"article {article_id} from source {article.source_id} is empty: no title, "
-                "no text and no link (draft the issue again without it)"
+                f"no text and no link (issue remove-article {sample.record.id} {article_id})"
             )
 
 
