@@ -10,19 +10,29 @@ instead of a request to 169.254.169.254.
 from __future__ import annotations
 
 import ipaddress
+import ssl
 import sys
+import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from newsletter.config import Settings
 from newsletter.errors import SourceError
 from newsletter.lists import ConfigFileError, load_config_file
 from newsletter.sources import FetchResult, FetchState, SourceSpec, make_source
-from newsletter.sources.netguard import judge
+from newsletter.sources.netguard import AddressPolicy, GuardedAdapter, judge
 from tests.servers.feedserver import FeedServer
 
 JSON_FEED = '{"version": "https://jsonfeed.org/version/1.1", "items": [{"id": "1", "url": "p/1"}]}'
@@ -114,7 +124,9 @@ def test_a_host_name_is_checked_by_the_addresses_it_resolves_to(
 
     reason = refusal(url, settings, allow_private=False)
 
-    assert reason == f"refused {url}: localhost resolves to 127.0.0.1, a loopback address; {OPT_IN}"
+    # The first address refused is named: 127.0.0.1 here, ::1 where the hosts file lists it first.
+    named = "::1" if reason.startswith(f"refused {url}: localhost resolves to ::1") else "127.0.0.1"
+    assert reason == f"refused {url}: localhost resolves to {named}, a loopback address; {OPT_IN}"
     assert tripwire.connects == [] and server.requests == []
 
 
@@ -129,7 +141,8 @@ def test_the_opt_in_fetches_a_private_feed_from_the_address_that_was_checked(
     # The name was looked up once, and the connection went to the address that was checked:
     # a second lookup could answer differently (DNS rebinding).
     assert tripwire.lookups.count("localhost") == 1
-    assert tripwire.connects == [("127.0.0.1", server.port)]
+    assert tripwire.connects[-1] == ("127.0.0.1", server.port)
+    assert tripwire.hosts_connected <= {"127.0.0.1", "::1"}  # ::1 first where it resolves so
 
 
 # --- redirects --------------------------------------------------------------------------------
@@ -250,6 +263,87 @@ def test_a_redirect_to_the_loopback_address_needs_the_opt_in(
     assert article.url == server.url("/p/1")
     assert [r.target for r in server.requests] == [start, start, target]
     assert "feeds.example.invalid" not in tripwire.lookups  # the proxy resolves outside names
+
+
+# --- TLS over a checked address ---------------------------------------------------------------
+
+
+def self_signed(folder: Path, name: str) -> tuple[Path, Path]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(hours=1))
+        .not_valid_after(now + timedelta(hours=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = folder / f"{name}.pem", folder / f"{name}.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path
+
+
+class _Hello(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Length", "5")
+        self.end_headers()
+        self.wfile.write(b"hello")
+
+    def log_message(self, format: str, *args: object) -> None:
+        """Quiet."""
+
+
+@contextmanager
+def tls_server(cert: Path, key: Path) -> Iterator[int]:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Hello)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02})
+    thread.start()
+    try:
+        yield int(server.server_address[1])
+    finally:
+        server.shutdown()
+        thread.join()
+        server.server_close()
+
+
+def test_https_connects_to_the_checked_address_and_verifies_the_host_name(
+    tmp_path: Path, tripwire: Tripwire
+) -> None:
+    cert, key = self_signed(tmp_path, "localhost")
+    other_cert, other_key = self_signed(tmp_path, "feeds.example.org")
+    with (
+        tls_server(cert, key) as port,
+        tls_server(other_cert, other_key) as other_port,
+        requests.Session() as session,
+    ):
+        session.trust_env = False
+        session.mount("https://", GuardedAdapter(AddressPolicy(allow_private=True)))
+
+        answer = session.get(f"https://localhost:{port}/", verify=str(cert), timeout=5)
+        # A trusted certificate for another name: the socket went to 127.0.0.1, but the
+        # certificate is still held to the name in the URL.
+        with pytest.raises(requests.exceptions.SSLError, match="not valid for 'localhost'"):
+            session.get(f"https://localhost:{other_port}/", verify=str(other_cert), timeout=5)
+
+    assert answer.text == "hello"
+    assert tripwire.hosts_connected == {"127.0.0.1"}
 
 
 # --- the classification -----------------------------------------------------------------------
