@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator, Sequence, Set
-from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
 from typing import TYPE_CHECKING
@@ -28,7 +27,7 @@ from .issues import draft as drafting
 from .issues import sendtime, states
 from .lists.config import PublicationConfig, load_config
 from .lists.members import Problem, stream_recipients
-from .models import Approval, Cadence, IssueKind, IssueState, MailingList, Recipient
+from .models import Cadence, IssueKind, IssueState, MailingList, Recipient
 from .store import Store, ledger, tally
 from .store import articles as article_store
 from .store import audience as audience_store
@@ -42,17 +41,6 @@ if TYPE_CHECKING:
     from .sources.collect import CollectReport
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class CycleReport:
-    """What one ``run --once`` did."""
-
-    collected: CollectReport | None = None
-    drafted: list[int] = field(default_factory=list)
-    queued: list[int] = field(default_factory=list)
-    sent: list[SendReport] = field(default_factory=list)
-    skipped: list[str] = field(default_factory=list)
 
 
 class Publisher:
@@ -215,6 +203,7 @@ class Publisher:
             articles=items,
             web_url=self.web_url(record.list_id, issue_id),
             sent_at=record.started_at,
+            number=record.number,
         )
 
     def render(self, issue_id: int, *, store: bool = True) -> RenderedIssue:
@@ -466,28 +455,6 @@ class Publisher:
                     log.info("%s", exc)
             ready = rounds.next_round()
         return rounds.reports()
-
-    # -- one full cycle --------------------------------------------------------------------
-    def run_once(self, progress_for: Callable[[int], Progress | None] | None = None) -> CycleReport:
-        """Collect, then for every list do what the scheduler does, then send what is due."""
-        from .schedule.cadence import publish_new  # the daemon's own per-list policy
-
-        report = CycleReport(collected=self.collect())
-        for mailing_list in self.config.lists.values():
-            outcome = publish_new(self, mailing_list.id)
-            report.drafted += outcome.drafted
-            report.queued += outcome.queued
-            if outcome.skipped:
-                report.skipped.append(f"{mailing_list.id}: no new articles")
-            why = (
-                "waits for an editor (approval = editor)"
-                if mailing_list.approval == Approval.EDITOR
-                else "was held back by the pre-send checks: `newsletter issue check {}`"
-            )
-            for issue_id in outcome.held:
-                report.skipped.append(f"{mailing_list.id}: draft {issue_id} {why.format(issue_id)}")
-        report.sent = self.send_due(progress_for)
-        return report
 
     # -- tests -----------------------------------------------------------------------------
     def test_send(self, issue_id: int, addresses: Sequence[str]) -> list[str]:

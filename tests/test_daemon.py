@@ -277,3 +277,89 @@ def test_a_standby_scheduler_takes_over_when_the_leader_is_killed(
     assert standby.returncode == 0
     assert out.splitlines()[-1] == "Stopped on SIGTERM; the scheduler lock is released."
     assert lock_rows(home, database_url) == []
+
+
+def issues_by_state(home: Path, database_url: str) -> dict[int, IssueState]:
+    _, store, _ = open_publication(home, database_url)
+    try:
+        with store.engine.connect() as conn:
+            return {r.id: r.state for r in issue_store.find(conn)}
+    finally:
+        store.close()
+
+
+def test_run_once_refuses_while_a_daemon_holds_the_lock_and_drafts_nothing(
+    home: Path,
+    tmp_path: Path,
+    database_url: str,
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    write_article(home, "harbour-news", datetime.now(UTC) - timedelta(hours=1))
+    daemon = Daemon(home, tmp_path / "daemon.log")
+    once = newsletter(home, "run", "--once")
+    _, refused = once.communicate(timeout=120)
+    drafted_meanwhile = issues_by_state(home, database_url)
+    code, _ = daemon.stop(signal.SIGTERM)
+
+    assert once.returncode == 75, refused
+    assert f"held by {daemon.owner} (lease until" in refused
+    assert "Nothing was done." in refused
+    assert drafted_meanwhile == {}  # the daemon drafts the weekly digest on Mondays only
+    assert code == 0, daemon.failure()
+
+    again = newsletter(home, "run", "--once")  # the daemon has gone: the lock is free
+    out, err = again.communicate(timeout=120)
+    assert again.returncode == 0, err
+    assert "skipped weekly: next digest at " in out
+    assert lock_rows(home, database_url) == []  # taken for the run, released after
+
+
+def wait_for_states(
+    home: Path, database_url: str, wanted: dict[int, IssueState], daemon: Daemon
+) -> None:
+    """Poll the store until the issues are in ``wanted`` (the daemon sends on its own)."""
+    import time
+
+    deadline = time.monotonic() + 120
+    while (seen := issues_by_state(home, database_url)) != wanted:
+        assert daemon.process.poll() is None, daemon.failure()
+        assert time.monotonic() < deadline, (seen, daemon.failure())
+        time.sleep(0.2)
+
+
+def test_the_daemon_logs_each_step_at_info_whatever_the_log_level(
+    tmp_path: Path, database_url: str
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from newsletter.devtools.fakeprovider import FakeProviderServer, Fault, FaultKind
+
+    home = make_home(tmp_path, [ListSpec("alerts", "instant", members=3)])
+    write_article(home, "harbour-wall", datetime.now(UTC) - timedelta(hours=2))
+    write_article(home, "lifeboat-day", datetime.now(UTC) - timedelta(hours=1))
+    with FakeProviderServer() as provider:
+        settings = {"NEWSLETTER_DATABASE_URL": database_url, "NEWSLETTER_PROVIDER": "postmark"}
+        settings |= provider.environment()  # and NEWSLETTER_LOG_LEVEL left at its warning
+        (home / ".env").write_text("".join(f"{k}={v}\n" for k, v in settings.items()))
+        provider.faults.push("postmark", Fault(FaultKind.UNAUTHORIZED, nth=1))
+        daemon = Daemon(home, tmp_path / "daemon.log")
+        wait_for_states(home, database_url, {1: IssueState.PAUSED, 2: IssueState.SENT}, daemon)
+        code, _ = daemon.stop(signal.SIGTERM)
+    log = daemon.log_path.read_text(encoding="utf-8")
+    assert code == 0, log
+    logged = [line.split(": ", 1)[1] for line in log.splitlines() if ": " in line]
+    for line in (
+        "collected 2 new article(s) from 1 source(s), 0 failing",
+        "drafted issue 1 for alerts (1 articles)",
+        "drafted issue 2 for alerts (1 articles)",
+        "list alerts: issue 1 queued",
+        "list alerts: issue 2 queued",
+        "issue 1 (alerts): sending, 3 recipient(s) to go",
+        "issue 1: paused (3 queued)",
+        "issue 2 (alerts): sending, 3 recipient(s) to go",
+        "issue 2: sent (3 sent)",
+    ):
+        assert logged.count(line) == 1, (line, logged)
+    [paused] = [line for line in logged if line.startswith("issue 1 paused: ")]
+    assert "401" in paused

@@ -10,10 +10,15 @@ from __future__ import annotations
 import email
 import email.policy
 import re
+from collections.abc import Iterator
+from datetime import datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
 
+import pytest
+import time_machine
 from click.testing import CliRunner
 from sqlalchemy import Text, select, type_coerce
 
@@ -35,6 +40,17 @@ summary: The lights along the quay are back, a week early.
 
 The harbour lights are on again, a week earlier than planned.
 """
+
+
+#: The example's weekly digest goes out on Mondays at 08:00 London time, and ``run --once``
+#: drafts it only then: these runs happen on the Monday morning after the sample articles.
+MONDAY_MORNING = datetime(2026, 11, 30, 8, 5, tzinfo=ZoneInfo("Europe/London"))
+
+
+@pytest.fixture(autouse=True)
+def monday_morning() -> Iterator[None]:
+    with time_machine.travel(MONDAY_MORNING, tick=True):
+        yield
 
 
 def run(home: Path, *args: str) -> str:
@@ -147,7 +163,8 @@ def test_an_unsubscribe_from_a_real_email_removes_the_reader_from_the_next_issue
     (home / "articles" / "harbour-lights.md").write_text(
         NEW_ARTICLE.format(date="2026-11-25T09:00:00Z"), encoding="utf-8"
     )
-    run(home, "run", "--once")
+    with time_machine.travel(MONDAY_MORNING + timedelta(days=7), tick=True):  # the next digest
+        run(home, "run", "--once")
     newest = max(int(p.parent.name.split("-")[1]) for p, _ in messages(home, "issue-*-weekly"))
     next_weekly = messages(home, f"issue-{newest}-weekly")
     recipients = {email.utils.parseaddr(m["To"])[1].lower() for _, m in next_weekly}

@@ -23,7 +23,7 @@ COMMAND_MODULES = {
     "dev": "dev",
     "issue": "issue",
     "lists": "lists",
-    "run": "send",
+    "run": "daemon",
     "send": "send",
     "serve": "serve",
     "status": "status",

@@ -1,6 +1,6 @@
-"""``newsletter run`` without ``--once``: the scheduler daemon.
+"""``newsletter run``: the scheduler daemon, or with ``--once`` one cycle of it (``once``).
 
-It takes the scheduler lock (one scheduler per database), starts the jobs, and renews the
+The daemon takes the scheduler lock (one scheduler per database), starts the jobs, and renews the
 lock until SIGTERM or SIGINT. Then it stops gracefully: the sends in flight finish their
 current batches and record them, no new work starts, the scheduler shuts down, the lock is
 released and the process exits 0. What was left unsent is picked up by the next
@@ -26,9 +26,14 @@ from ..schedule.jobs import Runtime, installed
 from ..schedule.lock import LeaseLock
 from ..schedule.scheduler import job_specs, start_scheduler, stop_scheduler
 from ..store import make_engine
-from .context import AppContext
+from . import cli
+from .context import AppContext, json_option, pass_app
 
 log = logging.getLogger(__name__)
+
+#: The package's loggers under the daemon: each collection, draft, queue, send, pause and
+#: resume is one line at INFO, whatever ``NEWSLETTER_LOG_LEVEL`` asks beyond that.
+DAEMON_LOG_LEVEL = logging.INFO
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
@@ -85,12 +90,58 @@ class StopSignals:
             pass
 
 
+@cli.command()
+@click.option("--once", is_flag=True, help="One cycle (collect, draft, queue, send), then exit.")
+@click.option(
+    "--standby",
+    is_flag=True,
+    help="If another scheduler holds the lock, wait and take over when it stops.",
+)
+@json_option
+@pass_app
+def run(app: AppContext, once: bool, standby: bool, as_json: bool) -> None:
+    """Run the publication: the scheduler daemon, or one full cycle with --once.
+
+    Both take the scheduler lock: one scheduler per database. With --once, a digest list
+    drafts only when one of its cron times has come since its last digest (within
+    NEWSLETTER_MISFIRE_GRACE_SECONDS), as under the daemon, so cron may run it as often
+    as it likes. --json prints the cycle's summary.
+
+    \b
+    Exit status of --once (several problems add up, e.g. 36 = 4 + 32):
+      0   done; nothing needs a person (drafts waiting for an editor are fine)
+      1   an error stopped it (configuration, database); the message says which
+      2   wrong options
+      4   a source could not be collected
+      8   a draft was held back by a template or pre-send check error
+      16  an issue ended paused
+      32  an issue ended partially-failed
+      75  another scheduler holds the lock; nothing was done
+    """
+    if once:
+        if standby:
+            raise click.UsageError("--standby is for the daemon; --once never waits for the lock")
+        from .once import run_once
+
+        run_once(app, as_json=as_json)
+        return
+    run_daemon(app, standby=standby)
+
+
+def daemon_logging() -> None:
+    """Let the package log at INFO at least (third-party libraries keep the set level)."""
+    package = logging.getLogger("newsletter")
+    if package.getEffectiveLevel() > DAEMON_LOG_LEVEL:
+        package.setLevel(DAEMON_LOG_LEVEL)
+
+
 def run_daemon(app: AppContext, *, standby: bool = False) -> None:
     """Run the scheduler in the foreground until SIGTERM or SIGINT.
 
     With ``standby``, a scheduler that finds the lock held waits and takes over when the
     leader stops renewing it (it died, or its host did), instead of exiting.
     """
+    daemon_logging()
     settings = app.settings
     settings.require_provider_credentials()  # a daemon that could never send should not start
     specs = job_specs(settings, app.publisher.config)  # nor one with a broken publication file

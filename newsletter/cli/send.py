@@ -1,4 +1,4 @@
-"""``newsletter send`` and ``newsletter run``: deliver what is due; one full cycle."""
+"""``newsletter send``: deliver what is due (``run --once`` shows its sends the same way)."""
 
 from __future__ import annotations
 
@@ -21,7 +21,6 @@ from ..delivery.outage import UNAVAILABLE
 from ..delivery.report import SendReport
 from ..store import tally
 from . import cli
-from .collect import print_collect
 from .context import AppContext, echo_json, json_option, pass_app
 
 
@@ -133,52 +132,3 @@ def send(app: AppContext, as_json: bool) -> None:
         click.echo("Nothing to send: no queued issue is due.")
     for report in reports:
         click.echo(describe(report, app.settings.outage_resume_minutes))
-
-
-@cli.command()
-@click.option("--once", is_flag=True, help="One cycle (collect, draft, queue, send), then exit.")
-@click.option(
-    "--standby",
-    is_flag=True,
-    help="If another scheduler holds the lock, wait and take over when it stops.",
-)
-@json_option
-@pass_app
-def run(app: AppContext, once: bool, standby: bool, as_json: bool) -> None:
-    """Run the publication: the scheduler daemon, or one full cycle with --once."""
-    if not once:
-        from .daemon import run_daemon
-
-        run_daemon(app, standby=standby)
-        return
-    publisher = app.publisher
-    with ProgressBars(app) as bars:
-        cycle = publisher.run_once(bars.for_issue if not as_json else None)
-    if as_json:
-        echo_json(
-            {
-                "collected": cycle.collected.as_dict() if cycle.collected else None,
-                "drafted": cycle.drafted,
-                "queued": cycle.queued,
-                "sent": [report_dict(r) for r in cycle.sent],
-                "skipped": cycle.skipped,
-            }
-        )
-        return
-    _print_cycle(app, cycle)
-
-
-def _print_cycle(app: AppContext, cycle) -> None:  # type: ignore[no-untyped-def]
-    if cycle.collected is not None:
-        click.echo(f"Collected {cycle.collected.new} new article(s):")
-        print_collect(cycle.collected)
-    click.echo(f"Drafted {len(cycle.drafted)} issue(s), queued {len(cycle.queued)}.")
-    for reason in cycle.skipped:
-        click.echo(f"  skipped {reason}")
-    written = sum(r.counts.get("sent", 0) for r in cycle.sent)
-    for report in cycle.sent:
-        click.echo(describe(report, app.settings.outage_resume_minutes))
-    if not cycle.sent:
-        click.echo("Nothing new to send.")
-    elif app.settings.provider == "outbox":
-        click.echo(f"{written} message(s) written under {app.settings.outbox_path}/")

@@ -13,7 +13,6 @@ hold it back, because on an ``auto`` list nobody would be there to say ``--force
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -27,13 +26,23 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
+class HeldDraft:
+    """A draft of an ``auto`` list that could not be queued: a template or pre-send error."""
+
+    list_id: str
+    issue_id: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class ListOutcome:
     """What one scheduled run did for one list."""
 
     list_id: str
     drafted: tuple[int, ...] = ()
     queued: tuple[int, ...] = ()
-    held: tuple[int, ...] = ()  # drafts left for an editor or a fix
+    waiting: tuple[int, ...] = ()  # drafts of an ``editor`` list, left for an editor
+    held: tuple[HeldDraft, ...] = ()  # drafts an error kept back
 
     @property
     def skipped(self) -> bool:
@@ -43,42 +52,42 @@ class ListOutcome:
 def publish_new(publisher: Publisher, list_id: str) -> ListOutcome:
     """Draft the list's new articles per its cadence, then queue them if it is ``auto``."""
     mailing_list = publisher.config.list(list_id)
-    drafted = publisher.draft(list_id)
+    drafted = tuple(publisher.draft(list_id))
     if not drafted:
         log.info("list %s: no new articles; nothing drafted, nothing sent", list_id)
         return ListOutcome(list_id)
-    queued = approve(publisher, mailing_list, drafted)
-    held = tuple(i for i in drafted if i not in queued)
-    return ListOutcome(list_id, tuple(drafted), queued, held)
-
-
-def approve(
-    publisher: Publisher, mailing_list: MailingList, issue_ids: Sequence[int]
-) -> tuple[int, ...]:
-    """Queue what an ``auto`` list drafted; an ``editor`` list keeps its drafts."""
     if mailing_list.approval == Approval.EDITOR:
-        for issue_id in issue_ids:
+        for issue_id in drafted:
             log.info(
                 "list %s: issue %s drafted and waiting for an editor (approval = editor)",
-                mailing_list.id,
+                list_id,
                 issue_id,
             )
-        return ()
-    return tuple(i for i in issue_ids if _queue(publisher, mailing_list, i))
+        return ListOutcome(list_id, drafted, waiting=drafted)
+    queued: list[int] = []
+    held: list[HeldDraft] = []
+    for issue_id in drafted:
+        problem = _queue(publisher, mailing_list, issue_id)
+        if problem is None:
+            queued.append(issue_id)
+        else:
+            held.append(HeldDraft(list_id, issue_id, problem))
+    return ListOutcome(list_id, drafted, tuple(queued), held=tuple(held))
 
 
-def _queue(publisher: Publisher, mailing_list: MailingList, issue_id: int) -> bool:
+def _queue(publisher: Publisher, mailing_list: MailingList, issue_id: int) -> str | None:
+    """Queue one draft of an ``auto`` list; what kept it a draft, or None once queued."""
     try:
         report = publisher.queue(issue_id, force=True)
     except NewsletterError as exc:  # failed checks, a broken template: this draft only
         log.error("list %s: issue %s left as a draft: %s", mailing_list.id, issue_id, exc)
-        return False
+        return str(exc)
     for warning in report.warnings:
         log.warning(
             "list %s: issue %s queued with a warning: %s", mailing_list.id, issue_id, warning
         )
     log.info("list %s: issue %s queued", mailing_list.id, issue_id)
-    return True
+    return None
 
 
 def instant_lists(publisher: Publisher) -> list[MailingList]:

@@ -25,7 +25,8 @@ from ..delivery.report import Progress, SendReport
 from ..errors import IssueMovedOnError, NewsletterError
 from ..publisher import Publisher
 from ..render.issue import Renderer
-from ..store import Store
+from ..store import Store, tally
+from ..store import issues as issue_store
 from . import cadence
 
 log = logging.getLogger(__name__)
@@ -94,7 +95,7 @@ class Runtime:
 
     def _send(self, publisher: Publisher, issue_id: int) -> SendReport | None:
         engine = self.engine(publisher)
-        with self._tracking(engine) as progress:
+        with self._tracking(engine, issue_id) as progress:
             try:
                 report = publisher.send_issue(issue_id, progress, engine)
             except IssueMovedOnError as exc:  # another sender finished it meanwhile
@@ -108,8 +109,14 @@ class Runtime:
         return report
 
     @contextmanager
-    def _tracking(self, engine: Engine) -> Iterator[Progress]:
-        def progress(_count: int) -> None:
+    def _tracking(self, engine: Engine, issue_id: int) -> Iterator[Progress]:
+        started = False
+
+        def progress(count: int) -> None:
+            nonlocal started
+            if count == 0 and not started:  # the audience is frozen; the first batch is next
+                started = True
+                self._log_start(issue_id)
             if self.stopping.is_set():  # a stop that came before the engine began running
                 engine.stop()
 
@@ -120,6 +127,12 @@ class Runtime:
         finally:
             with self._lock:
                 self._engines.discard(engine)
+
+    def _log_start(self, issue_id: int) -> None:
+        with self.store.engine.connect() as conn:
+            record = issue_store.get(conn, issue_id)
+            left = tally.open_recipients(conn, issue_id)
+        log.info("issue %s (%s): sending, %s recipient(s) to go", issue_id, record.list_id, left)
 
     def stop(self) -> None:
         """Take no new work; sends in flight finish their current batches and return."""

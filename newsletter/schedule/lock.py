@@ -13,6 +13,8 @@ shortcuts make a takeover quicker without weakening the rule:
 from __future__ import annotations
 
 import hashlib
+import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,6 +31,8 @@ from ..errors import LockError, StoreError
 from ..processes import owner_is_dead, worker_identity
 from ..store import Store
 from ..store.tables import locks
+
+log = logging.getLogger(__name__)
 
 SCHEDULER_LOCK = "scheduler"
 
@@ -231,3 +235,52 @@ def _advisory_key(schema: str, name: str) -> int:
     """A signed 64-bit key: one lock per schema, since tests and tenants may share a database."""
     digest = hashlib.blake2b(f"newsletter:{schema}:{name}".encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big", signed=True)
+
+
+class LeaseKeeper:
+    """Keep a taken ``lock`` for a ``with`` block that does the work itself (``run --once``).
+
+    The lease is renewed from a thread a few times per lease while the block runs, and
+    released on exit. A renewal the database refuses is retried; once a whole lease has
+    gone by without one, or another scheduler has taken the lock over, ``lost`` says why.
+    """
+
+    def __init__(self, lock: LeaseLock) -> None:
+        self.lock = lock
+        self.lost: str = ""
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._renew, name="lease-keeper", daemon=True)
+
+    def __enter__(self) -> LeaseKeeper:
+        self._thread.start()
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.lock.release()
+
+    def _renew(self) -> None:
+        renewed_at = self.lock.clock()
+        while not self._stop.wait(self.lock.lease_seconds / 3):
+            try:
+                self.lock.renew()
+            except LockError as exc:
+                self._give_up(str(exc))
+                return
+            except StoreError as exc:
+                if self.lock.clock() - renewed_at >= self.lock.lease_seconds:
+                    self._give_up(f"could not renew the scheduler lock for a whole lease: {exc}")
+                    return
+                log.warning("could not renew the scheduler lock; trying again: %s", exc)
+            else:
+                renewed_at = self.lock.clock()
+
+    def _give_up(self, why: str) -> None:
+        self.lost = why
+        log.error("%s", why)

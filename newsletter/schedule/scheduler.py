@@ -129,7 +129,7 @@ def sync_jobs(scheduler: BackgroundScheduler, specs: Sequence[JobSpec]) -> SyncR
             report.removed.append(job.id)
     for spec in specs:
         existing = scheduler.get_job(spec.id)
-        if existing is not None and _unchanged(existing, spec):
+        if existing is not None and same_job(existing, spec):
             report.kept.append(spec.id)
             continue
         _add(scheduler, spec, first=existing is None)
@@ -137,7 +137,8 @@ def sync_jobs(scheduler: BackgroundScheduler, specs: Sequence[JobSpec]) -> SyncR
     return report
 
 
-def _unchanged(job: Job, spec: JobSpec) -> bool:
+def same_job(job: Job, spec: JobSpec) -> bool:
+    """The stored ``job`` runs what ``spec`` asks, on the same schedule."""
     return (
         job.func_ref == obj_to_ref(spec.func)
         and tuple(job.args) == spec.args
