@@ -362,7 +362,8 @@ def _read_variables(env_file: Path, environ: Mapping[str, str]) -> dict[str, Any
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{env_file}: cannot be read: {exc}") from exc
     from_environment = _EnvironmentSource(Settings, environ)()
-    return {**from_file, **from_environment}
+    merged = {**from_file, **from_environment}
+    return {name: value for name, value in merged.items() if name in _FIELD_OF}  # not `home`
 
 
 def _secret_key(home: Path, configured: Secret) -> Secret:

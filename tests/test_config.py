@@ -154,3 +154,11 @@ def test_env_example_documents_every_variable_and_nothing_else() -> None:
     assert documented == {v.name for v in VARIABLES}
     assert all(name in documented for names in REQUIRED.values() for name in names)
     load_settings(REPO, env_file=REPO / ".env.example", environ={})  # its defaults are valid
+
+
+def test_only_the_documented_names_are_read(tmp_path: Path) -> None:
+    # Field names are not variables: a stray `provider` or `home` in the environment is not
+    # NEWSLETTER_PROVIDER, and NEWSLETTER_HOME is read only to find the publication.
+    settings = load_settings(tmp_path, environ={"home": "/elsewhere", "provider": "smtp",
+                                                "newsletter_provider": "ses"})
+    assert (settings.home, settings.provider) == (tmp_path.resolve(), "outbox")
