@@ -283,6 +283,8 @@ def test_show_lists_the_articles_and_the_local_send_time(home: Path) -> None:
         ok(home, "issue", "queue", str(issue_id), "--at", "2026-06-01 08:00")
         out = ok(home, "issue", "show", str(issue_id))
         data = shown(home, issue_id)
+        listed = ok(home, "issue", "list")
+    assert f"{issue_id:>5}  queued           weekly           2026-06-01 08:00 BST  " in listed
     assert "  Send at:  2026-06-01 08:00 Europe/London (UTC+01:00; 2026-06-01 07:00 UTC)\n" in out
     assert (
         "  Articles: 2\n"

@@ -120,7 +120,14 @@ def test_each_command_refuses_every_illegal_move(cli_store: tuple[Path, Store]) 
                 issue_id = issue_in(store, current)
                 before = history(store, issue_id)
                 code, output = run(home, command, str(issue_id))
-                assert (code, output) == (1, f"Error: {refusal(issue_id, current, target)}\n"), (
+                expected = refusal(issue_id, current, target)
+                if (command, current) == ("queue", S.QUEUED):  # the editor wants a new time
+                    expected = (
+                        f"issue {issue_id} is already queued; `newsletter issue reschedule "
+                        f"{issue_id} --at TIME` changes its time, `newsletter issue unqueue "
+                        f"{issue_id}` makes it a draft again"
+                    )
+                assert (code, output) == (1, f"Error: {expected}\n"), (
                     f"issue {command} on a {current} issue"
                 )
                 assert state_of(store, issue_id) == current
@@ -181,5 +188,34 @@ def test_retry_refuses_an_issue_that_has_not_finished(cli_store: tuple[Path, Sto
                 f"Error: issue {issue_id} is {current}; retry once it has finished\n",
             )
             assert state_of(store, issue_id) == current
+    finally:
+        store.close()
+
+
+def test_reschedule_and_unqueue_take_queued_issues_only(cli_store: tuple[Path, Store]) -> None:
+    """Both act on a queued issue's time; on any other issue they change and record nothing."""
+    home, store = cli_store
+    try:
+        for current in (s for s in IssueState if s != S.QUEUED):
+            issue_id = issue_in(store, current)
+            before = history(store, issue_id)
+            code, output = run(home, "reschedule", str(issue_id), "--now")
+            assert code == 1 and output.startswith(
+                f"Error: issue {issue_id} is {current}; only a queued issue can be rescheduled"
+            )
+            assert run(home, "unqueue", str(issue_id)) == (
+                1,
+                f"Error: issue {issue_id} is {current}; only a queued issue can go back to draft\n",
+            )
+            assert state_of(store, issue_id) == current
+            assert history(store, issue_id) == before
+        queued = issue_in(store, S.QUEUED)
+        assert run(home, "reschedule", str(queued), "--now")[0] == 0
+        assert run(home, "unqueue", str(queued))[0] == 0
+        assert state_of(store, queued) == S.DRAFT
+        assert [(h["from"], h["to"]) for h in history(store, queued)][-2:] == [
+            (S.QUEUED, S.QUEUED),
+            (S.QUEUED, S.DRAFT),
+        ]
     finally:
         store.close()

@@ -5,10 +5,12 @@ from __future__ import annotations
 import webbrowser
 from pathlib import Path
 from typing import IO, Any
+from zoneinfo import ZoneInfo
 
 import click
 
 from ..delivery.outage import resumes_at
+from ..errors import NewsletterError
 from ..issues import editing, sendtime
 from ..models import IssueState, Recipient
 from ..store import issues as issue_store
@@ -93,9 +95,11 @@ def list_command(app: AppContext, list_id: str | None, state: str | None, as_jso
         return
     if not records:
         click.echo("No issues.")
-    for r in records:
-        when = r.send_at or r.created_at
-        click.echo(f"{r.id:>5}  {r.state:<16} {r.list_id:<16} {when:%Y-%m-%d %H:%M}  {r.subject}")
+    for r in records:  # the send time (else when drafted) as the list's readers see it
+        when = (r.send_at or r.created_at).astimezone(ZoneInfo(list_timezone(app, r.list_id)))
+        click.echo(
+            f"{r.id:>5}  {r.state:<16} {r.list_id:<16} {when:%Y-%m-%d %H:%M %Z}  {r.subject}"
+        )
 
 
 @issue.command("show")
@@ -122,8 +126,12 @@ def show_command(app: AppContext, issue_id: int, as_json: bool) -> None:
 
 
 def list_timezone(app: AppContext, list_id: str) -> str:
-    """The list's timezone; UTC for an issue whose list has left the configuration."""
-    lists = app.publisher.config.lists
+    """The list's timezone; UTC (and labelled so) for an issue whose list has left the
+    configuration, or while the configuration cannot be read: a listing still works."""
+    try:
+        lists = app.publisher.config.lists
+    except NewsletterError:
+        return "UTC"
     return lists[list_id].timezone if list_id in lists else "UTC"
 
 
@@ -266,7 +274,7 @@ def queue_command(app: AppContext, issue_id: int, at_text: str | None, force: bo
         record = issue_store.get(conn, issue_id)
     mailing_list = publisher.config.list(record.list_id)
     when = sendtime.parse(at_text, mailing_list.timezone) if at_text else None
-    report = publisher.queue(issue_id, when.at if when else None, force=force)
+    report = editing.queue(publisher, issue_id, when.at if when else None, force=force)
     for warning in report.warnings:
         click.echo(f"Queued despite a warning (--force): {warning}")
     if when:

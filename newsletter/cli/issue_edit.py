@@ -10,7 +10,7 @@ import click
 from ..issues import editing, sendtime
 from ..store import issues as issue_store
 from .context import AppContext, echo_json, json_option, pass_app
-from .issue import issue, list_timezone
+from .issue import issue
 
 
 @issue.command("reschedule")
@@ -24,7 +24,7 @@ def reschedule_command(app: AppContext, issue_id: int, at_text: str | None, now:
         raise click.UsageError("give --at TIME or --now (one of them)")
     with app.store.engine.connect() as conn:
         record = issue_store.get(conn, issue_id)
-    timezone = list_timezone(app, record.list_id)
+    timezone = app.publisher.config.list(record.list_id).timezone
     when = sendtime.parse(at_text, timezone) if at_text else None
     editing.reschedule(app.publisher, issue_id, when.at if when else None)
     if when is None:

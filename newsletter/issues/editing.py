@@ -26,6 +26,7 @@ from . import sendtime
 
 if TYPE_CHECKING:
     from ..publisher import Publisher
+    from .lint import LintReport
 
 #: States of an issue that has (or may have) gone out to some of the list.
 WENT_OUT = frozenset(
@@ -205,6 +206,22 @@ def _preheader_after(conn: Connection, issue_id: int, ids: Sequence[int]) -> str
 
 
 # -- a queued issue's time -------------------------------------------------------------------
+def queue(
+    publisher: Publisher, issue_id: int, at: datetime | None = None, *, force: bool = False
+) -> LintReport:
+    """``Publisher.queue``; an issue queued already is pointed to ``reschedule`` and
+    ``unqueue``, which is what an editor queueing it again is after."""
+    with publisher.store.engine.connect() as conn:
+        state = issue_store.get(conn, issue_id).state
+    if state == IssueState.QUEUED:
+        raise IssueStateError(
+            f"issue {issue_id} is already queued; `newsletter issue reschedule {issue_id} "
+            f"--at TIME` changes its time, `newsletter issue unqueue {issue_id}` makes it a "
+            "draft again"
+        )
+    return publisher.queue(issue_id, at, force=force)
+
+
 def reschedule(publisher: Publisher, issue_id: int, at: datetime | None) -> None:
     """Give a queued issue a new send time (None: send at the next send)."""
     with publisher.store.engine.begin() as conn:

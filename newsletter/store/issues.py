@@ -281,7 +281,11 @@ def edit(conn: Connection, issue_id: int, at: datetime, **values: object) -> Non
 
 
 def require_editable(conn: Connection, issue_id: int) -> IssueRecord:
-    """The issue, if its content may still change (a draft); else the reason it may not."""
+    """The issue, if its content may still change (a draft); else the reason it may not.
+
+    The row stays locked (PostgreSQL) until the transaction ends, so the issue cannot be
+    queued while its content changes."""
+    conn.execute(select(issues.c.id).where(issues.c.id == issue_id).with_for_update())
     current = get(conn, issue_id)
     if current.state not in states.EDITABLE:
         back = (
