@@ -154,3 +154,12 @@ def test_an_outbox_folder_that_cannot_be_written_pauses_the_issue_with_the_reaso
     members = member_count(home, "weekly.csv")
     assert delivered(home, issue_id) == {"sent": members}
     assert len(list(blocker.glob("*.eml"))) == members
+
+
+def test_a_database_that_cannot_be_reached_is_one_line_naming_it(home: Path) -> None:
+    url = "postgresql+psycopg://editor:hunter2@127.0.0.1:1/news"  # nothing listens on port 1
+    result = invoke(home, "issue", "list", env={"NEWSLETTER_DATABASE_URL": url})
+    line = assert_one_line_error(
+        result, "NEWSLETTER_DATABASE_URL", "postgresql+psycopg://editor:***@127.0.0.1:1/news"
+    )
+    assert "refused" in line and "hunter2" not in line

@@ -78,7 +78,7 @@ def database_failure(exc: BaseException) -> str | None:
     command again is the remedy."""
     if not isinstance(exc, OperationalError):
         return None
-    reason = str(exc.orig or exc).strip().splitlines()[0]
+    reason = _first_line(exc)
     return (
         f"the database failed: {reason}. Nothing committed is lost: run the command again "
         "(a send continues where it stopped)."
@@ -122,5 +122,15 @@ def migrate(engine: Engine) -> None:
         from alembic import command
 
         command.upgrade(alembic_config(engine), "head")
+    except OperationalError as exc:  # no connection: the server, the address or the login
+        where = engine.url.render_as_string(hide_password=True)
+        raise StoreError(
+            f"NEWSLETTER_DATABASE_URL={where}: cannot open the database: {_first_line(exc)}"
+        ) from exc
     except SQLAlchemyError as exc:
-        raise StoreError(f"database migration failed: {exc}") from exc
+        raise StoreError(f"database migration failed: {_first_line(exc)}") from exc
+
+
+def _first_line(exc: SQLAlchemyError) -> str:
+    """The driver's own reason, without SQLAlchemy's statement and "Background" link."""
+    return str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
