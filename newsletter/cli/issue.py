@@ -114,7 +114,7 @@ def show_command(app: AppContext, issue_id: int, as_json: bool) -> None:
             "articles": [a.as_dict() for a in editing.articles_of(conn, issue_id)],
             "recipients": tally.status_counts(conn, issue_id),
             "batches": tally.batch_counts(conn, issue_id),
-            "problems": tally.problems(conn, issue_id),
+            **recipients.problem_report(conn, issue_id),
             "history": issue_store.events(conn, issue_id),
             "resumes_at": resumes_at(record, app.settings.outage_resume_minutes),
             "timezone": list_timezone(app, record.list_id),
@@ -158,16 +158,7 @@ def _print_show(data: dict[str, Any]) -> None:
         click.echo(
             "  Batches:    " + ", ".join(f"{n} {s}" for s, n in sorted(data["batches"].items()))
         )
-    problems = data["problems"]
-    if problems:
-        click.echo("  Not delivered:")
-        for p in problems:
-            click.echo(f"    {p['email']}  {p['status']}  (batch {p['batch']}) {p['error']}")
-        if any(p["status"] == "unknown" for p in problems):
-            click.echo(
-                f"  Unknown outcomes may have been delivered; resend them with "
-                f"`newsletter issue retry {data['id']} --unknown` if you accept duplicates."
-            )
+    recipients.print_problems(data)
     click.echo("  History:")
     for event in data["history"]:
         note = f" — {event['note']}" if event["note"] else ""
@@ -368,4 +359,7 @@ def _print_findings(issue_id: int, errors: tuple[str, ...], warnings: tuple[str,
         click.echo("Warnings block queueing unless you pass --force to `newsletter issue queue`.")
 
 
-from . import issue_edit  # noqa: E402, F401  (the commands on a draft's articles and a queued time)
+from . import (  # noqa: E402
+    issue_edit,  # noqa: F401  (the commands on a draft's articles and a queued time)
+    recipients,  # `issue recipients`, and what show says of the recipients not delivered
+)

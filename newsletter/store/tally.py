@@ -5,9 +5,23 @@ the recipients that failed, and the work still open. Read-only; ``ledger`` write
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterator, Sequence
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, String, and_, case, func, literal, select
+from sqlalchemy import (
+    Connection,
+    Row,
+    String,
+    Subquery,
+    and_,
+    case,
+    distinct,
+    func,
+    literal,
+    select,
+    union_all,
+)
 
 from ..models import BatchState, DeliveryStatus
 from .tables import batches, recipients
@@ -75,22 +89,94 @@ def status_counts(conn: Connection, issue_id: int) -> dict[str, int]:
     return dict(counts)
 
 
+#: The statuses ``problems`` lists: nobody knows the message arrived.
+PROBLEM_STATUSES = (str(DeliveryStatus.FAILED), str(DeliveryStatus.UNKNOWN))
+
+
+def _problem_rows(issue_id: int) -> Subquery:
+    """The issue's failed and unknown rows (id, email, status, error, batch_id), found through
+    the indexes: the batched ones per batch and status, the unbatched ones by their own."""
+    columns = (recipients.c.id, recipients.c.email, recipients.c.status, recipients.c.error,
+               recipients.c.batch_id)
+    of_issue = select(batches.c.id).where(batches.c.issue_id == issue_id)
+    batched = select(*columns).where(
+        recipients.c.batch_id.in_(of_issue), recipients.c.status.in_(PROBLEM_STATUSES)
+    )
+    unbatched = select(*columns).where(
+        recipients.c.issue_id == issue_id,
+        recipients.c.batch_id.is_(None),
+        recipients.c.status.in_(PROBLEM_STATUSES),
+    )
+    return union_all(batched, unbatched).subquery()
+
+
 def problems(conn: Connection, issue_id: int, limit: int = 50) -> list[dict[str, Any]]:
-    """Recipients that failed or whose outcome is unknown, with the reason."""
+    """Up to ``limit`` recipients that failed or whose outcome is unknown, with the reason.
+
+    Taken in turns from every batch (the first problem of each batch, then the second, …),
+    so that a batch with a thousand problems does not hide the others.
+    """
+    found = _problem_rows(issue_id)
+    turn = func.row_number().over(partition_by=found.c.batch_id, order_by=found.c.id)
+    ranked = select(found, turn.label("turn")).subquery()
     stmt = (
-        select(recipients.c.email, recipients.c.status, recipients.c.error, batches.c.seq)
-        .join(batches, batches.c.id == recipients.c.batch_id, isouter=True)
-        .where(
-            recipients.c.issue_id == issue_id,
-            recipients.c.status.in_([str(DeliveryStatus.FAILED), str(DeliveryStatus.UNKNOWN)]),
-        )
-        .order_by(recipients.c.id)
+        select(ranked.c.email, ranked.c.status, ranked.c.error, batches.c.seq)
+        .join_from(ranked, batches, batches.c.id == ranked.c.batch_id, isouter=True)
+        .order_by(ranked.c.turn, func.coalesce(batches.c.seq, -1), ranked.c.id)
         .limit(limit)
     )
     return [
         {"email": r.email, "status": r.status, "error": r.error, "batch": r.seq}
         for r in conn.execute(stmt)
     ]
+
+
+def problem_counts(conn: Connection, issue_id: int) -> dict[str, dict[str, int]]:
+    """Per problem status: how many recipients, and in how many batches."""
+    found = _problem_rows(issue_id)
+    stmt = select(
+        found.c.status, func.count(), func.count(distinct(found.c.batch_id))
+    ).group_by(found.c.status)
+    return {
+        status: {"recipients": int(n), "batches": int(in_batches)}
+        for status, n, in_batches in conn.execute(stmt)
+    }
+
+
+#: email, status, batch, error, message_id, updated_at
+RecipientRow = Row[str, str, int | None, str, str, datetime | None]
+
+
+def recipient_rows(
+    conn: Connection, issue_id: int, statuses: Sequence[str] = (), *, chunk: int = 2_000
+) -> Iterator[RecipientRow]:
+    """Every recipient of the issue (or those in ``statuses``, as ``recipient_status`` reads
+    them), in the order they were frozen, streamed: ``chunk`` rows at a time from a
+    server-side cursor on PostgreSQL, stepped through on SQLite, never all in memory.
+
+    Columns: email, status, batch (its seq; None for rows kept out of every batch),
+    error, message_id, updated_at.
+    """
+    status = recipient_status.label("status")
+    stmt = (
+        select(
+            recipients.c.email, status, batches.c.seq.label("batch"), recipients.c.error,
+            func.coalesce(
+                func.nullif(recipients.c.provider_message_id, ""), batches.c.provider_batch_id
+            ).label("message_id"),
+            recipients.c.updated_at,
+        )
+        .select_from(recipients_with_batch)
+        .where(recipients.c.issue_id == issue_id)
+        .order_by(recipients.c.id)
+    )
+    if statuses:
+        stmt = stmt.where(recipient_status.in_(list(statuses)))
+    result = conn.execution_options(yield_per=chunk).execute(stmt)
+    try:
+        yield from result
+    finally:
+        result.close()
 
 
 def open_work(conn: Connection, issue_id: int) -> int:
