@@ -8,7 +8,7 @@ from ..errors import LockError
 from ..schedule.lock import LeaseKeeper, LeaseLock
 from ..schedule.once import LOCK_HELD_EXIT, CycleReport, run_cycle, summary
 from .collect import print_collect
-from .context import AppContext, echo_json
+from .context import AppContext, echo_json, reported_below
 from .send import ProgressBars, describe, report_dict
 
 
@@ -25,7 +25,11 @@ def run_once(app: AppContext, *, as_json: bool) -> None:
         lock.acquire()
     except LockError as exc:
         raise LockHeld(f"{exc}. Nothing was done.") from exc
-    with LeaseKeeper(lock) as keeper, ProgressBars(app) as bars:
+    with (
+        LeaseKeeper(lock) as keeper,
+        ProgressBars(app) as bars,
+        reported_below("newsletter.sources.collect"),  # the summary names each failing source
+    ):
         cycle = run_cycle(app.publisher, bars.for_issue if not as_json else None)
     if as_json:
         echo_json(summary(cycle, [report_dict(r) for r in cycle.sent]))
