@@ -30,6 +30,7 @@ from typing import Any
 
 from newsletter.config import load_settings
 from newsletter.delivery.engine import Engine
+from newsletter.delivery.request_start import RequestStart
 from newsletter.publisher import Publisher
 from newsletter.store import Store, ledger
 
@@ -113,6 +114,8 @@ POINTS: dict[str, Point] = {
     # are read next, before the provider is called.
     "claimed": Point(_before(Engine, "_outgoing"),
                      "batch committed as sending, provider not called"),
+    "starting": Point(_after(RequestStart, "begin"),
+                      "request committed as started, provider not called"),
     "sent": Point(_before(Engine, "record"), "provider answered, outcome not recorded"),
     "recording": Point(_before(ledger, "finish_batch"),
                        "outcome half-written inside its transaction"),

@@ -23,6 +23,7 @@ import pytest
 
 from newsletter.devtools.fakeprovider import FakeProviderServer
 from newsletter.devtools.fakeprovider.core import FakeRequest, Fault, FaultKind, Outcome
+from newsletter.store import Store, tally
 from tests.crash.publication import (
     BATCH_SIZE,
     FREEZE_CHUNK,
@@ -157,6 +158,8 @@ KILL_POINTS = [
     (SQLITE, "frozen", 1, "sendgrid"),
     (SQLITE, "claimed", 1, "ses"),
     (SQLITE, "claimed", 4, "mailgun"),
+    (SQLITE, "starting", 3, "sendgrid"),
+    (SQLITE, "starting", 2, "postmark"),
     (SQLITE, "sent", 3, "postmark"),
     (SQLITE, "sent", 5, "outbox"),
     (SQLITE, "recording", 2, "brevo"),
@@ -167,15 +170,18 @@ KILL_POINTS = [
     (POSTGRESQL, "recording", 6, "resend"),
 ]
 #: The outcome of a batch is committed together with the claim of the next one.
-IN_FLIGHT_POINTS = frozenset({"claimed", "sent", "recording", "recorded"})
+IN_FLIGHT_POINTS = frozenset({"claimed", "starting", "sent", "recording", "recorded"})
 #: Points where the batch in flight was claimed and never reached the provider.
-UNSENT_POINTS = frozenset({"claimed", "recorded"})
+UNSENT_POINTS = frozenset({"claimed", "starting", "recorded"})
+#: Points where its request had not even started: nothing is in doubt, it simply goes again.
+UNSTARTED_POINTS = frozenset({"claimed", "recorded"})
 
 
 def expected_unknown(point: str, provider: str, flying: int) -> int:
-    """Only the batch in flight can end unknown, and only when nothing can settle it:
-    idempotent providers resend it, reconciling ones find it unless it was never sent."""
-    if point not in IN_FLIGHT_POINTS or provider in IDEMPOTENT:
+    """Only the batch in flight can end unknown, and only when its request had started and
+    nothing can settle it: idempotent providers resend it, reconciling ones find it unless
+    it was never sent."""
+    if point not in IN_FLIGHT_POINTS or point in UNSTARTED_POINTS or provider in IDEMPOTENT:
         return 0
     if provider in RECONCILING and point not in UNSENT_POINTS:
         return 0
@@ -231,6 +237,60 @@ def test_sigkill_while_the_provider_holds_the_request(
     assert {seen.rows[e].status for e in held} == {settled_as}
     if provider in IDEMPOTENT:
         assert not seen.with_status("unknown")
+
+
+# -- SIGKILL while claimed batches wait for the rate limiter -----------------------------------
+#: One request per 1,000 seconds: the first batch goes at once, every other one waits.
+CRAWL = "0.001"
+
+
+def wait_until(condition: Callable[[], bool], process: subprocess.Popen[bytes]) -> None:
+    """Until ``condition()`` holds; fails at once if the sender ended first."""
+    while not condition():
+        try:
+            code = process.wait(0.05)
+        except subprocess.TimeoutExpired:
+            continue
+        raise AssertionError(f"the sender ended ({code}) too early")
+
+
+def batch_states(database_url: str, issue_id: int) -> dict[str, int]:
+    store = Store.open(database_url)
+    try:
+        with store.engine.connect() as conn:
+            return tally.batch_counts(conn, issue_id)
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize(("database_url", "provider"),
+                         [(SQLITE, "sendgrid"), (POSTGRESQL, "ses"), (SQLITE, "mailgun")],
+                         indirect=["database_url"])
+def test_sigkill_while_batches_wait_for_the_rate_limiter(
+    scenario_for: Make, server: HoldingServer, provider: str,
+) -> None:
+    """Claimed batches that waited for the rate limiter never reached the provider: after a
+    SIGKILL they are sent by the next run, and none is held as "may have been delivered"."""
+    scenario = scenario_for(provider, concurrency=3, NEWSLETTER_RATE_REQUESTS=CRAWL)
+    with scenario.sender.running() as process:
+        # The first batch sent and recorded with the claim of the next; each of the three
+        # senders holds a claimed batch, waiting for a token that comes in 1,000 s.
+        def all_waiting() -> bool:
+            states = batch_states(scenario.database_url, scenario.issue_id)
+            return states.get("sent") == 1 and states.get("sending") == 3
+
+        wait_until(all_waiting, process)
+        os.kill(process.pid, signal.SIGKILL)
+        assert process.wait(PROCESS_TIMEOUT) == -signal.SIGKILL
+    crashed = scenario.observe()
+    waiting = in_flight(crashed)
+    assert waiting and not any(crashed.received[e] for e in waiting)
+    assert set(crashed.received) == crashed.with_status("sent")  # the first batch alone
+    scenario.sender.environment = {**scenario.sender.environment,
+                                   "NEWSLETTER_RATE_REQUESTS": "0"}
+    seen = scenario.resume_and_check()
+    assert not seen.with_status("unknown")
+    assert seen.state == "sent"
 
 
 @pytest.mark.parametrize("database_url", [SQLITE], indirect=True)

@@ -395,11 +395,25 @@ def test_results_missing_a_recipient_are_unknown(
 def test_dead_workers_batches_are_settled_on_restart(
     settings: Settings, store: Store, sending: int
 ) -> None:
+    """A dead worker's batch whose request had started is in doubt; one it had only claimed
+    (waiting for the rate limiter) was not sent, and goes like any other."""
     with store.engine.begin() as conn:
-        ledger.claim(conn, sending, owner="elsewhere:1:a", now=0.0, lease_seconds=10, at=NOW)
+        started = ledger.claim(conn, sending, owner="elsewhere:1:a", now=0.0, lease_seconds=10,
+                               at=NOW)
+        assert started is not None
+        assert ledger.start_request(conn, started.id, "elsewhere:1:a", now=1.0, lease_seconds=10,
+                                    at=NOW)
+        waiting = ledger.claim(conn, sending, owner="elsewhere:1:a", now=0.0, lease_seconds=10,
+                               at=NOW)
+        assert waiting is not None
     provider = ScriptedProvider(settings, [])
     engine(settings, store, provider).run(prepared(sending))
     assert counts(store, sending) == {"sent": 3, "unknown": 2}
+    called = [r.email for batch in provider.calls for r in batch.recipients]
+    assert sorted(called) == ["u2@example.org", "u3@example.org", "u4@example.org"]
+    with store.engine.connect() as conn:
+        attempts = conn.execute(select(batches.c.attempts).where(batches.c.id == waiting.id))
+        assert attempts.scalar_one() == 1  # the claim that sent nothing did not count
     idempotent = ScriptedProvider(settings, [], idempotent=True)
     assert idempotent.idempotent
 

@@ -8,10 +8,10 @@ from pathlib import Path
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import insert, select
+from sqlalchemy import column, insert, select, table
 
 from newsletter.store import Store, db
-from newsletter.store.tables import metadata, suppressions
+from newsletter.store.tables import batches, metadata, suppressions
 
 
 def test_migrated_schema_matches_the_declared_tables(store: Store) -> None:
@@ -54,3 +54,38 @@ def test_suppressions_of_unicode_domains_are_rewritten_in_ascii(tmp_path: Path) 
         ("z\u00fc@example.org", "*"),
         ("plain@example.org", "*"),
     }
+
+
+def test_batches_left_sending_before_0008_stay_in_doubt(tmp_path: Path) -> None:
+    """Migration 0008: a batch left ``sending`` by the code before it may have been sent (that
+    code did not record when a request started), so it is taken as started: recovery does not
+    send it again. Pending batches are not started."""
+    engine = db.make_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    command.upgrade(db.alembic_config(engine), "0007")
+    at = datetime(2026, 11, 1, tzinfo=UTC)
+    # The tables as 0007 left them: the declared ones have columns added since.
+    old_issues = table("issues", *(column(name) for name in (
+        "id", "list_id", "kind", "state", "subject", "preheader", "intro_md", "created_at",
+        "updated_at", "provider", "html", "text", "web_html", "audience_frozen", "pause_reason")))
+    old_batches = table("batches", *(column(name) for name in (
+        "issue_id", "seq", "state", "size", "attempts", "idempotency_key", "next_attempt_at",
+        "lease_owner", "lease_until", "updated_at", "provider_batch_id", "error")))
+    with engine.begin() as conn:
+        conn.execute(insert(old_issues).values(
+            id=1, list_id="weekly", kind="digest", state="sending", subject="S", preheader="",
+            intro_md="", created_at=at, updated_at=at, provider="", html="", text="",
+            web_html="", audience_frozen=1, pause_reason=""))
+        conn.execute(insert(old_batches), [
+            {"issue_id": 1, "seq": seq, "state": state, "size": 1, "attempts": 1,
+             "idempotency_key": f"k{seq}", "next_attempt_at": 0.0, "lease_owner": "",
+             "lease_until": 0.0, "updated_at": at, "provider_batch_id": "", "error": ""}
+            for seq, state in ((1, "sending"), (2, "pending"))
+        ])
+
+    command.upgrade(db.alembic_config(engine), "0008")
+
+    with engine.connect() as conn:
+        started = dict(conn.execute(select(batches.c.state, batches.c.request_started_at)).all())
+    engine.dispose()
+    assert started["sending"] > 0
+    assert started["pending"] == 0

@@ -10,6 +10,7 @@ translates ``requests`` exceptions into this package's errors at one place.
 from __future__ import annotations
 
 import email.utils
+import logging
 import math
 import re
 import threading
@@ -33,6 +34,9 @@ from ..errors import (
 )
 from ..models import DeliveryStatus, SuppressionReason
 from ..render.merge import MergeTemplate
+from .advice import unreachable
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -391,17 +395,22 @@ class HttpProvider(Provider):
                 timeout=timeout,
             )
         except (requests.ConnectTimeout, requests.exceptions.SSLError) as exc:
-            raise TransientProviderError(f"could not connect: {exc}", provider=self.name) from exc
+            raise self._unreachable(request, exc) from exc
         except requests.ConnectionError as exc:
             if _failed_before_sending(exc):
-                raise TransientProviderError(
-                    f"could not connect: {exc}", provider=self.name
-                ) from exc
+                raise self._unreachable(request, exc) from exc
             raise UnknownOutcomeError(f"connection lost: {exc}", provider=self.name) from exc
         except requests.Timeout as exc:
             raise UnknownOutcomeError(f"no answer in time: {exc}", provider=self.name) from exc
         except requests.RequestException as exc:
             raise UnknownOutcomeError(f"request failed: {exc}", provider=self.name) from exc
+
+    def _unreachable(self, request: HttpRequest, exc: requests.RequestException) -> ProviderError:
+        """Nothing reached the provider: a wrong address, or it is down. Says which variable
+        holds the address; the whole of ``exc`` is in the debug log."""
+        log.debug("%s: %r", request, exc)
+        why = unreachable(self.name, request.url, _connection_failure(exc))
+        return TransientProviderError(why, provider=self.name)
 
     def send_batch(self, issue: PreparedIssue, batch: OutgoingBatch) -> BatchResult:
         response = self.send(self.build_request(issue, batch))
@@ -434,6 +443,24 @@ def _failed_before_sending(exc: requests.ConnectionError) -> bool:
         "Failed to establish",
     )
     return any(m in text for m in markers)
+
+
+#: The operating system's words in a connection error, e.g. "[Errno 111] Connection refused".
+_OS_ERROR = re.compile(r"\[Errno -?\d+\] [^'\")\]]+")
+
+
+def _connection_failure(exc: requests.RequestException) -> str:
+    """The cause of a failed connection in a few words, not urllib3's nested reprs."""
+    if isinstance(exc, requests.exceptions.SSLError):
+        return "TLS failed"
+    if isinstance(exc, requests.ConnectTimeout):
+        return "no connection in time"
+    found = _OS_ERROR.search(str(exc))
+    if found is not None:
+        return found.group(0).strip()
+    if "NameResolutionError" in repr(exc) or "Name or service not known" in str(exc):
+        return "the host name does not resolve"
+    return type(exc).__name__
 
 
 def error_message(response: requests.Response) -> str:

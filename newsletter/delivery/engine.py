@@ -1,9 +1,10 @@
 """The send loop, the same for every provider.
 
-For each batch: claim it (``sending``, committed), call the provider, record the outcome
-(committed). Transient failures go back to ``pending`` with backoff, and the senders
-wait for the provider (``outage``); auth failures, and a provider down for good, pause the
-issue; a lost answer marks the batch ``unknown`` unless the provider is idempotent (the
+For each batch: claim it (``sending``, committed), wait for the rate limiter, commit that its
+request starts (``request_start``), call the provider, record the outcome (committed).
+Transient failures go back to ``pending`` with backoff, and the senders wait for the
+provider (``outage``); auth failures, and a provider down for good, pause the issue; a
+lost answer marks the batch ``unknown`` unless the provider is idempotent (the
 same key is sent again) or can tell what happened (``reconcile``). Several threads, and
 processes (workers, or a send's helpers: ``fanout``), share one issue's batches.
 """
@@ -35,12 +36,14 @@ from ..store import Store, ledger, suppressions, tally
 from ..store import issues as issue_store
 from ..store.audience import freeze_going_on
 from . import backoff
+from .advice import refused
 from .base import BatchRecipient, BatchResult, OutgoingBatch, PreparedIssue, Provider
 from .outage import UNAVAILABLE, ProviderHealth, Start
 from .prepare import RecipientValues
 from .ratelimit import LimiterFactory, provider_limits
 from .ratelimit_db import SharedBuckets
 from .report import Progress, SendReport
+from .request_start import LeaseLost, RequestStart
 from .screening import send_screened
 
 log = logging.getLogger(__name__)
@@ -52,10 +55,6 @@ IN_FLIGHT_POLL_SECONDS = 0.1
 AUDIENCE_POLL_SECONDS = 0.05
 #: A named tuple made from a tuple without its Python-level ``__new__`` (one per recipient).
 _recipient = tuple.__new__
-
-
-class LeaseLost(Exception):
-    """Another worker took this batch over (our lease ran out); its outcome is theirs to record."""
 
 
 class Engine:
@@ -92,6 +91,7 @@ class Engine:
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self.health = health or ProviderHealth(clock)
+        self.starting = RequestStart(store, self.owner, settings.lease_seconds, clock)
 
     # -- the whole issue ------------------------------------------------------------------
     def run(self, prepared: PreparedIssue, progress: Progress | None = None) -> SendReport:
@@ -212,23 +212,15 @@ class Engine:
             claimed.id, claimed.seq, claimed.idempotency_key, recipients, max(0.0, claimed_at)
         )
 
-    def _deliver(
-        self,
-        prepared: PreparedIssue,
-        claimed: ledger.ClaimedBatch,
-        report: SendReport,
-        progress: Progress | None,
-    ) -> ledger.ClaimedBatch | None:
+    def _deliver(self, prepared: PreparedIssue, claimed: ledger.ClaimedBatch,
+                 report: SendReport, progress: Progress | None) -> ledger.ClaimedBatch | None:
         """Send one batch and record its outcome; returns the next batch when it was claimed
         in the same transaction as a successful outcome (one write lock for both on SQLite)."""
         try:
             return self._attempt(prepared, claimed, report, progress)
         except LeaseLost:
-            log.warning(
-                "batch %s was taken over by another worker after this one's lease "
-                "ran out; it settles the batch",
-                claimed.seq,
-            )
+            log.warning("batch %s was taken over by another worker after this one's lease ran "
+                        "out; it settles the batch", claimed.seq)
             return None
         finally:
             self.health.done()  # a probe that ended without a word on the provider
@@ -241,15 +233,17 @@ class Engine:
         progress: Progress | None,
     ) -> ledger.ClaimedBatch | None:
         batch = self._outgoing(prepared, claimed)
+        if batch.recipients:
+            self.requests.acquire()
+            self.messages.acquire(len(batch.recipients))
+            batch = self.starting.begin(prepared, claimed, batch)  # less the unsubscribed
         if not batch.recipients:
             self._finish(claimed.id, BatchState.SENT)
             return None
-        self.requests.acquire()
-        self.messages.acquire(len(batch.recipients))
         try:
             result = send_screened(self.provider, prepared, batch)  # unbuildable copies fail
         except ProviderAuthError as exc:
-            self._pause(claimed, str(exc), report)
+            self._pause(claimed, refused(exc, claimed.issue_id), report)
         except TransientProviderError as exc:
             self._retry_or_fail(claimed, exc, report)
         except UnknownOutcomeError as exc:
@@ -422,10 +416,11 @@ class Engine:
             ledger.retry_later(conn, claimed.id, not_before=0.0, at=now, error=reason)
             if outage:
                 ledger.restart_attempts(conn, claimed.issue_id)
-            if not issue_store.pause_sending(conn, claimed.issue_id, now, reason):
-                log.info("issue %s: already moved on by another worker", claimed.issue_id)
-        report.paused = reason
-        log.error("issue %s paused: %s", claimed.issue_id, reason)
+            paused = issue_store.pause_sending(conn, claimed.issue_id, now, reason)
+        if paused or not report.paused:  # the report tells the reason the issue keeps
+            report.paused = reason
+        if paused:  # once per issue: the other senders met the same and found it paused
+            log.error("issue %s paused: %s", claimed.issue_id, reason)
 
     def _unknown(
         self,
@@ -467,11 +462,15 @@ class Engine:
 
     # -- after a crash ----------------------------------------------------------------------
     def recover(self, prepared: PreparedIssue, report: SendReport) -> None:
-        """Batches left ``sending`` by a dead worker: resend if idempotent, else settle."""
+        """Batches left ``sending`` by a dead worker: pending again if their request never
+        started, else resent if idempotent, else settled."""
         with self.store.engine.begin() as conn:
             stale = ledger.stale_batches(conn, prepared.issue_id, self.clock())
-        for claimed in stale:
-            if not self._take_over(claimed.id):
+        for seen in stale:
+            with self.store.engine.begin() as conn:
+                claimed = ledger.take_over(conn, seen.id, self.owner, now=self.clock(),
+                                           lease_seconds=self.settings.lease_seconds)
+            if claimed is None:
                 continue  # another live worker is recovering it
             log.warning("batch %s: taken over from a sender that stopped", claimed.seq)
             try:
@@ -482,6 +481,10 @@ class Engine:
     def _recover_one(
         self, prepared: PreparedIssue, claimed: ledger.ClaimedBatch, report: SendReport
     ) -> None:
+        if not claimed.request_started_at:  # it waited (rate limiter): nothing was sent
+            with self._owned(claimed.id) as conn:
+                ledger.release(conn, claimed.id, at=self.store.now())
+            return
         if self.provider.idempotent:
             note, now = "resent after an interrupted send", self.store.now()
             with self._owned(claimed.id) as conn:
@@ -494,8 +497,3 @@ class Engine:
             "the sender stopped while this batch was in flight",
             report,
         )
-
-    def _take_over(self, batch_id: int) -> bool:
-        owner, lease = self.owner, self.settings.lease_seconds
-        with self.store.engine.begin() as conn:
-            return ledger.take_over(conn, batch_id, owner, now=self.clock(), lease_seconds=lease)

@@ -52,7 +52,8 @@ class SmtpProvider(Provider):
             raise ProviderAuthError(f"login refused: {exc.smtp_code}", provider=self.name) from exc
         except (OSError, smtplib.SMTPException) as exc:
             raise TransientProviderError(
-                f"cannot connect to {s.smtp_host}:{s.smtp_port}: {exc}", provider=self.name
+                f"could not connect to {s.smtp_host}:{s.smtp_port}: {exc}: check SMTP_HOST and "
+                "SMTP_PORT", provider=self.name
             ) from exc
         return conn
 

@@ -3,8 +3,10 @@
 The audience is frozen once when sending starts, a chunk of batches per transaction
 (``audience``), and senders take each batch as soon as it is committed. Each
 batch moves ``pending → sending → sent | failed | unknown`` and each move is committed:
-``sending`` before the provider is called, the outcome after. A batch found ``sending``
-by nobody alive has an unknown outcome; what happens next is the engine's decision.
+``sending`` when a sender claims it, ``request_started_at`` just before the provider is
+called (after the rate limiter's wait), the outcome after. A batch found ``sending`` by
+nobody alive whose request never started was not sent: it goes back to ``pending``. One
+whose request started has an unknown outcome; what happens next is the engine's decision.
 
 A batch the provider took whole, under one id, is recorded on the batch alone: its rows
 stay ``queued`` and read as ``sent`` (``tally.recipient_status``). Rows are written one by one
@@ -28,17 +30,19 @@ from sqlalchemy import (
     Text,
     and_,
     bindparam,
+    case,
     func,
     insert,
     literal,
+    or_,
     select,
     type_coerce,
     update,
 )
 
-from ..models import BatchState, DeliveryStatus
+from ..models import ALL_LISTS, BatchState, DeliveryStatus
 from ..processes import owner_is_dead
-from .tables import batches, issues, recipients
+from .tables import batches, issues, recipients, suppressions
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +54,8 @@ class ClaimedBatch:
     idempotency_key: str
     #: When the lease ends (epoch seconds); minus the lease length, when it was claimed.
     lease_until: float = 0.0
+    #: When its request to the provider started (epoch seconds); 0.0 while it has not.
+    request_started_at: float = 0.0
 
 
 class LedgerRow(NamedTuple):  # one per recipient sent: a tuple is the cheapest to make
@@ -155,6 +161,7 @@ def _claim_statement(*, skip_locked: bool, untried_first: bool) -> Any:
             lease_owner=bindparam("owner"),
             lease_until=bindparam("until"),
             attempts=batches.c.attempts + 1,
+            request_started_at=0.0,
             updated_at=bindparam("at"),
         )
         .returning(
@@ -176,6 +183,19 @@ _CLAIMS = {
     for skip_locked in (False, True)
     for untried_first in (False, True)
 }
+_START_REQUEST = (
+    update(batches)
+    .where(
+        batches.c.id == bindparam("starting"),
+        batches.c.state == str(BatchState.SENDING),
+        batches.c.lease_owner == bindparam("owner"),
+    )
+    .values(
+        request_started_at=bindparam("now"),
+        lease_until=bindparam("until"),
+        updated_at=bindparam("at"),
+    )
+)
 _HOLD = (
     update(batches)
     .where(
@@ -274,6 +294,33 @@ def hold(conn: Connection, batch_id: int, owner: str, *, at: datetime) -> bool:
     return result.rowcount == 1
 
 
+def start_request(
+    conn: Connection, batch_id: int, owner: str, *, now: float, lease_seconds: float,
+    at: datetime,
+) -> bool:
+    """Record that the batch's request starts now, renewing its lease (the rate limiter may
+    have held it for a while); False when ``owner`` no longer leases it (taken over)."""
+    params = {"starting": batch_id, "owner": owner, "now": now, "until": now + lease_seconds}
+    return conn.execute(_START_REQUEST, {**params, "at": at}).rowcount == 1
+
+
+def release(conn: Connection, batch_id: int, *, at: datetime) -> None:
+    """A claimed batch whose request never started back to ``pending``, due at once, with
+    the attempt its claim counted given back: nothing of it reached the provider."""
+    conn.execute(
+        update(batches)
+        .where(batches.c.id == batch_id, batches.c.request_started_at == 0.0)
+        .values(
+            state=str(BatchState.PENDING),
+            next_attempt_at=0.0,
+            attempts=case((batches.c.attempts > 0, batches.c.attempts - 1), else_=0),
+            lease_owner="",
+            lease_until=0.0,
+            updated_at=at,
+        )
+    )
+
+
 def finish_batch(
     conn: Connection,
     batch_id: int,
@@ -300,6 +347,7 @@ def retry_later(
             error=error[:2000],
             lease_owner="",
             lease_until=0.0,
+            request_started_at=0.0,
             updated_at=at,
         )
     )
@@ -354,6 +402,37 @@ def mark_each(conn: Connection, updates: Sequence[dict[str, Any]], at: datetime)
     conn.execute(stmt, list(updates))
 
 
+def suppress_open(
+    conn: Connection, why: Mapping[int, str], list_id: str, *, at: datetime
+) -> list[int]:
+    """Of the open rows ``why`` names (row id → the reason to record), mark ``suppressed`` the
+    ones a suppression applies to now (for every list, or the row's: ``list_id`` for a row
+    without one), as the freeze would have; returns their ids. Nothing is sent to them."""
+    applies = (
+        select(suppressions.c.email)
+        .where(
+            suppressions.c.email == recipients.c.email,
+            or_(
+                suppressions.c.scope == ALL_LISTS,
+                suppressions.c.scope == recipients.c.list_id,
+                and_(recipients.c.list_id == "", suppressions.c.scope == list_id),
+            ),
+        )
+        .exists()
+    )
+    confirmed = list(
+        conn.execute(
+            select(recipients.c.id).where(
+                recipients.c.id.in_(list(why)), recipients.c.status.in_(_OPEN), applies
+            )
+        ).scalars()
+    )
+    suppressed = str(DeliveryStatus.SUPPRESSED)
+    mark_each(conn, [{"rid": rid, "status": suppressed, "message_id": "", "error": why[rid]}
+                     for rid in confirmed], at)
+    return confirmed
+
+
 def outcomes(ids: Iterable[int], status: DeliveryStatus, error: str) -> list[dict[str, Any]]:
     """The same outcome for each of ``ids``, in the form ``mark_each`` takes."""
     return [{"rid": i, "status": str(status), "message_id": "", "error": error} for i in ids]
@@ -382,40 +461,48 @@ def rebatch(
 def stale_batches(conn: Connection, issue_id: int, now: float) -> list[ClaimedBatch]:
     """``sending`` batches whose worker is gone: lease expired, or a dead process on this host."""
     rows = conn.execute(
-        select(
-            batches.c.id,
-            batches.c.issue_id,
-            batches.c.seq,
-            batches.c.attempts,
-            batches.c.idempotency_key,
-            batches.c.lease_owner,
-            batches.c.lease_until,
-        ).where(batches.c.issue_id == issue_id, batches.c.state == str(BatchState.SENDING))
+        select(*_CLAIMED_COLUMNS, batches.c.lease_owner).where(
+            batches.c.issue_id == issue_id, batches.c.state == str(BatchState.SENDING)
+        )
     ).all()
     return [
-        ClaimedBatch(r.id, r.issue_id, r.seq, r.attempts, r.idempotency_key, r.lease_until)
+        ClaimedBatch(*r[:-1])
         for r in rows
         if r.lease_until < now or owner_is_dead(r.lease_owner)
     ]
 
 
+_CLAIMED_COLUMNS = (
+    batches.c.id,
+    batches.c.issue_id,
+    batches.c.seq,
+    batches.c.attempts,
+    batches.c.idempotency_key,
+    batches.c.lease_until,
+    batches.c.request_started_at,
+)
+
+
 def take_over(
     conn: Connection, batch_id: int, owner: str, *, now: float, lease_seconds: float
-) -> bool:
-    """Lease a dead worker's batch to ``owner``, unless another worker got there first.
+) -> ClaimedBatch | None:
+    """Lease a dead worker's batch to ``owner``, unless another worker got there first;
+    the batch as it was taken over (whether its request had started), or None.
 
     Several workers see the same stale batch; the lease they saw is compared and swapped in
-    one statement, so exactly one of them resends or reconciles it.
+    one statement, so exactly one of them resends, releases or reconciles it. A sender whose
+    lease ran out while it waited may still mark its request started: that moves the lease
+    too, so the swap fails rather than release a batch that is being sent.
     """
     seen = conn.execute(
-        select(batches.c.state, batches.c.lease_owner, batches.c.lease_until).where(
+        select(*_CLAIMED_COLUMNS, batches.c.state, batches.c.lease_owner).where(
             batches.c.id == batch_id
         )
     ).first()
     if seen is None or seen.state != BatchState.SENDING:
-        return False
+        return None
     if seen.lease_until >= now and not owner_is_dead(seen.lease_owner):
-        return False
+        return None
     swapped = conn.execute(
         update(batches)
         .where(
@@ -423,10 +510,11 @@ def take_over(
             batches.c.state == str(BatchState.SENDING),
             batches.c.lease_owner == seen.lease_owner,
             batches.c.lease_until == seen.lease_until,
+            batches.c.request_started_at == seen.request_started_at,
         )
         .values(lease_owner=owner, lease_until=now + lease_seconds)
     )
-    return swapped.rowcount == 1
+    return ClaimedBatch(*seen[:-2]) if swapped.rowcount == 1 else None
 
 
 def batches_in(conn: Connection, issue_id: int, state: BatchState) -> list[int]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from typing import NamedTuple
 
 from sqlalchemy import Connection, delete, or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -108,3 +109,30 @@ def iter_all(conn: Connection, scope: str | None = None) -> Iterator[Suppression
             row.detail,
             row.created_at,
         )
+
+
+class Added(NamedTuple):
+    """A suppression as a send in progress sees it: enough to drop a recipient, and why."""
+
+    email: str
+    scope: str
+    reason: str
+    source: str
+    created_at: datetime
+
+
+def added_since(conn: Connection, since: datetime) -> list[Added]:
+    """Suppressions created at or after ``since``, oldest first: through the index on
+    ``created_at``, so a send can ask before every batch what was added meanwhile."""
+    stmt = (
+        select(
+            suppressions.c.email,
+            suppressions.c.scope,
+            suppressions.c.reason,
+            suppressions.c.source,
+            suppressions.c.created_at,
+        )
+        .where(suppressions.c.created_at >= since)
+        .order_by(suppressions.c.created_at)
+    )
+    return [Added(*row) for row in conn.execute(stmt)]

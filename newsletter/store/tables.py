@@ -177,6 +177,9 @@ batches = Table(
     Column("next_attempt_at", Float, nullable=False, default=0.0),
     Column("lease_owner", String(100), nullable=False, default=""),
     Column("lease_until", Float, nullable=False, default=0.0),
+    # When the claimed batch's request started (0: not yet): a sender that dies before
+    # then, waiting for the rate limiter, sent nothing, and the batch goes back to pending.
+    Column("request_started_at", Float, nullable=False, default=0.0, server_default="0"),
     Column("updated_at", UtcDateTime(), nullable=False),
     UniqueConstraint("issue_id", "seq", name="uq_batches_issue_seq"),
     # ``claim`` reads the first pending batch in ``seq`` order straight from this index.
@@ -231,6 +234,8 @@ suppressions = Table(
     Column("source", String(100), nullable=False, default=""),
     Column("detail", Text, nullable=False, default=""),
     Column("created_at", UtcDateTime(), nullable=False),
+    # A send reads the suppressions added since its audience was frozen before each batch.
+    Index("ix_suppressions_created_at", "created_at"),
 )
 
 soft_bounces = Table(
