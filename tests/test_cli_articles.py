@@ -9,8 +9,15 @@ from pathlib import Path
 import pytest
 import time_machine
 from click.testing import CliRunner, Result
+from sqlalchemy import insert, select
 
 from newsletter.cli import cli
+from newsletter.models import IssueKind
+from newsletter.store import Store
+from newsletter.store import articles as article_store
+from newsletter.store import issues as issue_store
+from newsletter.store.articles import Carrier
+from newsletter.store.tables import articles
 
 
 @pytest.fixture
@@ -126,3 +133,37 @@ def test_a_drafts_articles_and_a_queued_time_change_on_either_database(db_home: 
         ok(home, "issue", "unqueue", str(issue_id))
     shown = json.loads(ok(home, "issue", "show", str(issue_id), "--json"))
     assert shown["state"] == "draft" and shown["send_at"] is None
+
+
+@pytest.mark.timeout(300)
+def test_the_issues_of_very_many_articles_are_found(store: Store) -> None:
+    """More ids than one statement may bind (PostgreSQL: 65,535) are asked in chunks."""
+    now = datetime(2026, 11, 1, tzinfo=UTC)
+    rows = [
+        {
+            "source_id": "feed",
+            "uid": f"u{n}",
+            "title": f"T{n}",
+            "first_seen_at": now,
+            "updated_at": now,
+        }
+        for n in range(70_000)
+    ]
+    with store.engine.begin() as conn:
+        conn.execute(insert(articles), rows)
+        ids = list(conn.execute(select(articles.c.id).order_by(articles.c.id)).scalars())
+        issue_id = issue_store.create(
+            conn,
+            list_id="weekly",
+            kind=IssueKind.DIGEST,
+            subject="Many",
+            preheader="",
+            intro_md="",
+            article_ids=[ids[0], ids[-1]],
+            at=now,
+        )
+    with store.engine.connect() as conn:
+        found = article_store.carriers(conn, ids)
+    assert len(found) == 70_000
+    assert found[ids[-1]] == [Carrier(issue_id, "weekly", "draft", 1)]
+    assert sum(1 for carried in found.values() if carried) == 2

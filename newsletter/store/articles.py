@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Row, Select, and_, func, insert, select, update
+from sqlalchemy import Connection, Row, Select, and_, bindparam, func, insert, select, update
 
 from ..models import Article, IssueState
 from ..sources.base import FetchState
@@ -260,12 +260,18 @@ def carriers(
             issue_articles.c.position,
         )
         .join(issues, issues.c.id == issue_articles.c.issue_id)
-        .where(issue_articles.c.article_id.in_(list(article_ids)))
+        .where(issue_articles.c.article_id.in_(bindparam("ids", expanding=True)))
         .order_by(issues.c.id)
     )
     if list_id is not None:
         stmt = stmt.where(issues.c.list_id == list_id)
     found: dict[int, list[Carrier]] = {a: [] for a in article_ids}
-    for article_id, issue_id, in_list, state, position in conn.execute(stmt):
-        found[article_id].append(Carrier(issue_id, in_list, state, position))
+    ids = list(article_ids)  # asked in chunks: PostgreSQL binds 65,535 values a statement
+    for start in range(0, len(ids), _IDS_PER_QUERY):
+        chunk = {"ids": ids[start : start + _IDS_PER_QUERY]}
+        for article_id, issue_id, in_list, state, position in conn.execute(stmt, chunk):
+            found[article_id].append(Carrier(issue_id, in_list, state, position))
     return found
+
+
+_IDS_PER_QUERY = 500
