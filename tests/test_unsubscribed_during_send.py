@@ -10,15 +10,18 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import select
 
 from newsletter.config import Secret
+from newsletter.delivery.request_start import SuppressionWatch
 from newsletter.devtools.fakeprovider import FakeProviderServer
 from newsletter.devtools.fakeprovider.core import FakeRequest, Outcome
+from newsletter.models import SuppressionReason
 from newsletter.publisher import Publisher
-from newsletter.store import Store, tally
+from newsletter.store import Store, suppressions, tally
 from newsletter.store.tables import batches, recipients
 from newsletter.tokens import TokenSigner, unsubscribe_url
 from newsletter.web import create_app
@@ -118,3 +121,19 @@ def test_a_reader_who_unsubscribes_during_the_send_is_not_sent_to(
     assert {e for e, (s, _) in ledger.items() if s == "sent"} == copies
     assert received["recipients_with_duplicates"] == {"mailgun": 0}
     assert report.counts.get("suppressed", 0) >= 1
+
+
+def test_a_suppression_committed_after_a_later_read_is_still_seen(store: Store) -> None:
+    """A suppression is stamped by its writer before it commits: one stamped before a read
+    but committed after it is found by the next read (each goes back ``OVERLAP``)."""
+    began = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
+    watch = SuppressionWatch(began)
+    with store.engine.begin() as conn:
+        assert watch.refresh(conn, began + timedelta(seconds=120)) == {}
+        suppressions.add(conn, "Late@Example.org", SuppressionReason.UNSUBSCRIBED,
+                         scope="weekly", source="one-click", at=began + timedelta(seconds=100))
+        seen = watch.refresh(conn, began + timedelta(seconds=130))
+        assert set(seen) == {"late@example.org"}
+        assert seen["late@example.org"].scope == "weekly"
+        # Read once: later reads do not make it anew, and keep it.
+        assert watch.refresh(conn, began + timedelta(seconds=140)) is seen
