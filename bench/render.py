@@ -107,6 +107,7 @@ def sample_content(articles: int = 12, *, kind: IssueKind = IssueKind.DIGEST) ->
         articles=[sample_article(n, now) for n in range(articles)],
         web_url="https://news.example.org/archive/weekly/42",
         sent_at=now,
+        number=42,
     )
 
 

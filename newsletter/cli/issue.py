@@ -68,6 +68,7 @@ def _summary(record: issue_store.IssueRecord) -> dict[str, object]:
     return {
         "id": record.id,
         "list": record.list_id,
+        "number": record.number,
         "kind": str(record.kind),
         "state": str(record.state),
         "subject": record.subject,
@@ -142,6 +143,8 @@ def _tally(counts: dict[str, int]) -> str:
 def _print_show(data: dict[str, Any]) -> None:
     click.echo(f"Issue {data['id']} ({data['kind']}) for {data['list']}: {data['state']}")
     click.echo(f"  Subject:  {data['subject']}")
+    if data["number"]:
+        click.echo(f"  Number:   {data['number']} in {data['list']} (the masthead's)")
     if data["send_at"]:
         click.echo(f"  Send at:  {sendtime.describe(data['send_at'], data['timezone'])}")
     if data["pause_reason"]:

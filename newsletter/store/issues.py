@@ -13,7 +13,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from ..errors import IssueStateError, NotFoundError
 from ..issues import states
 from ..models import IssueKind, IssueState
-from .tables import issue_articles, issue_events, issues, list_articles
+from .tables import issue_articles, issue_events, issue_numbers, issues, list_articles
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +38,8 @@ class IssueRecord:
     #: until when (epoch seconds) that holds unless renewed.
     freeze_owner: str = ""
     freeze_until: float = 0.0
+    #: The issue's number in its list (1 for the first), None for rows made another way.
+    number: int | None = None
 
 
 def _record(row: object) -> IssueRecord:
@@ -61,6 +63,7 @@ def _record(row: object) -> IssueRecord:
         pause_reason=r["pause_reason"],
         freeze_owner=r["freeze_owner"],
         freeze_until=r["freeze_until"],
+        number=r["number"],
     )
 
 
@@ -83,11 +86,13 @@ def create(
     article_ids: Sequence[int],
     at: datetime,
 ) -> int:
-    """A new draft; its articles are marked offered to the list in the same transaction."""
+    """A new draft, numbered in its list; its articles are marked offered to the list in the
+    same transaction."""
     issue_id = conn.execute(
         insert(issues)
         .values(
             list_id=list_id,
+            number=next_number(conn, list_id),
             kind=str(kind),
             state=str(IssueState.DRAFT),
             subject=subject,
@@ -110,6 +115,23 @@ def create(
         offer_articles(conn, list_id, int(issue_id), article_ids)
     record_event(conn, issue_id, "", IssueState.DRAFT, at, "drafted")
     return int(issue_id)
+
+
+def next_number(conn: Connection, list_id: str) -> int:
+    """The list's next issue number, taken for good even if the transaction's issue is later
+    deleted. The upsert locks the list's counter row until commit (PostgreSQL), or runs under
+    the database's write lock (SQLite), so drafts made at once get distinct numbers."""
+    dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    counter = issue_numbers.c.last_number
+    taken = (
+        dialect_insert(issue_numbers)
+        .values(list_id=list_id, last_number=1)
+        .on_conflict_do_update(
+            index_elements=[issue_numbers.c.list_id], set_={"last_number": counter + 1}
+        )
+        .returning(counter)
+    )
+    return int(conn.execute(taken).scalar_one())
 
 
 def get(conn: Connection, issue_id: int) -> IssueRecord:

@@ -131,6 +131,20 @@ issues = Table(
     Column("freeze_owner", String(200), nullable=False, default="", server_default=""),
     Column("freeze_until", Float, nullable=False, default=0.0, server_default="0"),
     Column("pause_reason", Text, nullable=False, default=""),
+    # The issue's number in its list (1 for a list's first issue), shown in the masthead;
+    # handed out by ``issue_numbers``. Empty for rows made outside ``issues.create``.
+    Column("number", Integer),
+    Index("ix_issues_list_number", "list_id", "number", unique=True),
+)
+
+# The last number each list handed out: a counter rather than max(number) + 1, so that a
+# number is never given twice, even after its issue is gone, and drafts made at the same
+# time wait for each other on this row instead of reading the same maximum.
+issue_numbers = Table(
+    "issue_numbers",
+    metadata,
+    Column("list_id", String(100), primary_key=True),
+    Column("last_number", Integer, nullable=False),
 )
 
 issue_articles = Table(
