@@ -259,3 +259,34 @@ def test_once_with_standby_is_a_usage_error(home: Path) -> None:
     result = CliRunner().invoke(cli, ["--home", str(home), "run", "--once", "--standby"])
     assert result.exit_code == 2
     assert "--standby" in result.output
+
+
+def test_once_and_the_daemon_keep_one_record_of_the_digests(home: Path, database_url: str) -> None:
+    from newsletter.config import load_settings
+    from newsletter.lists.config import load_config
+    from newsletter.schedule.scheduler import (
+        build_scheduler,
+        job_specs,
+        read_schedule,
+        stop_scheduler,
+        sync_jobs,
+    )
+    from newsletter.store import make_engine
+
+    assert run_once(home, MONDAY_8 + timedelta(minutes=10)).exit_code == 0
+    assert len(issues_of(database_url, "weekly")) == 1
+    # A daemon started after cron was switched off keeps the digest job --once stored:
+    # its 08:00 run is done, the next one is next Monday.
+    settings = load_settings(home, environ={}).with_changes(database_url=database_url)
+    engine = make_engine(database_url)
+    with time_machine.travel(MONDAY_8 + timedelta(minutes=20), tick=False):
+        scheduler = build_scheduler(settings, engine)
+        scheduler.start(paused=True)
+        try:
+            report = sync_jobs(scheduler, job_specs(settings, load_config(settings)))
+        finally:
+            stop_scheduler(scheduler)
+    stored = {job.id: job.next_run for job in read_schedule(engine)}
+    engine.dispose()
+    assert "digest:weekly" in report.kept
+    assert stored["digest:weekly"] == MONDAY_8 + timedelta(days=7)
