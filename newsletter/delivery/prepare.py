@@ -71,7 +71,11 @@ ValuesFor = Callable[[str, str, str, Mapping[str, str]], dict[str, str]]
 
 
 class RecipientValues:
-    """Computes each recipient's merge values: the signed unsubscribe URL and their fields."""
+    """Computes each recipient's merge values: the signed unsubscribe URL and their fields.
+
+    ``email`` is the address as the list wrote it (``{{ recipient.email }}`` shows it so);
+    the token is signed over its lower-cased form, which suppressions key on, so a link
+    is the same whatever the spelling, and links in emails sent before stay valid."""
 
     def __init__(self, signer: TokenSigner, base_url: str) -> None:
         self._signer = signer
@@ -116,8 +120,8 @@ class RecipientValues:
             email: str, name: str, list_id: str, fields: Mapping[str, str]
         ) -> dict[str, str]:
             out = {}
-            if want_url:
-                out["unsubscribe_url"] = prefix + sign(email, list_id)
+            if want_url:  # signed lower-cased, as the ledger and suppressions key it
+                out["unsubscribe_url"] = prefix + sign(email.lower(), list_id)
             if want_greeting:
                 out["greeting_name"] = greeting_name(name)
             if want_name:
@@ -135,7 +139,7 @@ class RecipientValues:
             "email": email,
             "name": name,
             "greeting_name": greeting_name(name),
-            "unsubscribe_url": unsubscribe_url(self._base, self._signer, email, list_id),
+            "unsubscribe_url": unsubscribe_url(self._base, self._signer, email.lower(), list_id),
         }
 
 

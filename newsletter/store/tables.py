@@ -208,7 +208,11 @@ recipients = Table(
     Column("id", BigId, primary_key=True, autoincrement=True),
     Column("issue_id", ForeignKey("issues.id", ondelete="CASCADE"), nullable=False),
     Column("batch_id", ForeignKey("batches.id"), nullable=True),
+    # Lower-cased: what the unique index, suppressions, webhooks and tokens compare.
     Column("email", String(320), nullable=False),
+    # The address as the list wrote it (its first spelling), which a send uses; NULL when
+    # it is ``email`` already, as in most lists.
+    Column("email_as_written", String(320), nullable=True),
     Column("name", Text, nullable=False, default=""),
     Column("fields", JSON, nullable=False, default=dict),
     Column("list_id", String(100), nullable=False, default=""),
