@@ -11,8 +11,8 @@ import click
 
 from ..delivery.outage import resumes_at
 from ..errors import NewsletterError
-from ..issues import editing, sendtime
-from ..models import IssueState, Recipient
+from ..issues import editing, preview, sendtime
+from ..models import IssueState
 from ..store import issues as issue_store
 from ..store import tally
 from . import cli
@@ -170,13 +170,6 @@ def _print_show(data: dict[str, Any]) -> None:
         )
 
 
-def _sample_recipient(app: AppContext, email: str | None) -> Recipient:
-    address = email or (
-        app.settings.test_recipients[0] if app.settings.test_recipients else "reader@example.org"
-    )
-    return Recipient(address, "Sample Reader", {}, "")
-
-
 @issue.command("preview")
 @click.argument("issue_id", type=int)
 @click.option(
@@ -197,34 +190,17 @@ def preview_command(
     png: bool,
 ) -> None:
     """Write the HTML and text of an issue as a subscriber would get them."""
-    publisher = app.publisher
-    with app.store.engine.connect() as conn:
-        record = issue_store.get(conn, issue_id)
-    prepared = publisher.prepared(issue_id)
-    sample = _sample_recipient(app, email)
-    values = publisher.recipient_values()(sample.email, sample.name, record.list_id, {})
-    for name in prepared.html.field_names | prepared.text.field_names:
-        values.setdefault(name, "")
-    copy = prepared.merge(values)
-    html_path = out or app.settings.var_dir / "preview" / f"issue-{issue_id}.html"
-    html_path.parent.mkdir(parents=True, exist_ok=True)
-    html_path.write_text(copy.html, encoding="utf-8")
-    text_path = html_path.with_suffix(".txt")
-    text_path.write_text(copy.text, encoding="utf-8")
-    click.echo(f"Subject: {copy.subject}")
-    click.echo(f"HTML:    {html_path} ({len(copy.html.encode()) // 1024} KB)")
-    click.echo(f"Text:    {text_path}")
+    files = preview.write(app.publisher, issue_id, out=out, email=email)
+    click.echo(f"Subject: {files.subject}")
+    click.echo(f"HTML:    {files.html_path} ({files.html_bytes // 1024} KB)")
+    click.echo(f"Text:    {files.text_path}")
     if png:
-        from ..render.screenshot import screenshot
-
-        for width in (600, 375):
-            target = html_path.with_name(f"{html_path.stem}-{width}.png")
-            screenshot(html_path, target, width)
+        for target in preview.screenshots(files):
             click.echo(f"PNG:     {target}")
-    if open_browser and not webbrowser.open(html_path.resolve().as_uri()):
+    if open_browser and not webbrowser.open(files.html_path.resolve().as_uri()):
         raise click.ClickException(
             "no web browser to open the preview with (set BROWSER to one); the files are "
-            f"{html_path} and {text_path}"
+            f"{files.html_path} and {files.text_path}"
         )
 
 
