@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 
 import pytest
 from sqlalchemy import select, update
 
 from newsletter.errors import LockError
 from newsletter.processes import worker_identity
-from newsletter.schedule.lock import LeaseLock, current_holder
+from newsletter.schedule.lock import LeaseKeeper, LeaseLock, current_holder
 from newsletter.store import Store
 from newsletter.store.tables import locks
 
@@ -130,3 +132,37 @@ def test_on_postgresql_the_advisory_lock_refuses_a_live_contender(database_url: 
     finally:
         first_store.close()
         second_store.close()
+
+
+def wait_until(condition: Callable[[], bool], what: str) -> None:
+    """Poll ``condition`` (a renewal thread works on its own); fail after a generous minute."""
+    deadline = time.monotonic() + 60
+    while not condition():
+        assert time.monotonic() < deadline, f"still waiting for {what}"
+        time.sleep(0.05)
+
+
+def test_the_keeper_renews_the_lease_while_a_run_once_works(store: Store) -> None:
+    held = LeaseLock(store, lease_seconds=0.6, owner="host-a:1:aa")
+    held.acquire()
+    first_until = held.holder().until  # type: ignore[union-attr]
+    with LeaseKeeper(held) as keeper:
+        wait_until(lambda: held.holder().until > first_until, "a renewal")  # type: ignore[union-attr]
+        with pytest.raises(LockError, match="held by host-a:1:aa"):
+            LeaseLock(store, lease_seconds=0.6, owner="host-b:2:bb").acquire()
+    assert keeper.lost == ""
+    with store.engine.connect() as conn:
+        assert current_holder(conn) is None  # released at the end of the run
+
+
+def test_the_keeper_says_when_another_scheduler_took_the_lock_over(store: Store) -> None:
+    held = LeaseLock(store, lease_seconds=0.6, owner="host-a:1:aa")
+    held.acquire()
+    with LeaseKeeper(held) as keeper:
+        with store.engine.begin() as conn:
+            conn.execute(update(locks).values(owner="host-b:2:bb", until=time.time() + 60))
+        wait_until(lambda: bool(keeper.lost), "the keeper to notice")
+    assert "lost the 'scheduler' lock" in keeper.lost and "host-b:2:bb" in keeper.lost
+    with store.engine.connect() as conn:
+        holder = current_holder(conn)
+    assert holder is not None and holder.owner == "host-b:2:bb"  # not released by the loser
