@@ -54,12 +54,13 @@ def greeting_name(name: str) -> str:
 def _given_first(name: str) -> str:
     """``Smith, John`` → ``John Smith``; ``Jane Smith, PhD`` → ``Jane Smith``.
 
-    One word before a comma is a family name with the given names after it; several words
-    before it are the whole name, with a qualification or a note after it."""
+    After a comma come the given names (a list sorted by family name), unless it holds only
+    qualifications (``PhD``, ``Jr.``) or nothing, which are dropped."""
     before, comma, after = name.partition(",")
     if not comma:
         return name
-    if len(before.split()) == 1 and any(_trimmed(w) for w in after.split()):
+    given = [w for w in (_trimmed(word) for word in after.replace(",", " ").split()) if w]
+    if given and any(w.casefold() not in SUFFIXES for w in given):
         return f"{after.replace(',', ' ')} {before}"
     return before
 
