@@ -11,7 +11,7 @@ back by a template or pre-send error, an issue that ended paused or partially fa
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import IntFlag
 from typing import TYPE_CHECKING
@@ -21,7 +21,7 @@ from ..models import Cadence, IssueState
 from ..store import make_engine
 from .cadence import HeldDraft, publish_new
 from .due import DigestDue, digests_due
-from .scheduler import job_specs
+from .scheduler import JobSpec, job_specs
 
 if TYPE_CHECKING:
     from ..publisher import Publisher
@@ -90,8 +90,9 @@ def run_cycle(
     publisher: Publisher, progress_for: Callable[[int], Progress | None] | None = None
 ) -> CycleReport:
     """Collect, draft and queue per each list's cadence and approval, then send what is due."""
+    specs = job_specs(publisher.settings, publisher.config)  # a bad schedule: nothing done
     report = CycleReport(collected=publisher.collect())
-    report.digests = _digests(publisher)
+    report.digests = _digests(publisher, specs)
     due = {d.list_id: d for d in report.digests}
     for mailing_list in publisher.config.lists.values():
         digest = due.get(mailing_list.id)
@@ -118,11 +119,10 @@ def run_cycle(
     return report
 
 
-def _digests(publisher: Publisher) -> list[DigestDue]:
+def _digests(publisher: Publisher, specs: Sequence[JobSpec]) -> list[DigestDue]:
     settings = publisher.settings
     engine = make_engine(settings.database_url)  # the job store's own, as in the daemon
     try:
-        specs = job_specs(settings, publisher.config)
         return digests_due(settings, engine, specs, publisher.store.now())
     finally:
         engine.dispose()
