@@ -130,3 +130,13 @@ def test_a_name_without_a_name_column_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ListError, match=r"has no column for 'name' \(columns: email\)"):
         append_members(path, [Subscriber("x@example.org", "Named")])
     assert path.read_text(encoding="utf-8") == "email\n"
+
+
+def test_a_name_that_cannot_go_in_a_header_is_refused_and_nothing_changes(
+    members: Path,
+) -> None:
+    with pytest.raises(ListError, match=r"name holds a line feed \(U\+000A\), which an email "
+                                        "header cannot carry"):
+        append_members(members, [Subscriber("x@example.org", "Eve\nBcc: all@attacker.example")])
+    assert members.read_text(encoding="utf-8") == ORIGINAL
+    assert leftovers(members.parent) == []

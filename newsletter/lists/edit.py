@@ -22,7 +22,8 @@ from typing import IO
 
 from ..errors import ListError
 from ..models import Subscriber
-from .csvfile import Header, Record, format_row, iter_records, line_ending
+from ..render.message import UNFIT_FOR_HEADERS, describe_character
+from .csvfile import NAME, Header, Record, format_row, iter_records, line_ending
 from .members import row_key
 
 _CHUNK = 1 << 16
@@ -198,6 +199,12 @@ def _copy_all(rewrite: Rewrite, keep: Callable[[Record, Header], bool] | None = 
 
 
 def _require_columns(path: Path, header: Header, subscriber: Subscriber) -> None:
+    """The file has a column for each of the subscriber's values, and the name can go in
+    the To header (a row that could not would be refused by every later read)."""
+    found = UNFIT_FOR_HEADERS.search(subscriber.name)
+    if found is not None:
+        raise ListError(path, None, f"{NAME} holds {describe_character(found.group())}, "
+                                    "which an email header cannot carry")
     missing = header.missing_for(subscriber)
     if missing:
         raise ListError(
