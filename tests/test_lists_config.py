@@ -208,3 +208,23 @@ def test_missing_tables_are_named(home: Path) -> None:
 def test_missing_publication_file_says_where_it_is_expected(home: Path) -> None:
     with pytest.raises(ConfigError, match=r"publication\.toml: not found"):
         load_config_file(home / "subscribers" / "publication.toml", home)
+
+
+def test_values_that_go_in_headers_cannot_hold_line_breaks_or_control_characters(
+    home: Path,
+) -> None:
+    """The From name and the list's title (in List-Id) are in every message's headers."""
+    hostile_from = 'from_name = "Test\\r\\nBcc: x@y.example"'
+    text = (
+        MINIMAL.replace('postal_address = "1 Test Street"',
+                        f'postal_address = "1 Test Street"\n{hostile_from}')
+        .replace('title = "Weekly"', 'title = "Weekly\\u001b"\nfrom_name = "Ed\\tWeekly"')
+    )
+    problems = problems_of(home, text)
+    assert [p.split(": ", 1)[1] for p in problems] == [
+        "publication.from_name: holds a carriage return (U+000D), which an email header "
+        "cannot carry",
+        "lists.weekly.title: holds a control character (U+001B), which an email header "
+        "cannot carry",
+        "lists.weekly.from_name: holds a tab (U+0009), which an email header cannot carry",
+    ]

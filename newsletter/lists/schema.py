@@ -15,6 +15,7 @@ from apscheduler.triggers.cron import CronTrigger
 from email_validator import EmailNotValidError
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
+from ..render.message import header_value_problem
 from .address import sendable_address
 
 IDENTIFIER = re.compile(r"[a-z0-9][a-z0-9_-]*")
@@ -26,6 +27,14 @@ def _text(value: str) -> str:
     if not stripped:
         raise ValueError("must not be empty")
     return stripped
+
+
+def _fit_for_headers(value: str) -> str:
+    """A value every message carries in a header (the From name, the title in List-Id)."""
+    problem = header_value_problem(value)
+    if problem:
+        raise ValueError(f"{problem}, which an email header cannot carry")
+    return value
 
 
 def identifier_problem(value: str) -> str:
@@ -91,6 +100,8 @@ def _one_or_many(value: object) -> object:
 
 
 Text = Annotated[str, AfterValidator(_text)]
+HeaderText = Annotated[str, AfterValidator(_text), AfterValidator(_fit_for_headers)]
+HeaderName = Annotated[str, AfterValidator(_fit_for_headers)]
 Identifier = Annotated[str, AfterValidator(_identifier)]
 Address = Annotated[str, AfterValidator(_address)]
 OptionalAddress = Annotated[str, AfterValidator(_optional_address)]
@@ -111,7 +122,7 @@ class PublicationTable(Table):
     name: Text
     base_url: HttpUrl
     from_email: Address
-    from_name: str = ""
+    from_name: HeaderName = ""
     reply_to: OptionalAddress = ""
     postal_address: Text
     language: Language = "en"
@@ -128,7 +139,7 @@ class SourceTable(Table):
 
 
 class ListTable(Table):
-    title: Text
+    title: HeaderText
     description: str = ""
     members: FileNames
     sources: Annotated[list[Identifier], BeforeValidator(_one_or_many), Field(min_length=1)]
@@ -139,7 +150,7 @@ class ListTable(Table):
     template: Literal["digest", "article"] | None = None
     max_articles: Annotated[int, Field(gt=0, le=500)] = 20
     from_email: OptionalAddress = ""
-    from_name: str = ""
+    from_name: HeaderName = ""
     reply_to: OptionalAddress = ""
 
 
