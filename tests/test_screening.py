@@ -66,3 +66,15 @@ def test_a_copy_that_still_cannot_be_built_fails_its_batch_instead_of_the_send(
     issue = sample_issue(message_id_domain="not a domain!")
     with pytest.raises(PermanentProviderError, match="could not be built"):
         send_screened(OutboxProvider(settings), issue, sample_batch(2))
+
+
+def test_a_subject_typed_with_a_control_character_fails_the_batch_with_the_reason(
+    settings: Settings,
+) -> None:
+    """Every copy carries it alike, so no recipient is to blame and none is sent it."""
+    issue = sample_issue(subject=MergeTemplate.parse("Harbour\x1b[2J news for %%nl:name%%"))
+    provider = OutboxProvider(settings)
+    with pytest.raises(PermanentProviderError,
+                       match=r"Subject header holds a control character \(U\+001B\)"):
+        send_screened(provider, issue, sample_batch(2))
+    assert not provider.folder(issue).exists()

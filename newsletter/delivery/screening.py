@@ -42,6 +42,9 @@ def send_screened(provider: Provider, issue: PreparedIssue, batch: OutgoingBatch
     """``provider.send_batch`` for the recipients whose copy can be built; the others come
     back ``failed`` with the reason among the provider's results. A copy that still cannot
     be built fails its batch (``PermanentProviderError``) rather than stopping the send."""
+    shared = shared_header_problem(issue)
+    if shared:  # every copy alike: the batch fails with the reason, never half a header
+        raise PermanentProviderError(shared, provider=provider.name)
     refused = unsendable(issue, batch.recipients)
     if not refused:
         return _send(provider, issue, batch)
@@ -70,6 +73,23 @@ def unsendable(issue: PreparedIssue, recipients: Sequence[BatchRecipient]) -> di
         if reason:
             refused[recipient.recipient_id] = reason
     return refused
+
+
+def shared_header_problem(issue: PreparedIssue) -> str:
+    """What makes the issue's own header text unfit (a subject typed with a control
+    character, say), whoever the recipient: "" when nothing does."""
+    shared = {
+        "Subject": "".join(issue.subject.chunks),
+        "From": issue.from_name,
+        "Reply-To": issue.reply_to,
+        "List-Unsubscribe": "".join(issue.list_unsubscribe.chunks),
+        **issue.shared_headers(),
+    }
+    for header, value in shared.items():
+        problem = header_value_problem(value)
+        if problem:
+            return f"the {header} header {problem}, which no message can carry: {value!r}"
+    return ""
 
 
 def header_fields(issue: PreparedIssue) -> frozenset[str]:
