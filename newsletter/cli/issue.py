@@ -21,7 +21,7 @@ from .context import AppContext, echo_json, json_option, pass_app
 
 @cli.group()
 def issue() -> None:
-    """Draft, preview, test, queue, pause, cancel and retry issues."""
+    """Draft, edit, preview, test, queue, reschedule, pause, cancel and retry issues."""
 
 
 @issue.command("draft")
@@ -154,7 +154,8 @@ def _print_show(data: dict[str, Any]) -> None:
                    "send (or `newsletter issue resume` now)")
     click.echo(f"  Articles: {len(data['articles'])}")
     for item in data["articles"]:
-        click.echo(f"    {item['position']}. {item['id']:>4}  {item['title']}  ({item['source']})")
+        line = f"{item['position']:>3}. {item['id']:>4}  {item['title']}  ({item['source']})"
+        click.echo(f"  {line}")  # aligned up to 999 articles
     counts = data["recipients"]
     if counts:
         click.echo("  Recipients: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
