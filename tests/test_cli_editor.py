@@ -335,3 +335,39 @@ def test_preview_open_without_a_browser_says_where_the_files_are(
         f"{html} and {html.with_suffix('.txt')}"
     ), done.stderr
     assert html.is_file() and html.with_suffix(".txt").is_file()
+
+
+def test_a_preheader_the_editor_wrote_survives_article_edits(home: Path) -> None:
+    a, b = article_ids(home)[:2]
+    made = draft_of(home, a)
+    (written,) = json.loads(
+        ok(
+            home,
+            "issue",
+            "draft",
+            "weekly",
+            "--article",
+            str(b),
+            "--preheader",
+            "Storm week",
+            "--json",
+        )
+    )["drafted"]
+    for issue_id in (made, written):
+        ok(
+            home,
+            "issue",
+            "add-article",
+            str(issue_id),
+            str(a if issue_id == written else b),
+            "--again",
+        )
+    titles = article_titles(home)
+
+    def preheader_of(issue_id: int) -> str:  # the preview's HTML, the preheader first
+        ok(home, "issue", "preview", str(issue_id))
+        return (home / "var" / "preview" / f"issue-{issue_id}.html").read_text(encoding="utf-8")
+
+    assert f"In this issue: {titles[a][:12]}" in preheader_of(made)
+    assert titles[b][:12] in preheader_of(made).split("In this issue:")[1][:300]
+    assert "Storm week" in preheader_of(written) and "In this issue:" not in preheader_of(written)
