@@ -240,7 +240,8 @@ def test_the_list_is_fetched_from_a_cursor_while_it_is_written(
         while time.monotonic() < deadline:
             seen = backend_of(store, application)
             if seen is not None and seen[0] == "idle in transaction" and (
-                seen[1].startswith(("FETCH", "SELECT"))
+                seen[1].startswith("FETCH")
+                or (seen[1].startswith("SELECT") and "FROM recipients" in seen[1])
             ):
                 break
             time.sleep(0.05)
@@ -250,3 +251,24 @@ def test_the_list_is_fetched_from_a_cursor_while_it_is_written(
     assert seen is not None and seen[0] == "idle in transaction", seen
     assert seen[1].startswith("FETCH FORWARD"), seen
     assert rest.count(b"\n") == ROWS
+
+
+def test_a_reader_that_stops_early_ends_the_list_without_a_traceback(
+    store: Store, db_home: Path
+) -> None:
+    """``newsletter issue recipients 3 | head``: the pipe closes while rows are written."""
+    if not store.engine.url.drivername.startswith("sqlite"):
+        pytest.skip("the same on PostgreSQL; SQLite is enough")
+    issue_id = add_issue(store)
+    add_batch(store, issue_id, 1, many("reader", ROWS, SENT))
+    command = [sys.executable, "-m", "newsletter", "--home", str(db_home), "issue",
+               "recipients", str(issue_id)]
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as child:
+        assert child.stdout is not None and child.stderr is not None
+        first = child.stdout.readline()
+        child.stdout.close()
+        status = child.wait(60)
+        errors = child.stderr.read()
+
+    assert first == b"reader000000@example.org  sent  (batch 1)\n"
+    assert (status, errors) == (1, b"")

@@ -11,7 +11,7 @@ import csv
 import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from typing import Any, TextIO
 
 import click
@@ -59,12 +59,15 @@ def recipients_command(
     """
     if as_json and as_csv:
         raise click.UsageError("give --json or --csv, not both")
+    out = sys.stdout
     with app.store.engine.connect() as conn:
         issue_store.get(conn, issue_id)  # "no issue N" before any output
-        rows = tally.recipient_rows(conn, issue_id, statuses)
-        out = sys.stdout
-        write = _json_writer(out) if as_json else _csv_writer(out) if as_csv else _text_writer(out)
-        with _stops_quietly_at_a_closed_pipe():
+        # The rows' cursor is closed before its connection, however the writing ends.
+        with closing(tally.recipient_rows(conn, issue_id, statuses)) as rows, \
+                _stops_quietly_at_a_closed_pipe():
+            write = _json_writer(out) if as_json else (
+                _csv_writer(out) if as_csv else _text_writer(out)
+            )
             written = _write_all(rows, write)
             out.flush()
     if not written and not (as_json or as_csv):

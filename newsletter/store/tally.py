@@ -5,7 +5,7 @@ the recipients that failed, and the work still open. Read-only; ``ledger`` write
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -149,7 +149,7 @@ RecipientRow = Row[str, str, int | None, str, str, datetime | None]
 
 def recipient_rows(
     conn: Connection, issue_id: int, statuses: Sequence[str] = (), *, chunk: int = 2_000
-) -> Iterator[RecipientRow]:
+) -> Generator[RecipientRow, None, None]:
     """Every recipient of the issue (or those in ``statuses``, as ``recipient_status`` reads
     them), in the order they were frozen, streamed: ``chunk`` rows at a time from a
     server-side cursor on PostgreSQL, stepped through on SQLite, never all in memory.
