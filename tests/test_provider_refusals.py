@@ -139,3 +139,20 @@ def test_a_provider_that_cannot_be_reached_names_its_address_variable(
     assert stored == report.paused
     errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
     assert errors == [f"issue {issue_id} paused: {report.paused}"]
+
+
+def test_an_account_refusal_keeps_the_providers_words_and_names_the_command(
+    home: Path, database_url: str,
+) -> None:
+    """Not the credentials but the account or its settings (Mailgun's 404 for a domain it
+    does not know): the provider's words, and what to run once that is put right."""
+    with FakeProviderServer() as server, \
+            publisher_for(server, home, database_url, "mailgun",
+                          mailgun_domain="typo.example.org") as publisher:
+        [issue_id] = publisher.draft("weekly")
+        publisher.queue(issue_id)
+        report = publisher.send_issue(issue_id)
+    assert report.paused == (
+        "mailgun: HTTP 404: Domain not found: typo.example.org (check MAILGUN_DOMAIN and "
+        f"MAILGUN_BASE_URL); put that right, then run: newsletter issue resume {issue_id}"
+    )

@@ -47,7 +47,7 @@ def refused(exc: ProviderAuthError, issue_id: int) -> str:
     then = f"then run: {resume_command(issue_id)}"
     known = VARIABLES.get(exc.provider)
     if known is None:
-        return f"{exc}; once that is put right, {then}"
+        return f"{exc}; put that right, {then}"
     words = _own_words(exc)
     if exc.status in CREDENTIALS_REFUSED:
         answer = f"{exc.status} {HTTPStatus(exc.status).phrase}"
@@ -56,7 +56,7 @@ def refused(exc: ProviderAuthError, issue_id: int) -> str:
     if exc.status is None and exc.provider == "smtp":  # only a refused login is an auth error
         check = _either(known.credentials)
         return f"{known.title} refused the login ({words}): check {check}, {then}"
-    return f"{exc}; once that is put right, {then}"
+    return f"{exc}; put that right, {then}"
 
 
 def unreachable(provider: str, url: str, why: str) -> str:
