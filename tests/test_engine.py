@@ -30,6 +30,7 @@ from newsletter.delivery.outage import ProviderHealth
 from newsletter.delivery.prepare import RecipientValues
 from newsletter.delivery.ratelimit import TokenBucket
 from newsletter.delivery.report import SendReport
+from newsletter.delivery.request_start import LeaseLost, RequestStart
 from newsletter.delivery.resend import ResendProvider
 from newsletter.errors import (
     PermanentProviderError,
@@ -416,6 +417,23 @@ def test_dead_workers_batches_are_settled_on_restart(
         assert attempts.scalar_one() == 1  # the claim that sent nothing did not count
     idempotent = ScriptedProvider(settings, [], idempotent=True)
     assert idempotent.idempotent
+
+
+def test_a_sender_whose_lease_ran_out_while_it_waited_sends_nothing(
+    settings: Settings, store: Store, sending: int
+) -> None:
+    """A sender held by the rate limiter past its lease finds, when it would start the
+    request, that another worker took the batch back and sent it: it sends nothing."""
+    with store.engine.begin() as conn:
+        waited = ledger.claim(conn, sending, owner="elsewhere:1:a", now=0.0, lease_seconds=10,
+                              at=NOW)
+        assert waited is not None
+    provider = ScriptedProvider(settings, [])
+    engine(settings, store, provider).run(prepared(sending))
+    assert counts(store, sending) == {"sent": 5}
+    late = RequestStart(store, "elsewhere:1:a", 10)
+    with pytest.raises(LeaseLost):
+        late.begin(prepared(sending), waited, OutgoingBatch(waited.id, waited.seq, "k", []))
 
 
 def test_a_late_answer_after_a_takeover_is_not_recorded(
