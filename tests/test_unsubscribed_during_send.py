@@ -109,12 +109,12 @@ def test_a_reader_who_unsubscribes_during_the_send_is_not_sent_to(
         report = publisher.send_issue(issue_id)
         received = server.recorder.summary()
         copies = {c.recipient.lower() for c in server.recorder.copies("mailgun")}
+        ledger = rows(publisher.store, issue_id)
 
     gone, neighbour = later
     assert report.final_state == "sent"
     assert gone not in copies  # the provider never saw the address
     assert neighbour in copies  # the rest of its batch went
-    ledger = rows(publisher.store, issue_id)
     status, error = ledger[gone]
     assert status == "suppressed"
     assert error == "unsubscribed (one-click) after the send began"

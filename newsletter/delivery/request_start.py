@@ -90,10 +90,11 @@ class RequestStart:
         watch = self._watch(prepared.issue_id)
         at = self.store.now()
         with self.store.engine.begin() as conn:
+            # Read before the first write: SQLite's one writer is not kept waiting for it.
+            seen = watch.refresh(conn, at)
             if not ledger.start_request(conn, claimed.id, self.owner, now=self.clock(),
                                         lease_seconds=self.lease_seconds, at=at):
                 raise LeaseLost(claimed.id)
-            seen = watch.refresh(conn, at)
             # Suppressions key on the lower-cased address; a copy goes to it as written.
             why = {r.recipient_id: _reason(seen[r.email.lower()])
                    for r in batch.recipients if r.email.lower() in seen} if seen else {}
