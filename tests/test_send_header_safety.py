@@ -21,6 +21,7 @@ from click.testing import CliRunner, Result
 from newsletter.cli import cli
 from newsletter.config import Settings
 from newsletter.devtools.fakeprovider import FakeProviderServer
+from newsletter.devtools.fakeprovider.core import Fault, FaultKind
 from newsletter.models import IssueState
 from newsletter.publisher import Publisher
 from newsletter.store import Store
@@ -198,3 +199,20 @@ def test_lists_check_names_the_row_the_field_and_the_reason(settings: Settings) 
             "cannot carry") in checked.output
     assert f"{weekly}:5: warning: city holds a line feed (U+000A)" in checked.output
     assert "Traceback" not in checked.output
+
+
+def test_a_refused_recipient_keeps_its_reason_when_the_rest_of_its_batch_is_in_doubt(
+    settings: Settings, fake: FakeProviderServer
+) -> None:
+    """The connection dies after SendGrid took the request: the recipients in it are in
+    doubt, but the one never put in it failed, for its own reason."""
+    env = environment(settings, "sendgrid", fake)
+    issue_id = send_with_a_hostile_name(settings, env)
+    fake.faults.push("sendgrid", Fault(FaultKind.RESET, nth=1))
+    sent = run(settings.home, env, "send")
+    assert sent.exit_code == 0, sent.output
+    statuses = {str(p["email"]): (str(p["status"]), str(p["error"]))
+                for p in shown(settings.home, env, issue_id)["problems"]}  # type: ignore[union-attr]
+    assert statuses.pop("eve@example.org")[0] == "failed"
+    assert {status for status, _ in statuses.values()} == {"unknown"}
+    assert sorted(statuses) == sorted(a for a, _, _ in GOOD)

@@ -6,7 +6,9 @@ with its lease renewed): a sender that dies before that sent nothing, and recove
 the batch back to ``pending`` instead of holding it as an unknown outcome. One write per
 batch, none per recipient.
 
-The same transaction drops the batch's recipients suppressed since the audience was
+The same transaction fails the recipients whose copy cannot be built (a control character
+in a value that reaches a header: ``screening``), each for its reason, and drops the
+batch's recipients suppressed since the audience was
 frozen (a one-click unsubscribe while a large send is under way): they end ``suppressed``
 with the reason, and the provider never sees them. The suppressions added during a send
 are few; each sender process reads them through the index on ``created_at``, from where its
@@ -28,6 +30,7 @@ from sqlalchemy import Connection
 from ..store import Store, ledger, suppressions
 from ..store import issues as issue_store
 from .base import OutgoingBatch, PreparedIssue
+from .screening import unsendable
 
 log = logging.getLogger(__name__)
 
@@ -86,8 +89,12 @@ class RequestStart:
         self, prepared: PreparedIssue, claimed: ledger.ClaimedBatch, batch: OutgoingBatch
     ) -> OutgoingBatch:
         """The batch to send now, less its recipients suppressed since the freeze (recorded
-        ``suppressed``); ``LeaseLost`` when another worker has taken the batch over."""
+        ``suppressed``) and those whose copy cannot be built (recorded ``failed`` with the
+        reason); ``LeaseLost`` when another worker has taken the batch over."""
         watch = self._watch(prepared.issue_id)
+        # Copies that cannot be built fail here, for their own reason, whatever then happens
+        # to the request that carries the rest of the batch.
+        refused = unsendable(prepared, batch.recipients)
         at = self.store.now()
         with self.store.engine.begin() as conn:
             # Read before the first write: SQLite's one writer is not kept waiting for it.
@@ -99,11 +106,15 @@ class RequestStart:
             why = {r.recipient_id: _reason(seen[r.email.lower()])
                    for r in batch.recipients if r.email.lower() in seen} if seen else {}
             dropped = ledger.suppress_open(conn, why, prepared.list_id, at=at) if why else []
-        if not dropped:
+            # A reader who left meanwhile stays ``suppressed``, the more useful word.
+            ledger.mark_each(conn, ledger.failures(
+                {rid: why for rid, why in refused.items() if rid not in dropped}), at)
+        if dropped:
+            log.info("batch %s: %s recipient(s) suppressed since the send began, not sent",
+                     claimed.seq, len(dropped))
+        if not dropped and not refused:
             return batch
-        log.info("batch %s: %s recipient(s) suppressed since the send began, not sent",
-                 claimed.seq, len(dropped))
-        gone = set(dropped)
+        gone = set(dropped) | set(refused)
         return replace(batch, recipients=[r for r in batch.recipients
                                           if r.recipient_id not in gone])
 

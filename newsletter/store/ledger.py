@@ -438,6 +438,13 @@ def suppress_open(
     return confirmed
 
 
+def failures(reasons: Mapping[int, str]) -> list[dict[str, Any]]:
+    """Each row ``reasons`` names failed, with its own reason, in the form ``mark_each`` takes."""
+    failed = str(DeliveryStatus.FAILED)
+    return [{"rid": rid, "status": failed, "message_id": "", "error": error}
+            for rid, error in reasons.items()]
+
+
 def outcomes(ids: Iterable[int], status: DeliveryStatus, error: str) -> list[dict[str, Any]]:
     """The same outcome for each of ``ids``, in the form ``mark_each`` takes."""
     return [{"rid": i, "status": str(status), "message_id": "", "error": error} for i in ids]
