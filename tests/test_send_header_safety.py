@@ -216,3 +216,26 @@ def test_a_refused_recipient_keeps_its_reason_when_the_rest_of_its_batch_is_in_d
     assert statuses.pop("eve@example.org")[0] == "failed"
     assert {status for status, _ in statuses.values()} == {"unknown"}
     assert sorted(statuses) == sorted(a for a, _, _ in GOOD)
+
+
+def test_a_subject_typed_with_a_control_character_is_a_pre_send_error(
+    settings: Settings,
+) -> None:
+    env = environment(settings, "outbox", None)
+    members_file(settings.home, GOOD)
+    from newsletter.config import load_settings
+
+    store = Store.open(load_settings(settings.home, environ=env).database_url)
+    try:
+        publisher = Publisher(load_settings(settings.home, environ=env), store)
+        publisher.collect()
+        [issue_id] = publisher.draft("weekly")
+    finally:
+        store.close()
+    edited = run(settings.home, env, "issue", "edit", str(issue_id), "--subject", "Tide\x1b[2J")
+    assert edited.exit_code == 0, edited.output
+    checked = run(settings.home, env, "issue", "check", str(issue_id))
+    assert checked.exit_code == 1
+    assert "Subject header holds a control character (U+001B)" in checked.output
+    queued = run(settings.home, env, "issue", "queue", str(issue_id), "--force")
+    assert queued.exit_code == 1 and state_of(env, issue_id) == IssueState.DRAFT

@@ -5,7 +5,8 @@ sample reader — and parses the HTML with lxml. Errors block queueing; warnings
 unless the editor insists (``issue queue --force``).
 
 Errors: an empty issue; an empty article (no title, no text or image, no link: collect
-skips such entries now, but one stored earlier may still be drafted); an empty subject;
+skips such entries now, but one stored earlier may still be drafted); an empty subject; a
+subject, From name or other shared header holding a control character;
 HTML over Gmail's clipping size; no unsubscribe link in the HTML or the text; no
 ``List-Unsubscribe`` header; template syntax (``{{``, ``{%``) left in the output; a from
 address outside the publication's domain. Warnings: an article without a title; images
@@ -31,6 +32,7 @@ from urllib.parse import urlsplit
 import lxml.html
 
 from ..delivery.base import MergedCopy, PreparedIssue
+from ..delivery.screening import shared_header_problem
 from ..errors import LintError
 from ..models import Article
 from ..render.issue import GMAIL_CLIP_BYTES
@@ -152,6 +154,12 @@ def _empty_articles(sample: Sample) -> Iterator[str]:
 def _empty_subject(sample: Sample) -> Iterator[str]:
     if not sample.copy.subject.strip():
         yield "the subject is empty (issue edit --subject)"
+
+
+def _unfit_header(sample: Sample) -> Iterator[str]:
+    problem = shared_header_problem(sample.prepared)
+    if problem:  # every batch would fail with it
+        yield f"{problem} (issue edit --subject)" if "Subject" in problem else problem
 
 
 def _too_large(sample: Sample) -> Iterator[str]:
@@ -279,6 +287,7 @@ ERROR_CHECKS: tuple[Check, ...] = (
     _empty,
     _empty_articles,
     _empty_subject,
+    _unfit_header,
     _too_large,
     _no_unsubscribe_link,
     _no_list_unsubscribe,
