@@ -13,6 +13,8 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import NamedTuple
 
+from .errors import IssueStateError
+
 
 class IssueKind(StrEnum):
     DIGEST = "digest"
@@ -27,6 +29,34 @@ class IssueState(StrEnum):
     SENT = "sent"
     PARTIALLY_FAILED = "partially-failed"
     CANCELLED = "cancelled"
+
+
+#: The issue state machine: which moves are legal, stated once (``check_transition``).
+ISSUE_TRANSITIONS: Mapping[IssueState, frozenset[IssueState]] = MappingProxyType({
+    IssueState.DRAFT: frozenset({IssueState.QUEUED, IssueState.CANCELLED}),
+    IssueState.QUEUED: frozenset(
+        {IssueState.DRAFT, IssueState.SENDING, IssueState.PAUSED, IssueState.CANCELLED}
+    ),
+    IssueState.SENDING: frozenset(
+        {IssueState.SENT, IssueState.PARTIALLY_FAILED, IssueState.PAUSED, IssueState.CANCELLED}
+    ),
+    IssueState.PAUSED: frozenset({IssueState.QUEUED, IssueState.CANCELLED}),
+    IssueState.PARTIALLY_FAILED: frozenset({IssueState.QUEUED}),
+    IssueState.SENT: frozenset({IssueState.QUEUED}),  # only to resend unknown batches on request
+    IssueState.CANCELLED: frozenset(),
+})
+
+#: States in which an issue's content may still be edited.
+EDITABLE_STATES = frozenset({IssueState.DRAFT})
+
+
+def check_transition(issue_id: int, current: IssueState, target: IssueState) -> None:
+    """Raise ``IssueStateError`` unless ``current`` → ``target`` is allowed."""
+    if target not in ISSUE_TRANSITIONS[current]:
+        allowed = ", ".join(sorted(ISSUE_TRANSITIONS[current])) or "nothing (final state)"
+        raise IssueStateError(
+            f"issue {issue_id} is {current}; it cannot become {target} (from {current}: {allowed})"
+        )
 
 
 class BatchState(StrEnum):
@@ -147,3 +177,28 @@ class Recipient(NamedTuple):
     name: str = ""
     fields: Mapping[str, str] = MappingProxyType({})
     list_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class FetchState:
+    """What the store remembers between fetches, for conditional requests."""
+
+    etag: str = ""
+    last_modified: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookEvent:
+    """One provider event in this package's words.
+
+    ``event_id`` is the provider's own id when it sends one, else a digest of the event's
+    payload: either way a redelivered event has the same id and is applied once.
+    """
+
+    provider: str
+    event_id: str
+    type: DeliveryStatus
+    email: str
+    provider_message_id: str
+    at: datetime
+    detail: str = ""

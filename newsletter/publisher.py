@@ -19,15 +19,15 @@ from .delivery.engine import Engine
 from .delivery.fanout import helpers_for
 from .delivery.outage import resume_after_outage
 from .delivery.prepare import RecipientValues, batch_for_test_send, prepare_issue, public_base
-from .delivery.registry import make_provider
+from .delivery.providers.registry import make_provider
 from .delivery.report import Progress, SendReport
 from .delivery.rounds import HAND_BACK_SECONDS, DueRounds
 from .errors import IssueMovedOnError, IssueStateError, NotFoundError
 from .issues import draft as drafting
-from .issues import sendtime, states
+from .issues import sendtime
 from .lists.config import PublicationConfig, load_config
 from .lists.members import Problem, stream_recipients
-from .models import Cadence, IssueKind, IssueState, MailingList, Recipient
+from .models import Cadence, IssueKind, IssueState, MailingList, Recipient, check_transition
 from .store import Store, ledger, tally
 from .store import articles as article_store
 from .store import audience as audience_store
@@ -259,23 +259,28 @@ class Publisher:
         ``force``. Returns the findings (warnings a forced queue went past)."""
         with self.store.engine.connect() as conn:
             record = issue_store.get(conn, issue_id)
-        states.check(issue_id, state := record.state, IssueState.QUEUED)
+        check_transition(issue_id, state := record.state, IssueState.QUEUED)
         if state != IssueState.DRAFT:  # the other ways back to queued are resume and retry
             raise IssueStateError(
                 f"issue {issue_id} is {state}; only a draft can be queued "
                 "(resume a paused issue, retry a finished one)"
             )
-        from .issues.lint import lint
-
         if at is not None:  # a time already past would send at once
             sendtime.require_future(at, self.store.now(), self.config.list(record.list_id).timezone)
         self.render(issue_id)  # before the checks: they read what will be sent
-        report = lint(self, issue_id)
+        report = self.check(issue_id)
         report.check_queueable(force=force)
         self.transition(
             issue_id, IssueState.QUEUED, f"send at {at.isoformat()}" if at else "", send_at=at
         )
         return report
+
+    def check(self, issue_id: int) -> LintReport:
+        """The pre-send checks on the issue as it would be sent now."""
+        from .issues.lint import lint  # lxml's HTML parser, for the commands that check
+
+        return lint(self.store, issue_id, self.prepared(issue_id), self.recipient_values(),
+                    self.config.publication.from_email)
 
     def cancel(self, issue_id: int) -> None:
         with self.store.engine.begin() as conn:
@@ -408,7 +413,10 @@ class Publisher:
         self, issue_id: int, progress: Progress | None = None, engine: Engine | None = None
     ) -> SendReport:
         engine = engine or self.engine()
-        with helpers_for(self, issue_id, progress, engine) as helpers:  # start as it freezes
+        with helpers_for(  # started as it freezes
+            self.settings, self.store, issue_id, progress, engine,
+            batch_size=self.batch_size(), member_paths=self.config.member_paths,
+        ) as helpers:
             report = engine.run(self.start(issue_id), progress)
         helpers.add_to(report)
         report.final_state, report.counts = self.finish(issue_id)

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from newsletter.bulkwork import BULK_THRESHOLD, fewer_collections
 from newsletter.cli import cli
 from newsletter.delivery.base import BatchResult, OutgoingBatch, PreparedIssue
-from newsletter.delivery.outbox import OutboxProvider
+from newsletter.delivery.providers.outbox import OutboxProvider
 from newsletter.store import audience
 
 

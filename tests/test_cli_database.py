@@ -59,7 +59,7 @@ def test_a_helper_process_that_loses_the_database_says_so_in_one_line(
     task = pickle.dumps((settings, 1, logging.INFO))
     with issues_locked(database_url):
         helper = subprocess.run(
-            [sys.executable, "-m", "newsletter.delivery.fanout"],
+            [sys.executable, "-m", "newsletter.runners.helper"],
             input=task, capture_output=True, timeout=60, check=False,
         )
     errors = helper.stderr.decode()

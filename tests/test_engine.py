@@ -23,15 +23,15 @@ from newsletter.delivery.base import (
     Provider,
     RecipientResult,
 )
-from newsletter.delivery.brevo import BrevoProvider
 from newsletter.delivery.engine import Engine
-from newsletter.delivery.mailgun import MailgunProvider
 from newsletter.delivery.outage import ProviderHealth
 from newsletter.delivery.prepare import RecipientValues
+from newsletter.delivery.providers.brevo import BrevoProvider
+from newsletter.delivery.providers.mailgun import MailgunProvider
+from newsletter.delivery.providers.resend import ResendProvider
 from newsletter.delivery.ratelimit import TokenBucket
 from newsletter.delivery.report import SendReport
 from newsletter.delivery.request_start import LeaseLost, RequestStart
-from newsletter.delivery.resend import ResendProvider
 from newsletter.errors import (
     PermanentProviderError,
     ProviderAuthError,

@@ -13,7 +13,7 @@ import requests
 from click.testing import CliRunner
 
 from newsletter.cli import cli
-from newsletter.delivery.mailgun import MailgunProvider
+from newsletter.delivery.providers.mailgun import MailgunProvider
 from newsletter.devtools.fakeprovider import FakeProviderServer, Fault, FaultKind
 from newsletter.errors import TransientProviderError
 from tests.servers.fake_provider import (

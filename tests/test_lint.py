@@ -12,7 +12,7 @@ from click.testing import CliRunner, Result
 
 from newsletter.cli import cli
 from newsletter.errors import LintError
-from newsletter.issues.lint import check, lint, sample_of
+from newsletter.issues.lint import check, sample_of
 from newsletter.models import Article, IssueKind, IssueState
 from newsletter.publisher import Publisher
 from newsletter.store import articles as article_store
@@ -58,7 +58,7 @@ def draft(publisher: Publisher, list_id: str = "weekly", **values: object) -> in
 
 
 def test_a_well_made_issue_passes(publisher: Publisher) -> None:
-    report = lint(publisher, draft(publisher))
+    report = publisher.check(draft(publisher))
     assert report.errors == () and report.warnings == () and report.clean
 
 
@@ -84,13 +84,13 @@ def test_an_issue_without_articles_or_introduction_is_empty(publisher: Publisher
             article_ids=[],
             at=NOW,
         )
-    assert "the issue is empty: no articles and no introduction" in lint(publisher, bare).errors
-    assert not any("empty" in e for e in lint(publisher, note).errors)
+    assert "the issue is empty: no articles and no introduction" in publisher.check(bare).errors
+    assert not any("empty" in e for e in publisher.check(note).errors)
 
 
 def test_html_that_gmail_would_clip_is_an_error(publisher: Publisher) -> None:
     issue_id = draft(publisher, intro_md="The long read. " * 8000)
-    [error] = lint(publisher, issue_id).errors
+    [error] = publisher.check(issue_id).errors
     assert error.startswith("the HTML is 1") and "Gmail clips messages over 102 KB" in error
 
 
@@ -101,7 +101,7 @@ def test_templates_without_unsubscribe_links_and_images_without_alt(
     (home / "templates" / "digest.html").write_text(BARE_DIGEST_HTML, encoding="utf-8")
     (home / "templates" / "digest.txt").write_text(BARE_DIGEST_TEXT, encoding="utf-8")
     fresh = Publisher(publisher.settings, publisher.store)  # reads the edited templates
-    report = lint(fresh, draft(fresh))
+    report = fresh.check(draft(fresh))
     assert report.errors == (
         "the HTML has no unsubscribe link (templates write {{ recipient.unsubscribe_url }})",
         "the text part has no unsubscribe link (templates write {{ recipient.unsubscribe_url }})",
@@ -110,7 +110,9 @@ def test_templates_without_unsubscribe_links_and_images_without_alt(
 
 
 def test_a_missing_list_unsubscribe_header_is_an_error(publisher: Publisher) -> None:
-    sample = sample_of(publisher, draft(publisher))
+    issue_id = draft(publisher)
+    sample = sample_of(publisher.store, issue_id, publisher.prepared(issue_id),
+                       publisher.recipient_values(), publisher.config.publication.from_email)
     headers = {k: v for k, v in sample.copy.headers.items() if k != "List-Unsubscribe"}
     broken = dataclasses.replace(sample, copy=dataclasses.replace(sample.copy, headers=headers))
     assert check(sample).errors == ()
@@ -122,11 +124,11 @@ def test_a_missing_list_unsubscribe_header_is_an_error(publisher: Publisher) -> 
 def test_template_syntax_left_in_the_output_is_an_error(publisher: Publisher) -> None:
     in_intro = draft(publisher, intro_md="Dear {{ reader }}, welcome.")
     in_subject = draft(publisher, subject="News for {% name %}", article_ids=[1])
-    assert lint(publisher, in_intro).errors == (
+    assert publisher.check(in_intro).errors == (
         "template syntax left in the HTML: 'Dear {{ reader }}, welcome.'",
         "template syntax left in the text part: 'Dear {{ reader }}, welcome.'",
     )
-    assert lint(publisher, in_subject).errors == (
+    assert publisher.check(in_subject).errors == (
         "template syntax left in the subject: 'News for {% name %}'",
         "template syntax left in the HTML: 'News for {% name %}'",  # the <title>
     )
@@ -134,14 +136,14 @@ def test_template_syntax_left_in_the_output_is_an_error(publisher: Publisher) ->
 
 def test_template_syntax_shown_as_code_is_content(publisher: Publisher) -> None:
     intro = "Our templates say `{{ title }}`:\n\n```\n{% for a in articles %}\n```\n"
-    assert lint(publisher, draft(publisher, intro_md=intro)).errors == ()
+    assert publisher.check(draft(publisher, intro_md=intro)).errors == ()
 
 
 def test_a_from_address_outside_the_publications_domain_is_an_error(
     publisher: Publisher,
 ) -> None:
-    assert lint(publisher, draft(publisher, "branch")).errors == ()  # a subdomain is fine
-    assert lint(publisher, draft(publisher, "outside")).errors == (
+    assert publisher.check(draft(publisher, "branch")).errors == ()  # a subdomain is fine
+    assert publisher.check(draft(publisher, "outside")).errors == (
         "the from address news@elsewhere.example.com is outside the publication's domain "
         "notes.example.org: it would fail DMARC alignment (set the list's from_email on "
         "notes.example.org)",
@@ -155,7 +157,7 @@ def test_plain_http_links_and_long_subjects_are_warnings(publisher: Publisher) -
         intro_md="See [the old site](http://old.example.org/) and "
         "[again](http://old.example.org/).",
     )
-    report = lint(publisher, issue_id)
+    report = publisher.check(issue_id)
     assert report.errors == ()
     assert report.warnings == (
         "link over plain http (not https): http://old.example.org/",
@@ -171,7 +173,7 @@ def test_a_publication_served_over_http_warns_about_its_unsubscribe_link(
     _, store, publisher = open_publication(home, f"sqlite:///{tmp_path / 'http.db'}")
     try:
         publisher.collect()
-        warnings = lint(publisher, draft(publisher)).warnings
+        warnings = publisher.check(draft(publisher)).warnings
     finally:
         store.close()
     assert any(
@@ -267,7 +269,7 @@ def test_an_issue_with_an_empty_article_is_an_error_naming_it(
     empty = store_article(publisher, Article("posts", "sha256:e3b0", "", "", None))
     issue_id = draft(publisher, article_ids=[empty])
 
-    report = lint(publisher, issue_id)
+    report = publisher.check(issue_id)
     checked = run(home, publisher, "issue", "check", str(issue_id))
 
     expected = (
@@ -278,7 +280,7 @@ def test_an_issue_with_an_empty_article_is_an_error_naming_it(
     assert checked.exit_code == 1 and f"  - {expected}" in checked.output
     removed = run(home, publisher, "issue", "remove-article", str(issue_id), str(empty))
     assert removed.exit_code == 0, removed.output
-    assert lint(publisher, issue_id).errors == (  # it was the only article
+    assert publisher.check(issue_id).errors == (  # it was the only article
         "the issue is empty: no articles and no introduction",
     )
 
@@ -301,7 +303,7 @@ def test_an_untitled_article_warns_and_an_empty_subject_is_an_error(publisher: P
             at=NOW,
         )
 
-    report = lint(publisher, issue_id)
+    report = publisher.check(issue_id)
 
     assert report.errors == ("the subject is empty (issue edit --subject)",)
     assert report.warnings == (f"article {untitled} from source posts has no title",)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from newsletter.delivery.brevo import BrevoProvider, idempotency_uuid
+from newsletter.delivery.providers.brevo import BrevoProvider, idempotency_uuid
 from newsletter.devtools.fakeprovider import FakeProviderServer, Fault, FaultKind
 from newsletter.errors import UnknownOutcomeError
 from tests.servers.fake_provider import (

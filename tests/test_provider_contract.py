@@ -12,7 +12,7 @@ import requests
 from newsletter import config
 from newsletter.config import Secret, Settings
 from newsletter.delivery.base import LONGEST_RETRY_AFTER, HttpProvider, HttpRequest
-from newsletter.delivery.registry import PROVIDERS, make_provider, provider_class
+from newsletter.delivery.providers.registry import PROVIDERS, make_provider, provider_class
 from newsletter.devtools.fakeprovider import FakeProviderServer, Fault, FaultKind
 from newsletter.errors import (
     ConfigError,

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from newsletter.delivery.base import OutgoingBatch
-from newsletter.delivery.mailgun import MailgunProvider
+from newsletter.delivery.providers.mailgun import MailgunProvider
 from newsletter.devtools.fakeprovider import FakeProviderServer, Fault, FaultKind
 from newsletter.errors import ProviderAuthError, RenderError, UnknownOutcomeError
 from newsletter.models import DeliveryStatus

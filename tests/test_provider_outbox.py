@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from newsletter.config import Settings
-from newsletter.delivery.outbox import OutboxProvider
+from newsletter.delivery.providers.outbox import OutboxProvider
 from tests.servers.fake_provider import sample_batch, sample_issue
 
 

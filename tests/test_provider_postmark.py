@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from newsletter.delivery.postmark import PostmarkProvider
+from newsletter.delivery.providers.postmark import PostmarkProvider
 from newsletter.devtools.fakeprovider import FakeProviderServer, Fault, FaultKind
 from newsletter.errors import UnknownOutcomeError
 from newsletter.models import DeliveryStatus, SuppressionReason

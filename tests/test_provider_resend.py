@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from newsletter.delivery.resend import ResendProvider
+from newsletter.delivery.providers.resend import ResendProvider
 from newsletter.devtools.fakeprovider import FakeProviderServer, Fault, FaultKind
 from newsletter.errors import PermanentProviderError, UnknownOutcomeError
 from tests.servers.fake_provider import (

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from newsletter.config import Secret, Settings
-from newsletter.delivery.sendgrid import SendGridProvider
+from newsletter.delivery.providers.sendgrid import SendGridProvider
 from tests.servers.fake_provider import sample_batch, sample_issue
 
 

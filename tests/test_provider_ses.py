@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from newsletter.delivery.ses import SesProvider
+from newsletter.delivery.providers.ses import SesProvider
 from newsletter.devtools.fakeprovider import FakeProviderServer, Fault, FaultKind
 from newsletter.models import DeliveryStatus
 from tests.servers.fake_provider import (

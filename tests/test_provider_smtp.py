@@ -14,7 +14,7 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from newsletter.config import Settings
 from newsletter.delivery.base import BatchRecipient, OutgoingBatch, PreparedIssue
-from newsletter.delivery.smtp import SmtpProvider
+from newsletter.delivery.providers.smtp import SmtpProvider
 from newsletter.errors import TransientProviderError
 from newsletter.models import DeliveryStatus, SuppressionReason
 from newsletter.render.merge import MergeTemplate

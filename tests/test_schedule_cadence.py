@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import func, select
 
-from newsletter.delivery.outbox import OutboxProvider
+from newsletter.delivery.providers.outbox import OutboxProvider
 from newsletter.models import IssueKind, IssueState
 from newsletter.schedule.jobs import Runtime, collect_job, digest_job, dispatch_job, installed
 from newsletter.schedule.triggers import WallClockCronTrigger, digest_trigger

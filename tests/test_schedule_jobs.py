@@ -22,7 +22,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import func, select
 
 from newsletter.config import Settings
-from newsletter.delivery.outbox import OutboxProvider
+from newsletter.delivery.providers.outbox import OutboxProvider
 from newsletter.schedule import jobs
 from newsletter.schedule.jobs import Runtime, installed
 from newsletter.schedule.scheduler import (

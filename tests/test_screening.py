@@ -8,7 +8,7 @@ import pytest
 
 from newsletter.config import Settings
 from newsletter.delivery.base import BatchRecipient, OutgoingBatch
-from newsletter.delivery.outbox import OutboxProvider
+from newsletter.delivery.providers.outbox import OutboxProvider
 from newsletter.delivery.screening import send_screened, unsendable
 from newsletter.errors import PermanentProviderError
 from newsletter.models import DeliveryStatus

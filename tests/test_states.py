@@ -17,7 +17,7 @@ from sqlalchemy import update
 
 from newsletter.cli import cli
 from newsletter.errors import IssueStateError, NotFoundError
-from newsletter.issues.states import TRANSITIONS
+from newsletter.models import ISSUE_TRANSITIONS as TRANSITIONS
 from newsletter.models import DeliveryStatus, IssueKind, IssueState, Recipient
 from newsletter.store import Store, audience, ledger
 from newsletter.store import issues as issue_store

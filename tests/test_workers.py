@@ -27,10 +27,10 @@ import requests
 from sqlalchemy import select
 
 from newsletter.config import VARIABLES, Secret, Settings, load_settings
-from newsletter.delivery.worker import Worker
 from newsletter.devtools.fakeprovider import FakeProviderServer, Fault, FaultKind
 from newsletter.models import BatchState, IssueState
 from newsletter.publisher import Publisher
+from newsletter.runners.worker import Worker
 from newsletter.schedule.jobs import DISPATCH_SECONDS, Runtime
 from newsletter.store import Store, tally
 from newsletter.store import issues as issue_store

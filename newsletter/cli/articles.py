@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from ..issues.articles import ArticleEntry, article_entries, article_entry
+from ..editor.articles import ArticleEntry, article_entries, article_entry
 from . import cli
 from .context import AppContext, echo_json, json_option, pass_app
 

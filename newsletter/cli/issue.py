@@ -10,8 +10,9 @@ from zoneinfo import ZoneInfo
 import click
 
 from ..delivery.outage import resumes_at
+from ..editor import editing, preview
 from ..errors import NewsletterError
-from ..issues import editing, preview, sendtime
+from ..issues import sendtime
 from ..models import IssueState
 from ..store import issues as issue_store
 from ..store import tally
@@ -314,9 +315,7 @@ def test_command(app: AppContext, issue_id: int, addresses: tuple[str, ...]) -> 
 @pass_app
 def check_command(app: AppContext, issue_id: int, as_json: bool) -> None:
     """Run the pre-send checks on an issue; exit status 1 if any error is found."""
-    from ..issues.lint import lint
-
-    report = lint(app.publisher, issue_id)
+    report = app.publisher.check(issue_id)
     if as_json:
         echo_json({"issue": issue_id, **report.as_dict()})
     else:

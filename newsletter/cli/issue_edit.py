@@ -1,13 +1,14 @@
 """``newsletter issue articles / add-article / move-article / remove-article`` on a draft's
 articles, and ``issue reschedule / unqueue`` on a queued issue's time.
 
-The work is ``issues.editing``'s; these commands read arguments and print the outcome."""
+The work is ``editor.editing``'s; these commands read arguments and print the outcome."""
 
 from __future__ import annotations
 
 import click
 
-from ..issues import editing, sendtime
+from ..editor import editing
+from ..issues import sendtime
 from ..store import issues as issue_store
 from .context import AppContext, echo_json, json_option, pass_app
 from .issue import issue

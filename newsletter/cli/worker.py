@@ -7,9 +7,9 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 import click
 
-from ..delivery import worker as worker_module
-from ..delivery.worker import Worker, WorkerReport
 from ..publisher import Publisher
+from ..runners import worker as worker_module
+from ..runners.worker import Worker, WorkerReport
 from . import cli
 from .context import AppContext, pass_app
 from .daemon import StopSignals

@@ -26,23 +26,22 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, TypeVar
+from typing import TypeVar
 from urllib.parse import urlsplit
 
 import lxml.html
 
 from ..delivery.base import MergedCopy, PreparedIssue
+from ..delivery.prepare import RecipientValues
 from ..delivery.screening import shared_header_problem
 from ..errors import LintError
 from ..models import Article
 from ..render.issue import GMAIL_CLIP_BYTES
 from ..sources.base import is_empty
+from ..store import Store
 from ..store import articles as article_store
 from ..store import issues as issue_store
 from ..store.issues import IssueRecord
-
-if TYPE_CHECKING:
-    from ..publisher import Publisher
 
 MAX_SUBJECT_CHARS = 78
 TEMPLATE_SYNTAX = ("{{", "{%")
@@ -91,9 +90,12 @@ class Sample:
     articles: tuple[tuple[int, Article], ...] = ()
 
 
-def lint(publisher: Publisher, issue_id: int) -> LintReport:
-    """Check issue ``issue_id`` as it would be sent now."""
-    return check(sample_of(publisher, issue_id))
+def lint(
+    store: Store, issue_id: int, prepared: PreparedIssue, values: RecipientValues, from_email: str
+) -> LintReport:
+    """Check issue ``issue_id`` as it would be sent now: ``prepared`` is its rendering,
+    ``values`` makes a reader's merge values, ``from_email`` the publication's address."""
+    return check(sample_of(store, issue_id, prepared, values, from_email))
 
 
 def check(sample: Sample) -> LintReport:
@@ -104,13 +106,14 @@ def check(sample: Sample) -> LintReport:
     )
 
 
-def sample_of(publisher: Publisher, issue_id: int) -> Sample:
+def sample_of(
+    store: Store, issue_id: int, prepared: PreparedIssue, reader: RecipientValues, from_email: str
+) -> Sample:
     """The issue as stored, merged for a sample reader."""
-    with publisher.store.engine.connect() as conn:
+    with store.engine.connect() as conn:
         record = issue_store.get(conn, issue_id)
         articles = tuple(article_store.by_ids(conn, issue_store.article_ids(conn, issue_id)))
-    prepared = publisher.prepared(issue_id)
-    values = publisher.recipient_values()(SAMPLE_EMAIL, "Sample Reader", record.list_id, {})
+    values = reader(SAMPLE_EMAIL, "Sample Reader", record.list_id, {})
     needed = (
         prepared.html.field_names
         | prepared.text.field_names
@@ -119,7 +122,7 @@ def sample_of(publisher: Publisher, issue_id: int) -> Sample:
     )
     values.update({name: "" for name in needed - values.keys()})
     merged = prepared.merge(values)
-    domain = publisher.config.publication.from_email.rpartition("@")[2].lower()
+    domain = from_email.rpartition("@")[2].lower()
     return Sample(
         record,
         len(articles),

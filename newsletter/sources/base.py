@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 
 from ..config import Settings
 from ..errors import ConfigError
-from ..models import Article
+from ..models import Article, FetchState
 from .sanitize import shows_something
 
 
@@ -33,12 +33,6 @@ class SourceSpec:
     allow_private_network: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class FetchState:
-    """What the store remembers between fetches, for conditional requests."""
-
-    etag: str = ""
-    last_modified: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,8 +9,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Row, Select, and_, bindparam, func, insert, select, update
 
-from ..models import Article, IssueState
-from ..sources.base import FetchState
+from ..models import Article, FetchState, IssueState
 from .tables import articles, issue_articles, issues, list_articles, list_state, source_state
 
 

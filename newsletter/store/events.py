@@ -10,18 +10,15 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import Connection, Table, and_, delete, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from ..models import ALL_LISTS, DeliveryStatus, SuppressionReason
+from ..models import ALL_LISTS, DeliveryStatus, SuppressionReason, WebhookEvent
 from . import suppressions
 from .tables import batches, events, recipients, seen_tokens, soft_bounces
-
-if TYPE_CHECKING:
-    from ..web.webhooks.base import WebhookEvent
 
 #: A later event never undoes a stronger one: an "opened" arriving after a complaint
 #: (providers deliver out of order) leaves the ledger saying "complained".

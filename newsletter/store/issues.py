@@ -11,8 +11,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from ..errors import IssueStateError, NotFoundError
-from ..issues import states
-from ..models import IssueKind, IssueState
+from ..models import EDITABLE_STATES, IssueKind, IssueState, check_transition
 from .tables import issue_articles, issue_events, issue_numbers, issues, list_articles
 
 
@@ -203,7 +202,7 @@ def transition(
 ) -> IssueRecord:
     """Move the issue to ``target`` if the state machine allows it, atomically."""
     current = get(conn, issue_id)
-    states.check(issue_id, current.state, target)
+    check_transition(issue_id, current.state, target)
     result = conn.execute(
         update(issues)
         .where(issues.c.id == issue_id, issues.c.state == str(current.state))
@@ -287,7 +286,7 @@ def require_editable(conn: Connection, issue_id: int) -> IssueRecord:
     queued while its content changes."""
     conn.execute(select(issues.c.id).where(issues.c.id == issue_id).with_for_update())
     current = get(conn, issue_id)
-    if current.state not in states.EDITABLE:
+    if current.state not in EDITABLE_STATES:
         back = (
             f" (`newsletter issue unqueue {issue_id}` makes it a draft again)"
             if current.state == IssueState.QUEUED

@@ -10,7 +10,7 @@ from typing import Any
 
 from newsletter.config import Settings
 from newsletter.delivery.base import BatchRecipient, OutgoingBatch, PreparedIssue, Provider
-from newsletter.delivery.registry import make_provider
+from newsletter.delivery.providers.registry import make_provider
 from newsletter.devtools.fakeprovider import FakeProviderServer
 from newsletter.render.merge import MergeTemplate
 

@@ -22,7 +22,7 @@ import orjson
 
 from ...config import Secret, Settings
 from ...errors import NewsletterError
-from ...models import DeliveryStatus
+from ...models import WebhookEvent
 
 #: How old a signed timestamp may be; providers retry, so a request is not refused for being late
 #: by a few seconds, but a captured one cannot be replayed much later.
@@ -67,21 +67,6 @@ class WebhookUnavailableError(WebhookError):
     status = 503
 
 
-@dataclass(frozen=True, slots=True)
-class WebhookEvent:
-    """One provider event in this package's words.
-
-    ``event_id`` is the provider's own id when it sends one, else a digest of the event's
-    payload: either way a redelivered event has the same id and is applied once.
-    """
-
-    provider: str
-    event_id: str
-    type: DeliveryStatus
-    email: str
-    provider_message_id: str
-    at: datetime
-    detail: str = ""
 
 
 @dataclass(frozen=True, slots=True)

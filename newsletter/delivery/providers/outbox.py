@@ -14,12 +14,12 @@ import re
 import tempfile
 from pathlib import Path
 
-from ..config import Settings
-from ..errors import ProviderAuthError
-from ..models import DeliveryStatus
-from ..processes import pid_alive
-from ..render.message import make_message_id, message_bytes
-from .base import (
+from ...config import Settings
+from ...errors import ProviderAuthError
+from ...models import DeliveryStatus
+from ...processes import pid_alive
+from ...render.message import make_message_id, message_bytes
+from ..base import (
     BatchRecipient,
     BatchResult,
     OutgoingBatch,

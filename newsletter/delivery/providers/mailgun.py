@@ -16,9 +16,9 @@ from urllib.parse import urlencode
 import orjson
 import requests
 
-from ..errors import ProviderAuthError
-from ..models import DeliveryStatus
-from .base import (
+from ...errors import ProviderAuthError
+from ...models import DeliveryStatus
+from ..base import (
     BatchRecipient,
     BatchResult,
     HttpProvider,
@@ -29,7 +29,7 @@ from .base import (
     error_message,
     to_headers,
 )
-from .variables import BatchVariables, batch_variables
+from ..variables import BatchVariables, batch_variables
 
 #: The Events API answers at most 300 events a page; a 1,000-recipient batch fits in a few.
 EVENTS_PAGE_SIZE = 300

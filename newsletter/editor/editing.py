@@ -18,15 +18,15 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Connection
 
 from ..errors import ConfigError, IssueStateError, NotFoundError
+from ..issues import draft as drafting
+from ..issues import sendtime
 from ..models import IssueKind, IssueState
 from ..store import articles as article_store
 from ..store import issues as issue_store
-from . import draft as drafting
-from . import sendtime
 
 if TYPE_CHECKING:
+    from ..issues.lint import LintReport
     from ..publisher import Publisher
-    from .lint import LintReport
 
 #: States of an issue that has (or may have) gone out to some of the list.
 WENT_OUT = frozenset(

@@ -15,9 +15,9 @@ from urllib.parse import urlencode
 
 import requests
 
-from ..errors import PermanentProviderError, ProviderAuthError, TransientProviderError
-from ..models import DeliveryStatus, SuppressionReason
-from .base import (
+from ...errors import PermanentProviderError, ProviderAuthError, TransientProviderError
+from ...models import DeliveryStatus, SuppressionReason
+from ..base import (
     BatchRecipient,
     BatchResult,
     HttpProvider,

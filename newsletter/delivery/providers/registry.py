@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from importlib import import_module
 
-from ..config import Settings
-from ..errors import ConfigError
-from .base import Provider
+from ...config import Settings
+from ...errors import ConfigError
+from ..base import Provider
 
 #: Name → (module in this package, class).
 PROVIDERS: dict[str, tuple[str, str]] = {

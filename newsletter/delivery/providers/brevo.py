@@ -15,9 +15,9 @@ from typing import Any
 
 import requests
 
-from ..errors import TransientProviderError
-from ..models import DeliveryStatus
-from .base import (
+from ...errors import TransientProviderError
+from ...models import DeliveryStatus
+from ..base import (
     BatchRecipient,
     BatchResult,
     HttpProvider,
@@ -27,7 +27,7 @@ from .base import (
     RecipientResult,
     bounded_wait,
 )
-from .variables import batch_variables
+from ..variables import batch_variables
 
 KEY_NAMESPACE = uuid.UUID("5d0c7b1e-4c1f-5a39-9f4e-6e65776c6574")
 

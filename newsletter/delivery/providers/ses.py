@@ -20,9 +20,9 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from ..errors import PermanentProviderError, ProviderAuthError, TransientProviderError
-from ..models import DeliveryStatus
-from .base import (
+from ...errors import PermanentProviderError, ProviderAuthError, TransientProviderError
+from ...models import DeliveryStatus
+from ..base import (
     BatchRecipient,
     BatchResult,
     HttpProvider,
@@ -32,8 +32,8 @@ from .base import (
     RecipientResult,
     error_message,
 )
+from ..variables import batch_variables
 from .resend import tag_value
-from .variables import batch_variables
 
 SIGNING_NAME = "ses"
 BULK_PATH = "/v2/email/outbound-bulk-emails"

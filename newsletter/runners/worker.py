@@ -24,10 +24,10 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from ..delivery.engine import Engine
+from ..delivery.report import SendReport
 from ..errors import IssueMovedOnError, NewsletterError, StoreError
 from ..publisher import Publisher
-from .engine import Engine
-from .report import SendReport
 
 log = logging.getLogger(__name__)
 

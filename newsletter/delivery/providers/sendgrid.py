@@ -14,8 +14,8 @@ from typing import Any
 
 import requests
 
-from ..errors import TransientProviderError
-from .base import (
+from ...errors import TransientProviderError
+from ..base import (
     BatchRecipient,
     BatchResult,
     HttpProvider,
@@ -24,7 +24,7 @@ from .base import (
     PreparedIssue,
     bounded_wait,
 )
-from .variables import batch_variables
+from ..variables import batch_variables
 
 
 def _plain(field: str) -> str:

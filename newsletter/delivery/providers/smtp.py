@@ -12,10 +12,10 @@ import smtplib
 import ssl
 import threading
 
-from ..errors import ProviderAuthError, TransientProviderError, UnknownOutcomeError
-from ..models import DeliveryStatus, SuppressionReason
-from ..render.message import make_message_id, message_bytes
-from .base import (
+from ...errors import ProviderAuthError, TransientProviderError, UnknownOutcomeError
+from ...models import DeliveryStatus, SuppressionReason
+from ...render.message import make_message_id, message_bytes
+from ..base import (
     BatchResult,
     OutgoingBatch,
     PreparedIssue,

@@ -13,9 +13,9 @@ from typing import Any
 
 import requests
 
-from ..errors import PermanentProviderError, ProviderAuthError, TransientProviderError
-from ..models import DeliveryStatus
-from .base import (
+from ...errors import PermanentProviderError, ProviderAuthError, TransientProviderError
+from ...models import DeliveryStatus
+from ..base import (
     BatchRecipient,
     BatchResult,
     HttpProvider,
