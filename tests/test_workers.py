@@ -84,6 +84,10 @@ class FakeProviderProcess:
     def fault(self, **fault: Any) -> None:
         self.http.post(f"{self.url}/_fake/faults", json=fault, timeout=5).raise_for_status()
 
+    def release(self) -> None:
+        """Answer every held request now."""
+        self.http.post(f"{self.url}/_fake/release", timeout=5).raise_for_status()
+
     def copies(self, provider: str) -> dict[str, int]:
         """Recipient → how many copies the provider accepted for them."""
         record = self.http.get(
@@ -265,8 +269,10 @@ def test_a_worker_killed_mid_batch_is_taken_over(
 ) -> None:
     send = prepare_send(home, database_url, provider, fake.url, members=200)
     victim_email = "reader055@example.org"
-    # The provider accepts that batch, then holds its answer: the kill lands mid-request.
-    fake.fault(provider=provider, kind="slow", recipient=victim_email, delay=3)
+    # The provider accepts that batch, then holds its answer until the fake stops: the kill
+    # lands mid-request however long a loaded machine takes to deliver it (a hold of a few
+    # seconds could end first, and the batch would be settled by the worker it was for).
+    fake.fault(provider=provider, kind="slow", recipient=victim_email, delay=600)
     workers = start_workers(send, 4, "--once")
     store = send.store()
     try:
@@ -306,7 +312,7 @@ def send_with_a_held_batch(
     home: Path, database_url: str, fake: FakeProviderProcess
 ) -> tuple[Send, str]:
     """100 members, one sender thread; the provider holds its answer to the third batch
-    for 1.5 s. Returns the send and an address of that batch."""
+    until ``fake.release()``. Returns the send and an address of that batch."""
     send = prepare_send(
         home,
         database_url,
@@ -318,7 +324,7 @@ def send_with_a_held_batch(
         NEWSLETTER_LEASE_SECONDS="60",
     )
     held = "reader020@example.org"  # the third batch
-    fake.fault(provider="mailgun", kind="slow", recipient=held, delay=1.5)
+    fake.fault(provider="mailgun", kind="slow", recipient=held, delay=600)
     return send, held
 
 
@@ -329,6 +335,9 @@ def test_sigterm_finishes_the_batch_in_flight(
     [worker] = start_workers(send, 1)  # no --once: it would run until stopped
     eventually(lambda: fake.copies("mailgun").get(held), what="the held request")
     worker.process.send_signal(signal.SIGTERM)
+    # Answered only once the worker has taken the signal: it must take no other batch.
+    eventually(lambda: "SIGTERM: finishing" in worker.output(), what="the worker to stop")
+    fake.release()
 
     assert wait_all([worker]) == [0], worker.output()
     state, counts, _, _ = outcome(send)
@@ -349,6 +358,8 @@ def test_ctrl_c_on_send_finishes_the_batch_in_flight_and_takes_no_other(
     try:
         eventually(lambda: fake.copies("mailgun").get(held), what="the held request")
         sender.send_signal(signal.SIGINT)
+        eventually(lambda: "interrupted: finishing" in log.read_text(), what="the send to stop")
+        fake.release()
         code = sender.wait(PROCESS_TIMEOUT)
     finally:
         if sender.poll() is None:

@@ -118,9 +118,9 @@ class Engine:
             try:
                 for future in futures:
                     future.result()
-            except BaseException:
-                # Ctrl-C or a sender's error: the batches in flight finish and are recorded
-                # while the pool shuts down, and no sender takes a new one.
+            except BaseException as exc:  # Ctrl-C or a sender's error: the batches in flight
+                if isinstance(exc, KeyboardInterrupt):  # finish and are recorded, none starts
+                    log.warning("interrupted: finishing the batches in flight, starting no other")
                 self.stop()
                 raise
 

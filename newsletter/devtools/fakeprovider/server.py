@@ -63,6 +63,9 @@ class FakeProviderServer:
         self.apis = {cls.name: cls(self.context) for cls in API_CLASSES}
         self.pipeline = Pipeline(self.context)
         self.stopping = threading.Event()
+        #: Set by ``POST /_fake/release`` (or stopping): every held answer goes out now, and a
+        #: later slow fault holds no more. Tests use it to end a hold on a condition, not a clock.
+        self.released = threading.Event()
         self._httpd = _HttpServer((host, port), _Handler, self)
         self._thread: threading.Thread | None = None
 
@@ -90,6 +93,7 @@ class FakeProviderServer:
 
     def stop(self) -> None:
         self.stopping.set()
+        self.released.set()
         if self._thread is not None:
             self._httpd.shutdown()
             self._thread.join()
@@ -98,6 +102,7 @@ class FakeProviderServer:
 
     def _close(self) -> None:
         self.stopping.set()
+        self.released.set()
         self._httpd.drop_connections()
         self._httpd.server_close()
 
@@ -155,6 +160,9 @@ class FakeProviderServer:
             summary = request.param("summary") in ("1", "true", "yes")
             data = self.recorder.summary() if summary else self.recorder.to_json(provider)
             return FakeResponse.json(200, data)
+        if route == ("POST", "/_fake/release"):
+            self.released.set()
+            return FakeResponse.json(200, {"released": True})
         if route == ("POST", "/_fake/reset"):
             self.reset()
             return FakeResponse.json(200, {"reset": True})
@@ -224,7 +232,7 @@ class _Handler(BaseHTTPRequestHandler):
         outcome = self.server.app.handle(request)
         fault = outcome.fault
         if fault is not None and fault.kind is FaultKind.SLOW:
-            self.server.app.stopping.wait(fault.delay)
+            self.server.app.released.wait(fault.delay)
         if fault is not None and fault.kind in (FaultKind.RESET, FaultKind.CLOSE):
             self._drop(reset=fault.kind is FaultKind.RESET)
             return
