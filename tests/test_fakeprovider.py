@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import signal
 import subprocess
-import threading
 import sys
+import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
