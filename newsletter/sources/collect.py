@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from contextlib import closing
 from dataclasses import dataclass, field
 
 from sqlalchemy import Connection
@@ -62,11 +63,13 @@ def collect(settings: Settings, store: Store, sources: Mapping[str, SourceSpec])
     with store.engine.begin() as conn:
         states = article_store.fetch_states(conn, [spec.id for spec in specs])
     reports: list[SourceReport | None] = [None] * len(specs)
-    for batch in fetch_all(settings, specs, states):
-        with store.engine.begin() as conn:
-            for outcome in batch:
-                seen_before = outcome.spec.id in states
-                reports[outcome.index] = _store(settings, store, conn, outcome, seen_before)
+    # closing: a failed write stops the lanes at once, not when the generator is collected
+    with closing(fetch_all(settings, specs, states)) as batches:
+        for batch in batches:
+            with store.engine.begin() as conn:
+                for outcome in batch:
+                    seen_before = outcome.spec.id in states
+                    reports[outcome.index] = _store(settings, store, conn, outcome, seen_before)
     done = CollectReport(tuple(report for report in reports if report is not None))
     with store.engine.begin() as conn:
         conn.execute(collections.insert().values(at=store.now(), report=done.as_dict()))

@@ -13,7 +13,7 @@ the storing itself, in its own thread.
 from __future__ import annotations
 
 import queue
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -52,7 +52,7 @@ def fetch_all(
     settings: Settings,
     specs: Sequence[SourceSpec],
     states: Mapping[str, FetchState],
-) -> Iterator[list[Outcome]]:
+) -> Generator[list[Outcome]]:
     """Every source fetched, yielded in batches of whatever has finished since the last one."""
     lanes: dict[tuple[str, ...], list[int]] = {}
     for index, spec in enumerate(specs):
