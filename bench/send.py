@@ -2,6 +2,10 @@
 
     python bench/send.py --recipients 100000
     python bench/send.py --recipients 1000000 --database postgresql+psycopg://postgres@127.0.0.1/test
+    python bench/send.py --recipients 100000 --concurrency 8 --latency-ms 150-400 --no-extras
+
+``--latency-ms`` makes the fake provider hold each request as a provider across a real
+network does: what the loopback hides, and what NEWSLETTER_CONCURRENCY is there to overlap.
 
 On PostgreSQL the bench works in a schema of its own, dropped when it ends.
 
@@ -83,7 +87,8 @@ def make_home(root: Path, recipients: int) -> Path:
     return home
 
 
-def start_fake(port: int) -> subprocess.Popen[bytes]:
+def start_fake(port: int, latency_ms: str = "") -> subprocess.Popen[bytes]:
+    latency = ["--latency-ms", latency_ms] if latency_ms else []
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -92,6 +97,7 @@ def start_fake(port: int) -> subprocess.Popen[bytes]:
             "--port",
             str(port),
             "--counts-only",
+            *latency,
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -277,12 +283,24 @@ def main() -> None:
     parser.add_argument(
         "--merge-seconds", type=float, default=3.0, help="how long to time the local merge"
     )
+    parser.add_argument(
+        "--latency-ms",
+        default="",
+        metavar="LOW-HIGH",
+        help="the fake provider holds each request this long, as across a real network "
+        "(e.g. 150-400 for 1,000-recipient batches)",
+    )
+    parser.add_argument(
+        "--no-extras",
+        action="store_true",
+        help="time the sends only: no loopback ceiling, no merge rate",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp, database_for_bench(args.database) as given:
         home = make_home(Path(tmp), args.recipients)
         database = given or f"sqlite:///{home / 'var' / 'bench.db'}"
         port = free_port()
-        fake = start_fake(port)
+        fake = start_fake(port, args.latency_ms)
         try:
             env = environment(port, database, args.concurrency)
             rss_before = peak_rss_mb()
@@ -297,13 +315,19 @@ def main() -> None:
             received = requests.get(
                 f"http://127.0.0.1:{port}/_fake/record?summary=1", timeout=30
             ).json()
-            ceiling = loopback_ceiling(port, args.recipients, args.concurrency)
-            rate, html_bytes = merge_rate(home, env, args.merge_seconds)
+            ceiling = 0.0 if args.no_extras else loopback_ceiling(
+                port, args.recipients, args.concurrency
+            )
+            rate, html_bytes = (0.0, 0) if args.no_extras else merge_rate(
+                home, env, args.merge_seconds
+            )
         finally:
             fake.terminate()
             fake.wait(10)
     print(f"python speed           {python_speed():.1f} µs for sum(range(1000)) (machine speed)")
     print(f"recipients             {args.recipients:,}")
+    print(f"concurrency            {args.concurrency} (NEWSLETTER_CONCURRENCY)")
+    print(f"provider latency       {args.latency_ms or 'none (loopback)'} ms per request")
     print(f"database               {database.split(':')[0]}")
     print(f"ledger                 {run.counts}")
     print(f"fake server received   {received}")
@@ -323,6 +347,8 @@ def main() -> None:
         f"CPU seconds            sender {cpu[0]:.1f}, helpers {cpu[1]:.1f}, fake server "
         f"{cpu[2]:.1f} (of {os.cpu_count() or 1} cores for {run.elapsed:.1f} s)"
     )
+    if args.no_extras:
+        return
     print(
         f"loopback ceiling       {ceiling:.2f} s for {max(1, args.recipients // 1000):,} pre-built "
         f"1,000-recipient POSTs ({args.recipients / ceiling:,.0f} recipients/s)"

@@ -40,6 +40,8 @@ def test_env_file_is_read_and_the_environment_wins(tmp_path: Path) -> None:
         ("NEWSLETTER_CONCURRENCY", "0", "must be a whole number from 1 to 1000"),
         ("NEWSLETTER_CONCURRENCY", "x", "must be a whole number from 1 to 1000"),
         ("NEWSLETTER_FEED_TIMEOUT", "soon", "must be a number of seconds above 0"),
+        ("NEWSLETTER_COLLECT_CONCURRENCY", "0", "must be a whole number from 1 to 64"),
+        ("NEWSLETTER_COLLECT_CONCURRENCY", "65", "must be a whole number from 1 to 64"),
         ("NEWSLETTER_HTTP_TIMEOUT", "nan", "must be a number of seconds above 0 and at most"),
         ("NEWSLETTER_HTTP_TIMEOUT", "1e400", "must be a number of seconds above 0 and at most"),
         ("NEWSLETTER_HTTP_TIMEOUT", "0", "must be a number of seconds above 0"),

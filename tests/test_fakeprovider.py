@@ -5,7 +5,9 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -121,3 +123,32 @@ def test_cli_command_is_registered(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["--home", str(tmp_path), "dev", "fake-provider", "--help"])
     assert result.exit_code == 0
     assert "--counts-only" in result.output
+
+
+def test_latency_holds_each_send_until_its_time_but_not_the_control_endpoints(
+    tmp_path: Path,
+) -> None:
+    # An hour: the send is certainly still held when the record already counts it.
+    with FakeProviderServer(latency=(3600.0, 3600.0)) as slow, ThreadPoolExecutor(1) as pool:
+        provider = MailgunProvider(provider_settings(slow, tmp_path, "mailgun"))
+        try:
+            sending = pool.submit(provider.send_batch, sample_issue(), sample_batch(2))
+            with requests.Session() as http:
+                while not http.get(f"{slow.url}/_fake/record?summary=1").json()["requests"]:
+                    threading.Event().wait(0.01)  # the control endpoint answers at once
+            assert not sending.done()
+            slow.stop()  # releases the held answer
+            sending.exception(timeout=30)
+        finally:
+            provider.close()
+
+
+@pytest.mark.parametrize(
+    ("given", "problem"),
+    [("fast", "is not LOW-HIGH in milliseconds"), ("400-150", "need 0 <= LOW <= HIGH")],
+)
+def test_a_wrong_latency_range_is_refused(tmp_path: Path, given: str, problem: str) -> None:
+    args = ["--home", str(tmp_path), "dev", "fake-provider", "--latency-ms", given]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 2
+    assert problem in result.output

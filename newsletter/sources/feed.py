@@ -1,6 +1,6 @@
 """Feeds over HTTP: RSS 0.9x/1.0/2.0 and Atom through feedparser, JSON Feed 1.0/1.1 by hand.
 
-The download is ours, not feedparser's: one ``requests`` session per fetch that ignores
+The download is ours, not feedparser's: a ``requests`` session (one per host) that ignores
 proxy variables from the environment, a timeout, conditional GET, and a byte limit checked
 while streaming so an oversized or endless body is cut off rather than held in memory.
 Every connection, redirects included, goes only where ``netguard`` allows the source to go.
@@ -24,6 +24,7 @@ from urllib.parse import urljoin, urlsplit
 import feedparser
 import requests
 
+from ..config import Settings
 from ..errors import SourceError
 from ..models import Article
 from .base import FetchResult, FetchState, Source, is_empty, register
@@ -63,6 +64,9 @@ class FeedSource(Source):
     """An RSS, Atom or JSON Feed document at ``spec.url``."""
 
     type = "feed"
+    #: A session shared with the other feeds of the same host (``collect`` sets it) keeps
+    #: one connection alive between them; without one, each fetch opens and closes its own.
+    session: requests.Session | None = None
 
     def fetch(self, state: FetchState) -> FetchResult:
         download = self._download(self._checked_url(), state)
@@ -91,29 +95,24 @@ class FeedSource(Source):
         return url
 
     def _download(self, url: str, state: FetchState) -> Download:
-        with requests.Session() as session:
-            session.trust_env = False  # a proxy comes from settings, never from stray env vars
-            session.max_redirects = MAX_REDIRECTS
-            adapter = GuardedAdapter(AddressPolicy(self.spec.allow_private_network))
-            session.mount("http://", adapter)
-            session.mount("https://", adapter)
-            if self.settings.http_proxy:
-                session.proxies = {
-                    "http": self.settings.http_proxy,
-                    "https": self.settings.http_proxy,
-                }
-            try:
-                with session.get(
-                    url,
-                    headers=_request_headers(state),
-                    timeout=self.settings.feed_timeout,
-                    stream=True,
-                ) as response:
-                    return self._read(url, response)
-            except requests.RequestException as exc:
-                raise SourceError(self.id, self._failure(url, exc)) from exc
-            except RefusedAddress as exc:
-                raise SourceError(self.id, self._refusal(url, exc)) from exc
+        if self.session is not None:
+            return self._get(self.session, url, state)
+        with feed_session(self.settings, allow_private=self.spec.allow_private_network) as session:
+            return self._get(session, url, state)
+
+    def _get(self, session: requests.Session, url: str, state: FetchState) -> Download:
+        try:
+            with session.get(
+                url,
+                headers=_request_headers(state),
+                timeout=self.settings.feed_timeout,
+                stream=True,
+            ) as response:
+                return self._read(url, response)
+        except requests.RequestException as exc:
+            raise SourceError(self.id, self._failure(url, exc)) from exc
+        except RefusedAddress as exc:
+            raise SourceError(self.id, self._refusal(url, exc)) from exc
 
     def _refusal(self, url: str, refused: RefusedAddress) -> str:
         hop = refused.url or url
@@ -139,6 +138,7 @@ class FeedSource(Source):
         etag = response.headers.get("ETag", "")
         last_modified = response.headers.get("Last-Modified", "")
         if response.status_code == 304:
+            _ = response.content  # read to the end, so the connection goes back to the pool
             return Download(url, b"", "", etag, last_modified, not_modified=True)
         if not 200 <= response.status_code < 300:
             status = f"HTTP {response.status_code} {response.reason or ''}".strip()
@@ -169,6 +169,19 @@ class FeedSource(Source):
     def _too_big(self, url: str, what: str) -> str:
         limit = self.settings.feed_max_bytes
         return f"{url} {what}, over the limit of {limit} bytes (NEWSLETTER_FEED_MAX_BYTES)"
+
+
+def feed_session(settings: Settings, *, allow_private: bool) -> requests.Session:
+    """A session whose every connection, redirects included, is checked by ``netguard``."""
+    session = requests.Session()
+    session.trust_env = False  # a proxy comes from settings, never from stray env vars
+    session.max_redirects = MAX_REDIRECTS
+    adapter = GuardedAdapter(AddressPolicy(allow_private))
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    if settings.http_proxy:
+        session.proxies = {"http": settings.http_proxy, "https": settings.http_proxy}
+    return session
 
 
 def parse_feed(source_id: str, download: Download) -> tuple[list[Article], list[str]]:

@@ -29,6 +29,14 @@ def fetch_state(conn: Connection, source_id: str) -> tuple[FetchState, bool]:
     return FetchState(etag=row.etag, last_modified=row.last_modified), True
 
 
+def fetch_states(conn: Connection, source_ids: Sequence[str]) -> dict[str, FetchState]:
+    """The conditional-GET state of each source ever fetched, read in one query."""
+    rows = conn.execute(select(source_state).where(source_state.c.source_id.in_(source_ids)))
+    return {
+        row.source_id: FetchState(etag=row.etag, last_modified=row.last_modified) for row in rows
+    }
+
+
 def record_fetch(
     conn: Connection,
     source_id: str,
@@ -79,16 +87,18 @@ def upsert(
         )
     }
     counts = {"new": 0, "edited": 0, "unchanged": 0, "archived": 0}
+    added: dict[str, dict[str, object]] = {}
     for article in found:
         if article.uid not in known:
             archived = _is_old(article, archive_before)
-            conn.execute(
-                insert(articles).values(
-                    **_row(article, at), first_seen_at=at, archived=int(archived)
-                )
-            )
+            first = {"first_seen_at": at, "archived": int(archived)}
+            added[article.uid] = _row(article, at) | first
             counts["archived" if archived else "new"] += 1
             known[article.uid] = article.content_hash
+        elif article.uid in added and known[article.uid] != article.content_hash:
+            # The same entry twice in one document, changed: the later one is kept, as before.
+            added[article.uid] |= _row(article, at)
+            counts["edited"] += 1
         elif known[article.uid] != article.content_hash:
             conn.execute(
                 update(articles)
@@ -98,6 +108,8 @@ def upsert(
             counts["edited"] += 1
         else:
             counts["unchanged"] += 1
+    if added:  # one statement for a feed's new articles, not one per article
+        conn.execute(insert(articles), list(added.values()))
     return UpsertCounts(**counts)
 
 

@@ -5,7 +5,8 @@
         fetch(server.url("/feed.xml"))
         assert server.requests_for("/feed.xml")[0].headers["if-none-match"] == ...
 
-Routes can answer conditionally (ETag / Last-Modified → 304), hold their answer for a
+Routes can answer conditionally (ETag / Last-Modified → 304), wait at a barrier until
+other requests arrive, hold their answer for a
 while (released at once when the server closes, so no test waits on a sleeping thread),
 and stream a large body chunk by chunk, recording how much the client actually took.
 """
@@ -41,6 +42,9 @@ class Route:
     chunked: bool = False
     #: Seconds between two repeats of the body: a server that trickles its answer.
     pause: float = 0.0
+    #: Answer only once this many parties wait at it (``threading.Barrier``): requests that
+    #: must all be in flight together. A broken or timed-out barrier answers 503.
+    barrier: threading.Barrier | None = None
 
     @property
     def length(self) -> int:
@@ -114,6 +118,9 @@ class _Handler(BaseHTTPRequestHandler):
             if route is not None and route.delay and owner._released.wait(route.delay):
                 self.close_connection = True
                 return
+            if route is not None and route.barrier is not None and not _passed(route.barrier):
+                self._send_simple(record, 503, b"the other requests never came")
+                return
             self._respond(record, route, send_body)
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
@@ -179,6 +186,14 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("Last-Modified", route.last_modified)
 
 
+def _passed(barrier: threading.Barrier) -> bool:
+    try:
+        barrier.wait()
+    except threading.BrokenBarrierError:
+        return False
+    return True
+
+
 def _not_modified(route: Route, headers: Mapping[str, str]) -> bool:
     if route.etag and "if-none-match" in headers:
         tags = {tag.strip() for tag in headers["if-none-match"].split(",")}
@@ -194,6 +209,8 @@ class FeedServer:
     def __init__(self) -> None:
         self.routes: dict[str, Route] = {}
         self.requests: list[RequestRecord] = []
+        #: Connections accepted so far: keep-alive reuse shows as fewer than requests.
+        self.connections_opened = 0
         self._lock = threading.Lock()
         self._connections: set[socket.socket] = set()
         self._released = threading.Event()
@@ -225,6 +242,9 @@ class FeedServer:
     def close(self) -> None:
         """Stop serving: delayed answers are released and open connections are cut."""
         self._released.set()
+        for route in self.routes.values():
+            if route.barrier is not None:
+                route.barrier.abort()  # a request still waiting answers 503 at once
         with self._lock:
             for connection in self._connections:
                 with contextlib.suppress(OSError):  # already closed by the client
@@ -256,6 +276,7 @@ class FeedServer:
     def _opened(self, connection: socket.socket) -> None:
         with self._lock:
             self._connections.add(connection)
+            self.connections_opened += 1
 
     def _closed(self, connection: socket.socket) -> None:
         with self._lock:

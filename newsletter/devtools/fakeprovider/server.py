@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import random
 import re
 import socket
 import struct
@@ -57,7 +58,11 @@ class FakeProviderServer:
         port: int = 0,
         credentials: Credentials | None = None,
         details: bool = True,
+        latency: tuple[float, float] | None = None,
     ) -> None:
+        #: Seconds each provider request is held before its answer, drawn evenly between
+        #: the two: the round trip and the provider's own work that loopback does not have.
+        self.latency = latency
         self.credentials = credentials or Credentials()
         self.context = Context(self.credentials, Recorder(details), FaultBook(), IdempotencyStore())
         self.apis = {cls.name: cls(self.context) for cls in API_CLASSES}
@@ -229,7 +234,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _dispatch(self) -> None:
         request = self._read_request()
-        outcome = self.server.app.handle(request)
+        app = self.server.app
+        outcome = app.handle(request)
+        if app.latency is not None and not request.path.startswith("/_fake/"):
+            app.stopping.wait(random.uniform(*app.latency))
         fault = outcome.fault
         if fault is not None and fault.kind is FaultKind.SLOW:
             self.server.app.released.wait(fault.delay)
