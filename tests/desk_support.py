@@ -66,7 +66,7 @@ def make_desk(settings: Settings, database_url: str) -> Iterator[Desk]:
     publisher = Publisher(settings, store)
     publisher.collect()
     issue_id = publisher.draft("weekly")[0]
-    xss_issue_id = publisher.draft("weekly", article_ids=[hostile_article(store)])[0]
+    xss_issue_id = publisher.draft("every-article", article_ids=[hostile_article(store)])[0]
     accounts.add(store, ADMIN, "admin", PASSWORD)
     accounts.add(store, EDITOR, "editor", PASSWORD)
     try:

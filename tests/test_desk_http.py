@@ -279,7 +279,7 @@ def test_every_desk_page_carries_the_desk_headers(desk: Desk, web: WebApp) -> No
         assert response.status_code == 200, path
         assert response.headers["Cache-Control"] == "no-store"
         assert response.headers["X-Content-Type-Options"] == "nosniff"
-        assert response.headers["Referrer-Policy"] == "no-referrer"
+        assert response.headers["Referrer-Policy"] == "same-origin"
         if path.endswith("/preview"):
             assert response.headers["Content-Security-Policy"].endswith("; sandbox")
             assert "script-src" not in response.headers["Content-Security-Policy"]
