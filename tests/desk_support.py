@@ -8,7 +8,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-import pytest
 import requests
 from sqlalchemy import insert
 
@@ -87,17 +86,6 @@ def hostile_article(store: Store) -> int:
             content_html="<p>Body</p><script>alert(1)</script>", image_url="", tags=[],
             content_hash="x", first_seen_at=now, updated_at=now, archived=0,
         ).returning(articles.c.id)).scalar_one())
-
-
-@pytest.fixture
-def desk(settings: Settings, database_url: str) -> Iterator[Desk]:
-    yield from make_desk(settings, database_url)
-
-
-@pytest.fixture
-def web(desk: Desk) -> Iterator[WebApp]:
-    with WebApp(desk.app()) as running:
-        yield running
 
 
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')

@@ -18,10 +18,13 @@ from tests.desk_support import (
     PASSWORD,
     XSS_TITLE,
     Desk,
-    desk,  # noqa: F401  (a fixture)
-    web,  # noqa: F401  (a fixture)
 )
 from tests.servers.webapp import WebApp
+
+
+@pytest.fixture
+def web(desk_web: WebApp) -> WebApp:
+    return desk_web
 
 CHROMIUM = Path("/usr/bin/chromium")
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Chromium at /usr/bin")

@@ -20,17 +20,20 @@ from newsletter.web.desk import accounts
 from newsletter.web.desk.guard import safe_next
 from tests.desk_support import (
     ADMIN,
+    DESK_SITE,
     EDITOR,
     PASSWORD,
     Desk,
     csrf_of,
-    desk,  # noqa: F401  (a fixture)
     session_cookie,
     sign_in,
-    web,  # noqa: F401  (a fixture)
 )
-from tests.desk_support import DESK_SITE
 from tests.servers.webapp import WebApp
+
+
+@pytest.fixture
+def web(desk_web: WebApp) -> WebApp:
+    return desk_web
 
 #: Desk paths open without a session: the sign-in form and the stylesheet; /desk itself
 #: only points to the issues list.

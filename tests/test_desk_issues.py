@@ -9,6 +9,7 @@ import re
 from datetime import timedelta
 from zoneinfo import ZoneInfo
 
+import pytest
 import requests
 
 from newsletter.editor import editing
@@ -19,11 +20,14 @@ from tests.desk_support import (
     XSS_TITLE,
     Desk,
     csrf_of,
-    desk,  # noqa: F401  (a fixture)
     sign_in,
-    web,  # noqa: F401  (a fixture)
 )
 from tests.servers.webapp import WebApp
+
+
+@pytest.fixture
+def web(desk_web: WebApp) -> WebApp:
+    return desk_web
 
 
 def editor(web: WebApp, name: str = EDITOR) -> requests.Session:

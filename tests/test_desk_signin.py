@@ -21,12 +21,15 @@ from tests.desk_support import (
     EDITOR,
     PASSWORD,
     Desk,
-    desk,  # noqa: F401  (a fixture)
     session_cookie,
     sign_in,
-    web,  # noqa: F401  (a fixture)
 )
 from tests.servers.webapp import WebApp
+
+
+@pytest.fixture
+def web(desk_web: WebApp) -> WebApp:
+    return desk_web
 
 
 def fresh_client() -> requests.Session:

@@ -61,7 +61,8 @@ def test_add_prompts_twice_and_stores_an_argon2id_hash(run: Run, store: Store) -
 
 
 def test_add_refuses_a_mismatched_confirmation(run: Run, store: Store) -> None:
-    result = run("add", "ada", input=f"{PASSWORD}\nsomething else entirely\n{PASSWORD}\n{PASSWORD}\n")
+    typed = f"{PASSWORD}\nsomething else entirely\n{PASSWORD}\n{PASSWORD}\n"
+    result = run("add", "ada", input=typed)
 
     assert "do not match" in result.output
     assert result.exit_code == 0

@@ -144,30 +144,29 @@ def locked_until(conn: Connection, keys: list[str]) -> datetime | None:
     return max(found, default=None)
 
 
-def failures(conn: Connection, key: str) -> int:
-    """The failures counted for ``key``; the row is locked (PostgreSQL) until commit, so
-    two processes counting one failure at once count two."""
-    value = conn.execute(
-        select(desk_throttle.c.failures).where(desk_throttle.c.key == key).with_for_update()
-    ).scalar()
-    return int(value or 0)
-
-
-def record_failure(
-    conn: Connection, key: str, count: int, until: datetime | None, at: datetime
-) -> None:
-    values = {"failures": count, "locked_until": until, "updated_at": at}
-    done = conn.execute(update(desk_throttle).where(desk_throttle.c.key == key).values(**values))
-    if done.rowcount == 0:
+def count_failure(conn: Connection, key: str, at: datetime) -> int:
+    """Add one failure to ``key`` and return its count. The increment is done by the
+    database (the row locked, or SQLite's write lock taken, until commit), so two processes
+    counting a failure at once count two."""
+    add_one = (
+        update(desk_throttle)
+        .where(desk_throttle.c.key == key)
+        .values(failures=desk_throttle.c.failures + 1, updated_at=at)
+    )
+    if conn.execute(add_one).rowcount == 0:
         try:
             with conn.begin_nested():
-                conn.execute(insert(desk_throttle).values(key=key, **values))
-        except IntegrityError:  # another process inserted it first: count on top of theirs
-            conn.execute(
-                update(desk_throttle)
-                .where(desk_throttle.c.key == key)
-                .values(failures=desk_throttle.c.failures + 1, locked_until=until, updated_at=at)
-            )
+                conn.execute(insert(desk_throttle).values(key=key, failures=1, updated_at=at))
+        except IntegrityError:  # another process counted the first one a moment ago
+            conn.execute(add_one)
+    count = conn.execute(select(desk_throttle.c.failures).where(desk_throttle.c.key == key))
+    return int(count.scalar_one())
+
+
+def lock(conn: Connection, key: str, until: datetime | None) -> None:
+    conn.execute(
+        update(desk_throttle).where(desk_throttle.c.key == key).values(locked_until=until)
+    )
 
 
 def clear(conn: Connection, key: str) -> None:

@@ -27,6 +27,7 @@ CSRF_FIELD = "csrf"
 
 Handler = Callable[[Request, DeskSession, FormData | None], Awaitable[Response]]
 Refusal = Callable[[Request, int, str], Response]
+Endpoint = Callable[[Request], Awaitable[Response]]
 
 
 def safe_next(value: str | None) -> str:
@@ -92,8 +93,8 @@ class Guard:
     async def session_of(self, request: Request) -> DeskSession | None:
         return await run_in_threadpool(self.sessions.find, request.cookies.get(self.policy.name))
 
-    def __call__(self, role: str = "editor") -> Callable[[Handler], Callable[[Request], Awaitable[Response]]]:
-        def decorate(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+    def __call__(self, role: str = "editor") -> Callable[[Handler], Endpoint]:
+        def decorate(handler: Handler) -> Endpoint:
             @wraps(handler)
             async def endpoint(request: Request) -> Response:
                 session = await self.session_of(request)
@@ -124,7 +125,9 @@ class Guard:
 
     def signin_token_ok(self, request: Request, given: object) -> bool:
         nonce = request.cookies.get(self.policy.pre_name)
-        if not isinstance(given, str) or not nonce or not from_this_site(request, self.public_origin):
+        if not isinstance(given, str) or not nonce:
+            return False
+        if not from_this_site(request, self.public_origin):
             return False
         try:
             signed = self._signin_tokens.loads(given, max_age=SIGNIN_FORM_SECONDS)

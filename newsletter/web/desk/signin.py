@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 
 from starlette.concurrency import run_in_threadpool
@@ -17,6 +18,8 @@ from .guard import CSRF_FIELD, FORGED, SIGNIN, SIGNIN_FORM_SECONDS, Guard, safe_
 from .pages import DeskPages
 from .sessions import DeskSession, Sessions
 from .throttle import Throttle
+
+log = logging.getLogger(__name__)
 
 #: The one answer to any failed sign-in: it does not say which half was wrong.
 WRONG = "Wrong name or password."
@@ -70,9 +73,12 @@ class SigninEndpoints:
         address = request.client.host if request.client else "unknown"
         wait = await run_in_threadpool(self.throttle.retry_after, name, address)
         if wait:
+            log.warning("desk: a sign-in from %s refused for %s s (throttled)", address, wait)
             return self._throttled(request, next_path, name, wait)
         verified = await run_in_threadpool(self._verify, name, password)
         if verified is None:
+            # The address only: a name typed wrong is sometimes the password.
+            log.warning("desk: a failed sign-in from %s", address)
             await run_in_threadpool(self.throttle.failed, name, address)
             return self._form(request, next_path, WRONG, 401, name)
         await run_in_threadpool(self.throttle.succeeded, name)

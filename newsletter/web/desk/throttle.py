@@ -48,8 +48,8 @@ class Throttle:
         now = self.store.now()
         with self.store.engine.begin() as conn:
             for key in keys(name, address):
-                count = desk_store.failures(conn, key) + 1
-                desk_store.record_failure(conn, key, count, self._until(count, now), now)
+                count = desk_store.count_failure(conn, key, now)
+                desk_store.lock(conn, key, self._until(count, now))
 
     def succeeded(self, name: str) -> None:
         with self.store.engine.begin() as conn:
