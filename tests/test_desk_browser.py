@@ -133,11 +133,16 @@ def test_an_editor_works_an_issue_in_the_browser(
         expect(page.locator("dl.facts .state")).to_have_text(state)
         assert desk.state() == state
     expect(page.locator("table.history")).to_contain_text(f"desk:{ADMIN}")
+    expect(page.frame_locator("iframe.preview").locator("body")).to_contain_text("Kellmouth")
     visit.check("issue")
 
     page.get_by_role("link", name="Users").click()
     expect(page.get_by_role("heading", name="Users")).to_be_visible()
     visit.check("users")
+
+    page.goto(web.url("/desk/issues/999999"))
+    expect(page.get_by_role("heading", name="Not found")).to_be_visible()
+    visit.check("not-found")
 
     page.get_by_role("button", name="Sign out").click()
     expect(page.get_by_role("heading", name="Sign in to the desk")).to_be_visible()
@@ -145,7 +150,7 @@ def test_an_editor_works_an_issue_in_the_browser(
     expect(page).to_have_url(web.url("/desk/signin?next=/desk/issues"))
 
     assert visit.dialogs == []
-    assert visit.checked == ["signin", "issues", "issue-hostile", "issue", "users"]
+    assert visit.checked == ["signin", "issues", "issue-hostile", "issue", "users", "not-found"]
     for name in visit.checked:
         for width in WIDTHS:
             assert (tmp_path / f"{name}-{width}.png").stat().st_size > 1000

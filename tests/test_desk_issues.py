@@ -144,7 +144,9 @@ def test_an_unknown_issue_is_a_404_page(desk: Desk, web: WebApp) -> None:
     acted = client.post(web.url("/desk/issues/999999/cancel"), data={"csrf": csrf_of(page.text)})
 
     assert shown.status_code == 404 and "There is no issue 999999." in shown.text
-    assert acted.status_code == 404 and "No issue 999999." in acted.text
+    assert acted.status_code == 404 and "There is no issue 999999." in acted.text
+    huge = client.get(web.url("/desk/issues/" + "9" * 5000))
+    assert huge.status_code == 404
 
 
 def test_markup_in_titles_is_shown_as_text(desk: Desk, web: WebApp) -> None:

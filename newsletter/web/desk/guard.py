@@ -49,7 +49,11 @@ def safe_next(value: str | None) -> str:
 
 
 def signin_redirect(request: Request) -> RedirectResponse:
+    """To the sign-in form, which comes back here after; a POST comes back to the list (a
+    form's action is no page to return to, and its token died with the session)."""
     here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    if request.method not in ("GET", "HEAD"):
+        here = HOME
     return RedirectResponse(f"{SIGNIN}?next={quote(safe_next(here), safe='/')}", status_code=303)
 
 

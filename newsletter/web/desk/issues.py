@@ -26,6 +26,7 @@ from ...models import IssueState
 from ...publisher import Publisher
 from ...store import issues as issue_store
 from ...store import tally
+from ..archive import issue_id_from_path
 from .guard import Guard
 from .pages import DeskPages
 from .sessions import DeskSession
@@ -80,12 +81,12 @@ class IssueEndpoints:
         guard = self.guard()
         routes = [
             Route("/desk/issues", guard(self.listing), methods=["GET"]),
-            Route("/desk/issues/{issue_id:int}", guard(self.page), methods=["GET"]),
-            Route("/desk/issues/{issue_id:int}/preview", guard(self.preview), methods=["GET"]),
+            Route("/desk/issues/{issue_id}", guard(self.page), methods=["GET"]),
+            Route("/desk/issues/{issue_id}/preview", guard(self.preview), methods=["GET"]),
         ]
         for action in ACTIONS.values():
             routes.append(
-                Route(f"/desk/issues/{{issue_id:int}}/{action.name}", guard(self._act(action)),
+                Route(f"/desk/issues/{{issue_id}}/{action.name}", guard(self._act(action)),
                       methods=["POST"], name=f"desk-{action.name}")
             )
         return routes
@@ -123,9 +124,15 @@ class IssueEndpoints:
 
     # -- one issue -------------------------------------------------------------------------
     async def page(self, request: Request, session: DeskSession, form: FormData | None) -> Response:
+        issue_id = issue_id_from_path(request.path_params["issue_id"])
+        if issue_id is None:
+            return self._missing(session, request.path_params["issue_id"])
         done = ACTIONS.get(request.query_params.get("done", ""))
-        return await self._page(request, session, request.path_params["issue_id"], 200,
-                                notice=done.done if done else "")
+        return await self._page(request, session, issue_id, 200, notice=done.done if done else "")
+
+    def _missing(self, session: DeskSession, issue_id: object) -> Response:
+        return self.pages.render("error.html", session, 404, status_code=404,
+                                 message=f"There is no issue {str(issue_id)[:40]}.")
 
     async def _page(
         self, request: Request, session: DeskSession, issue_id: int, status: int,
@@ -134,8 +141,7 @@ class IssueEndpoints:
         try:
             details = await run_in_threadpool(self._details, issue_id)
         except NotFoundError:
-            return self.pages.render("error.html", session, 404, status_code=404,
-                                     message=f"There is no issue {issue_id}.")
+            return self._missing(session, issue_id)
         return self.pages.render(
             "issue.html", session, status, notice=notice, error=error, findings=findings or [],
             actions=[ACTIONS[n] for n in OFFERED.get(details["record"].state, ())], **details,
@@ -154,7 +160,9 @@ class IssueEndpoints:
 
     def _act(self, action: Action) -> Any:
         async def act(request: Request, session: DeskSession, form: FormData | None) -> Response:
-            issue_id = request.path_params["issue_id"]
+            issue_id = issue_id_from_path(request.path_params["issue_id"])
+            if issue_id is None:
+                return self._missing(session, request.path_params["issue_id"])
             actor = f"desk:{session.user.name}"
             try:
                 await run_in_threadpool(self._run, action, issue_id, actor)
@@ -162,9 +170,8 @@ class IssueEndpoints:
                 return await self._page(request, session, issue_id, 409,
                                         error="The pre-send checks refused to queue it:",
                                         findings=exc.findings)
-            except NotFoundError as exc:
-                return self.pages.render("error.html", session, 404, status_code=404,
-                                         message=f"{str(exc).capitalize()}.")
+            except NotFoundError:
+                return self._missing(session, issue_id)
             except NewsletterError as exc:
                 return await self._page(request, session, issue_id, 409, error=str(exc))
             return RedirectResponse(f"/desk/issues/{issue_id}?done={action.name}", 303)
@@ -180,7 +187,9 @@ class IssueEndpoints:
     async def preview(
         self, request: Request, session: DeskSession, form: FormData | None
     ) -> Response:
-        issue_id = request.path_params["issue_id"]
+        issue_id = issue_id_from_path(request.path_params["issue_id"])
+        if issue_id is None:
+            return self._missing(session, request.path_params["issue_id"])
         try:
             html = await run_in_threadpool(lambda: sample_copy(self.publisher, issue_id).html)
         except NewsletterError as exc:
