@@ -81,9 +81,14 @@ class Visit:
             if v["impact"] in ("serious", "critical")
         ]
         assert bad == [], f"{name}: {bad}"
+        frames = self.page.locator("iframe.preview")
         for width in WIDTHS:
             self.page.set_viewport_size({"width": width, "height": 900})
             self.page.screenshot(path=self.shots / f"{name}-{width}.png", full_page=True)
+            if frames.count():  # and the preview as a viewport shows it at this width
+                frames.scroll_into_view_if_needed()
+                self.page.screenshot(path=self.shots / f"{name}-preview-{width}.png")
+                self.page.evaluate("() => window.scrollTo(0, 0)")
         self.page.set_viewport_size({"width": 1280, "height": 900})
         self.checked.append(name)
 
