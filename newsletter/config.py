@@ -145,6 +145,10 @@ class Settings(BaseSettings):
                                            high=A_YEAR_IN_MINUTES)
     misfire_grace_seconds: int = _count("NEWSLETTER_MISFIRE_GRACE_SECONDS", 3600, high=365 * A_DAY)
     lease_seconds: int = _count("NEWSLETTER_LEASE_SECONDS", 120, high=A_DAY)
+    #: A desk session ends after this long without a request, and this long after sign-in
+    #: whatever happens (``web/desk/sessions.py``).
+    desk_idle_minutes: int = _count("NEWSLETTER_DESK_IDLE_MINUTES", 30, high=24 * 60)
+    desk_session_hours: int = _count("NEWSLETTER_DESK_SESSION_HOURS", 12, high=30 * 24)
     mailgun_api_key: Secret = _secret("MAILGUN_API_KEY")
     mailgun_domain: str = _text("MAILGUN_DOMAIN")
     mailgun_base_url: str = _url("MAILGUN_BASE_URL", "https://api.mailgun.net")

@@ -20,6 +20,8 @@ from newsletter.config import Settings, load_settings
 from newsletter.devtools.fakeprovider import FakeProviderServer
 from newsletter.devtools.scratchschema import scratch_schema
 from newsletter.store import Store
+from tests.desk_support import Desk, make_desk
+from tests.servers.webapp import WebApp
 
 REPO = Path(__file__).resolve().parent.parent
 PG_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -94,3 +96,17 @@ def server() -> Iterator[FakeProviderServer]:
 def db_settings(settings: Settings, database_url: str) -> Settings:
     """Settings pointing at the parametrised database."""
     return settings.with_changes(database_url=database_url)
+
+
+@pytest.fixture
+def desk(settings: Settings, database_url: str) -> Iterator[Desk]:
+    """The example publication with two draft issues and two desk accounts
+    (``tests/desk_support.py``), on the parametrised database."""
+    yield from make_desk(settings, database_url)
+
+
+@pytest.fixture
+def desk_web(desk: Desk) -> Iterator[WebApp]:
+    """The whole web app, desk included, under uvicorn on 127.0.0.1."""
+    with WebApp(desk.app()) as running:
+        yield running

@@ -11,7 +11,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import column, insert, select, table
 
 from newsletter.store import Store, db
-from newsletter.store.tables import batches, metadata, suppressions
+from newsletter.store.tables import batches, issue_events, metadata, suppressions
 
 
 def test_migrated_schema_matches_the_declared_tables(store: Store) -> None:
@@ -89,3 +89,35 @@ def test_batches_left_sending_before_0008_stay_in_doubt(tmp_path: Path) -> None:
     engine.dispose()
     assert started["sending"] > 0
     assert started["pending"] == 0
+
+
+def test_history_written_before_0011_has_no_actor_and_downgrades(tmp_path: Path) -> None:
+    """Migration 0011: events recorded before it say nobody (shown as the system), the desk's
+    tables come and go with it."""
+    engine = db.make_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    command.upgrade(db.alembic_config(engine), "0010")
+    at = datetime(2026, 11, 1, tzinfo=UTC)
+    old_issues = table("issues", *(column(name) for name in (
+        "id", "list_id", "kind", "state", "subject", "preheader", "intro_md", "created_at",
+        "updated_at", "provider", "html", "text", "web_html", "audience_frozen", "pause_reason",
+        "freeze_owner", "freeze_until")))
+    old_events = table("issue_events", *(column(name) for name in (
+        "issue_id", "at", "from_state", "to_state", "note")))
+    with engine.begin() as conn:
+        conn.execute(insert(old_issues).values(
+            id=1, list_id="weekly", kind="digest", state="draft", subject="S", preheader="",
+            intro_md="", created_at=at, updated_at=at, provider="", html="", text="",
+            web_html="", audience_frozen=0, pause_reason="", freeze_owner="", freeze_until=0))
+        conn.execute(insert(old_events).values(
+            issue_id=1, at=at, from_state="", to_state="draft", note="drafted"))
+
+    command.upgrade(db.alembic_config(engine), "0011")
+    with engine.connect() as conn:
+        actors = conn.execute(select(issue_events.c.actor)).scalars().all()
+    command.downgrade(db.alembic_config(engine), "0010")
+    with engine.connect() as conn:
+        left = {r[0] for r in conn.exec_driver_sql("SELECT name FROM sqlite_master")}
+    engine.dispose()
+
+    assert actors == [""]
+    assert not {"desk_users", "desk_sessions", "desk_throttle"} & left

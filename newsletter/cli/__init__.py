@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import importlib
 import logging
 from pathlib import Path
@@ -12,6 +13,7 @@ import click
 from ..config import load_settings
 from ..errors import NewsletterError
 from ..store.db import database_failure
+from ..store.issues import acting_as
 from .context import AppContext
 
 #: The module that defines each command. A command's module is imported when it is used, so
@@ -28,6 +30,7 @@ COMMAND_MODULES = {
     "serve": "serve",
     "status": "status",
     "suppressions": "suppressions",
+    "users": "users",
     "worker": "worker",
 }
 
@@ -78,9 +81,17 @@ def cli(ctx: click.Context, home: Path | None, env_file: Path | None, verbose: b
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # Migrations announce themselves at INFO on every start; only their problems matter here.
     logging.getLogger("alembic").setLevel(max(level, logging.WARNING))
+    ctx.with_resource(acting_as(f"cli:{_os_user()}"))  # the issue history says who ran it
     app = AppContext(settings)
     ctx.obj = app
     ctx.call_on_close(app.close)
+
+
+def _os_user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no name for the uid (a bare container)
+        return "unknown"
 
 
 def main() -> None:

@@ -167,8 +167,9 @@ def _print_show(data: dict[str, Any]) -> None:
     click.echo("  History:")
     for event in data["history"]:
         note = f" — {event['note']}" if event["note"] else ""
+        by = f" ({event['by']})" if event["by"] else ""
         click.echo(
-            f"    {event['at']:%Y-%m-%d %H:%M:%S} {event['from'] or '·'} → {event['to']}{note}"
+            f"    {event['at']:%Y-%m-%d %H:%M:%S} {event['from'] or '·'} → {event['to']}{note}{by}"
         )
 
 

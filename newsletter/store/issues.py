@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -64,6 +66,22 @@ def _record(row: object) -> IssueRecord:
         freeze_until=r["freeze_until"],
         number=r["number"],
     )
+
+
+#: Who the changes made in this context are recorded as (``issue_events.actor``). A context
+#: variable rather than an argument: a state move is made several layers down from the
+#: command or desk page that asked for it, and every one of them would have to pass it on.
+_actor: ContextVar[str] = ContextVar("issue_actor", default="")
+
+
+@contextmanager
+def acting_as(actor: str) -> Iterator[None]:
+    """Record the issue changes made inside the block as made by ``actor``."""
+    token = _actor.set(actor[:100])
+    try:
+        yield
+    finally:
+        _actor.reset(token)
 
 
 def insert_ignoring_duplicates(conn: Connection, table: Table) -> Insert:
@@ -255,6 +273,7 @@ def record_event(
             from_state=str(from_state),
             to_state=str(to_state),
             note=note,
+            actor=_actor.get(),
         )
     )
 
@@ -264,7 +283,7 @@ def events(conn: Connection, issue_id: int) -> list[dict[str, object]]:
         select(issue_events).where(issue_events.c.issue_id == issue_id).order_by(issue_events.c.id)
     )
     return [
-        {"at": r.at, "from": r.from_state, "to": r.to_state, "note": r.note}
+        {"at": r.at, "from": r.from_state, "to": r.to_state, "note": r.note, "by": r.actor}
         for r in conn.execute(stmt)
     ]
 

@@ -174,6 +174,9 @@ issue_events = Table(
     Column("from_state", String(20), nullable=False),
     Column("to_state", String(20), nullable=False),
     Column("note", Text, nullable=False, default=""),
+    #: Who made the change: ``cli:<os user>``, ``desk:<user>``, or empty for the scheduler
+    #: and the senders.
+    Column("actor", String(100), nullable=False, default="", server_default=""),
 )
 
 batches = Table(
@@ -312,4 +315,39 @@ collections = Table(
     Column("id", BigId, primary_key=True, autoincrement=True),
     Column("at", UtcDateTime(), nullable=False),
     Column("report", JSON, nullable=False),
+)
+
+
+# -- the desk: its accounts, their server-side sessions, and sign-in throttling --------------
+desk_users = Table(
+    "desk_users",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("role", String(10), nullable=False),
+    #: An argon2id hash in PHC form (``$argon2id$v=19$m=…``): its parameters travel with it.
+    Column("password_hash", Text, nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+)
+
+desk_sessions = Table(
+    "desk_sessions",
+    metadata,
+    #: The SHA-256 of the cookie's value: a copy of the table signs nobody in.
+    Column("id_hash", String(64), primary_key=True),
+    Column("user_id", ForeignKey("desk_users.id", ondelete="CASCADE"), nullable=False,
+           index=True),
+    Column("csrf_token", String(64), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("last_seen_at", UtcDateTime(), nullable=False),
+)
+
+desk_throttle = Table(
+    "desk_throttle",
+    metadata,
+    #: ``name:<account>`` or ``addr:<client address>``.
+    Column("key", String(200), primary_key=True),
+    Column("failures", Integer, nullable=False),
+    Column("locked_until", UtcDateTime(), nullable=True),
+    Column("updated_at", UtcDateTime(), nullable=False),
 )

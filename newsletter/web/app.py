@@ -1,4 +1,5 @@
-"""The public web app: one-click unsubscribe, provider webhooks, the archive and a health check.
+"""The web app: one-click unsubscribe, provider webhooks, the archive, a health check, and the
+signed-in editor's desk under ``/desk/`` (``web/desk/``).
 
 ``create_app(settings, store)`` builds a Starlette app; ``newsletter serve`` runs it with
 uvicorn. It is meant to sit behind a reverse proxy that terminates TLS.
@@ -23,6 +24,7 @@ from ..lists.config import PublicationConfig, load_config
 from ..store import Store
 from ..tokens import TokenSigner
 from .archive import ArchiveEndpoints
+from .desk import desk_routes
 from .pages import STYLESHEET, Pages, SecurityHeaders, Site
 from .unsubscribe import UnsubscribeEndpoints
 from .webhooks import Fetcher, build_receivers
@@ -53,7 +55,8 @@ def create_app(
 
     ``fetch`` reads SNS signing certificates and confirmation URLs (tests pass their own).
     """
-    pages = Pages(settings, site or site_from_config(load_config(settings)))
+    site = site or site_from_config(load_config(settings))
+    pages = Pages(settings, site)
     signer = TokenSigner(settings.secret_key.reveal())
     receivers = build_receivers(settings, store.now, fetch)
     core = CoreEndpoints(store, pages)
@@ -62,6 +65,7 @@ def create_app(
         *UnsubscribeEndpoints(store, signer, pages).routes(),
         *ArchiveEndpoints(store, pages).routes(),
         *WebhookEndpoint(settings, store, receivers).routes(),
+        *desk_routes(settings, store, site),
     ]
     return Starlette(
         routes=routes,

@@ -36,6 +36,20 @@ SECURITY_HEADERS: Mapping[str, str] = {
     "Cache-Control": "no-store",
 }
 
+#: The desk's pages (``/desk/…``) load their own stylesheet, frame their own previews and
+#: run no script at all. A route may still set its own policy (the preview does). Referrers
+#: go to the desk itself only: under ``no-referrer`` a browser sends ``Origin: null`` with
+#: its forms, and the desk's CSRF check needs to see its own origin there.
+DESK_PREFIX = "/desk"
+DESK_SECURITY_HEADERS: Mapping[str, str] = {
+    **SECURITY_HEADERS,
+    "Content-Security-Policy": (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "frame-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'"
+    ),
+    "Referrer-Policy": "same-origin",
+}
+
 
 @dataclass(frozen=True, slots=True)
 class Site:
@@ -89,7 +103,8 @@ class Pages:
 
 
 class SecurityHeaders:
-    """ASGI middleware adding ``SECURITY_HEADERS`` to every HTTP answer, errors included."""
+    """ASGI middleware adding ``SECURITY_HEADERS`` to every HTTP answer, errors included, and
+    ``DESK_SECURITY_HEADERS`` to the desk's."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -99,10 +114,14 @@ class SecurityHeaders:
             await self.app(scope, receive, send)
             return
 
+        path: str = scope.get("path", "")
+        desk = path == DESK_PREFIX or path.startswith(DESK_PREFIX + "/")
+        chosen = DESK_SECURITY_HEADERS if desk else SECURITY_HEADERS
+
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = MutableHeaders(scope=message)
-                for name, value in SECURITY_HEADERS.items():
+                for name, value in chosen.items():
                     headers.setdefault(name, value)
             await send(message)
 

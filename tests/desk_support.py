@@ -1,0 +1,112 @@
+"""What the desk tests share: a publication with issues, two accounts, a clock that moves
+only when told, and a browser-like client that signs in through the real forms."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import requests
+from sqlalchemy import insert
+
+from newsletter.config import Settings
+from newsletter.publisher import Publisher
+from newsletter.store import Store
+from newsletter.store import issues as issue_store
+from newsletter.store.tables import articles
+from newsletter.web import Site, create_app
+from newsletter.web.desk import accounts
+from tests.servers.webapp import WebApp
+
+#: Served over http on 127.0.0.1: cookies without Secure, so the test client sends them.
+DESK_SITE = Site(name="The Example Weekly", base_url="http://127.0.0.1",
+                 list_titles={"weekly": "Weekly digest"})
+ADMIN, EDITOR = "ada", "eddie"
+PASSWORD = "correct horse battery"
+XSS_TITLE = "<img src=x onerror=alert(1)>"
+
+
+class StepClock:
+    """The store's clock: it moves only when a test says so."""
+
+    def __init__(self) -> None:
+        self.now = datetime.now(UTC).replace(microsecond=0)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
+
+
+@dataclass
+class Desk:
+    settings: Settings
+    store: Store
+    clock: StepClock
+    publisher: Publisher
+    issue_id: int
+    xss_issue_id: int
+
+    def state(self, issue_id: int | None = None) -> str:
+        with self.store.engine.connect() as conn:
+            return str(issue_store.get(conn, issue_id or self.issue_id).state)
+
+    def app(self):  # type: ignore[no-untyped-def]
+        return create_app(self.settings, self.store, site=DESK_SITE)
+
+
+def make_desk(settings: Settings, database_url: str) -> Iterator[Desk]:
+    settings = settings.with_changes(database_url=database_url)
+    clock = StepClock()
+    store = Store.open(database_url, clock=clock)
+    publisher = Publisher(settings, store)
+    publisher.collect()
+    issue_id = publisher.draft("weekly")[0]
+    xss_issue_id = publisher.draft("every-article", article_ids=[hostile_article(store)])[0]
+    accounts.add(store, ADMIN, "admin", PASSWORD)
+    accounts.add(store, EDITOR, "editor", PASSWORD)
+    try:
+        yield Desk(settings, store, clock, publisher, issue_id, xss_issue_id)
+    finally:
+        store.close()
+
+
+def hostile_article(store: Store) -> int:
+    """An article whose title is markup and whose body carries a script, written straight
+    to the store, past the sanitiser a real source goes through."""
+    now = store.now()
+    with store.engine.begin() as conn:
+        return int(conn.execute(insert(articles).values(
+            source_id="articles", uid="hostile", title=XSS_TITLE,
+            url="https://news.example.org/hostile", author="", published_at=now,
+            summary_html="<p>Summary<script>alert(1)</script></p>",
+            content_html="<p>Body</p><script>alert(1)</script>", image_url="", tags=[],
+            content_hash="x", first_seen_at=now, updated_at=now, archived=0,
+        ).returning(articles.c.id)).scalar_one())
+
+
+CSRF = re.compile(r'name="csrf" value="([^"]+)"')
+
+
+def csrf_of(html: str) -> str:
+    found = CSRF.search(html)
+    assert found, "no CSRF field in the page"
+    return found.group(1)
+
+
+def sign_in(
+    web: WebApp, name: str = EDITOR, password: str = PASSWORD, *,
+    session: requests.Session | None = None, next_path: str = "",
+) -> requests.Response:
+    """Sign in through the form, as a browser does: GET it, POST it with its token."""
+    client = session or web.session
+    page = client.get(web.url("/desk/signin"))
+    data = {"csrf": csrf_of(page.text), "name": name, "password": password, "next": next_path}
+    return client.post(web.url("/desk/signin"), data=data, allow_redirects=False)
+
+
+def session_cookie(client: requests.Session) -> str | None:
+    return client.cookies.get("desk")
