@@ -2,6 +2,8 @@
 
     python bench/send.py --recipients 100000
     python bench/send.py --recipients 1000000 --database postgresql+psycopg://postgres@127.0.0.1/test
+    python bench/send.py --recipients 1000000 --bad-rows 10            # a list not quite clean
+    python bench/send.py --recipients 1000000 --bad-rows 10 --cleaned  # the same list, cleaned
 
 On PostgreSQL the bench works in a schema of its own, dropped when it ends.
 
@@ -70,7 +72,25 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def make_home(root: Path, recipients: int) -> Path:
+def member_rows(recipients: int, bad_percent: float, cleaned: bool) -> Iterator[str]:
+    """The bench list's rows. ``bad_percent`` of them (spread evenly) are refused addresses
+    and one in a hundred of the rest has its domain in mixed case (sent to its normalised
+    form); ``cleaned`` leaves the refused rows out and writes the others normalised, as a
+    publisher who fixed the file would."""
+    bad_every = 100 / bad_percent if bad_percent else 0.0
+    next_bad = 0.0
+    for i in range(recipients):
+        if bad_every and i >= next_bad:
+            next_bad += bad_every
+            if not cleaned:
+                yield f"reader{i}@@bench.example.org,Reader {i},Kellmouth\n"
+            continue
+        domain = "Bench.Example.ORG" if bad_every and i % 100 == 99 and not cleaned else \
+            "bench.example.org"
+        yield f"reader{i}@{domain},Reader {i},Kellmouth\n"
+
+
+def make_home(root: Path, recipients: int, bad_percent: float = 0.0, cleaned: bool = False) -> Path:
     home = root / "home"
     (home / "subscribers").mkdir(parents=True)
     shutil.copytree(REPO / "templates", home / "templates")
@@ -78,8 +98,7 @@ def make_home(root: Path, recipients: int) -> Path:
     (home / "subscribers" / "publication.toml").write_text(PUBLICATION)
     with (home / "subscribers" / "bench.csv").open("w") as out:
         out.write("email,name,city\n")
-        for i in range(recipients):
-            out.write(f"reader{i}@bench.example.org,Reader {i},Kellmouth\n")
+        out.writelines(member_rows(recipients, bad_percent, cleaned))
     return home
 
 
@@ -277,9 +296,16 @@ def main() -> None:
     parser.add_argument(
         "--merge-seconds", type=float, default=3.0, help="how long to time the local merge"
     )
+    parser.add_argument(
+        "--bad-rows", type=float, default=0.0, metavar="PERCENT",
+        help="make this share of the list's rows invalid (and 1 %% of the rest mixed-case)",
+    )
+    parser.add_argument(
+        "--cleaned", action="store_true", help="with --bad-rows: the same list with them fixed"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp, database_for_bench(args.database) as given:
-        home = make_home(Path(tmp), args.recipients)
+        home = make_home(Path(tmp), args.recipients, args.bad_rows, args.cleaned)
         database = given or f"sqlite:///{home / 'var' / 'bench.db'}"
         port = free_port()
         fake = start_fake(port)
@@ -303,7 +329,8 @@ def main() -> None:
             fake.terminate()
             fake.wait(10)
     print(f"python speed           {python_speed():.1f} µs for sum(range(1000)) (machine speed)")
-    print(f"recipients             {args.recipients:,}")
+    print(f"recipients             {args.recipients:,} (bad rows: {args.bad_rows:g} %"
+          f"{', cleaned out' if args.cleaned else ''})")
     print(f"database               {database.split(':')[0]}")
     print(f"ledger                 {run.counts}")
     print(f"fake server received   {received}")
@@ -314,6 +341,7 @@ def main() -> None:
     )
     print(f"  of which freezing    {run.freeze:.2f} s (members read, ledger rows written)")
     print(f"send rate              {args.recipients / run.elapsed:,.0f} recipients/s")
+    print(f"second send CPU        {sum(cpu[:2]):.1f} s (sender and helpers)")
     shares = ", ".join(f"{n / args.recipients:.0%}" for n in run.by_helpers) or "none"
     print(f"helper processes       {len(run.by_helpers)} (their shares: {shares})")
     print(f"peak RSS               {rss:.0f} MB (before the send: {rss_before:.0f} MB)")
