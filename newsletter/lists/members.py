@@ -26,6 +26,7 @@ from ..render.message import UNFIT_FOR_HEADERS, describe_character
 from .address import sendable_address
 from .addresscache import AddressCache, RowNote, file_digest, opened_cache
 from .csvfile import EMAIL, NAME, Header, Record, clean_rows, first_header, iter_records
+from .prevalidate import POOL_FROM, prevalidate
 
 _T = TypeVar("_T")
 _NO_FIELDS: Mapping[str, str] = MappingProxyType({})
@@ -168,9 +169,12 @@ class MemberReader:
         on_problem: Callable[[Problem], None] | None = None,
         cache: AddressCache | None = None,
         dedupe: bool = True,
+        pool_from: int = POOL_FROM,
     ) -> None:
         """``dedupe=False`` leaves dropping repeated addresses to the caller (the ledger's
-        unique index does it when an audience is frozen), and reports no duplicates."""
+        unique index does it when an audience is frozen), and reports no duplicates.
+        A file with at least ``pool_from`` addresses the cache does not know has them
+        validated by a pool of processes first (``prevalidate``)."""
         self.paths = tuple(paths)
         self.dedupe = dedupe
         self.check_deliverability = check_deliverability
@@ -178,6 +182,8 @@ class MemberReader:
         self.cache = None if check_deliverability else cache
         self.problems: list[Problem] = []
         self.counts = Counts()
+        self.pool_from = pool_from
+        self.validated_in_pool = 0  # addresses, over every read
         #: Keep a member whose name cannot go in a header (``recipients`` does): see
         #: ``_unfit_for_headers``.
         self.keep_unsendable = False
@@ -335,7 +341,10 @@ class MemberReader:
         digest = file_digest(path)
         if self.cache.is_clean(digest):
             return _FileRead(index, path, digest, vouched=True)
-        return _FileRead(index, path, digest, notes=self.cache.notes(digest))
+        notes = self.cache.notes(digest)
+        if notes is None:  # to be read row by row: validate what is new over every core first
+            self.validated_in_pool += prevalidate(path, self.cache, self.pool_from)
+        return _FileRead(index, path, digest, notes=notes)
 
     def _vouch_for(self, read: _FileRead) -> None:
         """Remember a file read in full (unless it changed meanwhile): as clean, or with the

@@ -1,0 +1,121 @@
+"""The addresses of a member file not seen before, validated by a pool of processes.
+
+email-validator costs about 40-100 µs an address in pure Python, so the first read of a new
+1,000,000-member list spent most of a minute on one core. Before such a file is read row by
+row, its addresses that the address cache does not know yet are handed in chunks to one
+process per core, and every verdict (accepted with the normalised form, or refused with the
+reason) goes into the cache; the row-by-row read that follows then finds each address there
+and reports exactly what it would have reported alone. A file with fewer unknown addresses
+than ``POOL_FROM`` is left to that read: a pool takes longer to start than they take.
+
+The processes are spawned (fresh interpreters, not forks): a send's parent has threads and
+database connections that a forked child must not inherit.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections import deque
+from collections.abc import Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from pathlib import Path
+
+from ..errors import ConfigError, ListError
+from .addresscache import AddressCache
+from .csvfile import first_header, iter_records
+
+#: Unknown addresses below which a file is validated in-process by its row-by-row read.
+POOL_FROM = 20_000
+CHUNK = 5_000  # addresses per task: large enough that pickling them is a small share
+LOOKUP = 500  # addresses per query asking the cache which it knows
+
+#: One address's verdict: (as written, normalised or None, reason refused or None).
+Verdict = tuple[str, str | None, str | None]
+
+
+def verdicts(raws: list[str]) -> list[Verdict]:
+    """What the row-by-row read would decide for each address (run in a pool process)."""
+    from .members import normalise_address  # members imports this module
+
+    out: list[Verdict] = []
+    for raw in raws:
+        try:
+            out.append((raw, normalise_address(raw), None))
+        except ConfigError as exc:
+            out.append((raw, None, str(exc)))
+    return out
+
+
+def prevalidate(path: Path, cache: AddressCache, pool_from: int = POOL_FROM) -> int:
+    """Validate the addresses of ``path`` that ``cache`` does not know, in a pool when there
+    are at least ``pool_from`` of them; how many the pool validated (0: none, left to the
+    caller's read). A file that cannot be read is left to that read to report."""
+    try:
+        unknown = _unknown_chunks(path, cache)
+        first = _take(unknown, pool_from)
+    except (OSError, ListError):
+        return 0
+    if len(first) < pool_from:
+        return 0
+    workers = max(2, len(os.sched_getaffinity(0)))
+    context = multiprocessing.get_context("spawn")
+    done = 0
+    with ProcessPoolExecutor(workers, mp_context=context) as pool:
+        pending: deque[Future[list[Verdict]]] = deque()
+        for chunk in _chunked(first, unknown):
+            pending.append(pool.submit(verdicts, chunk))
+            if len(pending) > 2 * workers:  # bounded: the verdicts wait in memory until stored
+                done += _store(pending.popleft().result(), cache)
+        while pending:
+            done += _store(pending.popleft().result(), cache)
+    cache.flush()
+    return done
+
+
+def _store(found: list[Verdict], cache: AddressCache) -> int:
+    for raw, normalised, reason in found:
+        if normalised is not None:
+            cache.put(raw, normalised)
+        elif reason is not None:
+            cache.put_refused(raw, reason)
+    return len(found)
+
+
+def _unknown_chunks(path: Path, cache: AddressCache) -> Iterator[list[str]]:
+    """The file's non-empty addresses that the cache knows neither way, a few at a time."""
+    with path.open(encoding="utf-8-sig", newline="") as handle:
+        records = iter_records(handle, path)
+        header = first_header(records, path)
+        at, width = header.email_index, len(header.columns)
+        batch: list[str] = []
+        for record in records:
+            fields = record.fields
+            if fields is not None and len(fields) == width and fields[at].strip():
+                batch.append(fields[at])
+                if len(batch) >= LOOKUP:
+                    yield cache.unknown(batch)
+                    batch = []
+        if batch:
+            yield cache.unknown(batch)
+
+
+def _take(chunks: Iterator[list[str]], count: int) -> list[str]:
+    taken: list[str] = []
+    for chunk in chunks:
+        taken.extend(chunk)
+        if len(taken) >= count:
+            break
+    return taken
+
+
+def _chunked(first: list[str], rest: Iterator[list[str]]) -> Iterator[list[str]]:
+    buffer = first
+    for chunk in rest:
+        buffer.extend(chunk)
+        while len(buffer) >= CHUNK:
+            yield buffer[:CHUNK]
+            buffer = buffer[CHUNK:]
+    while buffer:
+        yield buffer[:CHUNK]
+        buffer = buffer[CHUNK:]
