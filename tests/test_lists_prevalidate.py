@@ -3,11 +3,15 @@ same members and the same file:line reasons as when one process validates them."
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 from newsletter.lists import MemberReader
 from newsletter.lists.addresscache import AddressCache
+from tests.conftest import REPO
 
 
 def member_file(path: Path) -> Path:
@@ -49,3 +53,25 @@ def test_a_pool_validates_a_new_file_as_one_process_does(tmp_path: Path) -> None
     assert any("@@" in raw for raw, _ in pooled[4])
     again = read(path, tmp_path / "pooled.sqlite", pool_from=1)
     assert again[0] == 0 and again[1:] == alone[1:]  # nothing new: no pool
+
+
+def test_a_script_without_a_main_guard_can_read_a_new_file(tmp_path: Path) -> None:
+    """The processes are fresh interpreters: none re-runs the script that started them
+    (``multiprocessing``'s spawn did, and the script started processes again, and failed)."""
+    path = member_file(tmp_path / "a.csv")
+    script = tmp_path / "script.py"
+    script.write_text(
+        "from pathlib import Path\n"
+        "from newsletter.lists import MemberReader\n"
+        "from newsletter.lists.addresscache import AddressCache\n"
+        f"reader = MemberReader([Path({str(path)!r})], pool_from=1,\n"
+        f"                      cache=AddressCache(Path({str(tmp_path / 'c.sqlite')!r})))\n"
+        "print(sum(1 for _ in reader), reader.validated_in_pool)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=300,
+        env={**os.environ, "PYTHONPATH": str(REPO)}, check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    members, pooled = map(int, done.stdout.split())
+    assert members > 300 and pooled > 300

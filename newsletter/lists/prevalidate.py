@@ -8,22 +8,32 @@ reason) goes into the cache; the row-by-row read that follows then finds each ad
 and reports exactly what it would have reported alone. A file with fewer unknown addresses
 than ``POOL_FROM`` is left to that read: a pool takes longer to start than they take.
 
-The processes are spawned (fresh interpreters, not forks): a send's parent has threads and
-database connections that a forked child must not inherit.
+The processes are fresh interpreters (``python -m newsletter.lists.prevalidate``), as the
+send's helper processes are: a forked child would inherit the parent's threads and database
+connections, and ``multiprocessing``'s spawn re-runs the parent's main script, which a
+script without an ``if __name__ == "__main__"`` guard cannot survive. Each takes one chunk
+at a time (a JSON line on its standard input) and answers with its verdicts (a JSON line),
+so neither side ever waits on a full pipe.
 """
 
 from __future__ import annotations
 
-import multiprocessing
+import contextlib
+import json
+import logging
 import os
-from collections import deque
+import site
+import subprocess
+import sys
 from collections.abc import Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
 from pathlib import Path
+from typing import IO
 
 from ..errors import ConfigError, ListError
 from .addresscache import AddressCache
 from .csvfile import first_header, iter_records
+
+log = logging.getLogger(__name__)
 
 #: Unknown addresses below which a file is validated in-process by its row-by-row read.
 POOL_FROM = 20_000
@@ -58,19 +68,68 @@ def prevalidate(path: Path, cache: AddressCache, pool_from: int = POOL_FROM) -> 
         return 0
     if len(first) < pool_from:
         return 0
-    workers = max(2, len(os.sched_getaffinity(0)))
-    context = multiprocessing.get_context("spawn")
+    workers = [_start_worker() for _ in range(max(2, len(os.sched_getaffinity(0))))]
     done = 0
-    with ProcessPoolExecutor(workers, mp_context=context) as pool:
-        pending: deque[Future[list[Verdict]]] = deque()
+    busy: list[subprocess.Popen[str]] = []
+    try:  # a worker that fails leaves the rest of the file to the row-by-row read
         for chunk in _chunked(first, unknown):
-            pending.append(pool.submit(verdicts, chunk))
-            if len(pending) > 2 * workers:  # bounded: the verdicts wait in memory until stored
-                done += _store(pending.popleft().result(), cache)
-        while pending:
-            done += _store(pending.popleft().result(), cache)
+            if len(busy) == len(workers):  # each has a chunk: take the oldest one's answer
+                worker = busy.pop(0)
+                done += _store(_answer(worker), cache)
+            else:
+                worker = workers[len(busy)]
+            _send(worker, chunk)
+            busy.append(worker)
+        for worker in busy:
+            done += _store(_answer(worker), cache)
+    except (OSError, ValueError) as exc:
+        log.warning("validating %s over several processes stopped: %s", path, exc)
+    finally:
+        for worker in workers:
+            _stop(worker)
     cache.flush()
     return done
+
+
+def _start_worker() -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", __name__], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        text=True, encoding="utf-8", env=_worker_environment(),
+    )
+
+
+def _send(worker: subprocess.Popen[str], chunk: list[str]) -> None:
+    stdin: IO[str] | None = worker.stdin
+    assert stdin is not None
+    stdin.write(json.dumps(chunk) + "\n")
+    stdin.flush()
+
+
+def _answer(worker: subprocess.Popen[str]) -> list[Verdict]:
+    assert worker.stdout is not None
+    line = worker.stdout.readline()
+    if not line:
+        raise OSError(f"an address validation process ended (exit code {worker.wait()})")
+    return [(raw, normalised, reason) for raw, normalised, reason in json.loads(line)]
+
+
+def _stop(worker: subprocess.Popen[str]) -> None:
+    if worker.stdin is not None:
+        with contextlib.suppress(BrokenPipeError):
+            worker.stdin.close()  # its end of input: it exits
+    if worker.stdout is not None:
+        worker.stdout.close()
+    worker.wait()
+
+
+def _worker_environment() -> dict[str, str]:
+    """The parent's environment; when this package is not installed in a site directory
+    (a checkout run in place), its folder goes on the worker's import path."""
+    package_root = str(Path(__file__).resolve().parents[2])
+    if package_root in {str(Path(p).resolve()) for p in site.getsitepackages()}:
+        return dict(os.environ)
+    path = os.environ.get("PYTHONPATH")
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [package_root, path]))}
 
 
 def _store(found: list[Verdict], cache: AddressCache) -> int:
@@ -119,3 +178,14 @@ def _chunked(first: list[str], rest: Iterator[list[str]]) -> Iterator[list[str]]
     while buffer:
         yield buffer[:CHUNK]
         buffer = buffer[CHUNK:]
+
+
+def _serve() -> None:
+    """A worker: a chunk of addresses a line in, their verdicts a line out, until end of input."""
+    for line in sys.stdin:
+        sys.stdout.write(json.dumps(verdicts(json.loads(line))) + "\n")
+        sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    _serve()
