@@ -73,5 +73,6 @@ def test_a_script_without_a_main_guard_can_read_a_new_file(tmp_path: Path) -> No
         env={**os.environ, "PYTHONPATH": str(REPO)}, check=False,
     )
     assert done.returncode == 0, done.stderr
+    assert "Warning" not in done.stderr
     members, pooled = map(int, done.stdout.split())
     assert members > 300 and pooled > 300

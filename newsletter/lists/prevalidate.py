@@ -8,7 +8,7 @@ reason) goes into the cache; the row-by-row read that follows then finds each ad
 and reports exactly what it would have reported alone. A file with fewer unknown addresses
 than ``POOL_FROM`` is left to that read: a pool takes longer to start than they take.
 
-The processes are fresh interpreters (``python -m newsletter.lists.prevalidate``), as the
+The processes are fresh interpreters (``python -m newsletter.lists.validateworker``), as the
 send's helper processes are: a forked child would inherit the parent's threads and database
 connections, and ``multiprocessing``'s spawn re-runs the parent's main script, which a
 script without an ``if __name__ == "__main__"`` guard cannot survive. Each takes one chunk
@@ -39,6 +39,10 @@ log = logging.getLogger(__name__)
 POOL_FROM = 20_000
 CHUNK = 5_000  # addresses per task: large enough that pickling them is a small share
 LOOKUP = 500  # addresses per query asking the cache which it knows
+
+#: What each process runs: a module of its own, which the package does not import (running
+#: one it had imported would make ``runpy`` warn).
+WORKER_MODULE = "newsletter.lists.validateworker"
 
 #: One address's verdict: (as written, normalised or None, reason refused or None).
 Verdict = tuple[str, str | None, str | None]
@@ -93,7 +97,7 @@ def prevalidate(path: Path, cache: AddressCache, pool_from: int = POOL_FROM) -> 
 
 def _start_worker() -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", __name__], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        [sys.executable, "-m", WORKER_MODULE], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
         text=True, encoding="utf-8", env=_worker_environment(),
     )
 
@@ -178,14 +182,3 @@ def _chunked(first: list[str], rest: Iterator[list[str]]) -> Iterator[list[str]]
     while buffer:
         yield buffer[:CHUNK]
         buffer = buffer[CHUNK:]
-
-
-def _serve() -> None:
-    """A worker: a chunk of addresses a line in, their verdicts a line out, until end of input."""
-    for line in sys.stdin:
-        sys.stdout.write(json.dumps(verdicts(json.loads(line))) + "\n")
-        sys.stdout.flush()
-
-
-if __name__ == "__main__":
-    _serve()
