@@ -3,6 +3,8 @@
     python bench/send.py --recipients 100000
     python bench/send.py --recipients 1000000 --database postgresql+psycopg://postgres@127.0.0.1/test
     python bench/send.py --recipients 100000 --concurrency 8 --latency-ms 150-400 --no-extras
+    python bench/send.py --recipients 1000000 --bad-rows 10            # a list not quite clean
+    python bench/send.py --recipients 1000000 --bad-rows 10 --cleaned  # the same list, cleaned
 
 ``--latency-ms`` makes the fake provider hold each request as a provider across a real
 network does: what the loopback hides, and what NEWSLETTER_CONCURRENCY is there to overlap.
@@ -74,7 +76,25 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def make_home(root: Path, recipients: int) -> Path:
+def member_rows(recipients: int, bad_percent: float, cleaned: bool) -> Iterator[str]:
+    """The bench list's rows. ``bad_percent`` of them (spread evenly) are refused addresses
+    and one in a hundred of the rest has its domain in mixed case (sent to its normalised
+    form); ``cleaned`` leaves the refused rows out and writes the others normalised, as a
+    publisher who fixed the file would."""
+    bad_every = 100 / bad_percent if bad_percent else 0.0
+    next_bad = 0.0
+    for i in range(recipients):
+        if bad_every and i >= next_bad:
+            next_bad += bad_every
+            if not cleaned:
+                yield f"reader{i}@@bench.example.org,Reader {i},Kellmouth\n"
+            continue
+        domain = "Bench.Example.ORG" if bad_every and i % 100 == 99 and not cleaned else \
+            "bench.example.org"
+        yield f"reader{i}@{domain},Reader {i},Kellmouth\n"
+
+
+def make_home(root: Path, recipients: int, bad_percent: float = 0.0, cleaned: bool = False) -> Path:
     home = root / "home"
     (home / "subscribers").mkdir(parents=True)
     shutil.copytree(REPO / "templates", home / "templates")
@@ -82,8 +102,7 @@ def make_home(root: Path, recipients: int) -> Path:
     (home / "subscribers" / "publication.toml").write_text(PUBLICATION)
     with (home / "subscribers" / "bench.csv").open("w") as out:
         out.write("email,name,city\n")
-        for i in range(recipients):
-            out.write(f"reader{i}@bench.example.org,Reader {i},Kellmouth\n")
+        out.writelines(member_rows(recipients, bad_percent, cleaned))
     return home
 
 
@@ -295,16 +314,25 @@ def main() -> None:
         action="store_true",
         help="time the sends only: no loopback ceiling, no merge rate",
     )
+    parser.add_argument(
+        "--bad-rows", type=float, default=0.0, metavar="PERCENT",
+        help="make this share of the list's rows invalid (and 1 %% of the rest mixed-case)",
+    )
+    parser.add_argument(
+        "--cleaned", action="store_true", help="with --bad-rows: the same list with them fixed"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp, database_for_bench(args.database) as given:
-        home = make_home(Path(tmp), args.recipients)
+        home = make_home(Path(tmp), args.recipients, args.bad_rows, args.cleaned)
         database = given or f"sqlite:///{home / 'var' / 'bench.db'}"
         port = free_port()
         fake = start_fake(port, args.latency_ms)
         try:
             env = environment(port, database, args.concurrency)
             rss_before = peak_rss_mb()
+            cold = cpu_now(fake.pid)
             first = send_once(home, env)
+            first_cpu = [b - a for a, b in zip(cold, cpu_now(fake.pid), strict=True)]
             requests.post(f"http://127.0.0.1:{port}/_fake/reset", timeout=10)
             before = cpu_now(fake.pid)
             run = send_once(home, env, first.articles)
@@ -325,19 +353,23 @@ def main() -> None:
             fake.terminate()
             fake.wait(10)
     print(f"python speed           {python_speed():.1f} µs for sum(range(1000)) (machine speed)")
-    print(f"recipients             {args.recipients:,}")
+    print(f"recipients             {args.recipients:,} (bad rows: {args.bad_rows:g} %"
+          f"{', cleaned out' if args.cleaned else ''})")
     print(f"concurrency            {args.concurrency} (NEWSLETTER_CONCURRENCY)")
     print(f"provider latency       {args.latency_ms or 'none (loopback)'} ms per request")
     print(f"database               {database.split(':')[0]}")
     print(f"ledger                 {run.counts}")
     print(f"fake server received   {received}")
-    print(f"first send             {first.elapsed:.2f} s (cold address-validation cache)")
+    print(f"first send             {first.elapsed:.2f} s (cold address-validation cache; CPU "
+          f"{sum(first_cpu[:2]):.1f} s in the sender, its helpers and validation processes)")
     print(
         f"send wall time         {run.elapsed:.2f} s "
         "(queued → every batch acknowledged and committed)"
     )
     print(f"  of which freezing    {run.freeze:.2f} s (members read, ledger rows written)")
-    print(f"send rate              {args.recipients / run.elapsed:,.0f} recipients/s")
+    sent = sum(run.counts.values())  # fewer than --recipients with --bad-rows
+    print(f"send rate              {sent / run.elapsed:,.0f} recipients/s")
+    print(f"second send CPU        {sum(cpu[:2]):.1f} s (sender and helpers)")
     shares = ", ".join(f"{n / args.recipients:.0%}" for n in run.by_helpers) or "none"
     print(f"helper processes       {len(run.by_helpers)} (their shares: {shares})")
     print(f"peak RSS               {rss:.0f} MB (before the send: {rss_before:.0f} MB)")

@@ -10,6 +10,7 @@ import logging
 from collections.abc import Callable, Iterator, Sequence, Set
 from datetime import datetime
 from functools import cached_property
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .bulkwork import fewer_collections
@@ -340,16 +341,19 @@ class Publisher:
     def audience(
         self, mailing_list: MailingList, fields: Set[str] | None = None
     ) -> Iterator[Recipient]:
-        """The list's members, streamed, with only the ``fields`` columns (None: all); an
-        invalid row is logged and skipped. Repeats are left in: the ledger drops them."""
-
-        def skip(problem: Problem) -> None:
-            log.warning("%s (skipped; `newsletter lists check` lists every problem)", problem)
-
+        """The list's members, streamed, with only the ``fields`` columns (None: all); invalid
+        rows are skipped, and logged once the list is read as one line per file with their
+        count (a list with 100,000 bad rows logged a line for each on every send). Repeats
+        are left in: the ledger drops them."""
+        skipped = _SkippedRows()
         paths = [self.settings.subscribers_dir / p for p in mailing_list.members_files]
-        return stream_recipients(paths, mailing_list.id, var_dir=self.settings.var_dir,
-                                 check_deliverability=self.settings.check_deliverability,
-                                 on_problem=skip, keep=fields)
+        recipients = stream_recipients(
+            paths, mailing_list.id, var_dir=self.settings.var_dir,
+            check_deliverability=self.settings.check_deliverability,
+            on_problem=skipped.add, keep=fields,
+        )
+        yield from recipients
+        skipped.log()
 
     def start(self, issue_id: int) -> PreparedIssue:
         """queued → sending; freeze the audience the first time.
@@ -475,3 +479,22 @@ class Publisher:
         return [
             f"{r.email}: {r.status}{' — ' + r.error if r.error else ''}" for r in result.results
         ]
+
+
+class _SkippedRows:
+    """The invalid rows met while a list is read for a send: counted per file, the first kept."""
+
+    def __init__(self) -> None:
+        self._files: dict[Path, tuple[int, Problem]] = {}
+
+    def add(self, problem: Problem) -> None:
+        count, first = self._files.get(problem.path, (0, problem))
+        self._files[problem.path] = (count + 1, first)
+
+    def log(self) -> None:
+        for path, (count, first) in self._files.items():
+            log.warning(
+                "%s: %s invalid row%s skipped (the first, line %s: %s); `newsletter lists "
+                "check` lists every one", path, f"{count:,}", "" if count == 1 else "s",
+                first.line, first.reason,
+            )

@@ -12,7 +12,7 @@ import csv
 import sqlite3
 from collections.abc import Callable, Iterator, Mapping, Sequence, Set
 from contextlib import closing
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from types import MappingProxyType
@@ -24,14 +24,18 @@ from ..errors import ConfigError, ListError
 from ..models import Recipient, Subscriber
 from ..render.message import UNFIT_FOR_HEADERS, describe_character
 from .address import sendable_address
-from .addresscache import AddressCache, file_digest, opened_cache
+from .addresscache import AddressCache, RowNote, file_digest, opened_cache
 from .csvfile import EMAIL, NAME, Header, Record, clean_rows, first_header, iter_records
+from .prevalidate import POOL_FROM, prevalidate
 
 _T = TypeVar("_T")
 _NO_FIELDS: Mapping[str, str] = MappingProxyType({})
 #: A named tuple made from a tuple in C, without its Python-level ``__new__``: the lean
 #: path makes one per member, a million for a large list.
 _recipient = tuple.__new__
+#: A file with more rows to note than this is not remembered (the notes are loaded into
+#: memory on every read): it is read the full way each time, as before.
+MAX_NOTES = 250_000
 
 
 class Severity(StrEnum):
@@ -85,6 +89,12 @@ class _FileRead:
     digest: str = ""  # set when a cache can vouch for files
     vouched: bool = False  # these bytes were read before with nothing to correct
     spotless: bool = True  # nothing to correct so far in this read
+    #: These bytes were read before, and these rows (by record index) need refusing or
+    #: correcting: the lean path replays them. None: not remembered.
+    notes: dict[int, RowNote] | None = None
+    record: int = -1  # index of the data record being read, as ``clean_rows`` counts them
+    noted: dict[int, RowNote] = field(default_factory=dict)  # this read's, to remember
+    replayable: bool = True  # every row to correct so far is one that notes can replay
 
 
 @dataclass(slots=True)
@@ -159,9 +169,12 @@ class MemberReader:
         on_problem: Callable[[Problem], None] | None = None,
         cache: AddressCache | None = None,
         dedupe: bool = True,
+        pool_from: int = POOL_FROM,
     ) -> None:
         """``dedupe=False`` leaves dropping repeated addresses to the caller (the ledger's
-        unique index does it when an audience is frozen), and reports no duplicates."""
+        unique index does it when an audience is frozen), and reports no duplicates.
+        A file with at least ``pool_from`` addresses the cache does not know has them
+        validated by a pool of processes first (``prevalidate``)."""
         self.paths = tuple(paths)
         self.dedupe = dedupe
         self.check_deliverability = check_deliverability
@@ -169,6 +182,8 @@ class MemberReader:
         self.cache = None if check_deliverability else cache
         self.problems: list[Problem] = []
         self.counts = Counts()
+        self.pool_from = pool_from
+        self.validated_in_pool = 0  # addresses, over every read
         #: Keep a member whose name cannot go in a header (``recipients`` does): see
         #: ``_unfit_for_headers``.
         self.keep_unsendable = False
@@ -236,7 +251,7 @@ class MemberReader:
             except ListError as exc:
                 self._problem(exc.path, exc.line, exc.reason)
                 return
-            if lean is not None and self._file.vouched:
+            if lean is not None and (self._file.vouched or self._file.notes is not None):
                 yield from lean(clean_rows(handle), header)  # from the line after the header
             else:
                 yield from read(self._until_unreadable(records), header)
@@ -292,12 +307,22 @@ class MemberReader:
             for at, column in enumerate(header.columns)
             if column not in (EMAIL, NAME) and (keep is None or column in keep)
         ]
-        made = 0
+        made = refused = 0
+        notes = self._file.notes or {}
+        path = self._file.path
         try:
-            for fields in rows:
-                email = fields[email_at].strip()
-                if not email:
-                    continue  # in a file read clean, only a row of empty cells has no address
+            for record, fields in enumerate(rows):
+                if record in notes:  # a row refused or corrected when these bytes were read
+                    note = notes[record]
+                    if note.normalised is None:
+                        refused += 1
+                        self._report(Problem(path, note.line, note.reason or "invalid row"))
+                        continue
+                    email = note.normalised
+                else:
+                    email = fields[email_at].strip()
+                    if not email:
+                        continue  # in a file read clean, only a row of empty cells has none
                 made += 1
                 yield _recipient(Recipient, (
                     email,
@@ -306,21 +331,34 @@ class MemberReader:
                     list_id,
                 ))
         finally:
-            self.counts.rows += made
+            self.counts.rows += made + refused
+            self.counts.invalid += refused
             self.counts.members += made
 
     def _start_file(self, index: int, path: Path) -> _FileRead:
         if self.cache is None:
             return _FileRead(index, path)
         digest = file_digest(path)
-        return _FileRead(index, path, digest, self.cache.is_clean(digest))
+        if self.cache.is_clean(digest):
+            return _FileRead(index, path, digest, vouched=True)
+        notes = self.cache.notes(digest)
+        if notes is None:  # to be read row by row: validate what is new over every core first
+            self.validated_in_pool += prevalidate(path, self.cache, self.pool_from)
+        return _FileRead(index, path, digest, notes=notes)
 
     def _vouch_for(self, read: _FileRead) -> None:
-        """Remember a file read in full with nothing to correct (unless it changed meanwhile)."""
-        if self.cache is None or read.vouched or not read.spotless:
+        """Remember a file read in full (unless it changed meanwhile): as clean, or with the
+        notes of the rows the lean path must refuse or correct."""
+        if self.cache is None or read.vouched or read.notes is not None:
             return
-        if file_digest(read.path) == read.digest:
+        if not read.spotless and not (read.replayable and len(read.noted) <= MAX_NOTES):
+            return
+        if file_digest(read.path) != read.digest:
+            return
+        if read.spotless:
             self.cache.mark_clean(read.digest)
+        else:
+            self.cache.remember_notes(read.digest, read.noted.items())
 
     def _until_unreadable(self, records: Iterator[Record]) -> Iterator[Record]:
         """The records, stopping (with a problem noted) where the file cannot be decoded."""
@@ -341,15 +379,18 @@ class MemberReader:
             self.counts.invalid += 1
             self._problem(where[1], record.line, record.error)
             return None
-        joined = "".join(record.fields) if record.fields is not None else ""
+        if record.fields is None:
+            return None  # a comment or a blank line
+        self._file.record += 1
+        joined = "".join(record.fields)
         if not joined.strip():
-            return None  # comments, and rows of empty cells that spreadsheets leave behind
+            return None  # rows of empty cells that spreadsheets leave behind
         self.counts.rows += 1
         try:
             subscriber = self._subscriber(record, header)
         except ConfigError as exc:
             self.counts.invalid += 1
-            self._problem(where[1], record.line, str(exc))
+            self._refuse(where[1], record.line, str(exc))
             return None
         # One C-speed test per row (0.1 µs): only a row with a character that is not
         # printable (a control character, or a space other than U+0020) is looked at field
@@ -373,8 +414,8 @@ class MemberReader:
         As an issue's recipients (``keep_unsendable``) such a member is kept and nothing is
         reported: the send fails that member alone, and records why on its ledger row."""
         found = UNFIT_FOR_HEADERS.search(subscriber.name)
-        if found is not None:
-            self._file.spotless = False  # never vouched for: each read reports it again
+        if found is not None:  # never vouched for: each read reports it again
+            self._file.spotless = self._file.replayable = False
         if self.keep_unsendable:
             return False
         if found is not None:
@@ -394,20 +435,34 @@ class MemberReader:
         if len(fields) != len(header.columns):
             raise ConfigError(_column_count(record, header))
         values = header.values(fields)
-        email = self._normalise(values.pop(EMAIL))
+        email = self._normalise(values.pop(EMAIL), record.line)
         return Subscriber(email=email, name=values.pop(NAME, ""), fields=values)
 
-    def _normalise(self, raw: str) -> str:
+    def _normalise(self, raw: str, line: int) -> str:
         if self._file.vouched:
             return raw.strip()
         if self.cache is None:
             return normalise_address(raw, check_deliverability=self.check_deliverability)
         known = self.cache.get(raw)
         if known is None:
-            known = normalise_address(raw)
-            self.cache.put(raw, known)
+            known = self._validated(raw, self.cache)
         if known != raw.strip():
             self._file.spotless = False
+            self._file.noted[self._file.record] = RowNote(line, known, None)
+        return known
+
+    @staticmethod
+    def _validated(raw: str, cache: AddressCache) -> str:
+        """email-validator's verdict on an address not accepted before, remembered either way."""
+        if (reason := cache.refusal(raw)) is not None:
+            raise ConfigError(reason)
+        try:
+            known = normalise_address(raw)
+        except ConfigError as exc:
+            if raw.strip():  # an empty cell is refused at no cost
+                cache.put_refused(raw, str(exc))
+            raise
+        cache.put(raw, known)
         return known
 
     def _duplicate(self, path: Path, line: int, first: tuple[Path, int]) -> None:
@@ -416,8 +471,14 @@ class MemberReader:
         reason = f"duplicate of {other} (kept the first)"
         self._report(Problem(path, line, reason, Severity.WARNING, first))
 
-    def _problem(self, path: Path, line: int | None, reason: str) -> None:
+    def _refuse(self, path: Path, line: int, reason: str) -> None:
+        """An invalid row that a later read of the same bytes can refuse from its note."""
         self._file.spotless = False
+        self._file.noted[self._file.record] = RowNote(line, None, reason)
+        self._report(Problem(path, line, reason))
+
+    def _problem(self, path: Path, line: int | None, reason: str) -> None:
+        self._file.spotless = self._file.replayable = False
         self._report(Problem(path, line, reason))
 
 

@@ -1,0 +1,184 @@
+"""The addresses of a member file not seen before, validated by a pool of processes.
+
+email-validator costs about 40-100 µs an address in pure Python, so the first read of a new
+1,000,000-member list spent most of a minute on one core. Before such a file is read row by
+row, its addresses that the address cache does not know yet are handed in chunks to one
+process per core, and every verdict (accepted with the normalised form, or refused with the
+reason) goes into the cache; the row-by-row read that follows then finds each address there
+and reports exactly what it would have reported alone. A file with fewer unknown addresses
+than ``POOL_FROM`` is left to that read: a pool takes longer to start than they take.
+
+The processes are fresh interpreters (``python -m newsletter.lists.validateworker``), as the
+send's helper processes are: a forked child would inherit the parent's threads and database
+connections, and ``multiprocessing``'s spawn re-runs the parent's main script, which a
+script without an ``if __name__ == "__main__"`` guard cannot survive. Each takes one chunk
+at a time (a JSON line on its standard input) and answers with its verdicts (a JSON line),
+so neither side ever waits on a full pipe.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import site
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO
+
+from ..errors import ConfigError, ListError
+from .addresscache import AddressCache
+from .csvfile import first_header, iter_records
+
+log = logging.getLogger(__name__)
+
+#: Unknown addresses below which a file is validated in-process by its row-by-row read.
+POOL_FROM = 20_000
+CHUNK = 5_000  # addresses per task: large enough that pickling them is a small share
+LOOKUP = 500  # addresses per query asking the cache which it knows
+
+#: What each process runs: a module of its own, which the package does not import (running
+#: one it had imported would make ``runpy`` warn).
+WORKER_MODULE = "newsletter.lists.validateworker"
+
+#: One address's verdict: (as written, normalised or None, reason refused or None).
+Verdict = tuple[str, str | None, str | None]
+
+
+def verdicts(raws: list[str]) -> list[Verdict]:
+    """What the row-by-row read would decide for each address (run in a pool process)."""
+    from .members import normalise_address  # members imports this module
+
+    out: list[Verdict] = []
+    for raw in raws:
+        try:
+            out.append((raw, normalise_address(raw), None))
+        except ConfigError as exc:
+            out.append((raw, None, str(exc)))
+    return out
+
+
+def prevalidate(path: Path, cache: AddressCache, pool_from: int = POOL_FROM) -> int:
+    """Validate the addresses of ``path`` that ``cache`` does not know, in a pool when there
+    are at least ``pool_from`` of them; how many the pool validated (0: none, left to the
+    caller's read). A file that cannot be read is left to that read to report."""
+    try:
+        unknown = _unknown_chunks(path, cache)
+        first = _take(unknown, pool_from)
+    except (OSError, ListError):
+        return 0
+    if len(first) < pool_from:
+        return 0
+    workers = [_start_worker() for _ in range(max(2, len(os.sched_getaffinity(0))))]
+    done = 0
+    busy: list[subprocess.Popen[str]] = []
+    try:  # a worker that fails leaves the rest of the file to the row-by-row read
+        for chunk in _chunked(first, unknown):
+            if len(busy) == len(workers):  # each has a chunk: take the oldest one's answer
+                worker = busy.pop(0)
+                done += _store(_answer(worker), cache)
+            else:
+                worker = workers[len(busy)]
+            _send(worker, chunk)
+            busy.append(worker)
+        for worker in busy:
+            done += _store(_answer(worker), cache)
+    except (OSError, ValueError) as exc:
+        log.warning("validating %s over several processes stopped: %s", path, exc)
+    finally:
+        for worker in workers:
+            _stop(worker)
+    cache.flush()
+    return done
+
+
+def _start_worker() -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", WORKER_MODULE], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        text=True, encoding="utf-8", env=_worker_environment(),
+    )
+
+
+def _send(worker: subprocess.Popen[str], chunk: list[str]) -> None:
+    stdin: IO[str] | None = worker.stdin
+    assert stdin is not None
+    stdin.write(json.dumps(chunk) + "\n")
+    stdin.flush()
+
+
+def _answer(worker: subprocess.Popen[str]) -> list[Verdict]:
+    assert worker.stdout is not None
+    line = worker.stdout.readline()
+    if not line:
+        raise OSError(f"an address validation process ended (exit code {worker.wait()})")
+    return [(raw, normalised, reason) for raw, normalised, reason in json.loads(line)]
+
+
+def _stop(worker: subprocess.Popen[str]) -> None:
+    if worker.stdin is not None:
+        with contextlib.suppress(BrokenPipeError):
+            worker.stdin.close()  # its end of input: it exits
+    if worker.stdout is not None:
+        worker.stdout.close()
+    worker.wait()
+
+
+def _worker_environment() -> dict[str, str]:
+    """The parent's environment; when this package is not installed in a site directory
+    (a checkout run in place), its folder goes on the worker's import path."""
+    package_root = str(Path(__file__).resolve().parents[2])
+    if package_root in {str(Path(p).resolve()) for p in site.getsitepackages()}:
+        return dict(os.environ)
+    path = os.environ.get("PYTHONPATH")
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [package_root, path]))}
+
+
+def _store(found: list[Verdict], cache: AddressCache) -> int:
+    for raw, normalised, reason in found:
+        if normalised is not None:
+            cache.put(raw, normalised)
+        elif reason is not None:
+            cache.put_refused(raw, reason)
+    return len(found)
+
+
+def _unknown_chunks(path: Path, cache: AddressCache) -> Iterator[list[str]]:
+    """The file's non-empty addresses that the cache knows neither way, a few at a time."""
+    with path.open(encoding="utf-8-sig", newline="") as handle:
+        records = iter_records(handle, path)
+        header = first_header(records, path)
+        at, width = header.email_index, len(header.columns)
+        batch: list[str] = []
+        for record in records:
+            fields = record.fields
+            if fields is not None and len(fields) == width and fields[at].strip():
+                batch.append(fields[at])
+                if len(batch) >= LOOKUP:
+                    yield cache.unknown(batch)
+                    batch = []
+        if batch:
+            yield cache.unknown(batch)
+
+
+def _take(chunks: Iterator[list[str]], count: int) -> list[str]:
+    taken: list[str] = []
+    for chunk in chunks:
+        taken.extend(chunk)
+        if len(taken) >= count:
+            break
+    return taken
+
+
+def _chunked(first: list[str], rest: Iterator[list[str]]) -> Iterator[list[str]]:
+    buffer = first
+    for chunk in rest:
+        buffer.extend(chunk)
+        while len(buffer) >= CHUNK:
+            yield buffer[:CHUNK]
+            buffer = buffer[CHUNK:]
+    while buffer:
+        yield buffer[:CHUNK]
+        buffer = buffer[CHUNK:]
