@@ -1,11 +1,13 @@
 """Who a worker is, and whether a process on this host still runs: how the leases of a killed
-sender are recognised and taken over."""
+sender are recognised and taken over; and the environment of the processes we start."""
 
 from __future__ import annotations
 
 import os
+import site
 import socket
 import uuid
+from pathlib import Path
 
 
 def pid_alive(pid: int) -> bool:
@@ -40,3 +42,14 @@ _CURRENT_OWNER = worker_identity()
 
 def current_owner() -> str:
     return _CURRENT_OWNER
+
+
+def child_environment() -> dict[str, str]:
+    """The environment for a ``python -m newsletter…`` child (a send's helper, an address
+    validation worker): ours, and when this package is not installed in a site directory
+    (a checkout run in place), its folder on the child's import path."""
+    package_root = str(Path(__file__).resolve().parents[1])
+    if package_root in {str(Path(p).resolve()) for p in site.getsitepackages()}:
+        return dict(os.environ)
+    path = os.environ.get("PYTHONPATH")
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [package_root, path]))}

@@ -26,7 +26,6 @@ import logging
 import os
 import pickle
 import signal
-import site
 import subprocess
 import sys
 import threading
@@ -37,6 +36,7 @@ from typing import IO
 
 from ..config import Settings
 from ..errors import NewsletterError
+from ..processes import child_environment
 from ..store import Store, tally
 from ..store import issues as issue_store
 from .engine import Engine
@@ -160,7 +160,7 @@ class Helpers:
             [sys.executable, "-m", HELPER_MODULE],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
-            env=_helper_environment(),
+            env=child_environment(),
         )
         assert process.stdin is not None and process.stdout is not None
         try:
@@ -204,12 +204,3 @@ class Helpers:
                     with self._lock:
                         self.shares.append(HelperShare(**json.loads(value)))
 
-
-def _helper_environment() -> dict[str, str]:
-    """The parent's environment; when this package is not installed in a site directory
-    (a checkout run in place), its folder goes on the helper's import path."""
-    package_root = str(Path(__file__).resolve().parents[2])
-    if package_root in {str(Path(p).resolve()) for p in site.getsitepackages()}:
-        return dict(os.environ)
-    path = os.environ.get("PYTHONPATH")
-    return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [package_root, path]))}

@@ -22,7 +22,6 @@ import contextlib
 import json
 import logging
 import os
-import site
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -30,6 +29,7 @@ from pathlib import Path
 from typing import IO
 
 from ..errors import ConfigError, ListError
+from ..processes import child_environment
 from .addresscache import AddressCache
 from .csvfile import first_header, iter_records
 
@@ -98,7 +98,7 @@ def prevalidate(path: Path, cache: AddressCache, pool_from: int = POOL_FROM) -> 
 def _start_worker() -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", WORKER_MODULE], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-        text=True, encoding="utf-8", env=_worker_environment(),
+        text=True, encoding="utf-8", env=child_environment(),
     )
 
 
@@ -125,15 +125,6 @@ def _stop(worker: subprocess.Popen[str]) -> None:
         worker.stdout.close()
     worker.wait()
 
-
-def _worker_environment() -> dict[str, str]:
-    """The parent's environment; when this package is not installed in a site directory
-    (a checkout run in place), its folder goes on the worker's import path."""
-    package_root = str(Path(__file__).resolve().parents[2])
-    if package_root in {str(Path(p).resolve()) for p in site.getsitepackages()}:
-        return dict(os.environ)
-    path = os.environ.get("PYTHONPATH")
-    return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [package_root, path]))}
 
 
 def _store(found: list[Verdict], cache: AddressCache) -> int:
