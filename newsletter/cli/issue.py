@@ -221,18 +221,16 @@ def edit_command(
     intro: IO[str] | None,
 ) -> None:
     """Change a draft's subject, preheader or introduction."""
-    changes: dict[str, object] = {}
-    if subject is not None:
-        changes["subject"] = subject
-    if preheader is not None:
-        changes["preheader"] = preheader
-    if intro is not None:
-        changes["intro_md"] = intro.read()
-    if not changes:
+    if subject is None and preheader is None and intro is None:
         raise click.UsageError("nothing to change: give --subject, --preheader or --intro")
-    with app.store.engine.begin() as conn:
-        issue_store.edit(conn, issue_id, app.store.now(), **changes)
-    click.echo(f"Issue {issue_id} updated: {', '.join(changes)}.")
+    changed = editing.edit(
+        app.publisher, issue_id, subject=subject, preheader=preheader,
+        intro_md=intro.read() if intro else None,
+    )
+    if changed:
+        click.echo(f"Issue {issue_id} updated: {', '.join(changed)}.")
+    else:
+        click.echo(f"Issue {issue_id} unchanged: it already says that.")
 
 
 @issue.command("queue")
@@ -243,19 +241,15 @@ def edit_command(
 def queue_command(app: AppContext, issue_id: int, at_text: str | None, force: bool) -> None:
     """Queue an issue to be sent now or at a time."""
     publisher = app.publisher
-    with app.store.engine.connect() as conn:
-        record = issue_store.get(conn, issue_id)
-    mailing_list = publisher.config.list(record.list_id)
-    when = sendtime.parse(at_text, mailing_list.timezone) if at_text else None
-    report = editing.queue(publisher, issue_id, when.at if when else None, force=force)
+    report, when = editing.queue_local(publisher, issue_id, at_text, force=force)
     for warning in report.warnings:
         click.echo(f"Queued despite a warning (--force): {warning}")
     if when:
         if when.note:
             click.echo(when.note)
-        click.echo(
-            f"Issue {issue_id} queued for {sendtime.describe(when.at, mailing_list.timezone)}."
-        )
+        with app.store.engine.connect() as conn:
+            timezone = publisher.config.list(issue_store.get(conn, issue_id).list_id).timezone
+        click.echo(f"Issue {issue_id} queued for {sendtime.describe(when.at, timezone)}.")
     else:
         click.echo(f"Issue {issue_id} queued; `newsletter send` (or the scheduler) sends it.")
 

@@ -205,6 +205,38 @@ def _preheader_after(conn: Connection, issue_id: int, ids: Sequence[int]) -> str
     return drafting.digest_preheader([a for _, a in article_store.by_ids(conn, ids)])
 
 
+# -- a draft's words -------------------------------------------------------------------------
+#: What ``edit`` changes, by the name each has in the store.
+EDITABLE_FIELDS = ("subject", "preheader", "intro_md")
+
+
+def edit(
+    publisher: Publisher,
+    issue_id: int,
+    *,
+    subject: str | None = None,
+    preheader: str | None = None,
+    intro_md: str | None = None,
+) -> list[str]:
+    """Change a draft's subject, preheader or introduction (Markdown); None leaves one as
+    it is. Returns the names of the fields that changed; the history says which. What the
+    words may hold is the pre-send checks' to say (``Publisher.check``), as for a subject
+    made from an article's title."""
+    given = {"subject": subject, "preheader": preheader, "intro_md": intro_md}
+    changes = {name: value for name, value in given.items() if value is not None}
+    if not changes:
+        raise ConfigError("nothing to change: give a subject, a preheader or an intro")
+    with publisher.store.engine.begin() as conn:
+        current = issue_store.require_editable(conn, issue_id)
+        changed = {k: v for k, v in changes.items() if getattr(current, k) != v}
+        if changed:
+            now = publisher.store.now()
+            issue_store.edit(conn, issue_id, now, **changed)
+            note = f"edited {', '.join(changed)}"
+            issue_store.record_event(conn, issue_id, current.state, current.state, now, note)
+    return list(changed)
+
+
 # -- a queued issue's time -------------------------------------------------------------------
 def queue(
     publisher: Publisher, issue_id: int, at: datetime | None = None, *, force: bool = False
@@ -220,6 +252,22 @@ def queue(
             "draft again"
         )
     return publisher.queue(issue_id, at, force=force)
+
+
+def queue_local(
+    publisher: Publisher, issue_id: int, local_time: str | None, *, force: bool = False,
+    field: str = "--at",
+) -> tuple[LintReport, sendtime.SendTime | None]:
+    """``queue`` at a time written in the list's timezone ('2026-12-01 08:00'; None or ''
+    for now). A daylight-saving gap and the past are refused naming ``field``; a repeated
+    time takes the first and says so in the ``SendTime``'s note."""
+    when = None
+    if local_time and local_time.strip():
+        with publisher.store.engine.connect() as conn:
+            record = issue_store.get(conn, issue_id)
+        timezone = publisher.config.list(record.list_id).timezone
+        when = sendtime.parse(local_time, timezone, field=field)
+    return queue(publisher, issue_id, when.at if when else None, force=force), when
 
 
 def reschedule(publisher: Publisher, issue_id: int, at: datetime | None) -> None:
