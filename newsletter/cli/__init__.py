@@ -29,6 +29,7 @@ COMMAND_MODULES = {
     "send": "send",
     "serve": "serve",
     "status": "status",
+    "subscribers": "subscribers",
     "suppressions": "suppressions",
     "users": "users",
     "worker": "worker",
