@@ -20,7 +20,7 @@ from newsletter.cli import cli
 from newsletter.config import Settings, load_settings
 from newsletter.lists import edit
 from newsletter.lists.addresscache import cache_path
-from newsletter.models import DeliveryStatus, IssueState, WebhookEvent
+from newsletter.models import DeliveryStatus, WebhookEvent
 from newsletter.publisher import Publisher
 from newsletter.store import Store, tally
 from newsletter.store.events import apply_event
@@ -89,8 +89,10 @@ def seed_events(sent: Sent) -> str:
             ).scalar_one()
             at = store.now()
             for kind, event_id, address in [
-                (DeliveryStatus.DELIVERED, "d-1", ZOE), (DeliveryStatus.OPENED, "o-1", ZOE),
-                (DeliveryStatus.CLICKED, "c-1", ""), (DeliveryStatus.BOUNCED_SOFT, f"b-1:{ZOE}", ZOE),
+                (DeliveryStatus.DELIVERED, "d-1", ZOE),
+                (DeliveryStatus.OPENED, "o-1", ZOE),
+                (DeliveryStatus.CLICKED, "c-1", ""),
+                (DeliveryStatus.BOUNCED_SOFT, f"b-1:{ZOE}", ZOE),
             ]:
                 event = WebhookEvent("ses", event_id, kind, address, message_id, at, "")
                 assert apply_event(conn, event, soft_bounce_limit=5, now=at)
@@ -224,7 +226,7 @@ def test_a_dry_run_says_what_would_go_and_changes_nothing(sent: Sent) -> None:
     before = (files(sent), database_rows(sent), cache_rows(sent))
     result = sent.run("subscribers", "forget", ZOE, "--dry-run")
     assert result.exit_code == 0, result.output
-    assert f"subscribers/weekly.csv: line 4 would be removed (list weekly)" in result.output
+    assert "subscribers/weekly.csv: line 4 would be removed (list weekly)" in result.output
     assert f"ledger: 1 row(s) would be made anonymous (issue {sent.issue_id})" in result.output
     assert "Dry run: nothing was changed." in result.output
     assert (files(sent), database_rows(sent), cache_rows(sent)) == before
@@ -310,3 +312,21 @@ def exported_from(settings: Settings, env: dict[str, str]) -> dict[str, Any]:
     assert result.exit_code == 0, result.output
     data: dict[str, Any] = json.loads(result.stdout)
     return data
+
+
+def test_a_forgotten_reader_is_added_again_only_once_the_suppression_is_lifted(
+    settings: Settings,
+) -> None:
+    env = environment(settings, "outbox", None)
+
+    def run(*args: str) -> Result:
+        return CliRunner().invoke(cli, ["--home", str(settings.home), *args], env=env)
+
+    assert run("subscribers", "forget", ZOE, "--yes").exit_code == 0
+    refused = run("lists", "add", "weekly", ZOE_SHOUTED)
+    assert refused.exit_code == 1 and "is suppressed for list 'weekly'" in refused.output
+    lifted = run("suppressions", "remove", ZOE)
+    assert lifted.exit_code == 0, lifted.output
+    added = run("lists", "add", "weekly", ZOE)
+    assert added.exit_code == 0, added.output
+    assert exported_from(settings, env)["forgotten"] is None

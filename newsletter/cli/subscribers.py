@@ -77,7 +77,9 @@ def _lines(report: ForgetReport) -> list[str]:
     for edit in report.files:
         numbers = ", ".join(str(n) for n in edit.lines)
         lists = ", ".join(edit.lists)
-        lines.append(f"  {shown(edit.path)}: line {numbers} {done}removed (list {lists})")
+        line = "lines" if len(edit.lines) > 1 else "line"
+        read_by = f"list{'s' if len(edit.lists) > 1 else ''} {lists}"
+        lines.append(f"  {shown(edit.path)}: {line} {numbers} {done}removed ({read_by})")
     lines += [f"  {item}" for item in _store_items(report, done)]
     if not report.anything_held:
         lines.append("  nothing else was held about this address")

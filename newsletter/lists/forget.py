@@ -174,15 +174,21 @@ def _remove_from_files(config: PublicationConfig, key: str) -> list[FileEdit]:
         try:
             lines = remove_member(path, key)
         except ListError as exc:
-            raise ListError(
-                exc.path, exc.line,
-                f"{exc.reason}. Forgetting stopped there: the address can no longer be mailed "
-                "(the suppression that stands for it is in place) and the files before this "
-                "one are done; run the command again to finish",
-            ) from exc
+            raise _stopped(exc.path, exc.reason) from exc
+        except OSError as exc:  # the folder refused the temporary file, a full disk…
+            raise _stopped(path, f"cannot be rewritten: {exc.strerror}") from exc
         if lines:
             edits.append(FileEdit(path, tuple(lines), config.lists_reading(path)))
     return edits
+
+
+def _stopped(path: Path, reason: str) -> ListError:
+    return ListError(
+        path, None,
+        f"{reason}. Forgetting stopped there: the address can no longer be mailed (the "
+        "suppression that stands for it is in place) and the files before this one are done; "
+        "run the command again to finish",
+    )
 
 
 def _note_erased(report: ForgetReport, erased: rows.Erased) -> None:
