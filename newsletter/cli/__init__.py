@@ -31,6 +31,7 @@ COMMAND_MODULES = {
     "status": "status",
     "subscribers": "subscribers",
     "suppressions": "suppressions",
+    "tokens": "tokens",
     "users": "users",
     "worker": "worker",
 }

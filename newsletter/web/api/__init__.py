@@ -1,0 +1,74 @@
+"""The HTTP API under ``/api/v1/``, for scripts: what an editor does on the desk, with a
+token instead of a session (``newsletter tokens``), JSON in and out, and one OpenAPI 3.1
+document (``GET /api/v1/openapi.json``) made from the same route table.
+
+``api_routes`` mounts it for ``create_app``. Adding an endpoint is one ``Operation`` in a
+module's ``operations()`` (``issues.py`` has many): its route, its checks, its problems
+and its place in the document all follow from it. See docs/api.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from http import HTTPStatus
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
+
+from ...config import Settings
+from ...publisher import Publisher
+from ...store import Store
+from .articles import ArticleApi
+from .issues import IssueApi
+from .openapi import document
+from .problems import ApiProblem
+from .routing import PREFIX, Operation, endpoint
+from .service import ServiceApi
+
+__all__ = ["api_routes", "operations"]
+
+#: Lifts the app's own body limit (``FORM_MAX_BODY``) for the API, which counts its bodies
+#: itself (``routing.MAX_BODY``) so that a 413 comes as a problem like every other error:
+#: Starlette's limit would answer a declared length over it in plain text.
+UNLIMITED = 2**62
+
+
+def operations(publisher: Publisher) -> list[Operation]:
+    """Every operation of the API, in the order the document lists them."""
+    return [
+        *IssueApi(publisher).operations(),
+        *ArticleApi(publisher).operations(),
+        *ServiceApi(publisher).operations(),
+    ]
+
+
+def api_app(store: Store, table: Sequence[Operation]) -> Starlette:
+    spec = document(table, title="newsletter API", version="1")
+
+    async def openapi(request: Request) -> Response:
+        return JSONResponse(spec)
+
+    routes = [Route("/openapi.json", openapi, methods=["GET"])]
+    routes += [Route(op.path, endpoint(store, op), methods=[op.method]) for op in table]
+    return Starlette(routes=routes, exception_handlers={HTTPException: http_problem})
+
+
+async def http_problem(request: Request, exc: Exception) -> Response:
+    """Starlette's own refusals (no such route, a method the route does not take)."""
+    assert isinstance(exc, HTTPException)
+    status, path = exc.status_code, request.url.path[:200]
+    details = {
+        404: f"there is nothing at {path}; GET {PREFIX}/openapi.json lists what there is",
+        405: f"{path} does not take {request.method[:20]}; it takes "
+             f"{(exc.headers or {}).get('Allow', 'other methods')}",
+    }
+    detail = details.get(status, HTTPStatus(status).phrase)
+    return ApiProblem(status, detail, headers=dict(exc.headers or {})).response()
+
+
+def api_routes(settings: Settings, store: Store) -> list[BaseRoute]:
+    table = operations(Publisher(settings, store))
+    return [Mount(PREFIX, app=api_app(store, table), max_body_size=UNLIMITED)]
