@@ -11,11 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from http import HTTPStatus
+from typing import Any
 
+from pydantic import RootModel
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
 
 from ...config import Settings
@@ -25,7 +27,7 @@ from .articles import ArticleApi
 from .issues import IssueApi
 from .openapi import document
 from .problems import ApiProblem
-from .routing import PREFIX, Operation, endpoint
+from .routing import PREFIX, Call, Operation, endpoint
 from .service import ServiceApi
 
 __all__ = ["api_routes", "operations"]
@@ -45,14 +47,25 @@ def operations(publisher: Publisher) -> list[Operation]:
     ]
 
 
+class Document(RootModel[dict[str, Any]]):
+    """The OpenAPI document."""
+
+
+def with_document(table: Sequence[Operation]) -> list[Operation]:
+    """The table and the operation that serves its document (which lists itself too)."""
+    made: list[Document] = []
+
+    async def openapi(call: Call) -> Document:
+        return made[0]
+
+    every = [*table, Operation("GET", "/openapi.json", "openapi", "This document", openapi,
+                               Document, role="public", tags=("service",))]
+    made.append(Document(document(every, title="newsletter API", version="1")))
+    return every
+
+
 def api_app(store: Store, table: Sequence[Operation]) -> Starlette:
-    spec = document(table, title="newsletter API", version="1")
-
-    async def openapi(request: Request) -> Response:
-        return JSONResponse(spec)
-
-    routes = [Route("/openapi.json", openapi, methods=["GET"])]
-    routes += [Route(op.path, endpoint(store, op), methods=[op.method]) for op in table]
+    routes = [Route(op.path, endpoint(store, op), methods=[op.method]) for op in table]
     return Starlette(routes=routes, exception_handlers={HTTPException: http_problem})
 
 
@@ -70,5 +83,5 @@ async def http_problem(request: Request, exc: Exception) -> Response:
 
 
 def api_routes(settings: Settings, store: Store) -> list[BaseRoute]:
-    table = operations(Publisher(settings, store))
+    table = with_document(operations(Publisher(settings, store)))
     return [Mount(PREFIX, app=api_app(store, table), max_body_size=UNLIMITED)]

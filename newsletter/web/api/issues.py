@@ -218,10 +218,10 @@ class IssueApi:
 
     def test_send(self, call: Call) -> TestSendAnswer:
         body: TestBody = call.body
+        self.summary_of(call.ids["issue_id"])  # an unknown issue first: a 404
         addresses = body.to or list(self.publisher.settings.test_recipients)
         if not addresses:
             raise invalid("to", "give the addresses, or set NEWSLETTER_TEST_RECIPIENTS")
-        self.summary_of(call.ids["issue_id"])
         return TestSendAnswer(results=self.publisher.test_send(call.ids["issue_id"], addresses))
 
     # -- a draft's articles ------------------------------------------------------------------

@@ -92,7 +92,8 @@ def invalid(
     field: str, message: str, *, where: Where = "body", status: int = 422
 ) -> ApiProblem:
     """A problem naming one field: 422 for a value refused, 400 for a malformed request."""
+    named = message.startswith(field + " ")  # the library's messages often name it first
     return ApiProblem(
-        status, f"{field}: {message}",
+        status, message if named else f"{field}: {message}",
         errors=[FieldProblem.of(field, where, message)],
     )
