@@ -19,6 +19,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
+from starlette.types import Receive, Scope, Send
 
 from ...config import Settings
 from ...publisher import Publisher
@@ -65,8 +66,30 @@ def with_document(table: Sequence[Operation]) -> list[Operation]:
 
 
 def api_app(store: Store, table: Sequence[Operation]) -> Starlette:
-    routes = [Route(op.path, endpoint(store, op), methods=[op.method]) for op in table]
+    by_path: dict[str, list[Operation]] = {}
+    for op in table:
+        by_path.setdefault(op.path, []).append(op)
+    routes = [Route(path, PathEndpoint(store, ops)) for path, ops in by_path.items()]
     return Starlette(routes=routes, exception_handlers={HTTPException: http_problem})
+
+
+class PathEndpoint:
+    """The operations of one path, by method: a method none of them takes is a 405 that
+    lists every method the path takes (one route per operation would list one's)."""
+
+    def __init__(self, store: Store, ops: Sequence[Operation]) -> None:
+        self.handlers = {op.method: endpoint(store, op) for op in ops}
+        if "GET" in self.handlers:
+            self.handlers["HEAD"] = self.handlers["GET"]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope, receive)
+        handler = self.handlers.get(request.method)
+        if handler is None:
+            allowed = ", ".join(sorted(self.handlers))
+            raise HTTPException(405, headers={"Allow": allowed})
+        response = await handler(request)
+        await response(scope, receive, send)
 
 
 async def http_problem(request: Request, exc: Exception) -> Response:
