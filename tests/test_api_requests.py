@@ -23,15 +23,15 @@ from newsletter.config import Settings
 from newsletter.models import IssueState
 from newsletter.store import Store
 from newsletter.store.tables import articles
-from newsletter.web.api import operations
+from newsletter.web.api import api_app, operations
 from newsletter.web.api.openapi import REF
 from newsletter.web.api.problems import MEDIA_TYPE
-from newsletter.web.api.routing import MAX_BODY
-from newsletter.web.api.schemas import IssueDetail, QueueBody
+from newsletter.web.api.routing import MAX_BODY, Call, Operation
+from newsletter.web.api.schemas import Findings, IssueDetail, QueueBody
 from newsletter.web.api.service import Coalesced
 from tests.api_support import Api, fields, problem, serve_api
 from tests.desk_support import Desk, make_desk
-from tests.servers.webapp import add_issue
+from tests.servers.webapp import WebApp, add_issue
 
 
 @pytest.fixture
@@ -158,11 +158,26 @@ def test_a_body_over_the_limit_is_a_413_problem(api: Api, chunked: bool) -> None
 
 
 def test_a_long_introduction_within_the_limit_is_read(api: Api) -> None:
-    intro = "word " * 19_000
+    intro = "word " * 10_000
 
     edited = api.client().ok("PATCH", f"/issues/{api.desk.issue_id}", {"intro_md": intro})
 
     assert edited["intro_md"] == intro
+
+
+def test_a_bug_is_a_500_problem_that_tells_nothing_and_is_logged(
+    api: Api, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken(call: Call) -> Findings:
+        raise RuntimeError("secret detail")
+
+    table = [Operation("GET", "/broken", "broken", "Broken", broken, Findings, role="public")]
+    with WebApp(api_app(api.desk.store, table)) as web:
+        response = web.session.get(web.url("/broken"))
+
+    found = problem(response, 500)
+    assert "secret detail" not in response.text and "the log says why" in found["detail"]
+    assert "API GET /broken failed" in caplog.text and "secret detail" in caplog.text
 
 
 # -- routes, methods, queries ----------------------------------------------------------------

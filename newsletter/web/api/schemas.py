@@ -21,7 +21,7 @@ from ..archive import MAX_ISSUE_ID
 #: No NUL anywhere (the same pattern in Python, Rust and ECMAScript regular expressions).
 NO_NUL = r"^[^\x00]*$"
 MAX_LINE = 1000
-MAX_INTRO = 100_000
+MAX_INTRO = 50_000
 
 Id = Annotated[int, Field(ge=1, le=MAX_ISSUE_ID)]
 Line = Annotated[str, Field(max_length=MAX_LINE, pattern=NO_NUL)]
