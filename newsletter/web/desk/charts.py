@@ -22,8 +22,9 @@ FILLS = {
 }
 OTHER_FILL = "#5f5f5f"
 #: The SVG's own units: its ``viewBox`` is this wide, scaled to the page's width.
-WIDTH = 560
-LABEL_WIDTH, VALUE_WIDTH, ROW, BAR = 130, 96, 30, 20
+#: About a phone's width, so that its text stays readable there.
+WIDTH = 400
+LABEL_WIDTH, VALUE_WIDTH, ROW, BAR = 118, 80, 30, 20
 
 
 @dataclass(frozen=True, slots=True)
