@@ -7,6 +7,8 @@ recipients found by prefix and status, page by page; the pages over real HTTP.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from datetime import datetime, timedelta
 
 import pytest
@@ -20,6 +22,7 @@ from newsletter.models import DeliveryStatus, WebhookEvent
 from newsletter.store import Store, recipient_search, tally
 from newsletter.store import events as event_store
 from newsletter.store.tables import batches, recipients
+from tests.conftest import REPO
 from tests.desk_sending import MEMBERS, REFUSED, watched_send
 from tests.desk_support import Desk, sign_in
 from tests.servers.webapp import WebApp, add_issue
@@ -348,3 +351,14 @@ def test_a_sending_issue_shows_its_progress_on_the_desk(desk: Desk, web: WebApp)
     assert 'data-live="no"' in done and "progress.js" not in done
     assert 'data-field="sent">21<' in done
 
+
+
+def test_the_desk_reads_bench_still_runs() -> None:
+    """``bench/desk_reads.py`` end to end on a small ledger (its figures are not checked)."""
+    done = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "desk_reads.py"), "--recipients", "3000",
+         "--times", "1"],
+        capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert '"total": 3000' in done.stdout and "progress()" in done.stdout
