@@ -10,15 +10,18 @@ import json
 import subprocess
 import sys
 from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
 from markupsafe import escape
+from sqlalchemy import event as db_events
 from sqlalchemy import func, insert, select
 
 from newsletter.editor import report
 from newsletter.errors import ConfigError
-from newsletter.models import DeliveryStatus, WebhookEvent
+from newsletter.models import DeliveryStatus, IssueState, WebhookEvent
 from newsletter.store import Store, recipient_search, tally
 from newsletter.store import events as event_store
 from newsletter.store.tables import batches, recipients
@@ -362,3 +365,40 @@ def test_the_desk_reads_bench_still_runs() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert '"total": 3000' in done.stdout and "progress()" in done.stdout
+
+
+def test_progress_and_recipient_pages_never_scan_the_ledger(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On SQLite, every statement ``progress`` and ``recipients`` run reads the recipients
+    through an index (EXPLAIN QUERY PLAN), whichever way a page is found."""
+    store = Store.open(f"sqlite:///{tmp_path / 'plans.db'}")
+    issue_id = add_issue(store, state=IssueState.SENDING, started_at=store.now())
+    for written, status in ADDRESSES.items():
+        add_row(store, issue_id, written, status=status)
+    run: list[tuple[str, Any]] = []
+
+    def seen(conn: Any, cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        if statement.lstrip().upper().startswith("SELECT"):
+            run.append((statement, parameters))
+
+    db_events.listen(store.engine, "before_cursor_execute", seen)
+    report.progress(store, issue_id)
+    for search in ({}, {"query": "ada"}, {"status": "failed"}, {"status": "sent"},
+                   {"status": "queued", "after": "b"}):
+        report.recipients(store, issue_id, **search)
+    with monkeypatch.context() as patched:  # the walk by address, bounded
+        patched.setattr(recipient_search, "SORT_AT_MOST", 1)
+        report.recipients(store, issue_id, status="failed")
+    db_events.remove(store.engine, "before_cursor_execute", seen)
+    with store.engine.connect() as conn:
+        plans = [
+            (statement, [row[3] for row in conn.exec_driver_sql(
+                f"EXPLAIN QUERY PLAN {statement}", parameters)])
+            for statement, parameters in run if "recipients" in statement
+        ]
+    store.close()
+    assert len(plans) >= 8
+    scans = [(s, p) for s, p in plans if any(line.startswith("SCAN recipients") or
+                                             line.startswith("SCAN r ") for line in p)]
+    assert scans == []
