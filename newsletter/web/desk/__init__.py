@@ -20,6 +20,7 @@ from ..pages import Site
 from .guard import HOME, Guard
 from .issues import IssueEndpoints
 from .pages import STYLESHEET, DeskPages
+from .report import ReportEndpoints
 from .sessions import CookiePolicy, Sessions
 from .signin import SigninEndpoints
 from .users import UserEndpoints
@@ -59,4 +60,5 @@ def desk_routes(settings: Settings, store: Store, site: Site) -> list[BaseRoute]
         *SigninEndpoints(store, sessions, guard, pages).routes(),
         *IssueEndpoints(publisher, guard, pages).routes(),
         *UserEndpoints(store, guard, pages).routes(),
+        *ReportEndpoints(store, guard, pages).routes(),
     ]
