@@ -17,9 +17,11 @@ from ...config import Settings
 from ...publisher import Publisher
 from ...store import Store
 from ..pages import Site
+from .editing import EditingEndpoints
 from .guard import HOME, Guard
 from .issues import IssueEndpoints
 from .pages import STYLESHEET, DeskPages
+from .sending import SendingEndpoints
 from .sessions import CookiePolicy, Sessions
 from .signin import SigninEndpoints
 from .users import UserEndpoints
@@ -58,5 +60,7 @@ def desk_routes(settings: Settings, store: Store, site: Site) -> list[BaseRoute]
         Route(f"/desk/assets/{STYLESHEET}", stylesheet, methods=["GET"]),
         *SigninEndpoints(store, sessions, guard, pages).routes(),
         *IssueEndpoints(publisher, guard, pages).routes(),
+        *EditingEndpoints(publisher, guard, pages).routes(),
+        *SendingEndpoints(publisher, guard, pages).routes(),
         *UserEndpoints(store, guard, pages).routes(),
     ]
