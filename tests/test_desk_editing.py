@@ -520,7 +520,7 @@ def test_failed_and_unknown_recipients_are_retried_apart(
 
     failed = submit(web, client, desk.issue_id, "retry")
     assert notice(followed(web, client, failed)) == (
-        "Queued again: 1 failed recipient get the issue at the next send.")
+        "Queued again for 1 failed recipient, at the next send.")
     assert record(desk).state == "queued"
     assert history(desk)[-1]["note"] == "retry 1 failed"
     assert history(desk)[-1]["by"] == f"desk:{EDITOR}"
@@ -536,9 +536,10 @@ def test_unknown_recipients_are_retried_once_the_risk_is_accepted(
 
     response = submit(web, client, desk.issue_id, "retry-unknown", confirm="1")
 
+    unknown = counts["unknown"]
     assert notice(followed(web, client, response)) == (
-        f"Queued again: {counts['unknown']} unknown recipients get the issue at the next "
-        "send.")
+        f"Queued again for {unknown} unknown recipient{'' if unknown == 1 else 's'}, at the "
+        "next send.")
     assert history(desk)[-1]["note"] == f"retry {counts['unknown']} unknown"
 
 

@@ -86,7 +86,7 @@ def _retried(count: int, status: str) -> str:
     if not count:  # another editor retried them a moment ago
         raise IssueStateError(f"No {status} recipients are left to retry.")
     who = "recipient" if count == 1 else "recipients"
-    return f"Queued again: {count} {status} {who} get the issue at the next send."
+    return f"Queued again for {count} {status} {who}, at the next send."
 
 
 OPERATIONS = [
