@@ -119,9 +119,23 @@ def held_queue(monkeypatch: pytest.MonkeyPatch) -> Iterator[Hold]:
     hold.release.set()
 
 
-def queue_in_background(web: WebApp, client: requests.Session, issue_id: int,
-                        csrf: str) -> Background:
-    return Background(lambda: post(web, client, issue_id, "queue", csrf))
+def queue_and(web: WebApp, desk: Desk, editors: tuple[requests.Session, requests.Session],
+              held: Hold, action: str, *, during: bool) -> tuple[requests.Response, ...]:
+    """The first editor queues the issue; the second presses ``action`` while the queue is
+    held between its checks and its move (``during``), or once it has landed. Both answers,
+    the queue's first."""
+    queuer, other = editors
+    queue_token, other_token = token(web, queuer, desk.issue_id), token(web, other,
+                                                                        desk.issue_id)
+    queueing = Background(lambda: post(web, queuer, desk.issue_id, "queue", queue_token))
+    queueing.start()
+    assert held.arrived.wait(WAIT_SECONDS)
+    if not during:
+        held.release.set()
+        queueing.outcome()
+    answered = post(web, other, desk.issue_id, action, other_token)
+    held.release.set()
+    return queueing.outcome(), answered
 
 
 # -- pause while another editor queues ------------------------------------------------------
@@ -129,16 +143,7 @@ def test_a_pause_while_the_queue_checks_is_refused_and_the_queue_goes_on(
     desk: Desk, web: WebApp, editors: tuple[requests.Session, requests.Session],
     held_queue: Hold,
 ) -> None:
-    queuer, pauser = editors
-    queue_token, pause_token = token(web, queuer, desk.issue_id), token(web, pauser,
-                                                                        desk.issue_id)
-    queueing = queue_in_background(web, queuer, desk.issue_id, queue_token)
-    queueing.start()
-    assert held_queue.arrived.wait(WAIT_SECONDS)
-
-    paused = post(web, pauser, desk.issue_id, "pause", pause_token)
-    held_queue.release.set()
-    queued = queueing.outcome()
+    queued, paused = queue_and(web, desk, editors, held_queue, "pause", during=True)
 
     assert paused.status_code == 409
     assert f"issue {desk.issue_id} is draft; it cannot become paused" in alert_text(paused)
@@ -151,18 +156,9 @@ def test_a_pause_after_the_queue_lands_pauses_it(
     desk: Desk, web: WebApp, editors: tuple[requests.Session, requests.Session],
     held_queue: Hold,
 ) -> None:
-    queuer, pauser = editors
-    queue_token, pause_token = token(web, queuer, desk.issue_id), token(web, pauser,
-                                                                        desk.issue_id)
-    queueing = queue_in_background(web, queuer, desk.issue_id, queue_token)
-    queueing.start()
-    assert held_queue.arrived.wait(WAIT_SECONDS)
-    held_queue.release.set()
-    assert queueing.outcome().status_code == 303
+    queued, paused = queue_and(web, desk, editors, held_queue, "pause", during=False)
 
-    paused = post(web, pauser, desk.issue_id, "pause", pause_token)
-
-    assert paused.status_code == 303
+    assert queued.status_code == 303 and paused.status_code == 303
     assert desk.state() == "paused"
     assert lawful_history(desk)[-2:] == [("draft", "queued"), ("queued", "paused")]
 
@@ -171,16 +167,7 @@ def test_a_cancel_while_the_queue_checks_wins_and_the_queue_is_told(
     desk: Desk, web: WebApp, editors: tuple[requests.Session, requests.Session],
     held_queue: Hold,
 ) -> None:
-    queuer, canceller = editors
-    queue_token, cancel_token = token(web, queuer, desk.issue_id), token(web, canceller,
-                                                                         desk.issue_id)
-    queueing = queue_in_background(web, queuer, desk.issue_id, queue_token)
-    queueing.start()
-    assert held_queue.arrived.wait(WAIT_SECONDS)
-
-    cancelled = post(web, canceller, desk.issue_id, "cancel", cancel_token)
-    held_queue.release.set()
-    late = queueing.outcome()
+    late, cancelled = queue_and(web, desk, editors, held_queue, "cancel", during=True)
 
     assert cancelled.status_code == 303
     assert late.status_code == 409

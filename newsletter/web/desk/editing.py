@@ -7,14 +7,11 @@ and the state machine's refusal (the issue was queued meanwhile) is shown with a
 from __future__ import annotations
 
 from starlette.datastructures import FormData
-from starlette.routing import Route
 
 from ...editor import editing
 from ...editor.articles import article_entry
 from ...publisher import Publisher
-from .guard import Guard
-from .issuepage import FieldError, IssuePage, Operation, text_field, ticked, whole_number
-from .pages import DeskPages
+from .issuepage import FieldError, IssueForms, Operation, text_field, ticked, whole_number
 
 #: The longest words a form takes (the pre-send checks say what is wise: a subject over
 #: 78 characters is a warning).
@@ -85,10 +82,5 @@ OPERATIONS = [
 ]
 
 
-class EditingEndpoints:
-    def __init__(self, publisher: Publisher, guard: Guard, pages: DeskPages) -> None:
-        self.page = IssuePage(publisher, pages)
-        self.guard = guard
-
-    def routes(self) -> list[Route]:
-        return self.page.routes(self.guard, OPERATIONS)
+class EditingEndpoints(IssueForms):
+    operations = OPERATIONS

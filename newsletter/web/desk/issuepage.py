@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
@@ -197,6 +197,19 @@ class IssuePage:
     def done(self, session: DeskSession, issue_id: int, name: str, detail: str) -> Response:
         query = {"done": name, **({"notice": _signer(session).dumps(detail)} if detail else {})}
         return RedirectResponse(f"/desk/issues/{issue_id}?{urlencode(query)}", status_code=303)
+
+
+class IssueForms:
+    """Endpoints for some of the page's forms: a subclass names its ``operations``."""
+
+    operations: ClassVar[list[Operation]] = []
+
+    def __init__(self, publisher: Publisher, guard: Guard, pages: DeskPages) -> None:
+        self.page = IssuePage(publisher, pages)
+        self.guard = guard
+
+    def routes(self) -> list[Route]:
+        return self.page.routes(self.guard, self.operations)
 
 
 def refused(op: Operation, exc: NewsletterError) -> tuple[int, dict[str, Any]]:

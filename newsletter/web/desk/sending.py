@@ -7,7 +7,6 @@ line calls (``editor.editing``, ``editor.proofs``, ``Publisher``).
 from __future__ import annotations
 
 from starlette.datastructures import FormData
-from starlette.routing import Route
 
 from ...editor import editing, proofs
 from ...editor.overview import list_timezone
@@ -15,9 +14,7 @@ from ...errors import ConfigError, IssueStateError
 from ...issues import sendtime
 from ...publisher import Publisher
 from ...store import issues as issue_store
-from .guard import Guard
-from .issuepage import FieldError, IssuePage, Operation, text_field, ticked
-from .pages import DeskPages
+from .issuepage import FieldError, IssueForms, Operation, text_field, ticked
 
 #: How sendtime's sentences name the date and time inputs.
 SEND_TIME = "Send time"
@@ -98,10 +95,5 @@ OPERATIONS = [
 ]
 
 
-class SendingEndpoints:
-    def __init__(self, publisher: Publisher, guard: Guard, pages: DeskPages) -> None:
-        self.page = IssuePage(publisher, pages)
-        self.guard = guard
-
-    def routes(self) -> list[Route]:
-        return self.page.routes(self.guard, OPERATIONS)
+class SendingEndpoints(IssueForms):
+    operations = OPERATIONS
