@@ -78,11 +78,11 @@ def draft(
 
 def refuse_repeats(
     conn: Connection, list_id: str, article_ids: Sequence[int], *, besides: int | None = None,
-    again: str = "give --again",
+    how_again: str = "give --again",
 ) -> None:
     """Raise if an issue of ``list_id`` (other than ``besides``, cancelled ones aside)
     carries one of ``article_ids``: the first such article, and the issue it went out in.
-    ``again`` says how the caller's user asks for it anyway."""
+    ``how_again`` says how the caller's user asks for it anyway."""
     found = article_store.carriers(conn, article_ids, list_id=list_id)
     for article_id in article_ids:
         live = [
@@ -94,12 +94,12 @@ def refuse_repeats(
         if went:
             raise ConfigError(
                 f"article {article_id} already went to {list_id} in issue {went[0].issue_id} "
-                f"({went[0].state}); {again} to send it again"
+                f"({went[0].state}); {how_again} to send it again"
             )
         if live:
             raise ConfigError(
                 f"article {article_id} is already in issue {live[0].issue_id} of {list_id} "
-                f"({live[0].state}); {again} to put it in another issue too"
+                f"({live[0].state}); {how_again} to put it in another issue too"
             )
 
 
@@ -137,7 +137,7 @@ def add_article(
             )
         if not again:
             refuse_repeats(conn, record.list_id, [article_id], besides=issue_id,
-                           again=how_again)
+                           how_again=how_again)
         at = len(ids) + 1 if position is None else position
         _check_position("--position", at, issue_id, len(ids), len(ids) + 1)
         ids.insert(at - 1, article_id)
