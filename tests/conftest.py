@@ -12,6 +12,7 @@ import shutil
 import signal
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -20,6 +21,7 @@ from newsletter.config import Settings, load_settings
 from newsletter.devtools.fakeprovider import FakeProviderServer
 from newsletter.devtools.scratchschema import scratch_schema
 from newsletter.store import Store
+from tests.desk_browser import CHROMIUM, CHROMIUM_ARGS
 from tests.desk_support import Desk, make_desk
 from tests.servers.webapp import WebApp
 
@@ -110,3 +112,17 @@ def desk_web(desk: Desk) -> Iterator[WebApp]:
     """The whole web app, desk included, under uvicorn on 127.0.0.1."""
     with WebApp(desk.app()) as running:
         yield running
+
+
+@pytest.fixture
+def browser() -> Iterator[Any]:
+    """The system's Chromium, headless, driven by Playwright (``tests/desk_browser_support``)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        launched = p.chromium.launch(executable_path=str(CHROMIUM), headless=True,
+                                     args=CHROMIUM_ARGS)
+        try:
+            yield launched
+        finally:
+            launched.close()

@@ -7,13 +7,12 @@ Every wait is Playwright's own (auto-waiting and ``expect``): nothing sleeps.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.desk_browser import WIDTHS, Visit, chromium, needs_chromium
+from tests.desk_browser import WIDTHS, Visit, needs_chromium
 from tests.desk_support import (
     ADMIN,
     PASSWORD,
@@ -27,13 +26,8 @@ from tests.servers.webapp import WebApp
 def web(desk_web: WebApp) -> WebApp:
     return desk_web
 
+
 pytestmark = needs_chromium
-
-
-@pytest.fixture
-def browser() -> Iterator[Any]:
-    with chromium() as launched:
-        yield launched
 
 
 def test_an_editor_works_an_issue_in_the_browser(
@@ -114,11 +108,7 @@ def test_hostile_markup_never_runs_in_the_desk(
 
     visit = Visit(browser, web, tmp_path)
     page = visit.page
-    page.goto(web.url("/desk/signin"))
-    page.get_by_label("Name").fill(ADMIN)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    expect(page.get_by_role("heading", name="Issues", exact=True)).to_be_visible()
+    visit.sign_in(ADMIN, PASSWORD)
 
     page.goto(web.url(f"/desk/issues/{desk.xss_issue_id}"))
     frame = page.frame_locator("iframe.preview")

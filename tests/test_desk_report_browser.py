@@ -8,7 +8,6 @@ the browser is Playwright's own (``expect``): nothing sleeps.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,7 @@ import pytest
 from newsletter.editor import report
 from newsletter.models import DeliveryStatus, WebhookEvent
 from newsletter.store import events as event_store
-from tests.desk_browser import WIDTHS, Visit, chromium, needs_chromium
+from tests.desk_browser import WIDTHS, Visit, needs_chromium
 from tests.desk_sending import watched_send
 from tests.desk_support import ADMIN, XSS_TITLE, Desk
 from tests.servers.webapp import WebApp
@@ -26,12 +25,6 @@ from tests.servers.webapp import WebApp
 pytestmark = needs_chromium
 #: The progress script asks every two seconds: a few rounds at most between two checks.
 LIVE_MS = 20_000
-
-
-@pytest.fixture
-def browser() -> Iterator[Any]:
-    with chromium() as launched:
-        yield launched
 
 
 @pytest.fixture
@@ -64,7 +57,7 @@ def test_an_editor_watches_a_send_to_its_end(
 
     visit = Visit(browser, web, tmp_path)
     page = visit.page
-    visit.sign_in(web, ADMIN)
+    visit.sign_in(ADMIN)
     with watched_send(desk, hold_at=2) as send:
         assert send.provider.held.wait(60), "the second batch never went out"
         page.reload()

@@ -77,10 +77,12 @@ def draft(
 
 
 def refuse_repeats(
-    conn: Connection, list_id: str, article_ids: Sequence[int], *, besides: int | None = None
+    conn: Connection, list_id: str, article_ids: Sequence[int], *, besides: int | None = None,
+    how_again: str = "give --again",
 ) -> None:
     """Raise if an issue of ``list_id`` (other than ``besides``, cancelled ones aside)
-    carries one of ``article_ids``: the first such article, and the issue it went out in."""
+    carries one of ``article_ids``: the first such article, and the issue it went out in.
+    ``how_again`` says how the caller's user asks for it anyway."""
     found = article_store.carriers(conn, article_ids, list_id=list_id)
     for article_id in article_ids:
         live = [
@@ -92,12 +94,12 @@ def refuse_repeats(
         if went:
             raise ConfigError(
                 f"article {article_id} already went to {list_id} in issue {went[0].issue_id} "
-                f"({went[0].state}); give --again to send it again"
+                f"({went[0].state}); {how_again} to send it again"
             )
         if live:
             raise ConfigError(
                 f"article {article_id} is already in issue {live[0].issue_id} of {list_id} "
-                f"({live[0].state}); give --again to put it in another issue too"
+                f"({live[0].state}); {how_again} to put it in another issue too"
             )
 
 
@@ -118,9 +120,11 @@ def add_article(
     *,
     position: int | None = None,
     again: bool = False,
+    how_again: str = "give --again",
 ) -> tuple[int, int]:
     """Put an article into a draft at ``position`` (from 1; default: last). Returns the
-    position and the number of articles now in the issue."""
+    position and the number of articles now in the issue. A refused repeat says to
+    ``how_again`` (the command line's flag, a desk's button)."""
     with publisher.store.engine.begin() as conn:
         record = issue_store.require_editable(conn, issue_id)
         ids = issue_store.article_ids(conn, issue_id)
@@ -132,7 +136,8 @@ def add_article(
                 f"at position {ids.index(article_id) + 1}"
             )
         if not again:
-            refuse_repeats(conn, record.list_id, [article_id], besides=issue_id)
+            refuse_repeats(conn, record.list_id, [article_id], besides=issue_id,
+                           how_again=how_again)
         at = len(ids) + 1 if position is None else position
         _check_position("--position", at, issue_id, len(ids), len(ids) + 1)
         ids.insert(at - 1, article_id)
@@ -142,13 +147,13 @@ def add_article(
 
 
 def move_article(
-    publisher: Publisher, issue_id: int, article_id: int, position: int
+    publisher: Publisher, issue_id: int, article_id: int, position: int, *, field: str = "--to"
 ) -> tuple[int, int]:
     """Move an article of a draft to ``position`` (from 1). Returns it and the count."""
     with publisher.store.engine.begin() as conn:
         issue_store.require_editable(conn, issue_id)
         ids = _ids_holding(conn, issue_id, article_id)
-        _check_position("--to", position, issue_id, len(ids), len(ids))
+        _check_position(field, position, issue_id, len(ids), len(ids))
         ids.remove(article_id)
         ids.insert(position - 1, article_id)
         _save(conn, publisher, issue_id, ids, f"article {article_id} moved to position {position}")
@@ -261,13 +266,23 @@ def queue_local(
     """``queue`` at a time written in the list's timezone ('2026-12-01 08:00'; None or ''
     for now). A daylight-saving gap and the past are refused naming ``field``; a repeated
     time takes the first and says so in the ``SendTime``'s note."""
-    when = None
-    if local_time and local_time.strip():
-        with publisher.store.engine.connect() as conn:
-            record = issue_store.get(conn, issue_id)
-        timezone = publisher.config.list(record.list_id).timezone
-        when = sendtime.parse(local_time, timezone, field=field)
+    when = _local_send_time(publisher, issue_id, local_time, field)
     return queue(publisher, issue_id, when.at if when else None, force=force), when
+
+
+def _local_send_time(
+    publisher: Publisher, issue_id: int, local_time: str | None, field: str
+) -> sendtime.SendTime | None:
+    """``local_time`` read in the issue's list's timezone, refused (naming ``field``) in a
+    daylight-saving gap or the past; None for none given."""
+    if not local_time or not local_time.strip():
+        return None
+    with publisher.store.engine.connect() as conn:
+        record = issue_store.get(conn, issue_id)
+    timezone = publisher.config.list(record.list_id).timezone
+    when = sendtime.parse(local_time, timezone, field=field)
+    sendtime.require_future(when.at, publisher.store.now(), timezone, field=field)
+    return when
 
 
 def reschedule(publisher: Publisher, issue_id: int, at: datetime | None) -> None:
@@ -279,6 +294,16 @@ def reschedule(publisher: Publisher, issue_id: int, at: datetime | None) -> None
             sendtime.require_future(at, publisher.store.now(), timezone)
         note = f"send at {_utc_text(at)} (was {_utc_text(record.send_at)})"
         issue_store.reschedule(conn, issue_id, at, publisher.store.now(), note)
+
+
+def reschedule_local(
+    publisher: Publisher, issue_id: int, local_time: str | None, *, field: str = "--at"
+) -> sendtime.SendTime | None:
+    """``reschedule`` to a time written in the list's timezone (None or '': the next send),
+    read and refused as ``queue_local`` reads and refuses it."""
+    when = _local_send_time(publisher, issue_id, local_time, field)
+    reschedule(publisher, issue_id, when.at if when else None)
+    return when
 
 
 def _utc_text(at: datetime | None) -> str:

@@ -17,10 +17,12 @@ from ...config import Settings
 from ...publisher import Publisher
 from ...store import Store
 from ..pages import Site
+from .editing import EditingEndpoints
 from .guard import HOME, Guard
 from .issues import IssueEndpoints
 from .pages import STYLESHEET, DeskPages
 from .report import ReportEndpoints
+from .sending import SendingEndpoints
 from .sessions import CookiePolicy, Sessions
 from .signin import SigninEndpoints
 from .users import UserEndpoints
@@ -59,6 +61,8 @@ def desk_routes(settings: Settings, store: Store, site: Site) -> list[BaseRoute]
         Route(f"/desk/assets/{STYLESHEET}", stylesheet, methods=["GET"]),
         *SigninEndpoints(store, sessions, guard, pages).routes(),
         *IssueEndpoints(publisher, guard, pages).routes(),
+        *EditingEndpoints(publisher, guard, pages).routes(),
+        *SendingEndpoints(publisher, guard, pages).routes(),
         *UserEndpoints(store, guard, pages).routes(),
         *ReportEndpoints(store, guard, pages).routes(),
     ]
