@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
+    BindParameter,
     Connection,
     Row,
     Subquery,
@@ -65,7 +66,7 @@ def status_counts(conn: Connection, issue_id: int) -> dict[str, int]:
 
 #: The issues ``status_counts_of`` counts. Its statements are built once, not per call:
 #: building them cost more than running them for an issue of a few hundred recipients.
-_COUNTED = bindparam("issue_ids", expanding=True)
+_COUNTED: BindParameter[list[int]] = bindparam("issue_ids", expanding=True)
 # Grouped before the join, in the index's order: grouped after it, SQLite (without
 # statistics) sorted a million rows for the GROUP BY, four times slower.
 _GROUPED = (
