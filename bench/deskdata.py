@@ -40,7 +40,6 @@ timezone = "{zone}"
                           strict=True))
 
 
-
 def make_desk_home(root: Path, recipients: int) -> Path:
     """``bench/send.py``'s publication (the list ``bench`` of ``recipients`` members, for the
     sends) with four more lists for the seeded issues."""
