@@ -1,7 +1,9 @@
-"""The sending benchmark still runs end to end (figures are not checked: speed is not a test)."""
+"""The sending and desk benchmarks still run end to end (figures are not checked: speed is not a
+test)."""
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -58,3 +60,26 @@ def ours_or_postgres(name: str) -> bool:
     """Schemas other tests make (``t_…``), and the per-backend temporary schemas PostgreSQL
     creates the first time any session uses a temporary table and keeps for reuse."""
     return name.startswith("t_") or POSTGRES_TEMP_SCHEMA.match(name) is not None
+
+
+def test_desk_bench_signs_in_measures_the_pages_and_watches_a_send() -> None:
+    done = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "desk.py"), "--recipients", "1500", "--issues",
+         "12", "--duration", "0.3", "--send-runs", "1", "--watch-every", "0.1", "--json"],
+        capture_output=True, text=True, timeout=240, check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    measured = {p["path"]: p for p in result["probes"] if "skipped" not in p}
+    issue = result["issue"]
+    assert {"/desk/issues", f"/desk/issues/{issue}", "/healthz"} <= set(measured)
+    for probe in measured.values():  # signed in all along: a 303 would be the sign-in form
+        assert probe["statuses"] == {"200": probe["requests"]}, probe
+        assert probe["requests"] > 0 and probe["p50_ms"] <= probe["p99_ms"]
+    skipped = [p for p in result["probes"] if "skipped" in p]
+    assert all("404" in p["skipped"] for p in skipped)
+    sends = result["sends"]
+    assert [r["watched"] for r in sends["runs"]] == [False, True]
+    assert all(r["counts"] == {"sent": 1500} for r in sends["runs"])
+    polled = sends["polls"]["/desk/issues/{issue}"]
+    assert polled["requests"] >= 1 and polled["statuses"] == {"200": polled["requests"]}

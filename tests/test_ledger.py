@@ -209,7 +209,7 @@ def _counted_row_by_row(conn: Any, issue_id: int) -> dict[str, int]:
 
 
 def test_counts_from_indexes_match_the_rows_in_every_state(store: Store) -> None:
-    issue_id, other = _issue(store), _issue(store)
+    issue_id, other, empty = _issue(store), _issue(store), _issue(store)
     with store.engine.begin() as conn:
         suppressions.add(conn, "user4@example.org", SuppressionReason.BOUNCED_HARD, at=NOW)
     _freeze(store, issue_id, _members(12), batch_size=3, at=NOW)
@@ -230,3 +230,6 @@ def test_counts_from_indexes_match_the_rows_in_every_state(store: Store) -> None
         # user4 is suppressed: the second batch holds two rows, one of them failed
         assert counts == {"sent": 4, "failed": 1, "queued": 6, "suppressed": 1}
         assert tally.status_counts(conn, other) == {"queued": 4, "suppressed": 1}
+        # Counted together (the issues list's page): the same, and no entry for no ledger.
+        assert tally.status_counts_of(conn, [other, empty, issue_id]) == {
+            issue_id: counts, other: {"queued": 4, "suppressed": 1}}

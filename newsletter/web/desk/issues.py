@@ -76,9 +76,10 @@ class IssueEndpoints:
         with self.store.engine.connect() as conn:
             found = issue_store.find(conn, list_id=list_id or None, states_in=states,
                                      limit=LIST_LIMIT)
+            counts = tally.status_counts_of(conn, [r.id for r in found])
             return [
                 {"record": r, "timezone": zones.get(r.list_id, "UTC"),
-                 "counts": tally.status_counts(conn, r.id),
+                 "counts": counts.get(r.id, {}),
                  "progress": live_progress_view(conn, r, self.store.now())}
                 for r in found
             ]
