@@ -108,15 +108,16 @@ def progress_of(
     outcomes: Mapping[str, int] | None = None,
 ) -> Progress:
     """``progress`` for a record already read, on the caller's connection. A caller that
-    has just counted the issue's outcomes (``watch.outcome_counts``) passes them: they are
-    used when the issue is not live, rather than counted again."""
+    has just counted the issue's outcomes (``watch.outcome_counts``, as the issue's page
+    does) passes them, rather than have them counted again."""
     live = is_live(record, now)
     since = max(now - RATE_WINDOW, record.started_at or now)
-    if live:
+    if outcomes is not None:
+        counts = outcomes
+        recent = watch.recently_done(conn, record.id, since) if live else 0
+    elif live:
         snapshot = watch.outcome_snapshot(conn, record.id, since)
         counts, recent = snapshot.counts, snapshot.recent
-    elif outcomes is not None:
-        counts, recent = outcomes, 0
     else:
         counts, recent = watch.outcome_counts(conn, record.id), 0
     rate = recent / max((now - since).total_seconds(), 1.0)

@@ -25,7 +25,7 @@ class _Run(Generic[T]):
         self.finished = threading.Event()
         self.value: T | None = None
         self.ok = False
-        self.joined = 0  # callers besides the one that starts it
+        self.callers = 1  # the one that starts it, and the ones that joined
 
 
 class Shared(Generic[K, T]):
@@ -46,7 +46,7 @@ class Shared(Generic[K, T]):
                 run = self._next[key] = _Run()
                 ahead = self._running.get(key)
             else:
-                run.joined += 1
+                run.callers += 1
         if leads:
             return self._lead(key, run, ahead, work)
         run.finished.wait()
@@ -54,11 +54,11 @@ class Shared(Generic[K, T]):
             return run.value  # type: ignore[return-value]
         return work()
 
-    def joined(self, key: K) -> int:
-        """How many callers wait on the key's next run (for tests)."""
+    def waiting(self, key: K) -> int:
+        """How many callers the key's next run (not started yet) will answer (for tests)."""
         with self._lock:
             run = self._next.get(key)
-            return run.joined if run is not None else 0
+            return run.callers if run is not None else 0
 
     def _lead(self, key: K, run: _Run[T], ahead: _Run[T] | None, work: Callable[[], T]) -> T:
         """Start ``run`` once the run ahead of it (if any) has ended, and settle it."""

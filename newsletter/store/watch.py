@@ -164,6 +164,12 @@ def _counted(conn: Connection, issue_id: int) -> dict[str, int]:
     return reading.outcomes()
 
 
+def recently_done(conn: Connection, issue_id: int, since: datetime) -> int:
+    """``outcome_snapshot``'s ``recent`` alone: the rows of batches finished since ``since``."""
+    found = conn.execute(_RECENT, {"issue": issue_id, "since": since}).one()
+    return int(found[2])
+
+
 def outcome_counts_of(conn: Connection, issue_ids: Sequence[int]) -> dict[int, dict[str, int]]:
     """``outcome_counts`` of each issue named (the issues list counts a page of issues at
     once), without sharing; an issue without recipients has every outcome 0."""
@@ -271,7 +277,8 @@ def _unbatched_of(size: int) -> CompoundSelect[int, str, int]:
 #: Built once: building them per call cost more than running them on a small ledger.
 _COUNTING = (_sizes(), _unbatched(), *(_exceptions(n, g) for n, g in enumerate(_GROUPS)))
 _COUNTS = union_all(*_COUNTING)
-_SNAPSHOT = union_all(*_COUNTING, _recent())
+_RECENT = _recent()
+_SNAPSHOT = union_all(*_COUNTING, _RECENT)
 _COUNTS_OF = union_all(_sizes_of(), *(_exceptions_of(n, g) for n, g in enumerate(_GROUPS)))
 _UNBATCHED_OF = _unbatched_of(_UNBATCHED_CHUNK)
 
