@@ -187,12 +187,15 @@ def verdicts(target: Target, found: dict[str, Any]) -> list[tuple[str, bool]]:
 
 
 def measure(probe: Probe, base: str, path: str, headers: dict[str, str], seconds: float,
-            server_pid: int) -> dict[str, Any]:
-    """One probe: a few warm-up requests, then ``seconds`` of them, with the CPU each side used."""
+            server: tuple[int, int]) -> dict[str, Any]:
+    """One probe: a few warm-up requests for each worker of ``server`` (its process id and
+    workers), then ``seconds`` of them, with the CPU each side used."""
+    server_pid, workers = server
     with requests.Session() as warm:
         warm.trust_env = False
-        for _ in range(3):
-            first = warm.get(base + path, headers=headers, timeout=60, allow_redirects=False)
+        for _ in range(3 * workers):  # each on a new connection, which any worker may take
+            first = warm.get(base + path, headers={**headers, "Connection": "close"},
+                             timeout=60, allow_redirects=False)
     if first.status_code != 200:
         return {"label": probe.label, "path": path, "skipped": f"answered {first.status_code}" +
                 (" (not built yet?)" if first.status_code == 404 else "")}
@@ -295,7 +298,7 @@ def print_report(result: dict[str, Any]) -> None:
           f"of {result['recipients']:,} recipients (issue {result['issue']}), seeded in "
           f"{result['seed_seconds']:.1f} s")
     print(f"served by              newsletter serve --workers {result['workers']}")
-    print(f"each URL               {result['duration']:g} s, after 3 warm-up requests; "
+    print(f"each URL               {result['duration']:g} s, after 3 warm-up requests a worker; "
           "times in ms")
     print(f"\n{'':<32}{'clients':>8}{'requests':>9}{'p50':>8}{'p95':>8}{'p99':>8}{'req/s':>8}"
           "  CPU: server / client   target")
@@ -355,7 +358,8 @@ def run(args: argparse.Namespace, home: Path, database: str) -> dict[str, Any]:
             token = api_token(home, env, args.api_token)
             result["probes"] = [
                 measure(p, base, p.path.format(issue=issue_id),
-                        headers_for(p.auth, cookie, token), args.duration, server_pid)
+                        headers_for(p.auth, cookie, token), args.duration,
+                        (server_pid, args.workers))
                 for p in PROBES]
             if args.send_runs:
                 result["sends"] = watched_sends(home, env, base, cookie, args, issue_id,
