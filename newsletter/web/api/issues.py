@@ -12,7 +12,7 @@ from collections.abc import Callable
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Engine
 
 from ...editor import editing
 from ...errors import ConfigError, NewsletterError
@@ -21,6 +21,7 @@ from ...publisher import Publisher
 from ...store import browse, watch
 from ...store import issues as issue_store
 from ...store.issues import IssueRecord
+from ...store.shared import Shared
 from . import paging
 from .paging import IssueCursor
 from .problems import invalid
@@ -49,6 +50,10 @@ from .schemas import (
 )
 
 TAGS = ("issues",)
+#: Requests for the same issue that arrive together share one reading of it, as the counts
+#: are shared (``store.shared``): each is answered with a reading that started after it
+#: asked. Twenty scripts polling an issue then cost little more than one.
+_READINGS: Shared[tuple[Engine, int], IssueDetail] = Shared()
 
 
 def local_text(at: datetime | None, timezone: str) -> str | None:
@@ -161,7 +166,8 @@ class IssueApi:
         )
 
     def show(self, call: Call) -> IssueDetail:
-        return self.detail(call.ids["issue_id"])
+        issue_id = call.ids["issue_id"]
+        return _READINGS((self.store.engine, issue_id), lambda: self.detail(issue_id))
 
     def check(self, call: Call) -> Findings:
         return _findings(self.publisher.check(call.ids["issue_id"]))
