@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -281,13 +282,32 @@ def test_callers_arriving_during_a_run_share_the_next_one() -> None:
     first, first_result = in_threads([lambda: shared("issue", gate)])
     assert gate.started.acquire(timeout=30)  # run 1 is under way
     later, later_results = in_threads([lambda: shared("issue", gate)] * 3)
-    wait_until(lambda: shared.waiting("issue") == 3)
+    wait_until(lambda: shared.callers("issue") == (1, 3))
     gate.go.set()
     for thread in first + later:
         thread.join(30)
     assert first_result == [1]
     assert later_results == [2, 2, 2]  # none was given run 1, which began before they asked
     assert gate.runs == 2
+
+
+def test_a_caller_asked_before_a_run_began_may_share_it() -> None:
+    """Said when it was asked, a caller joins the run in progress if that began later; one
+    asked after it began waits for the next."""
+    shared: Shared[str, int] = Shared()
+    gate = Gate()
+    asked = time.monotonic()
+    first, first_result = in_threads([lambda: shared("issue", gate)])
+    assert gate.started.acquire(timeout=30)  # run 1 began after ``asked``
+    early, early_result = in_threads([lambda: shared("issue", gate, asked)])
+    wait_until(lambda: shared.callers("issue") == (2, 0))
+    late_at = time.monotonic()
+    late, late_result = in_threads([lambda: shared("issue", gate, late_at)])
+    wait_until(lambda: shared.callers("issue") == (2, 1))
+    gate.go.set()
+    for thread in first + early + late:
+        thread.join(30)
+    assert (first_result, early_result, late_result) == ([1], [1], [2])
 
 
 def test_other_keys_do_not_wait_and_a_failed_run_is_not_shared() -> None:
@@ -301,9 +321,9 @@ def test_other_keys_do_not_wait_and_a_failed_run_is_not_shared() -> None:
         raise RuntimeError("the database went away")
 
     leading, led = in_threads([lambda: shared("one", failing)])
-    wait_until(lambda: shared.waiting("one") == 1)
+    wait_until(lambda: shared.callers("one")[1] == 1)
     joining, joined = in_threads([lambda: shared("one", lambda: 5)])
-    wait_until(lambda: shared.waiting("one") == 2)
+    wait_until(lambda: shared.callers("one")[1] == 2)
     gate.go.set()
     for thread in held + leading + joining:
         thread.join(30)

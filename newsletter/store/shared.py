@@ -1,16 +1,20 @@
 """Reads that arrive together share one run: twenty requests for the same issue's counts at
 the same moment are answered by one count, not twenty.
 
-Sharing never hands out an old answer. A caller joins only a run that has not started yet,
-so whatever it is given was read after it asked, and saw every change committed before.
-While a run is in progress, the callers that arrive wait for it to end and share the next
-run, which one of them starts. Runs of one key follow each other; keys do not wait for each
-other. A failed run is not shared: each caller that waited on it does the work itself.
+Sharing never hands out an old answer. A caller joins only a run that started after it
+asked, so whatever it is given saw every change committed before. That is the run that has
+not started yet, or, for a caller that says when it was asked (``asked_at``: when its
+request arrived, which may be a while before it gets here under load), the run in progress
+if that started later. Otherwise the callers that arrive while a run is in progress wait
+for it to end and share the next run, which one of them starts. Runs of one key follow
+each other; keys do not wait for each other. A failed run is not shared: each caller that
+waited on it does the work itself.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Hashable
 from typing import Generic, TypeVar
 
@@ -26,6 +30,7 @@ class _Run(Generic[T]):
         self.value: T | None = None
         self.ok = False
         self.callers = 1  # the one that starts it, and the ones that joined
+        self.started = float("inf")  # time.monotonic() when its work began
 
 
 class Shared(Generic[K, T]):
@@ -37,14 +42,19 @@ class Shared(Generic[K, T]):
         self._next: dict[K, _Run[T]] = {}  # not started: newcomers join it
         self._running: dict[K, _Run[T]] = {}
 
-    def __call__(self, key: K, work: Callable[[], T]) -> T:
+    def __call__(self, key: K, work: Callable[[], T], asked_at: float | None = None) -> T:
+        """``work``'s value, or that of a run shared with other callers; ``asked_at``:
+        when the caller was asked, on ``time.monotonic()``'s clock."""
         ahead: _Run[T] | None = None
         with self._lock:
             run = self._next.get(key)
+            running = self._running.get(key)
+            if asked_at is not None and running is not None and running.started >= asked_at:
+                run = running
             leads = run is None
             if run is None:
                 run = self._next[key] = _Run()
-                ahead = self._running.get(key)
+                ahead = running
             else:
                 run.callers += 1
         if leads:
@@ -54,11 +64,12 @@ class Shared(Generic[K, T]):
             return run.value  # type: ignore[return-value]
         return work()
 
-    def waiting(self, key: K) -> int:
-        """How many callers the key's next run (not started yet) will answer (for tests)."""
+    def callers(self, key: K) -> tuple[int, int]:
+        """How many callers the key's run in progress and its next run will answer (for
+        tests)."""
         with self._lock:
-            run = self._next.get(key)
-            return run.callers if run is not None else 0
+            running, waiting = self._running.get(key), self._next.get(key)
+            return (running.callers if running else 0, waiting.callers if waiting else 0)
 
     def _lead(self, key: K, run: _Run[T], ahead: _Run[T] | None, work: Callable[[], T]) -> T:
         """Start ``run`` once the run ahead of it (if any) has ended, and settle it."""
@@ -67,6 +78,7 @@ class Shared(Generic[K, T]):
         with self._lock:
             del self._next[key]  # from now on, newcomers need a run that starts later
             self._running[key] = run
+            run.started = time.monotonic()  # before the work reads anything
         try:
             value = work()
             run.value, run.ok = value, True

@@ -52,7 +52,7 @@ from .schemas import (
 TAGS = ("issues",)
 #: Requests for the same issue that arrive together share one reading of it, as the counts
 #: are shared (``store.shared``): each is answered with a reading that started after it
-#: asked. Twenty scripts polling an issue then cost little more than one.
+#: arrived. Twenty scripts polling an issue then cost little more than one.
 _READINGS: Shared[tuple[Engine, int], IssueDetail] = Shared()
 
 
@@ -167,7 +167,8 @@ class IssueApi:
 
     def show(self, call: Call) -> IssueDetail:
         issue_id = call.ids["issue_id"]
-        return _READINGS((self.store.engine, issue_id), lambda: self.detail(issue_id))
+        return _READINGS((self.store.engine, issue_id), lambda: self.detail(issue_id),
+                         call.asked_at)
 
     def check(self, call: Call) -> Findings:
         return _findings(self.publisher.check(call.ids["issue_id"]))

@@ -16,6 +16,7 @@ from __future__ import annotations
 import inspect
 import logging
 import re
+import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -62,6 +63,8 @@ class Call:
     ids: dict[str, int]
     query: Any = None
     body: Any = None
+    #: When the request arrived (``time.monotonic()``), for reads shared with other requests.
+    asked_at: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -278,11 +281,12 @@ def endpoint(store: Store, operation: Operation) -> Callable[[Request], Awaitabl
     in_one_go = operation.body is None and not inspect.iscoroutinefunction(operation.run)
 
     async def serve(request: Request) -> Response:
+        asked_at = time.monotonic()
         try:
             if in_one_go:
                 presented = presented_token(request, operation.role)
                 return respond(operation, await run_in_threadpool(
-                    _without_body, store, operation, request, presented))
+                    _without_body, store, operation, request, presented, asked_at))
             token = await caller(store, request, operation.role)
             call = Call(
                 actor=f"api:{token.name}" if token else "api",
@@ -313,7 +317,8 @@ async def perform(operation: Operation, call: Call) -> Result:
 
 
 def _without_body(
-    store: Store, operation: Operation, request: Request, presented: str | None
+    store: Store, operation: Operation, request: Request, presented: str | None,
+    asked_at: float,
 ) -> Result:
     """A sync operation that takes no body, from the token on, in one worker thread: under
     twenty clients a second hop to a thread for the token cost more than the lookup itself
@@ -323,6 +328,7 @@ def _without_body(
         actor=f"api:{token.name}" if token else "api",
         ids=path_ids(operation, request),
         query=parse_query(operation, request),
+        asked_at=asked_at,
     )
     return _acting(cast(Callable[[Call], Result], operation.run), call)
 
