@@ -111,17 +111,22 @@ class Publisher:
         chosen = self._choose(mailing_list, article_ids)
         if not chosen:
             return []
-        if mailing_list.cadence == Cadence.INSTANT and article_ids is None:
-            return [
-                self._create(mailing_list, IssueKind.ARTICLE, [item], subject, preheader, intro_md)
+        claim = article_ids is None  # new articles: another drafter may be taking them too
+        if mailing_list.cadence == Cadence.INSTANT and claim:
+            made = [
+                self._create(mailing_list, IssueKind.ARTICLE, [item], subject, preheader,
+                             intro_md, claim=True)
                 for item in chosen
             ]
+            return [issue_id for issue_id in made if issue_id is not None]
         kind = (
             IssueKind.ARTICLE
             if len(chosen) == 1 and mailing_list.template == "article"
             else IssueKind.DIGEST
         )
-        return [self._create(mailing_list, kind, chosen, subject, preheader, intro_md)]
+        made_one = self._create(mailing_list, kind, chosen, subject, preheader, intro_md,
+                                claim=claim)
+        return [] if made_one is None else [made_one]
 
     def _choose(self, mailing_list: MailingList, article_ids: Sequence[int] | None):  # type: ignore[no-untyped-def]
         with self.store.engine.begin() as conn:
@@ -156,27 +161,31 @@ class Publisher:
         subject: str,
         preheader: str,
         intro_md: str,
-    ) -> int:
+        *,
+        claim: bool = False,
+    ) -> int | None:
+        """The draft, or None when ``claim`` found every article taken by another draft."""
         articles = [a for _, a in chosen]
         now = self.store.now()
         if kind == IssueKind.ARTICLE:
             subject = subject or drafting.one_line(articles[0].title)  # type: ignore[attr-defined]
-            preheader = preheader or drafting.article_preheader(articles[0])  # type: ignore[arg-type]
         else:
             subject = subject or drafting.digest_subject(mailing_list, now)
-            preheader = preheader or drafting.digest_preheader(articles)  # type: ignore[arg-type]
-        with self.store.engine.begin() as conn:
-            issue_id = issue_store.create(
-                conn,
-                list_id=mailing_list.id,
-                kind=kind,
-                subject=subject,
-                preheader=preheader,
-                intro_md=intro_md,
-                article_ids=[i for i, _ in chosen],
-                at=now,
-            )
-        log.info("drafted issue %s for %s (%s articles)", issue_id, mailing_list.id, len(chosen))
+        try:
+            with self.store.engine.begin() as conn:
+                issue_id = issue_store.create(
+                    conn, list_id=mailing_list.id, kind=kind, subject=subject,
+                    preheader=preheader, intro_md=intro_md,
+                    article_ids=[i for i, _ in chosen], at=now, claim=claim,
+                )
+                taken = set(issue_store.article_ids(conn, issue_id))
+                kept = [a for i, a in chosen if i in taken]
+                if not preheader:  # made from the articles the draft did get
+                    issue_store.edit(conn, issue_id, now, preheader=_preheader(kind, kept))
+        except issue_store.AlreadyOffered:
+            log.info("list %s: another draft took those articles first", mailing_list.id)
+            return None
+        log.info("drafted issue %s for %s (%s articles)", issue_id, mailing_list.id, len(kept))
         return issue_id
 
     # -- render ----------------------------------------------------------------------------
@@ -488,6 +497,12 @@ class Publisher:
         return [
             f"{r.email}: {r.status}{' — ' + r.error if r.error else ''}" for r in result.results
         ]
+
+
+def _preheader(kind: IssueKind, articles: Sequence[object]) -> str:
+    if kind == IssueKind.ARTICLE:
+        return drafting.article_preheader(articles[0])  # type: ignore[arg-type]
+    return drafting.digest_preheader(articles)  # type: ignore[arg-type]
 
 
 class _SkippedRows:

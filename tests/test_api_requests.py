@@ -367,6 +367,15 @@ def test_collect_finds_a_new_article_at_once(api: Api) -> None:
     assert collected["new"] == 1
     assert collected["sources"][0]["source_id"] == "articles"
     assert newest["title"] == "Quay lights switched on"
+    # The instant list made an issue of it at once, as the scheduler's collection would.
+    [instant] = collected["instant"]
+    assert instant["list"] == "every-article"
+    assert issues_carrying(api, newest["id"]) == instant["drafted"][-1:]
+
+
+def issues_carrying(api: Api, article_id: int) -> list[int]:
+    shown = api.client().ok("GET", f"/articles/{article_id}")
+    return [i["issue_id"] for i in shown["issues"] if i["list"] == "every-article"]
 
 
 def test_hooks_at_once_collect_each_article_once(api: Api) -> None:
@@ -396,7 +405,10 @@ def test_hooks_at_once_collect_each_article_once(api: Api) -> None:
     with api.desk.store.engine.connect() as conn:
         copies = conn.execute(select(func.count()).select_from(articles).where(
             articles.c.title == "Quay lights switched on")).scalar_one()
+        [article_id] = conn.execute(select(articles.c.id).where(
+            articles.c.title == "Quay lights switched on")).scalars()
     assert copies == 1
+    assert len(issues_carrying(api, article_id)) == 1  # drafted once, whoever drafted it
 
 
 def test_a_hook_waits_for_a_collection_that_starts_after_it() -> None:

@@ -19,10 +19,9 @@ from datetime import datetime
 from typing import NamedTuple
 
 from sqlalchemy import Connection, bindparam, delete, or_, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from ..models import ALL_LISTS, Recipient, SuppressionReason
+from .db import dialect_insert
 from .tables import suppressions
 
 
@@ -84,8 +83,7 @@ def add(
         "detail": detail[:2000],
         "created_at": at,
     }
-    insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-    stmt = insert(suppressions).values(**values).on_conflict_do_nothing()
+    stmt = dialect_insert(conn, suppressions).values(**values).on_conflict_do_nothing()
     # RETURNING, not rowcount: psycopg reports -1 for this statement, which reads as True.
     return conn.execute(stmt.returning(suppressions.c.email)).first() is not None
 
@@ -158,8 +156,7 @@ def add_forgotten(conn: Connection, email: str, *, at: datetime) -> bool:
         "detail": "",
         "created_at": at,
     }
-    insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-    stmt = insert(suppressions).values(**values).on_conflict_do_nothing()
+    stmt = dialect_insert(conn, suppressions).values(**values).on_conflict_do_nothing()
     return conn.execute(stmt.returning(suppressions.c.email)).first() is not None
 
 

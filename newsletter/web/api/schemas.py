@@ -239,9 +239,19 @@ class SourceOutcome(Answer):
     problems: list[str]
 
 
+class InstantListOutcome(Answer):
+    list_id: str = Field(alias="list")
+    drafted: list[int] = Field(description="Issues drafted from the new articles.")
+    queued: list[int] = Field(description="Of those, the ones queued (an `auto` list's).")
+    waiting: list[int] = Field(description="Of those, the ones left for an editor.")
+    held: list[str] = Field(description="Drafts an error kept back, each with the reason.")
+
+
 class CollectAnswer(Answer):
     new: int
     sources: list[SourceOutcome]
+    instant: list[InstantListOutcome] = Field(
+        description="What each instant list made of the new articles.")
 
 
 class LockOut(Answer):
