@@ -3,6 +3,7 @@ only when told, and a browser-like client that signs in through the real forms."
 
 from __future__ import annotations
 
+import html
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -110,3 +111,22 @@ def sign_in(
 
 def session_cookie(client: requests.Session) -> str | None:
     return client.cookies.get("desk")
+
+
+def signed_in(web: WebApp, name: str = EDITOR) -> requests.Session:
+    """A client of its own, signed in as ``name``."""
+    client = requests.Session()
+    client.trust_env = False
+    assert sign_in(web, name, session=client).status_code == 303
+    return client
+
+
+ALERT = re.compile(r'<div class="alert" role="alert"[^>]*>(.*?)</div>', re.S)
+
+
+def alert_of(response: requests.Response) -> str:
+    """The text of the page's alert box, tags dropped and spaces squeezed."""
+    found = ALERT.search(response.text)
+    if not found:
+        return ""
+    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", found.group(1))).split())

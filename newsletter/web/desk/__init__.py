@@ -17,6 +17,7 @@ from ...config import Settings
 from ...publisher import Publisher
 from ...store import Store
 from ..pages import Site
+from .articles import ArticleEndpoints
 from .guard import HOME, Guard
 from .issues import IssueEndpoints
 from .pages import STYLESHEET, DeskPages
@@ -59,4 +60,5 @@ def desk_routes(settings: Settings, store: Store, site: Site) -> list[BaseRoute]
         *SigninEndpoints(store, sessions, guard, pages).routes(),
         *IssueEndpoints(publisher, guard, pages).routes(),
         *UserEndpoints(store, guard, pages).routes(),
+        *ArticleEndpoints(publisher, guard, pages).routes(),
     ]
