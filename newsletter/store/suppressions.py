@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, bindparam, delete, or_, select
+from sqlalchemy import Connection, Row, and_, bindparam, delete, or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -31,6 +31,14 @@ class Suppression:
     source: str
     detail: str
     created_at: datetime
+
+    def as_dict(self) -> dict[str, str]:
+        """JSON-ready, and the columns of an export, in their order."""
+        return {
+            "email": self.email, "scope": self.scope, "reason": str(self.reason),
+            "source": self.source, "detail": self.detail,
+            "created_at": self.created_at.isoformat(),
+        }
 
 
 def add(
@@ -101,14 +109,50 @@ def iter_all(conn: Connection, scope: str | None = None) -> Iterator[Suppression
     if scope is not None:
         stmt = stmt.where(suppressions.c.scope == scope)
     for row in conn.execute(stmt):
-        yield Suppression(
-            row.email,
-            row.scope,
-            SuppressionReason(row.reason),
-            row.source,
-            row.detail,
-            row.created_at,
-        )
+        yield _suppression(row)
+
+
+def search(
+    conn: Connection,
+    prefix: str = "",
+    *,
+    scope: str | None = None,
+    after: tuple[str, str] | None = None,
+    limit: int = 50,
+) -> list[Suppression]:
+    """Suppressions by address then scope, of addresses starting with ``prefix`` (any case),
+    after the (email, scope) of the last row of the page before: keyset paging."""
+    stmt = select(suppressions).order_by(suppressions.c.email, suppressions.c.scope).limit(limit)
+    if prefix:
+        stmt = stmt.where(suppressions.c.email.startswith(normalise(prefix), autoescape=True))
+    if scope is not None:
+        stmt = stmt.where(suppressions.c.scope == scope)
+    if after is not None:
+        email, after_scope = after
+        stmt = stmt.where(or_(
+            suppressions.c.email > email,
+            and_(suppressions.c.email == email, suppressions.c.scope > after_scope),
+        ))
+    return [_suppression(row) for row in conn.execute(stmt)]
+
+
+def of_address(conn: Connection, email: str, scope: str | None = None) -> list[Suppression]:
+    """The suppressions of ``email`` (for one scope, or all of them)."""
+    stmt = select(suppressions).where(suppressions.c.email == normalise(email))
+    if scope is not None:
+        stmt = stmt.where(suppressions.c.scope == scope)
+    return [_suppression(row) for row in conn.execute(stmt.order_by(suppressions.c.scope))]
+
+
+def _suppression(row: Row[Any]) -> Suppression:
+    return Suppression(
+        row.email,
+        row.scope,
+        SuppressionReason(row.reason),
+        row.source,
+        row.detail,
+        row.created_at,
+    )
 
 
 class Added(NamedTuple):

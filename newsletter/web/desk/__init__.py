@@ -23,6 +23,7 @@ from .issues import IssueEndpoints
 from .pages import STYLESHEET, DeskPages
 from .sessions import CookiePolicy, Sessions
 from .signin import SigninEndpoints
+from .suppressions import SuppressionEndpoints
 from .users import UserEndpoints
 
 __all__ = ["desk_routes"]
@@ -61,4 +62,5 @@ def desk_routes(settings: Settings, store: Store, site: Site) -> list[BaseRoute]
         *IssueEndpoints(publisher, guard, pages).routes(),
         *UserEndpoints(store, guard, pages).routes(),
         *ArticleEndpoints(publisher, guard, pages).routes(),
+        *SuppressionEndpoints(publisher, guard, pages).routes(),
     ]
