@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, Row, and_, bindparam, delete, or_, select
+from sqlalchemy import Connection, Row, and_, bindparam, delete, func, or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -94,6 +94,16 @@ def suppressed_among(conn: Connection, emails: Iterable[str], list_id: str) -> s
     if chunk:
         found |= _suppressed_chunk(conn, chunk, list_id)
     return found
+
+
+def fingerprint(conn: Connection, list_id: str) -> tuple[int, datetime | None]:
+    """How many suppressions apply to ``list_id``, and the newest's time: any change to
+    them (one added, one lifted) changes this pair."""
+    stmt = select(func.count(), func.max(suppressions.c.created_at)).where(
+        or_(suppressions.c.scope == ALL_LISTS, suppressions.c.scope == list_id)
+    )
+    count, newest = conn.execute(stmt).one()
+    return int(count), newest
 
 
 def _suppressed_chunk(conn: Connection, chunk: list[str], list_id: str) -> set[str]:

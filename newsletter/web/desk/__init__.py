@@ -20,6 +20,7 @@ from ..pages import Site
 from .articles import ArticleEndpoints
 from .guard import HOME, Guard
 from .issues import IssueEndpoints
+from .lists import ListEndpoints
 from .pages import STYLESHEET, DeskPages
 from .sessions import CookiePolicy, Sessions
 from .signin import SigninEndpoints
@@ -63,4 +64,5 @@ def desk_routes(settings: Settings, store: Store, site: Site) -> list[BaseRoute]
         *UserEndpoints(store, guard, pages).routes(),
         *ArticleEndpoints(publisher, guard, pages).routes(),
         *SuppressionEndpoints(publisher, guard, pages).routes(),
+        *ListEndpoints(settings, store, guard, pages).routes(),
     ]

@@ -1,0 +1,196 @@
+"""The mailing lists as the desk's lists page and the HTTP API show them: each list's
+title, cadence, schedule and next run (from the scheduler's job store), its members,
+suppressed and invalid counts, and the problems ``newsletter lists check`` would report.
+
+Checking a list reads every row of its files (through the address cache the command line
+uses), which takes seconds for a list of a million members. ``ListsReader`` remembers each
+list's check while the bytes of its files and the suppressions that apply to it stay the
+same, so only the first page after a change waits for it.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection
+
+from ..config import Settings
+from ..lists.addresscache import AddressCache, file_digest, opened_cache
+from ..lists.check import ListCheck, PublicationCheck
+from ..lists.config import PublicationConfig
+from ..lists.members import Problem
+from ..models import Cadence, MailingList
+from ..store import Store, suppressions
+from .scheduler import read_schedule
+
+#: Problems shown for each list; ``newsletter lists check`` prints every one.
+PROBLEMS_KEPT = 50
+
+
+@dataclass(frozen=True, slots=True)
+class ProblemLine:
+    """A problem as ``file:line: message``, the file named from the publication's folder."""
+
+    where: str
+    message: str
+    severity: str
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.message}"
+
+    def as_dict(self) -> dict[str, str]:
+        return {"where": self.where, "message": self.message, "severity": self.severity}
+
+
+@dataclass(frozen=True, slots=True)
+class ListOverview:
+    id: str
+    title: str
+    description: str
+    cadence: str
+    schedule: str | None
+    timezone: str
+    #: The digest's next run in the list's time zone; None for an instant list, or before
+    #: the scheduler first ran, or while its job is paused.
+    next_run: datetime | None
+    files: tuple[str, ...]
+    members: int
+    suppressed: int
+    invalid: int
+    duplicates: int
+    problems: tuple[ProblemLine, ...]
+    errors: int
+    warnings: int
+    more_problems: int
+
+    @property
+    def recipients(self) -> int:
+        return self.members - self.suppressed
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "id": self.id, "title": self.title, "description": self.description,
+            "cadence": self.cadence, "schedule": self.schedule, "timezone": self.timezone,
+            "next_run": self.next_run.isoformat() if self.next_run else None,
+            "files": list(self.files), "members": self.members, "suppressed": self.suppressed,
+            "recipients": self.recipients, "invalid": self.invalid,
+            "duplicates": self.duplicates, "errors": self.errors, "warnings": self.warnings,
+            "problems": [p.as_dict() for p in self.problems],
+            "more_problems": self.more_problems,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ListsOverview:
+    """Every list, or the problems of the publication file itself (then no list is read)."""
+
+    lists: tuple[ListOverview, ...]
+    problems: tuple[ProblemLine, ...]
+
+    @property
+    def errors(self) -> int:
+        """Errors in every list's files (a file two lists read counts for each)."""
+        return len(self.problems) + sum(m.errors for m in self.lists)
+
+    @property
+    def warnings(self) -> int:
+        return sum(m.warnings for m in self.lists)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "ok": self.ok, "errors": self.errors, "warnings": self.warnings,
+            "problems": [p.as_dict() for p in self.problems],
+            "lists": [m.as_dict() for m in self.lists],
+        }
+
+
+class ListsReader:
+    """Reads the lists afresh each time, but remembers each list's check (its counts and
+    problems) while its files' bytes and the suppressions that apply to it are unchanged.
+    One per process; safe to share between threads (one check runs at a time)."""
+
+    def __init__(self, settings: Settings, store: Store) -> None:
+        self.settings = settings
+        self.store = store
+        self._lock = threading.Lock()
+        self._kept: dict[str, tuple[Any, ListCheck]] = {}
+
+    def overview(self) -> ListsOverview:
+        check = PublicationCheck(self.settings, keep=PROBLEMS_KEPT)
+        config = check.load()
+        if config is None:
+            return ListsOverview((), tuple(_line(self.settings.home, p) for p in check.problems))
+        next_runs = {job.id: job.next_run for job in read_schedule(self.store.engine)}
+        with self._lock, opened_cache(self.settings.var_dir) as cache, \
+                self.store.engine.connect() as conn:
+            checked = [self._check(check, config, list_id, cache, conn) for list_id in config.lists]
+        home = self.settings.home
+        return ListsOverview(
+            tuple(_overview(home, config.list(c.list_id), c, next_runs) for c in checked), ()
+        )
+
+    def _check(
+        self, check: PublicationCheck, config: PublicationConfig, list_id: str,
+        cache: AddressCache, conn: Connection,
+    ) -> ListCheck:
+        key = _state_of(config, list_id, conn)
+        kept = self._kept.get(list_id)
+        if key is not None and kept is not None and kept[0] == key:
+            return kept[1]
+        fresh = check.check_list(config, list_id, cache, conn)
+        self._kept[list_id] = (key, fresh)
+        return fresh
+
+
+def _state_of(config: PublicationConfig, list_id: str, conn: Connection) -> Any:
+    """What a list's check depends on: its files' bytes, the suppressions that apply to it;
+    None when a file cannot be read (such a list is checked every time, and fast)."""
+    paths = config.member_paths(list_id)
+    try:
+        digests = tuple((str(p), file_digest(p)) for p in paths)
+    except OSError:
+        return None
+    return digests, suppressions.fingerprint(conn, list_id)
+
+
+def lists_overview(settings: Settings, store: Store) -> ListsOverview:
+    """Every list checked afresh, remembering nothing."""
+    return ListsReader(settings, store).overview()
+
+
+def _overview(
+    home: Path, m: MailingList, checked: ListCheck, next_runs: dict[str, datetime | None]
+) -> ListOverview:
+    digest = m.cadence == Cadence.DIGEST
+    return ListOverview(
+        id=m.id, title=m.title, description=m.description, cadence=str(m.cadence),
+        schedule=m.schedule if digest else None, timezone=m.timezone,
+        next_run=next_runs.get(f"digest:{m.id}") if digest else None,
+        files=tuple(_shown(home, p) for p in checked.files),
+        members=checked.counts.members, suppressed=checked.suppressed or 0,
+        invalid=checked.counts.invalid, duplicates=checked.counts.duplicates,
+        problems=tuple(_line(home, p) for p in checked.problems),
+        errors=checked.errors, warnings=checked.warnings, more_problems=checked.more_problems,
+    )
+
+
+def _line(home: Path, problem: Problem) -> ProblemLine:
+    where = _shown(home, problem.path)
+    if problem.line is not None:
+        where += f":{problem.line}"
+    return ProblemLine(where, problem.reason, str(problem.severity))
+
+
+def _shown(home: Path, path: Path) -> str:
+    try:
+        return str(path.relative_to(home))
+    except ValueError:
+        return str(path)
