@@ -14,11 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection
-
 from ..config import Settings
 from ..errors import ListError
-from ..store import suppressions
 from .addresscache import AddressCache
 from .admin import reader_for
 from .config import ConfigFileError, PublicationConfig, load_config
@@ -38,8 +35,6 @@ class ListCheck:
     #: Every problem found, by severity (``problems`` keeps only the first few, if asked).
     errors: int = 0
     warnings: int = 0
-    #: How many members are suppressed for the list (when checked with a connection).
-    suppressed: int | None = None
 
     @property
     def more_problems(self) -> int:
@@ -83,9 +78,10 @@ class PublicationCheck:
 
     def check_list(
         self, config: PublicationConfig, list_id: str, cache: AddressCache | None,
-        conn: Connection | None = None,
+        on_address: Callable[[str], None] | None = None,
     ) -> ListCheck:
-        """Read the list's files once; with ``conn``, count its suppressed members too."""
+        """Read the list's files once, handing each member's address (as suppressions
+        compare them) to ``on_address`` if given."""
         kept: list[Problem] = []
         found = {Severity.ERROR: 0, Severity.WARNING: 0}
 
@@ -97,16 +93,16 @@ class PublicationCheck:
 
         reader = reader_for(config, list_id, on_problem=report, cache=cache,
                             check_deliverability=self.settings.check_deliverability)
-        suppressed = None
-        if conn is None:
+        if on_address is None:
             reader.count()
         else:
-            suppressed = len(suppressions.suppressed_among(conn, reader.addresses(), list_id))
+            for address in reader.addresses():
+                on_address(address)
         if reader.counts.members == 0:
             report(Problem(reader.paths[0], None, f"list {list_id!r} has no members",
                            Severity.WARNING))
         return ListCheck(list_id, reader.paths, reader.counts, tuple(kept),
-                         found[Severity.ERROR], found[Severity.WARNING], suppressed)
+                         found[Severity.ERROR], found[Severity.WARNING])
 
     def tally(self, severity: Severity) -> int:
         return sum(1 for p in self.problems if p.severity == severity)

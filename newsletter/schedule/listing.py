@@ -3,20 +3,22 @@ title, cadence, schedule and next run (from the scheduler's job store), its memb
 suppressed and invalid counts, and the problems ``newsletter lists check`` would report.
 
 Checking a list reads every row of its files (through the address cache the command line
-uses), which takes seconds for a list of a million members. ``ListsReader`` remembers each
-list's check while the bytes of its files and the suppressions that apply to it stay the
-same, so only the first page after a change waits for it.
+uses), which takes tens of seconds for a list of a million members. ``ListsReader``
+remembers each list's check while the bytes of its files stay the same, so only the first
+page after a change to them waits for it. With the check it keeps the members' addresses
+as a sorted array of their hashes (8 bytes a member), against which the suppressions are
+counted afresh at every page: they change all the time, the files seldom.
 """
 
 from __future__ import annotations
 
 import threading
+from array import array
+from bisect import bisect_left
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
-
-from sqlalchemy import Connection
 
 from ..config import Settings
 from ..lists.addresscache import AddressCache, file_digest, opened_cache
@@ -112,16 +114,35 @@ class ListsOverview:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class _Kept:
+    """A list's check, what it was made from, and its members' address hashes, sorted."""
+
+    digests: tuple[tuple[str, str], ...]
+    check: ListCheck
+    members: array[int]
+
+    def suppressed(self, emails: Iterable[str]) -> int:
+        """How many of ``emails`` (each once) are members. Two addresses sharing a 64-bit
+        hash would count one for the other: about once in 10¹³ for a million members."""
+        found = 0
+        for email in emails:
+            key = hash(email)
+            at = bisect_left(self.members, key)
+            found += at < len(self.members) and self.members[at] == key
+        return found
+
+
 class ListsReader:
     """Reads the lists afresh each time, but remembers each list's check (its counts and
-    problems) while its files' bytes and the suppressions that apply to it are unchanged.
-    One per process; safe to share between threads (one check runs at a time)."""
+    problems) while its files' bytes are unchanged. One per process (the hashes are
+    Python's, which differ between processes); safe to share between threads."""
 
     def __init__(self, settings: Settings, store: Store) -> None:
         self.settings = settings
         self.store = store
         self._lock = threading.Lock()
-        self._kept: dict[str, tuple[Any, ListCheck]] = {}
+        self._kept: dict[str, _Kept] = {}
 
     def overview(self) -> ListsOverview:
         check = PublicationCheck(self.settings, keep=PROBLEMS_KEPT)
@@ -129,36 +150,39 @@ class ListsReader:
         if config is None:
             return ListsOverview((), tuple(_line(self.settings.home, p) for p in check.problems))
         next_runs = {job.id: job.next_run for job in read_schedule(self.store.engine)}
-        with self._lock, opened_cache(self.settings.var_dir) as cache, \
-                self.store.engine.connect() as conn:
-            checked = [self._check(check, config, list_id, cache, conn) for list_id in config.lists]
-        home = self.settings.home
-        return ListsOverview(
-            tuple(_overview(home, config.list(c.list_id), c, next_runs) for c in checked), ()
-        )
+        found = []
+        with self._lock, opened_cache(self.settings.var_dir) as cache:
+            for mailing_list in config.lists.values():
+                kept = self._checked(check, config, mailing_list.id, cache)
+                with self.store.engine.connect() as conn:
+                    suppressed = kept.suppressed(suppressions.emails_for(conn, mailing_list.id))
+                found.append(_overview(self.settings.home, mailing_list, kept.check,
+                                       suppressed, next_runs))
+        return ListsOverview(tuple(found), ())
 
-    def _check(
+    def _checked(
         self, check: PublicationCheck, config: PublicationConfig, list_id: str,
-        cache: AddressCache, conn: Connection,
-    ) -> ListCheck:
-        key = _state_of(config, list_id, conn)
+        cache: AddressCache,
+    ) -> _Kept:
+        digests = _digests(config.member_paths(list_id))
         kept = self._kept.get(list_id)
-        if key is not None and kept is not None and kept[0] == key:
-            return kept[1]
-        fresh = check.check_list(config, list_id, cache, conn)
-        self._kept[list_id] = (key, fresh)
+        if digests is not None and kept is not None and kept.digests == digests:
+            return kept
+        members: array[int] = array("q")
+        checked = check.check_list(config, list_id, cache, lambda a: members.append(hash(a)))
+        fresh = _Kept(digests or (), checked, array("q", sorted(members)))
+        if digests is not None:
+            self._kept[list_id] = fresh
         return fresh
 
 
-def _state_of(config: PublicationConfig, list_id: str, conn: Connection) -> Any:
-    """What a list's check depends on: its files' bytes, the suppressions that apply to it;
-    None when a file cannot be read (such a list is checked every time, and fast)."""
-    paths = config.member_paths(list_id)
+def _digests(paths: Iterable[Path]) -> tuple[tuple[str, str], ...] | None:
+    """The SHA-256 of each file; None when one cannot be read (such a list is read every
+    time, which is quick: nothing is in it)."""
     try:
-        digests = tuple((str(p), file_digest(p)) for p in paths)
+        return tuple((str(p), file_digest(p)) for p in paths)
     except OSError:
         return None
-    return digests, suppressions.fingerprint(conn, list_id)
 
 
 def lists_overview(settings: Settings, store: Store) -> ListsOverview:
@@ -167,7 +191,8 @@ def lists_overview(settings: Settings, store: Store) -> ListsOverview:
 
 
 def _overview(
-    home: Path, m: MailingList, checked: ListCheck, next_runs: dict[str, datetime | None]
+    home: Path, m: MailingList, checked: ListCheck, suppressed: int,
+    next_runs: dict[str, datetime | None],
 ) -> ListOverview:
     digest = m.cadence == Cadence.DIGEST
     return ListOverview(
@@ -175,7 +200,7 @@ def _overview(
         schedule=m.schedule if digest else None, timezone=m.timezone,
         next_run=next_runs.get(f"digest:{m.id}") if digest else None,
         files=tuple(_shown(home, p) for p in checked.files),
-        members=checked.counts.members, suppressed=checked.suppressed or 0,
+        members=checked.counts.members, suppressed=suppressed,
         invalid=checked.counts.invalid, duplicates=checked.counts.duplicates,
         problems=tuple(_line(home, p) for p in checked.problems),
         errors=checked.errors, warnings=checked.warnings, more_problems=checked.more_problems,

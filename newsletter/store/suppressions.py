@@ -96,6 +96,16 @@ def suppressed_among(conn: Connection, emails: Iterable[str], list_id: str) -> s
     return found
 
 
+def emails_for(conn: Connection, list_id: str) -> Iterator[str]:
+    """Every address suppressed for ``list_id`` (for it, or for every list), each once,
+    streamed rather than read whole."""
+    stmt = select(suppressions.c.email).distinct().where(
+        or_(suppressions.c.scope == ALL_LISTS, suppressions.c.scope == list_id)
+    )
+    for row in conn.execution_options(yield_per=5000).execute(stmt):
+        yield row[0]
+
+
 def fingerprint(conn: Connection, list_id: str) -> tuple[int, datetime | None]:
     """How many suppressions apply to ``list_id``, and the newest's time: any change to
     them (one added, one lifted) changes this pair."""
