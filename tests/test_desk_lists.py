@@ -6,11 +6,9 @@ from __future__ import annotations
 
 import html
 import re
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-import time_machine
 from click.testing import CliRunner
 from markupsafe import escape
 
@@ -19,9 +17,8 @@ from newsletter.lists import list_stats, load_config
 from newsletter.lists.addresscache import opened_cache
 from newsletter.lists.check import PublicationCheck
 from newsletter.models import SuppressionReason
-from newsletter.schedule.scheduler import build_scheduler, job_specs, stop_scheduler, sync_jobs
-from newsletter.store import make_engine, suppressions
-from tests.desk_support import Desk, signed_in
+from newsletter.store import suppressions
+from tests.desk_support import SCHEDULED_AT, Desk, schedule_jobs, signed_in
 from tests.servers.webapp import WebApp
 
 
@@ -30,17 +27,7 @@ def web(desk_web: WebApp) -> WebApp:
     return desk_web
 
 
-T0 = datetime(2026, 11, 23, 7, 0, tzinfo=UTC)
 BAD_ROWS = "broken@,Broken,Nowhere\nZOE.ANGSTROM@example.org,Zoë again,Kellmouth\n"
-
-
-def schedule_jobs(desk: Desk) -> None:
-    """The jobs a scheduler started at T0 would store."""
-    with time_machine.travel(T0, tick=False):
-        scheduler = build_scheduler(desk.settings, make_engine(desk.settings.database_url))
-        scheduler.start(paused=True)
-        sync_jobs(scheduler, job_specs(desk.settings, desk.publisher.config))
-        stop_scheduler(scheduler)
 
 
 def section(page: str, list_id: str) -> str:
@@ -81,11 +68,12 @@ def test_each_list_as_the_files_the_store_and_the_schedule_have_it(
     weekly_csv = desk.settings.subscribers_dir / "weekly.csv"
     with weekly_csv.open("a", encoding="utf-8") as handle:
         handle.write(BAD_ROWS)
+    at = SCHEDULED_AT
     with desk.store.engine.begin() as conn:
         suppressions.add(conn, "jose.nunez@example.org", SuppressionReason.UNSUBSCRIBED,
-                         scope="weekly", at=T0)
-        suppressions.add(conn, "jose.nunez@example.org", SuppressionReason.COMPLAINED, at=T0)
-        suppressions.add(conn, "stranger@example.org", SuppressionReason.MANUAL, at=T0)
+                         scope="weekly", at=at)
+        suppressions.add(conn, "jose.nunez@example.org", SuppressionReason.COMPLAINED, at=at)
+        suppressions.add(conn, "stranger@example.org", SuppressionReason.MANUAL, at=at)
     schedule_jobs(desk)
     config = load_config(desk.settings)
 

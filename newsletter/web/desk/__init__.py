@@ -24,6 +24,7 @@ from .lists import ListEndpoints
 from .pages import STYLESHEET, DeskPages
 from .sessions import CookiePolicy, Sessions
 from .signin import SigninEndpoints
+from .status import StatusEndpoints
 from .suppressions import SuppressionEndpoints
 from .users import UserEndpoints
 
@@ -65,4 +66,5 @@ def desk_routes(settings: Settings, store: Store, site: Site) -> list[BaseRoute]
         *ArticleEndpoints(publisher, guard, pages).routes(),
         *SuppressionEndpoints(publisher, guard, pages).routes(),
         *ListEndpoints(settings, store, guard, pages).routes(),
+        *StatusEndpoints(settings, store, guard, pages).routes(),
     ]
