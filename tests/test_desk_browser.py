@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from tests.desk_browser import NEEDS_CHROMIUM, WIDTHS, Visit, chromium
 from tests.desk_support import (
     ADMIN,
     PASSWORD,
@@ -26,71 +27,13 @@ from tests.servers.webapp import WebApp
 def web(desk_web: WebApp) -> WebApp:
     return desk_web
 
-CHROMIUM = Path("/usr/bin/chromium")
-pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Chromium at /usr/bin")
-WIDTHS = (1280, 375)
+pytestmark = NEEDS_CHROMIUM
 
 
 @pytest.fixture
 def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        launched = p.chromium.launch(executable_path=str(CHROMIUM), headless=True)
-        try:
-            yield launched
-        finally:
-            launched.close()
-
-
-class Visit:
-    """One browser tab on the desk that records every dialog and checks each page."""
-
-    def __init__(self, browser: Any, web: WebApp, shots: Path) -> None:
-        from axe_playwright_python.sync_playwright import Axe
-
-        self.base = web.url("")
-        self.context = browser.new_context(viewport={"width": 1280, "height": 900})
-        # Only the desk itself: anything else a page asks for (an email's remote picture)
-        # is refused here, besides by the pages' policies.
-        self.context.route("**/*", self._only_local)
-        self.page = self.context.new_page()
-        self.dialogs: list[str] = []
-        self.page.on("dialog", self._dialog)
-        self.axe = Axe()
-        self.shots = shots
-        self.checked: list[str] = []
-
-    def _only_local(self, route: Any) -> None:
-        url = route.request.url
-        if url.startswith(self.base) or url.startswith("data:"):
-            route.continue_()
-        else:
-            route.abort()
-
-    def _dialog(self, dialog: Any) -> None:
-        self.dialogs.append(dialog.message)
-        dialog.dismiss()
-
-    def check(self, name: str) -> None:
-        """axe-core finds nothing serious or critical; screenshots at each width."""
-        results = self.axe.run(self.page)
-        bad = [
-            (v["id"], v["impact"], [n["target"] for n in v["nodes"]])
-            for v in results.response["violations"]
-            if v["impact"] in ("serious", "critical")
-        ]
-        assert bad == [], f"{name}: {bad}"
-        frames = self.page.locator("iframe.preview")
-        for width in WIDTHS:
-            self.page.set_viewport_size({"width": width, "height": 900})
-            self.page.screenshot(path=self.shots / f"{name}-{width}.png", full_page=True)
-            if frames.count():  # and the preview as a viewport shows it at this width
-                frames.scroll_into_view_if_needed()
-                self.page.screenshot(path=self.shots / f"{name}-preview-{width}.png")
-                self.page.evaluate("() => window.scrollTo(0, 0)")
-        self.page.set_viewport_size({"width": 1280, "height": 900})
-        self.checked.append(name)
+    with chromium() as launched:
+        yield launched
 
 
 def test_an_editor_works_an_issue_in_the_browser(

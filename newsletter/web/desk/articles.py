@@ -68,26 +68,25 @@ class ArticleEndpoints:
     ) -> Response:
         browse = Browse(forms.text(form, "source", 200), forms.text(form, "after", 60))
         try:
-            choice = self._choice(form)
+            chosen = forms.ids(form, "article", "Articles")
         except FieldError as exc:
             return await self._page(session, browse, Choice(), error=exc)
+        choice = Choice(forms.text(form, "list", 200), tuple(chosen), forms.ticked(form, "again"))
         try:
+            self._check(choice)
             drafted = await run_in_threadpool(self._draft, choice, f"desk:{session.user.name}")
-        except FieldError as exc:
+        except FieldError as exc:  # the page again, as it was sent, saying what was wrong
             return await self._page(session, browse, choice, error=exc)
         return RedirectResponse(f"/desk/issues/{drafted}", status_code=303)
 
     # -- the form ------------------------------------------------------------------------
-    def _choice(self, form: FormData | None) -> Choice:
-        list_id = forms.text(form, "list", 200)
-        chosen = forms.ids(form, "article", "Articles")
-        if not chosen:
+    def _check(self, choice: Choice) -> None:
+        if not choice.article_ids:
             raise FieldError("article", "Articles", "tick at least one article to draft from")
-        if not list_id:
+        if not choice.list_id:
             raise FieldError("list", "List", "choose the list the issue is for")
-        if list_id not in self._lists():
-            raise FieldError("list", "List", f"there is no list {list_id!r}")
-        return Choice(list_id, tuple(chosen), forms.ticked(form, "again"))
+        if choice.list_id not in self._lists():
+            raise FieldError("list", "List", f"there is no list {choice.list_id!r}")
 
     def _draft(self, choice: Choice, actor: str) -> int:
         """The new issue's id; the library's refusals become the field they are about."""
