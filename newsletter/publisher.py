@@ -29,7 +29,7 @@ from .issues import sendtime
 from .lists.config import PublicationConfig, load_config
 from .lists.members import Problem, stream_recipients
 from .models import Cadence, IssueKind, IssueState, MailingList, Recipient, check_transition
-from .store import Store, ledger, tally
+from .store import Store, ledger, suppressions, tally
 from .store import articles as article_store
 from .store import audience as audience_store
 from .store import issues as issue_store
@@ -344,7 +344,8 @@ class Publisher:
         """The list's members, streamed, with only the ``fields`` columns (None: all); invalid
         rows are skipped, and logged once the list is read as one line per file with their
         count (a list with 100,000 bad rows logged a line for each on every send). Repeats
-        are left in: the ledger drops them."""
+        are left in: the ledger drops them. Readers forgotten at their request are left out
+        before the ledger sees them (an old copy of a member file may still hold them)."""
         skipped = _SkippedRows()
         paths = [self.settings.subscribers_dir / p for p in mailing_list.members_files]
         recipients = stream_recipients(
@@ -352,8 +353,16 @@ class Publisher:
             check_deliverability=self.settings.check_deliverability,
             on_problem=skipped.add, keep=fields,
         )
-        yield from recipients
+        with self.store.engine.connect() as conn:
+            forgotten = suppressions.ForgottenScreen(suppressions.forgotten_digests(conn))
+        yield from forgotten.members(recipients) if forgotten.digests else recipients
         skipped.log()
+        if forgotten.left_out:
+            log.warning(
+                "list %s: %s row%s of readers forgotten at their request left out; is an old "
+                "copy of a member file in use?", mailing_list.id, forgotten.left_out,
+                "" if forgotten.left_out == 1 else "s",
+            )
 
     def start(self, issue_id: int) -> PreparedIssue:
         """queued → sending; freeze the audience the first time.

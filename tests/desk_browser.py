@@ -1,6 +1,8 @@
-"""What the desk's browser tests share: the system's Chromium driven by Playwright, and a
-tab that records every dialog and checks each page with axe-core, screenshots at 1280 and
-375 px wide in the test's folder. Every wait is Playwright's own: nothing sleeps."""
+"""What the desk's browser tests share: the system's Chromium driven by Playwright, and a tab
+that checks each page with axe-core and takes its screenshots at 1280 and 375 px.
+
+Every wait is Playwright's own (auto-waiting and ``expect``): nothing sleeps.
+"""
 
 from __future__ import annotations
 
@@ -15,14 +17,13 @@ from tests.desk_support import PASSWORD
 from tests.servers.webapp import WebApp
 
 CHROMIUM = Path("/usr/bin/chromium")
-#: For a module's ``pytestmark``.
-NEEDS_CHROMIUM = pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Chromium at /usr/bin")
+needs_chromium = pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Chromium at /usr/bin")
 WIDTHS = (1280, 375)
 
 
 @contextmanager
 def chromium() -> Iterator[Any]:
-    """The system's Chromium, headless, closed afterwards."""
+    """A headless Chromium, closed after."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
@@ -82,12 +83,12 @@ class Visit:
         self.page.set_viewport_size({"width": 1280, "height": 900})
         self.checked.append(name)
 
-    def sign_in(self, name: str) -> None:
-        """Through the form, as a person would; lands on the issues list."""
+    def sign_in(self, web: WebApp, name: str, password: str = PASSWORD) -> None:
+        """Through the sign-in form, as a person would; back on the issues list."""
         from playwright.sync_api import expect
 
-        self.page.goto(self.base + "/desk/signin")
+        self.page.goto(web.url("/desk/signin"))
         self.page.get_by_label("Name").fill(name)
-        self.page.get_by_label("Password").fill(PASSWORD)
+        self.page.get_by_label("Password").fill(password)
         self.page.get_by_role("button", name="Sign in").click()
         expect(self.page.get_by_role("heading", name="Issues", exact=True)).to_be_visible()

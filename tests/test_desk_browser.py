@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.desk_browser import NEEDS_CHROMIUM, WIDTHS, Visit, chromium
+from tests.desk_browser import WIDTHS, Visit, chromium, needs_chromium
 from tests.desk_support import (
     ADMIN,
     PASSWORD,
@@ -27,7 +27,7 @@ from tests.servers.webapp import WebApp
 def web(desk_web: WebApp) -> WebApp:
     return desk_web
 
-pytestmark = NEEDS_CHROMIUM
+pytestmark = needs_chromium
 
 
 @pytest.fixture

@@ -14,11 +14,11 @@ import pytest
 from newsletter.editor import editing
 from newsletter.models import SuppressionReason
 from newsletter.store import suppressions
-from tests.desk_browser import NEEDS_CHROMIUM, WIDTHS, Visit, chromium
+from tests.desk_browser import WIDTHS, Visit, chromium, needs_chromium
 from tests.desk_support import ADMIN, XSS_TITLE, Desk, schedule_jobs
 from tests.servers.webapp import WebApp
 
-pytestmark = NEEDS_CHROMIUM
+pytestmark = needs_chromium
 MARKUP = '<img src=x onerror="alert(2)">'
 
 
@@ -44,7 +44,7 @@ def test_the_four_pages_in_the_browser(
                          source="webhook:mailgun", detail=MARKUP, at=desk.store.now())
     visit = Visit(browser, web, tmp_path)
     page = visit.page
-    visit.sign_in(ADMIN)
+    visit.sign_in(web, ADMIN)
 
     # -- articles: hostile title as text; draft from two ticked articles -----------------
     page.get_by_role("link", name="Articles").click()

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
 import pytest
 import requests
 
+from newsletter.config import Settings
 from newsletter.delivery.base import LONGEST_RETRY_AFTER, retry_after_seconds
+from newsletter.delivery.providers.registry import provider_class
+from newsletter.errors import TransientProviderError
 
 
 def answer(retry_after: str | None) -> requests.Response:
@@ -45,3 +49,24 @@ def test_retry_after_as_an_http_date(utc: bool) -> None:
     seconds = retry_after_seconds(answer(text))
     assert seconds is not None and 85 <= seconds <= 90
 
+
+
+@pytest.mark.parametrize(
+    ("provider", "header", "value"),
+    [
+        ("sendgrid", "X-RateLimit-Reset", lambda: str(int(datetime.now(UTC).timestamp()) + 60)),
+        ("brevo", "x-sib-ratelimit-reset", lambda: "60"),
+    ],
+)
+def test_a_reset_header_stands_in_for_a_missing_retry_after(
+    settings: Settings, provider: str, header: str, value: Callable[[], str]
+) -> None:
+    """SendGrid and Brevo say when a rate limit resets in a header of their own."""
+    sender = provider_class(provider)(settings)
+    limited = answer(None)
+    limited.headers[header] = value()
+    with pytest.raises(TransientProviderError) as raised:
+        sender.raise_for_error(limited)  # type: ignore[attr-defined]
+    assert raised.value.retry_after is not None and 55 <= raised.value.retry_after <= 60
+    limited.headers["Retry-After"] = "5"  # the standard header, when sent, wins
+    assert sender.wait_asked(limited) == 5.0  # type: ignore[attr-defined]

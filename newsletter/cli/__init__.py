@@ -29,7 +29,9 @@ COMMAND_MODULES = {
     "send": "send",
     "serve": "serve",
     "status": "status",
+    "subscribers": "subscribers",
     "suppressions": "suppressions",
+    "tokens": "tokens",
     "users": "users",
     "worker": "worker",
 }

@@ -361,8 +361,13 @@ class HttpProvider(Provider):
             provider=self.name,
             status=status,
             body=response.text,
-            retry_after=retry_after_seconds(response),
+            retry_after=self.wait_asked(response),
         )
+
+    def wait_asked(self, response: requests.Response) -> float | None:
+        """How long the provider asked to wait before the next try (None: it did not say).
+        ``Retry-After`` by default; a provider that says it in a header of its own reads that."""
+        return retry_after_seconds(response)
 
     # -- the one place requests' exceptions are translated --------------------------------
     @property

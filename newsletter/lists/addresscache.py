@@ -16,6 +16,9 @@ A file whose rows were not all clean is remembered too when every row that was n
 the lean path can replay: a refused row (with its line and reason) or an address that was
 not in its normalised form (with that form), keyed by the row's place among the file's
 records. Any change to the file changes its digest, and it is read the full way again.
+
+A reader who is forgotten is forgotten here too (``forget``): every spelling of their
+address, a refusal of it, and the notes of any file that named it.
 """
 
 from __future__ import annotations
@@ -30,6 +33,19 @@ from typing import NamedTuple
 import email_validator
 
 COMMIT_EVERY = 20_000
+
+
+class Spelling(NamedTuple):
+    """One way an address was written, and the cache's verdict on it."""
+
+    as_written: str
+    normalised: str | None
+    refused: str | None
+
+
+def _address_key(text: str | None) -> str | None:
+    """As ``members.address_key`` (which imports this module): how addresses compare."""
+    return None if text is None else text.strip().lower()
 
 
 class RowNote(NamedTuple):
@@ -157,6 +173,45 @@ class AddressCache:
         self._db.execute("COMMIT")
         self._pending = []
         self._pending_refused = []
+
+    def spellings(self, key: str) -> list[Spelling]:
+        """The remembered spellings of the address ``key`` (lower-cased), accepted or refused."""
+        self.flush()
+        self._db.create_function("address_key", 1, _address_key, deterministic=True)
+        accepted = self._db.execute(
+            "SELECT raw, normalised, NULL FROM accepted WHERE address_key(normalised) = ?"
+            " UNION ALL SELECT raw, NULL, reason FROM refused WHERE address_key(raw) = ?"
+            " ORDER BY 1", (key, key),
+        )
+        return [Spelling(*row) for row in accepted]
+
+    def forget(self, key: str) -> int:
+        """Drop every spelling of ``key`` and the notes of every file that named it (such a
+        file is read in full again); how many spellings were dropped."""
+        self.flush()
+        self._db.create_function("address_key", 1, _address_key, deterministic=True)
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            dropped = self._forget(key)
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+        return dropped
+
+    def _forget(self, key: str) -> int:
+        noted = [row[0] for row in self._db.execute(
+            "SELECT DISTINCT sha256 FROM file_notes WHERE address_key(normalised) = ?"
+            " OR instr(address_key(reason), ?) > 0", (key, key),
+        )]
+        for digest in noted:
+            self._db.execute("DELETE FROM file_notes WHERE sha256 = ?", (digest,))
+            self._db.execute("DELETE FROM noted_files WHERE sha256 = ?", (digest,))
+        accepted = self._db.execute(
+            "DELETE FROM accepted WHERE address_key(normalised) = ?", (key,)
+        ).rowcount
+        refused = self._db.execute("DELETE FROM refused WHERE address_key(raw) = ?", (key,))
+        return accepted + refused.rowcount
 
     def close(self) -> None:
         self.flush()

@@ -204,8 +204,9 @@ def _note_import_problem(report: ImportReport, problem: Problem) -> None:
 def _not_suppressed(
     members: Iterable[Member], conn: Connection, list_id: str, report: ImportReport
 ) -> Iterator[Member]:
+    forgotten = suppressions.forgotten_digests(conn)
     for chunk in _chunks(members):
-        found = suppressions.suppressed_among(conn, (m.key for m in chunk), list_id)
+        found = suppressions.suppressed_among(conn, (m.key for m in chunk), list_id, forgotten)
         for member in chunk:
             if member.key not in found:
                 yield member
@@ -252,8 +253,9 @@ def export_members(
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(columns)
     written = suppressed = 0
+    forgotten = suppressions.forgotten_digests(conn)
     for chunk in _chunks(reader.members()):
-        found = suppressions.suppressed_among(conn, (m.key for m in chunk), list_id)
+        found = suppressions.suppressed_among(conn, (m.key for m in chunk), list_id, forgotten)
         kept = [m.subscriber for m in chunk if m.key not in found]
         writer.writerows(_export_row(s, columns) for s in kept)
         written += len(kept)

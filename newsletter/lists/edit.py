@@ -24,7 +24,7 @@ from ..errors import ListError
 from ..models import Subscriber
 from ..render.message import UNFIT_FOR_HEADERS, describe_character
 from .csvfile import NAME, Header, Record, format_row, iter_records, line_ending
-from .members import row_key
+from .members import same_address
 
 _CHUNK = 1 << 16
 
@@ -163,7 +163,7 @@ def remove_member(path: Path, key: str) -> list[int]:
     def keep(record: Record, header: Header) -> bool:
         fields = record.fields or []
         index = header.email_index
-        if index < len(fields) and row_key(fields[index]) == key:
+        if index < len(fields) and same_address(fields[index], key):
             removed.append(record.line)
             return False
         return True

@@ -129,6 +129,23 @@ def row_key(raw: str) -> str:
         return address_key(raw)
 
 
+def same_address(raw: str, key: str) -> bool:
+    """Whether ``row_key(raw) == key``, asking email-validator (about 20 µs) only about an
+    address whose part before the @ could be the key's: its normalisation changes only the
+    case of the domain, its IDNA form and quoting there, so other rows are answered at once."""
+    written = address_key(raw)
+    if written == key:
+        return True
+    if _local_part(written) != _local_part(key):
+        return False
+    return row_key(raw) == key
+
+
+def _local_part(address: str) -> str:
+    """The part before the last @, without quotes or escapes (which normalising may drop)."""
+    return address.rpartition("@")[0].replace('"', "").replace("\\", "")
+
+
 class SeenAddresses:
     """Addresses already read for one list, with the file and line of each (first wins)."""
 

@@ -3,12 +3,18 @@
 An event is applied once: its ``(provider, event_id)`` goes into ``events`` first, and a
 duplicate stops there, so a redelivered soft bounce is not counted twice. The caller holds
 the transaction, which also records the request's replay token when the provider has one.
+
+An event about a reader forgotten at their request (``suppressions.is_forgotten``) is kept
+without what would name them (``forgotten_event``): its type, time and issue still count, its
+address, message id and detail are not stored again, and it suppresses nothing (the
+forgotten row already does).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -49,6 +55,8 @@ def apply_event(
     conn: Connection, event: WebhookEvent, *, soft_bounce_limit: int, now: datetime
 ) -> bool:
     """Record ``event``, update its ledger row and suppress its address if it calls for it."""
+    if event.email and suppressions.is_forgotten(conn, event.email):
+        event = forgotten_event(event)
     row = find_recipient(conn, event.provider_message_id, event.email)
     if not _record(conn, event, row.issue_id if row else None):
         return False
@@ -58,6 +66,25 @@ def apply_event(
     if email:
         _suppress(conn, event, email, row.list_id if row else "", soft_bounce_limit, now)
     return True
+
+
+def forgotten_event(event: WebhookEvent) -> WebhookEvent:
+    """``event`` without what names a forgotten reader; its id stays what a redelivery of it
+    would become, so that a redelivered event is still applied once."""
+    return replace(
+        event, email="", provider_message_id="", detail="",
+        event_id=forgotten_event_id(event.event_id, event.email),
+    )
+
+
+def forgotten_event_id(event_id: str, email: str) -> str:
+    """An event id with the address in it (Amazon SES and Resend make one per recipient so)
+    written with the address's forgotten key instead."""
+    address = email.strip()
+    if not address:
+        return event_id
+    key = suppressions.forgotten_key(address)
+    return re.sub(re.escape(address), lambda _: key, event_id, flags=re.IGNORECASE)[:300]
 
 
 @dataclass(frozen=True, slots=True)

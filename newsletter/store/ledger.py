@@ -458,16 +458,33 @@ def rebatch(
     at: datetime,
     not_before: float = 0.0,
 ) -> int:
-    """Move these recipients into a new pending batch (a partial retry); returns its id."""
+    """Move these recipients into a new pending batch (a partial retry); returns its id.
+
+    The batches they leave are given their new sizes: a batch's ``size`` stays the number
+    of rows it holds, which the progress of a send is counted from (``store.watch``)."""
     batch_id = _new_batch(
         conn, issue_id, next_seq(conn, issue_id), len(recipient_ids), at, not_before=not_before
     )
+    moved = list(recipient_ids)
+    left = conn.execute(
+        select(recipients.c.batch_id).where(recipients.c.id.in_(moved)).distinct()
+    ).scalars()
+    emptied = [b for b in left if b is not None]
     conn.execute(
         update(recipients)
-        .where(recipients.c.id.in_(list(recipient_ids)))
+        .where(recipients.c.id.in_(moved))
         .values(batch_id=batch_id, status=str(DeliveryStatus.QUEUED), error="", updated_at=at)
     )
+    _resize(conn, emptied)
     return batch_id
+
+
+def _resize(conn: Connection, batch_ids: Sequence[int]) -> None:
+    """Each of these batches' ``size`` counted again from its rows."""
+    if not batch_ids:
+        return
+    held = select(func.count()).where(recipients.c.batch_id == batches.c.id).scalar_subquery()
+    conn.execute(update(batches).where(batches.c.id.in_(batch_ids)).values(size=held))
 
 
 def stale_batches(conn: Connection, issue_id: int, now: float) -> list[ClaimedBatch]:

@@ -351,3 +351,20 @@ desk_throttle = Table(
     Column("locked_until", UtcDateTime(), nullable=True),
     Column("updated_at", UtcDateTime(), nullable=False),
 )
+
+
+# -- the HTTP API's tokens -------------------------------------------------------------------
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    #: Named like a desk account; the issue history records ``api:<name>``, so a name is
+    #: never given to a second token, even once the first is revoked.
+    Column("name", String(64), nullable=False, unique=True),
+    Column("role", String(10), nullable=False),
+    #: The SHA-256 of the token: a copy of the table lets nobody in.
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("last_used_at", UtcDateTime(), nullable=True),
+    Column("revoked_at", UtcDateTime(), nullable=True),
+)

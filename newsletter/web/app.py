@@ -23,6 +23,7 @@ from ..config import Settings
 from ..lists.config import PublicationConfig, load_config
 from ..store import Store
 from ..tokens import TokenSigner
+from .api import api_routes
 from .archive import ArchiveEndpoints
 from .desk import desk_routes
 from .pages import STYLESHEET, Pages, SecurityHeaders, Site
@@ -66,6 +67,7 @@ def create_app(
         *ArchiveEndpoints(store, pages).routes(),
         *WebhookEndpoint(settings, store, receivers).routes(),
         *desk_routes(settings, store, site),
+        *api_routes(settings, store),
     ]
     return Starlette(
         routes=routes,

@@ -15,7 +15,6 @@ from typing import Any
 
 import requests
 
-from ...errors import TransientProviderError
 from ...models import DeliveryStatus
 from ..base import (
     BatchRecipient,
@@ -90,14 +89,11 @@ class BrevoProvider(HttpProvider):
             ]
         )
 
-    def raise_for_error(self, response: requests.Response) -> None:
-        try:
-            super().raise_for_error(response)
-        except TransientProviderError as exc:
-            # Brevo sends no Retry-After; its reset header counts seconds.
-            if exc.retry_after is None:
-                exc.retry_after = _seconds(response.headers.get("x-sib-ratelimit-reset", ""))
-            raise
+    def wait_asked(self, response: requests.Response) -> float | None:
+        # Brevo sends no Retry-After; its reset header counts seconds.
+        asked = super().wait_asked(response)
+        reset = response.headers.get("x-sib-ratelimit-reset", "")
+        return asked if asked is not None else _seconds(reset)
 
 
 def _version(

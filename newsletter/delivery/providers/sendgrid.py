@@ -14,7 +14,6 @@ from typing import Any
 
 import requests
 
-from ...errors import TransientProviderError
 from ..base import (
     BatchRecipient,
     BatchResult,
@@ -70,14 +69,11 @@ class SendGridProvider(HttpProvider):
             raise ValueError(f"expected 202 Accepted, got {response.status_code}")
         return BatchResult.all_sent(batch, response.headers.get("X-Message-Id", ""))
 
-    def raise_for_error(self, response: requests.Response) -> None:
-        try:
-            super().raise_for_error(response)
-        except TransientProviderError as exc:
-            # SendGrid announces no Retry-After; its rate-limit reset is an epoch time.
-            if exc.retry_after is None:
-                exc.retry_after = _reset_delay(response.headers.get("X-RateLimit-Reset", ""))
-            raise
+    def wait_asked(self, response: requests.Response) -> float | None:
+        # SendGrid announces no Retry-After; its rate-limit reset is an epoch time.
+        asked = super().wait_asked(response)
+        reset = response.headers.get("X-RateLimit-Reset", "")
+        return asked if asked is not None else _reset_delay(reset)
 
 
 def _personalization(

@@ -22,6 +22,7 @@ from .guard import HOME, Guard
 from .issues import IssueEndpoints
 from .lists import ListEndpoints
 from .pages import STYLESHEET, DeskPages
+from .report import ReportEndpoints
 from .sessions import CookiePolicy, Sessions
 from .signin import SigninEndpoints
 from .status import StatusEndpoints
@@ -63,6 +64,7 @@ def desk_routes(settings: Settings, store: Store, site: Site) -> list[BaseRoute]
         *SigninEndpoints(store, sessions, guard, pages).routes(),
         *IssueEndpoints(publisher, guard, pages).routes(),
         *UserEndpoints(store, guard, pages).routes(),
+        *ReportEndpoints(store, guard, pages).routes(),
         *ArticleEndpoints(publisher, guard, pages).routes(),
         *SuppressionEndpoints(publisher, guard, pages).routes(),
         *ListEndpoints(settings, store, guard, pages).routes(),

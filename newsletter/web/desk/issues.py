@@ -29,6 +29,7 @@ from ...store import tally
 from ..archive import issue_id_from_path
 from .guard import Guard
 from .pages import DeskPages
+from .report import live_progress_view, progress_view
 from .sessions import DeskSession
 
 #: The preview's own policy: the email's inline styles and data: images, nothing that runs,
@@ -112,7 +113,8 @@ class IssueEndpoints:
                                      limit=LIST_LIMIT)
             return [
                 {"record": r, "timezone": zones.get(r.list_id, "UTC"),
-                 "counts": tally.status_counts(conn, r.id)}
+                 "counts": tally.status_counts(conn, r.id),
+                 "progress": live_progress_view(conn, r, self.store.now())}
                 for r in found
             ]
 
@@ -150,12 +152,14 @@ class IssueEndpoints:
     def _details(self, issue_id: int) -> dict[str, Any]:
         with self.store.engine.connect() as conn:
             record = issue_store.get(conn, issue_id)
+            counts = tally.status_counts(conn, issue_id)
             return {
                 "record": record,
                 "timezone": self._timezones().get(record.list_id, "UTC"),
                 "articles": editing.articles_of(conn, issue_id),
                 "events": issue_store.events(conn, issue_id),
-                "counts": tally.status_counts(conn, issue_id),
+                "counts": counts,
+                "progress": progress_view(conn, record, self.store.now(), counts),
             }
 
     def _act(self, action: Action) -> Any:

@@ -1,0 +1,276 @@
+"""What the API reads and answers, as pydantic models: the same models check a request,
+write an answer and make the OpenAPI document's schemas.
+
+Bodies are strict (a string is not a number, ``"yes"`` is not ``true``) and refuse fields
+they do not know, so a typo is told rather than ignored. Text may not hold a NUL character,
+which PostgreSQL cannot store.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from email_validator import EmailNotValidError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from ...lists.address import sendable_address
+from ...models import IssueKind, IssueState
+from ..archive import MAX_ISSUE_ID
+
+#: No NUL anywhere (the same pattern in Python, Rust and ECMAScript regular expressions).
+NO_NUL = r"^[^\x00]*$"
+MAX_LINE = 1000
+MAX_INTRO = 50_000
+
+Id = Annotated[int, Field(ge=1, le=MAX_ISSUE_ID)]
+Line = Annotated[str, Field(max_length=MAX_LINE, pattern=NO_NUL)]
+Markdown = Annotated[str, Field(max_length=MAX_INTRO, pattern=NO_NUL)]
+
+
+def _address(value: str) -> str:
+    try:
+        return sendable_address(value)
+    except EmailNotValidError as exc:
+        raise ValueError(str(exc)) from exc
+
+
+Address = Annotated[
+    str, Field(max_length=254, json_schema_extra={"format": "email"}), AfterValidator(_address)
+]
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class Query(BaseModel):
+    """Query parameters arrive as text: numbers are read from it; unknown ones are ignored."""
+
+    model_config = ConfigDict(extra="ignore")
+
+
+class Answer(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_by_name=True, serialize_by_alias=True)
+
+
+# -- queries ---------------------------------------------------------------------------------
+class PageQuery(Query):
+    limit: int = Field(default=50, ge=1, le=200, description="How many items a page holds.")
+    cursor: str | None = Field(
+        default=None, max_length=500,
+        description="The next_cursor of the page before (leave out for the first page).",
+    )
+
+
+class IssueQuery(PageQuery):
+    state: IssueState | None = Field(default=None, description="Only issues in this state.")
+    list_id: str | None = Field(
+        default=None, alias="list", max_length=100, pattern=NO_NUL, description="Only this list's."
+    )
+
+
+# -- bodies ----------------------------------------------------------------------------------
+class DraftBody(Body):
+    list_id: str = Field(alias="list", min_length=1, max_length=100, pattern=NO_NUL)
+    article_ids: list[Id] | None = Field(
+        default=None, min_length=1, max_length=500,
+        description="These articles, in this order; leave out for the list's new ones.",
+    )
+    again: bool = Field(default=False, description="Allow articles the list has had already.")
+    subject: Line = ""
+    preheader: Line = ""
+    intro_md: Markdown = ""
+
+
+class EditBody(Body):
+    subject: Line | None = None
+    preheader: Line | None = None
+    intro_md: Markdown | None = None
+
+
+class QueueBody(Body):
+    at: Line | None = Field(
+        default=None, description="The send time in the list's timezone, as '2026-12-01 08:00' "
+        "(or with an offset, '2026-12-01 08:00+01:00'); leave out to send at once.",
+    )
+    force: bool = Field(default=False, description="Queue despite the pre-send checks' warnings.")
+
+
+class RetryBody(Body):
+    unknown: bool = Field(
+        default=False,
+        description="Retry recipients whose outcome is unknown (not the failed ones).",
+    )
+
+
+class TestBody(Body):
+    to: list[Address] | None = Field(
+        default=None, min_length=1, max_length=20,
+        description="Where to send it; leave out for NEWSLETTER_TEST_RECIPIENTS.",
+    )
+
+
+class AddArticleBody(Body):
+    article_id: Id
+    position: Id | None = Field(default=None, description="From 1; leave out for the end.")
+    again: bool = Field(default=False, description="Allow an article the list has had already.")
+
+
+class MoveArticleBody(Body):
+    position: Id = Field(description="From 1.")
+
+
+# -- answers ---------------------------------------------------------------------------------
+class IssueArticleOut(Answer):
+    position: int
+    id: int
+    title: str
+    source: str
+    url: str
+
+
+class HistoryEvent(Answer):
+    at: datetime
+    from_state: str = Field(alias="from", description="Empty when the issue was made.")
+    to: str
+    note: str
+    by: str = Field(description="api:<token>, desk:<user>, cli:<system user> or system.")
+
+
+class IssueSummary(Answer):
+    id: int
+    number: int | None
+    list_id: str = Field(alias="list")
+    kind: IssueKind
+    state: IssueState
+    subject: str
+    preheader: str
+    created_at: datetime
+    updated_at: datetime
+    send_at: datetime | None
+    send_at_local: str | None = Field(description="send_at in the list's timezone.")
+    timezone: str
+    started_at: datetime | None
+    finished_at: datetime | None
+    recipients: dict[str, int] = Field(description="Recipients counted by delivery status.")
+
+
+class IssueDetail(IssueSummary):
+    intro_md: str
+    provider: str
+    pause_reason: str
+    articles: list[IssueArticleOut]
+    history: list[HistoryEvent]
+
+
+class IssuePage(Answer):
+    items: list[IssueSummary]
+    next_cursor: str | None
+
+
+class DraftAnswer(Answer):
+    issues: list[IssueSummary] = Field(description="The drafts made (none: nothing new).")
+
+
+class Findings(Answer):
+    errors: list[str]
+    warnings: list[str]
+
+
+class ActionAnswer(Answer):
+    issue: IssueSummary
+
+
+class QueueAnswer(ActionAnswer):
+    warnings: list[str] = Field(description="Warnings a forced queue went past.")
+    note: str = Field(description="How a send time that needed a choice was read.")
+
+
+class RetryAnswer(ActionAnswer):
+    requeued: int
+
+
+class TestSendAnswer(Answer):
+    results: list[str] = Field(description="Each address and what the provider said.")
+
+
+class IssueArticles(Answer):
+    issue_id: int
+    articles: list[IssueArticleOut]
+
+
+class ArticleSummary(Answer):
+    id: int
+    source: str
+    uid: str
+    title: str
+    url: str
+    author: str
+    published: datetime | None
+    first_seen: datetime
+    archived: bool
+
+
+class ArticleCarrier(Answer):
+    issue_id: int
+    list_id: str = Field(alias="list")
+    state: str
+    position: int
+
+
+class ArticleDetail(ArticleSummary):
+    issues: list[ArticleCarrier]
+
+
+class ArticlePage(Answer):
+    items: list[ArticleSummary]
+    next_cursor: str | None
+
+
+class SourceOutcome(Answer):
+    source_id: str
+    status: str = Field(description="ok, not-modified or error.")
+    new: int
+    edited: int
+    unchanged: int
+    archived: int
+    error: str
+    problems: list[str]
+
+
+class CollectAnswer(Answer):
+    new: int
+    sources: list[SourceOutcome]
+
+
+class LockOut(Answer):
+    owner: str
+    until: datetime
+    expired: bool
+
+
+class JobOut(Answer):
+    id: str
+    name: str
+    next_run: datetime | None
+    timezone: str
+
+
+class ProgressOut(Answer):
+    id: int
+    list_id: str = Field(alias="list")
+    state: IssueState
+    subject: str
+    send_at: datetime | None
+    started_at: datetime | None
+    pause_reason: str
+    total: int
+    recipients: dict[str, int]
+
+
+class StatusAnswer(Answer):
+    lock: LockOut | None = Field(description="Who holds the scheduler's lock.")
+    schedule: list[JobOut]
+    issues: list[ProgressOut] = Field(description="Issues queued, sending or paused.")
+    last_collection: dict[str, Any] | None
