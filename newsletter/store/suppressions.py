@@ -281,8 +281,9 @@ def search(
 
 
 def of_address(conn: Connection, email: str, scope: str | None = None) -> list[Suppression]:
-    """The suppressions of ``email`` (for one scope, or all of them)."""
-    stmt = select(suppressions).where(suppressions.c.email == normalise(email))
+    """The suppressions of ``email`` (for one scope, or all of them), the row left if it
+    was forgotten included."""
+    stmt = select(suppressions).where(suppressions.c.email.in_(_keys(email)))
     if scope is not None:
         stmt = stmt.where(suppressions.c.scope == scope)
     return [_suppression(row) for row in conn.execute(stmt.order_by(suppressions.c.scope))]
