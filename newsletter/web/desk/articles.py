@@ -14,7 +14,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from ...editor import editing
-from ...editor.articles import ArticlePage, Cursor, article_page
+from ...editor.articles import ArticleEntry, ArticlePage, Cursor, article_page
 from ...editor.editing import RepeatedArticleError
 from ...errors import NewsletterError, NotFoundError
 from ...publisher import Publisher
@@ -143,7 +143,8 @@ class ArticleEndpoints:
             return {}
 
 
-def _row(entry: Any) -> dict[str, Any]:
+def _row(entry: ArticleEntry) -> dict[str, Any]:
+    """An article as the page shows it: its link only when it is an http(s) one."""
     return {"entry": entry, "href": forms.web_link(entry.url)}
 
 
