@@ -9,7 +9,6 @@ from typing import Any
 
 import click
 
-from ..schedule.status import IssueProgress
 from ..schedule.status import gather as status_report
 from . import cli
 from .context import AppContext, echo_json, json_option, pass_app
@@ -32,32 +31,7 @@ def status(app: AppContext, as_json: bool) -> None:
 
 def gather(app: AppContext) -> dict[str, Any]:
     """The parts of ``schedule.status.gather`` this command shows, as it always has."""
-    report = status_report(app.settings, app.store)
-    lock = report.lock
-    return {
-        "lock": None if lock is None else
-        {"owner": lock.owner, "until": lock.until, "expired": lock.expired},
-        "schedule": [
-            {"id": j.id, "name": j.name, "next_run": j.next_run, "timezone": j.timezone}
-            for j in report.schedule
-        ],
-        "issues": [_progress(item) for item in report.issues],
-        "last_collection": dict(report.last_collection) if report.last_collection else None,
-    }
-
-
-def _progress(item: IssueProgress) -> dict[str, Any]:
-    return {
-        "id": item.id,
-        "list": item.list_id,
-        "state": item.state,
-        "subject": item.subject,
-        "send_at": item.send_at,
-        "started_at": item.started_at,
-        "pause_reason": item.pause_reason,
-        "total": item.total,
-        "recipients": dict(item.recipients),
-    }
+    return status_report(app.settings, app.store).summary()
 
 
 # -- text output ------------------------------------------------------------------------------

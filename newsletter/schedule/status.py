@@ -147,6 +147,27 @@ class StatusReport:
         """Issues the senders paused because of the provider."""
         return tuple(i for i in self.issues if i.paused_by in ("outage", "provider"))
 
+    def summary(self) -> dict[str, Any]:
+        """What ``newsletter status --json`` (and ``GET /api/v1/status``) shows: the lock, the
+        jobs, the issues in progress and the last collection, times left as datetimes."""
+        lock = self.lock
+        return {
+            "lock": None if lock is None else
+            {"owner": lock.owner, "until": lock.until, "expired": lock.expired},
+            "schedule": [
+                {"id": j.id, "name": j.name, "next_run": j.next_run, "timezone": j.timezone}
+                for j in self.schedule
+            ],
+            "issues": [
+                {"id": i.id, "list": i.list_id, "state": i.state, "subject": i.subject,
+                 "send_at": i.send_at, "started_at": i.started_at,
+                 "pause_reason": i.pause_reason, "total": i.total,
+                 "recipients": dict(i.recipients)}
+                for i in self.issues
+            ],
+            "last_collection": dict(self.last_collection) if self.last_collection else None,
+        }
+
     def as_dict(self) -> dict[str, object]:
         collection = self.last_collection
         return {
