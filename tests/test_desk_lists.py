@@ -175,3 +175,21 @@ def test_a_list_is_read_again_only_when_its_files_change(
     assert fact(section(lifted, "weekly"), "Suppressed").startswith("0 (so 8 get mail)")
     assert fact(section(lifted, "every-article"), "Suppressed").startswith("0 (so 5 get mail)")
     assert checked[3:] == []
+
+
+def test_a_forgotten_member_counts_as_suppressed_once(desk: Desk, web: WebApp) -> None:
+    client = signed_in(web)
+    client.get(web.url("/desk/lists"))  # the members are read and kept before the change
+    with desk.store.engine.begin() as conn:
+        suppressions.add_forgotten(conn, "Zoe.Angstrom@example.org", at=SCHEDULED_AT)
+        suppressions.add(conn, "zoe.angstrom@example.org", SuppressionReason.MANUAL,
+                         scope="weekly", at=SCHEDULED_AT)
+        suppressions.add(conn, "forgotten:not-hex", SuppressionReason.MANUAL, at=SCHEDULED_AT)
+
+    page = client.get(web.url("/desk/lists")).text
+
+    config = load_config(desk.settings)
+    with desk.store.engine.connect() as conn:
+        stats = list_stats(config, "weekly", conn, check_deliverability=False)
+    assert stats.suppressed == 1
+    assert fact(section(page, "weekly"), "Suppressed").startswith("1 (so 6 get mail)")

@@ -6,8 +6,9 @@ Checking a list reads every row of its files (through the address cache the comm
 uses), which takes tens of seconds for a list of a million members. ``ListsReader``
 remembers each list's check while the bytes of its files stay the same, so only the first
 page after a change to them waits for it. With the check it keeps the members' addresses
-as a sorted array of their hashes (8 bytes a member), against which the suppressions are
-counted afresh at every page: they change all the time, the files seldom.
+as a sorted array of their hashes (8 bytes a member: the first of the one-way hash that
+stands for a forgotten reader), against which the suppressions, forgotten readers
+included, are counted afresh at every page: they change all the time, the files seldom.
 """
 
 from __future__ import annotations
@@ -123,20 +124,34 @@ class _Kept:
     members: array[int]
 
     def suppressed(self, emails: Iterable[str]) -> int:
-        """How many of ``emails`` (each once) are members. Two addresses sharing a 64-bit
-        hash would count one for the other: about once in 10¹³ for a million members."""
-        found = 0
+        """How many members ``emails`` (the suppressions' addresses, or the keys of
+        forgotten readers) stand for. Two addresses sharing the first 8 bytes of their hash
+        would count one for the other: about once in 10¹³ for a million members."""
+        found = set()
         for email in emails:
-            key = hash(email)
-            at = bisect_left(self.members, key)
-            found += at < len(self.members) and self.members[at] == key
-        return found
+            key = _member_key(email)
+            at = bisect_left(self.members, key) if key is not None else len(self.members)
+            if at < len(self.members) and self.members[at] == key:
+                found.add(key)
+        return len(found)
+
+
+def _member_key(address: str) -> int | None:
+    """8 bytes of the hash of a (lower-cased) address, or of a forgotten reader's key (None
+    for a key not in that form)."""
+    if address.startswith(suppressions.FORGOTTEN):
+        try:
+            digest = bytes.fromhex(address.removeprefix(suppressions.FORGOTTEN))
+        except ValueError:
+            return None
+    else:
+        digest = suppressions.forgotten_digest(address)
+    return int.from_bytes(digest[:8], "big", signed=True)
 
 
 class ListsReader:
     """Reads the lists afresh each time, but remembers each list's check (its counts and
-    problems) while its files' bytes are unchanged. One per process (the hashes are
-    Python's, which differ between processes); safe to share between threads."""
+    problems) while its files' bytes are unchanged. Safe to share between threads."""
 
     def __init__(self, settings: Settings, store: Store) -> None:
         self.settings = settings
@@ -169,7 +184,8 @@ class ListsReader:
         if digests is not None and kept is not None and kept.digests == digests:
             return kept
         members: array[int] = array("q")
-        checked = check.check_list(config, list_id, cache, lambda a: members.append(hash(a)))
+        checked = check.check_list(config, list_id, cache,
+                                   lambda a: members.append(_member_key(a) or 0))
         fresh = _Kept(digests or (), checked, array("q", sorted(members)))
         if digests is not None:
             self._kept[list_id] = fresh
