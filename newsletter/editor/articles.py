@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from ..errors import ConfigError, NotFoundError
 from ..store import articles as article_store
+from ..store import browse
 from ..store.articles import Carrier
 
 if TYPE_CHECKING:
@@ -123,9 +124,9 @@ def article_page(
     """``size`` articles newest first (of one source), starting after ``after``."""
     _known_source(publisher, source_id, "source")
     with publisher.store.engine.connect() as conn:
-        rows = article_store.catalogue(
-            conn, source_id=source_id, limit=size + 1,
-            after=(after.key, after.id) if after else None,
+        rows = browse.article_rows(
+            conn, after=(after.key, after.id) if after else None, limit=size + 1,
+            source_id=source_id,
         )
         shown = rows[:size]
         carried = article_store.carriers(conn, [r.id for r in shown]) if shown else {}
@@ -165,5 +166,5 @@ def _entry(row: object, issues: list[Carrier]) -> ArticleEntry:
         first_seen=r["first_seen_at"],
         archived=bool(r["archived"]),
         issues=tuple(issues),
-        sort_key=r["sort_key"],
+        sort_key=r["published_at"] or r["first_seen_at"],
     )

@@ -7,18 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import (
-    Connection,
-    Row,
-    Select,
-    and_,
-    bindparam,
-    func,
-    insert,
-    or_,
-    select,
-    update,
-)
+from sqlalchemy import Connection, Row, Select, and_, bindparam, func, insert, select, update
 
 from ..models import Article, FetchState, IssueState
 from .tables import articles, issue_articles, issues, list_articles, list_state, source_state
@@ -233,13 +222,9 @@ def catalogue(
     not_carried_to: str | None = None,
     only_id: int | None = None,
     limit: int | None = None,
-    after: tuple[datetime, int] | None = None,
 ) -> list[Row[Any]]:
     """Stored articles, newest first (by publication date, else when first seen): all, one
-    source's, or those no issue of a list carries (cancelled issues carry nothing).
-    ``after`` is the sort key and id of the last row of the page before (keyset paging);
-    each row carries its ``sort_key``."""
-    sort_key = func.coalesce(articles.c.published_at, articles.c.first_seen_at)
+    source's, or those no issue of a list carries (cancelled issues carry nothing)."""
     stmt = select(
         articles.c.id,
         articles.c.source_id,
@@ -250,11 +235,10 @@ def catalogue(
         articles.c.published_at,
         articles.c.first_seen_at,
         articles.c.archived,
-        sort_key.label("sort_key"),
-    ).order_by(sort_key.desc(), articles.c.id.desc())
-    if after is not None:
-        key, last_id = after
-        stmt = stmt.where(or_(sort_key < key, and_(sort_key == key, articles.c.id < last_id)))
+    ).order_by(
+        func.coalesce(articles.c.published_at, articles.c.first_seen_at).desc(),
+        articles.c.id.desc(),
+    )
     if source_id is not None:
         stmt = stmt.where(articles.c.source_id == source_id)
     if only_id is not None:
