@@ -22,7 +22,9 @@ from newsletter.store import issues as issue_store
 from newsletter.store.tables import issue_articles, issues
 
 
-def race(store: Store, settings: Settings, list_id: str, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+def race(
+    store: Store, settings: Settings, list_id: str, monkeypatch: pytest.MonkeyPatch
+) -> list[int]:
     both_chose = threading.Barrier(2, timeout=60)
     choose: Callable[..., Any] = Publisher._choose
 

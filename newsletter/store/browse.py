@@ -41,10 +41,11 @@ def issue_ids(
 
 
 def article_rows(
-    conn: Connection, *, after: tuple[datetime, int] | None, limit: int
+    conn: Connection, *, after: tuple[datetime, int] | None, limit: int,
+    source_id: str | None = None,
 ) -> list[Row[Any]]:
-    """Up to ``limit`` articles newest first, after the one whose sort time and id are
-    ``after`` (None: from the newest). Each row has the columns of
+    """Up to ``limit`` articles newest first (of one source, if given), after the one whose
+    sort time and id are ``after`` (None: from the newest). Each row has the columns of
     ``articles.catalogue`` and ``sort_at``, its place in the order."""
     stmt = (
         select(
@@ -66,4 +67,6 @@ def article_rows(
         at, article_id = after
         sort_at = ARTICLE_SORT
         stmt = stmt.where(or_(sort_at < at, and_(sort_at == at, articles.c.id < article_id)))
+    if source_id is not None:
+        stmt = stmt.where(articles.c.source_id == source_id)
     return list(conn.execute(stmt))

@@ -91,4 +91,5 @@ class ServiceApi:
         return CollectAnswer.model_validate({**report.as_dict(), "instant": instant})
 
     def status(self, call: Call) -> StatusAnswer:
-        return StatusAnswer.model_validate(status.gather(self.publisher.store))
+        publisher = self.publisher
+        return StatusAnswer.model_validate(status.gather(publisher.settings, publisher.store))
