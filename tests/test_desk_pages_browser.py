@@ -5,7 +5,6 @@ dialog ever opening."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +13,7 @@ import pytest
 from newsletter.editor import editing
 from newsletter.models import SuppressionReason
 from newsletter.store import suppressions
-from tests.desk_browser import WIDTHS, Visit, chromium, needs_chromium
+from tests.desk_browser import WIDTHS, Visit, needs_chromium
 from tests.desk_support import ADMIN, XSS_TITLE, Desk, schedule_jobs
 from tests.servers.webapp import WebApp
 
@@ -25,12 +24,6 @@ MARKUP = '<img src=x onerror="alert(2)">'
 @pytest.fixture
 def web(desk_web: WebApp) -> WebApp:
     return desk_web
-
-
-@pytest.fixture
-def browser() -> Iterator[Any]:
-    with chromium() as launched:
-        yield launched
 
 
 def test_the_four_pages_in_the_browser(
@@ -44,7 +37,7 @@ def test_the_four_pages_in_the_browser(
                          source="webhook:mailgun", detail=MARKUP, at=desk.store.now())
     visit = Visit(browser, web, tmp_path)
     page = visit.page
-    visit.sign_in(web, ADMIN)
+    visit.sign_in(ADMIN)
 
     # -- articles: hostile title as text; draft from two ticked articles -----------------
     page.get_by_role("link", name="Articles").click()
