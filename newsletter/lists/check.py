@@ -19,7 +19,7 @@ from ..errors import ListError
 from .addresscache import AddressCache
 from .admin import reader_for
 from .config import ConfigFileError, PublicationConfig, load_config
-from .members import Counts, Problem, Severity
+from .problems import Counts, Problem, Severity
 
 ProblemSink = Callable[[Problem], None]
 

@@ -25,7 +25,7 @@ from ..config import Settings
 from ..lists.addresscache import AddressCache, file_digest, opened_cache
 from ..lists.check import ListCheck, PublicationCheck
 from ..lists.config import PublicationConfig
-from ..lists.members import Problem
+from ..lists.problems import Problem
 from ..models import Cadence, MailingList
 from ..store import Store, suppressions
 from .scheduler import read_schedule
