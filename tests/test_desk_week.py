@@ -8,13 +8,17 @@ looks at the phone preview, sends a test (to the outbox, read back as an .eml), 
 issue and watches it go out to the end, then pauses and resumes another issue queued for
 later while the first is still sending, and reads the report.
 
-The send runs as the scheduler runs it in production: in a process of its own, apart from
-the one serving the desk, sharing nothing with it but the database and the publication's
-folder. ``newsletter send`` in a subprocess is the same ``Publisher.send_due`` the
-scheduler's dispatch job calls, started the way cron starts it, with its settings from the
-environment. It sends through the fake provider (Postmark's API on a local port), which
-holds the batch for one reader until the test lets it go (``POST /_fake/release``), so the
-issue is seen mid-send. The desk keeps the outbox provider, whose test message is a file.
+The send runs as it does in production: in a process of its own, apart from the one
+serving the desk, sharing nothing with it but the database and the publication's folder,
+with its settings from the environment. ``newsletter send`` in a subprocess sends the due
+issues with ``Publisher.send_due``, as ``newsletter run --once`` does under cron (the
+daemon's dispatch job sends each through the same ``Publisher.send_issue``); a thread in
+the test's process would share its interpreter and its store with the desk. It sends
+through the fake provider (Postmark's API on a local port), which holds the batch for one
+reader until the test lets it go (``POST /_fake/release``), so the issue is seen mid-send.
+The collect hook has also queued an issue of each article the instant list
+``every-article`` has not had; the same sender sends those first. The desk keeps the
+outbox provider, whose test message is a file.
 
 axe-core checks every page visited (nothing serious or critical), each page is
 photographed at 1280 and 375 px in the test's folder and must fit a phone's width, and no
@@ -118,7 +122,9 @@ def sender(desk: Desk, fake: FakeProviderServer) -> Iterator[subprocess.Popen[by
 
 def release(fake: FakeProviderServer) -> None:
     """Let the held batch's answer go, as another process would."""
-    answer = requests.post(f"{fake.url}/_fake/release", timeout=10)
+    with requests.Session() as client:
+        client.trust_env = False  # straight to the loopback, whatever proxy is set
+        answer = client.post(f"{fake.url}/_fake/release", timeout=10)
     assert answer.json() == {"released": True}
 
 
