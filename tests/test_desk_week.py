@@ -322,6 +322,8 @@ def test_an_editors_week_at_the_desk(
         release(server)
         expect(block.locator('[data-field="percent"]')).to_have_text("100 %", timeout=LIVE_MS)
         expect(block).to_have_attribute("data-live", "no", timeout=LIVE_MS)
+        # The facts above the block follow the send too, without a reload.
+        expect(week.page.locator("dl.facts .state")).to_have_text("sent")
         assert process.wait(PROCESS_SECONDS) == 0, (desk.settings.home / "send.log").read_text()
     expect(block.locator('[data-field="sent"]')).to_have_text(str(WEEKLY_READERS))
     expect(block.locator('[data-field="pending"]')).to_have_text("0")
