@@ -220,6 +220,20 @@ class Carrier:
     position: int
 
 
+#: An article as listed (a catalogue, a page of articles): everything but its content.
+CATALOGUE_COLUMNS = (
+    articles.c.id,
+    articles.c.source_id,
+    articles.c.uid,
+    articles.c.title,
+    articles.c.url,
+    articles.c.author,
+    articles.c.published_at,
+    articles.c.first_seen_at,
+    articles.c.archived,
+)
+
+
 def catalogue(
     conn: Connection,
     *,
@@ -230,17 +244,7 @@ def catalogue(
 ) -> list[Row[Any]]:
     """Stored articles, newest first (by publication date, else when first seen): all, one
     source's, or those no issue of a list carries (cancelled issues carry nothing)."""
-    stmt = select(
-        articles.c.id,
-        articles.c.source_id,
-        articles.c.uid,
-        articles.c.title,
-        articles.c.url,
-        articles.c.author,
-        articles.c.published_at,
-        articles.c.first_seen_at,
-        articles.c.archived,
-    ).order_by(
+    stmt = select(*CATALOGUE_COLUMNS).order_by(
         func.coalesce(articles.c.published_at, articles.c.first_seen_at).desc(),
         articles.c.id.desc(),
     )

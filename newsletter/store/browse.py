@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import Connection, Row, and_, func, or_, select
 
 from ..models import IssueState
+from .articles import CATALOGUE_COLUMNS
 from .tables import articles, issues
 
 #: An article's place in the newest-first order: its publication date, else when it was
@@ -48,18 +49,7 @@ def article_rows(
     sort time and id are ``after`` (None: from the newest). Each row has the columns of
     ``articles.catalogue`` and ``sort_at``, its place in the order."""
     stmt = (
-        select(
-            articles.c.id,
-            articles.c.source_id,
-            articles.c.uid,
-            articles.c.title,
-            articles.c.url,
-            articles.c.author,
-            articles.c.published_at,
-            articles.c.first_seen_at,
-            articles.c.archived,
-            ARTICLE_SORT.label("sort_at"),
-        )
+        select(*CATALOGUE_COLUMNS, ARTICLE_SORT.label("sort_at"))
         .order_by(ARTICLE_SORT.desc(), articles.c.id.desc())
         .limit(limit)
     )
