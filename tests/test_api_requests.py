@@ -22,6 +22,7 @@ from sqlalchemy import func, insert, select
 from newsletter.config import Settings
 from newsletter.models import IssueState
 from newsletter.store import Store
+from newsletter.store import issues as issue_store
 from newsletter.store.tables import articles
 from newsletter.web.api import api_app, operations
 from newsletter.web.api.openapi import REF
@@ -465,5 +466,10 @@ def test_status_shows_what_the_command_shows(api: Api) -> None:
     status = api.client("admin").ok("GET", "/status")
 
     assert status["lock"] is None and status["schedule"] == []
-    assert [(i["id"], i["state"]) for i in status["issues"]] == [(desk.issue_id, "queued")]
+    # The weekly queued above, and what the collection's instant list queued of each article.
+    with desk.store.engine.connect() as conn:
+        queued = [r.id for r in issue_store.find(conn, states_in=[IssueState.QUEUED])]
+    assert sorted(i["id"] for i in status["issues"]) == sorted(queued)
+    assert desk.issue_id in queued and len(queued) > 1
+    assert {i["state"] for i in status["issues"]} == {"queued"}
     assert status["last_collection"]["sources"][0]["source_id"] == "articles"
