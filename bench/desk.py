@@ -8,10 +8,11 @@ a large send costs it; print figures.
 The bench seeds a database: ``--issues`` issues over four lists, in every state, most sent
 with a small audience, and one issue of ``--recipients`` recipients sent last (mostly sent,
 some failed, unknown and suppressed, with provider events). It serves the real app with
-``newsletter serve`` in a process of its own on 127.0.0.1 and signs in through the sign-in
-form. Each URL of ``PROBES`` is then asked for ``--duration`` seconds by a client process
-(asyncio over h11: it costs the server's core little) with one request at a time, or with
-20 at once, and its latencies printed beside the issue's targets. A URL answering 404 is
+``newsletter serve --workers 2`` (``--workers``: one a core of the machine) on 127.0.0.1
+and signs in through the sign-in form; the server's CPU is its workers' too. Each URL of
+``PROBES`` is then asked for ``--duration`` seconds by a client process (asyncio over h11:
+it costs the server's cores little) with one request at a time, or with 20 at once, and its
+latencies printed beside the issue's targets. A URL answering 404 is
 skipped with a note: a page or an API still being built.
 
 Last, the same list of ``--recipients`` members is sent ``--send-runs`` times without a
@@ -100,18 +101,29 @@ WATCH_OVERHEAD_PERCENT = 3.0
 
 # -- the server ---------------------------------------------------------------------------
 @contextmanager
-def served(home: Path, env: dict[str, str]) -> Iterator[tuple[str, int]]:
-    """``newsletter serve`` on a free port of 127.0.0.1; yields its URL and process id."""
+def served(home: Path, env: dict[str, str], workers: int) -> Iterator[tuple[str, int]]:
+    """``newsletter serve --workers N`` on a free port of 127.0.0.1; yields its URL and
+    process id."""
     log = home / "serve.log"
     with log.open("wb") as out:
         server = subprocess.Popen(
-            [sys.executable, "-m", "newsletter", "--home", str(home), "serve", "--port", "0"],
+            [sys.executable, "-m", "newsletter", "--home", str(home), "serve", "--port", "0",
+             "--workers", str(workers)],
             env={**os.environ, **env, "PYTHONPATH": str(REPO)}, stdout=out, stderr=out)
     try:
         yield wait_for_address(server, log), server.pid
     finally:
         server.terminate()
         server.wait(30)
+
+
+def serving_cpu(pid: int) -> float:
+    """CPU seconds of the server and of its worker processes (the live ones)."""
+    try:
+        found = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        found = []
+    return cpu_seconds(pid) + sum(cpu_seconds(int(child)) for child in found)
 
 
 def wait_for_address(server: subprocess.Popen[bytes], log: Path) -> str:
@@ -175,22 +187,25 @@ def verdicts(target: Target, found: dict[str, Any]) -> list[tuple[str, bool]]:
 
 
 def measure(probe: Probe, base: str, path: str, headers: dict[str, str], seconds: float,
-            server_pid: int) -> dict[str, Any]:
-    """One probe: a few warm-up requests, then ``seconds`` of them, with the CPU each side used."""
+            server: tuple[int, int]) -> dict[str, Any]:
+    """One probe: a few warm-up requests for each worker of ``server`` (its process id and
+    workers), then ``seconds`` of them, with the CPU each side used."""
+    server_pid, workers = server
     with requests.Session() as warm:
         warm.trust_env = False
-        for _ in range(3):
-            first = warm.get(base + path, headers=headers, timeout=60, allow_redirects=False)
+        for _ in range(3 * workers):  # each on a new connection, which any worker may take
+            first = warm.get(base + path, headers={**headers, "Connection": "close"},
+                             timeout=60, allow_redirects=False)
     if first.status_code != 200:
         return {"label": probe.label, "path": path, "skipped": f"answered {first.status_code}" +
                 (" (not built yet?)" if first.status_code == 404 else "")}
-    server_before = cpu_seconds(server_pid)
+    server_before = serving_cpu(server_pid)
     proc = httpload.start({"base": base, "paths": [path], "headers": headers,
                            "clients": probe.clients, "seconds": seconds, "every": 0})
     done = httpload.results(proc)
     found = httpload.figures(done["answers"][path], done["seconds"])
     return {"label": probe.label, "path": path, "clients": probe.clients, **found,
-            "client_cpu": done["cpu"], "server_cpu": cpu_seconds(server_pid) - server_before,
+            "client_cpu": done["cpu"], "server_cpu": serving_cpu(server_pid) - server_before,
             "seconds": done["seconds"],
             "targets": [{"target": text, "met": met} for text, met in
                         verdicts(probe.target, found)]}
@@ -217,11 +232,11 @@ def one_send(home: Path, env: dict[str, str], watcher: dict[str, Any] | None,
         if watcher is not None:
             paths = [p.format(issue=issue_id) for p in watcher["paths"]]
             watching = httpload.start({**watcher, "paths": paths})
-        server_before = cpu_seconds(server_pid)
+        server_before = serving_cpu(server_pid)
         started = time.perf_counter()
         report = publisher.send_issue(issue_id)
         elapsed = time.perf_counter() - started
-        server_cpu = cpu_seconds(server_pid) - server_before
+        server_cpu = serving_cpu(server_pid) - server_before
         with store.engine.connect() as conn:
             chosen = issue_store.article_ids(conn, issue_id)
     finally:
@@ -282,7 +297,8 @@ def print_report(result: dict[str, Any]) -> None:
     print(f"database               {result['database']}: {result['issues']:,} issues and one "
           f"of {result['recipients']:,} recipients (issue {result['issue']}), seeded in "
           f"{result['seed_seconds']:.1f} s")
-    print(f"each URL               {result['duration']:g} s, after 3 warm-up requests; "
+    print(f"served by              newsletter serve --workers {result['workers']}")
+    print(f"each URL               {result['duration']:g} s, after 3 warm-up requests a worker; "
           "times in ms")
     print(f"\n{'':<32}{'clients':>8}{'requests':>9}{'p50':>8}{'p95':>8}{'p99':>8}{'req/s':>8}"
           "  CPU: server / client   target")
@@ -333,15 +349,17 @@ def run(args: argparse.Namespace, home: Path, database: str) -> dict[str, Any]:
         result: dict[str, Any] = {
             "database": database.split(":")[0], "issues": args.issues, "issue": issue_id,
             "recipients": args.recipients, "seed_seconds": time.perf_counter() - started,
-            "duration": args.duration, "watch_every": args.watch_every}
+            "duration": args.duration, "watch_every": args.watch_every,
+            "workers": args.workers}
         # Over plain http the session cookie is a plain one, which any client sends back.
-        with served(home, {**env, "NEWSLETTER_PUBLIC_URL": "http://127.0.0.1"}) as (
-                base, server_pid):
+        served_env = {**env, "NEWSLETTER_PUBLIC_URL": "http://127.0.0.1"}
+        with served(home, served_env, args.workers) as (base, server_pid):
             cookie = sign_in(base)
             token = api_token(home, env, args.api_token)
             result["probes"] = [
                 measure(p, base, p.path.format(issue=issue_id),
-                        headers_for(p.auth, cookie, token), args.duration, server_pid)
+                        headers_for(p.auth, cookie, token), args.duration,
+                        (server_pid, args.workers))
                 for p in PROBES]
             if args.send_runs:
                 result["sends"] = watched_sends(home, env, base, cookie, args, issue_id,
@@ -360,6 +378,8 @@ def main() -> None:
     parser.add_argument("--issues", type=int, default=1_000, help="issues besides the large one")
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per URL")
     parser.add_argument("--database", default="", help="SQLAlchemy URL (default: SQLite file)")
+    parser.add_argument("--workers", type=int, default=2,
+                        help="newsletter serve --workers: one a core of the machine")
     parser.add_argument("--send-runs", type=int, default=3,
                         help="sends without a watcher, and as many with one (0: none)")
     parser.add_argument("--watch-every", type=float, default=2.0, help="seconds between polls")

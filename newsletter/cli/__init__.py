@@ -16,6 +16,9 @@ from ..store.db import database_failure
 from ..store.issues import acting_as
 from .context import AppContext
 
+#: How every process logs (``newsletter serve --workers`` sets it up in each worker too).
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
 #: The module that defines each command. A command's module is imported when it is used, so
 #: ``newsletter worker`` does not load the web app and ``--help`` is the only thing that
 #: loads them all.
@@ -80,7 +83,7 @@ def cli(ctx: click.Context, home: Path | None, env_file: Path | None, verbose: b
     except NewsletterError as exc:
         raise click.ClickException(str(exc)) from exc
     level = logging.DEBUG if verbose else getattr(logging, settings.log_level.upper())
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=level, format=LOG_FORMAT)
     # Migrations announce themselves at INFO on every start; only their problems matter here.
     logging.getLogger("alembic").setLevel(max(level, logging.WARNING))
     ctx.with_resource(acting_as(f"cli:{_os_user()}"))  # the issue history says who ran it

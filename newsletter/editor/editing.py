@@ -122,10 +122,9 @@ class RepeatedArticleError(ConfigError):
 # -- a draft's articles ----------------------------------------------------------------------
 def articles_of(conn: Connection, issue_id: int) -> list[IssueArticle]:
     """The issue's articles in order."""
-    ids = issue_store.article_ids(conn, issue_id)
     return [
-        IssueArticle(n, article_id, article.title, article.source_id, article.url)
-        for n, (article_id, article) in enumerate(article_store.by_ids(conn, ids), start=1)
+        IssueArticle(n, *heading)
+        for n, heading in enumerate(article_store.headings_in_issue(conn, issue_id), start=1)
     ]
 
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from ..errors import NewsletterError
 from ..models import EDITABLE_STATES, IssueState
 from ..store import issues as issue_store
-from ..store import tally
+from ..store import watch
 from ..store.articles import Carrier
 from ..store.issues import IssueRecord
 from .articles import ArticleEntry, article_entries
@@ -57,6 +57,7 @@ class IssueOverview:
     timezone: str
     articles: list[IssueArticle]
     events: list[dict[str, object]]
+    #: Recipients by outcome (``store.watch.OUTCOMES``); the report breaks them down by status.
     counts: dict[str, int]
     candidates: list[Candidate] = field(default_factory=list)
     checks: LintReport | None = None
@@ -70,7 +71,8 @@ class IssueOverview:
         return self.record.state in EDITABLE_STATES
 
     def retryable(self, status: str) -> int:
-        """How many recipients of ``status`` (failed, unknown) a retry would take."""
+        """How many recipients of ``status`` (failed, unknown: an outcome and a status
+        alike) a retry would take."""
         return self.counts.get(status, 0) if self.record.state in RETRY_STATES else 0
 
 
@@ -80,7 +82,7 @@ def issue_overview(publisher: Publisher, issue_id: int) -> IssueOverview:
         record = issue_store.get(conn, issue_id)
         articles = articles_of(conn, issue_id)
         events = issue_store.events(conn, issue_id)
-        counts = tally.status_counts(conn, issue_id)
+        counts = watch.outcome_counts(conn, issue_id)
     addable = candidates(publisher, record, articles) if record.state in EDITABLE_STATES else []
     checks, checks_problem = _checks(publisher, record)
     text, text_problem = _text_part(publisher, issue_id)

@@ -3,7 +3,8 @@ and every recipient, searchable. The desk's pages and the HTTP API read these sa
 answers; each is a frozen dataclass whose ``as_dict()`` is ready for JSON.
 
 ``progress`` is asked every couple of seconds while an issue sends: it counts from the
-batches (``store.watch``) while the issue is live, and from every row once it is not.
+batches and the rows recorded otherwise (``store.watch``), live or not; only the report
+counts every row, by status.
 """
 
 from __future__ import annotations
@@ -49,8 +50,9 @@ def _iso(at: datetime | None) -> str | None:
 class Progress:
     """How far an issue's send has gone. ``total`` grows while the audience is still being
     frozen (``audience_frozen`` false). ``rate``: recipients a second over the last minute;
-    ``seconds_left`` at that rate (None when unknown). ``exact``: counted from every row
-    (the send is not live), not from the batches. ``live``: worth asking again soon."""
+    ``seconds_left`` at that rate (None when unknown). ``exact``: the send is not live, so
+    the numbers stay as they are until a provider event or a retry moves them (they are
+    exact either way: see ``store.watch``). ``live``: worth asking again soon."""
 
     issue_id: int
     state: str
@@ -103,20 +105,21 @@ def is_live(record: IssueRecord, now: datetime) -> bool:
 
 def progress_of(
     conn: Connection, record: IssueRecord, now: datetime,
-    status_counts: Mapping[str, int] | None = None,
+    outcomes: Mapping[str, int] | None = None,
 ) -> Progress:
     """``progress`` for a record already read, on the caller's connection. A caller that
-    has just counted every row (``tally.status_counts``) passes the counts: they are used
-    when the issue is not live, rather than counted again."""
+    has just counted the issue's outcomes (``watch.outcome_counts``, as the issue's page
+    does) passes them, rather than have them counted again."""
     live = is_live(record, now)
     since = max(now - RATE_WINDOW, record.started_at or now)
-    if live:
+    if outcomes is not None:
+        counts = outcomes
+        recent = watch.recently_done(conn, record.id, since) if live else 0
+    elif live:
         snapshot = watch.outcome_snapshot(conn, record.id, since)
         counts, recent = snapshot.counts, snapshot.recent
-    elif status_counts is not None:
-        counts, recent = watch.outcomes(status_counts), 0
     else:
-        counts, recent = watch.exact_outcomes(conn, record.id), 0
+        counts, recent = watch.outcome_counts(conn, record.id), 0
     rate = recent / max((now - since).total_seconds(), 1.0)
     pending = counts[watch.PENDING]
     return Progress(

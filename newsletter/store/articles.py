@@ -189,6 +189,22 @@ def by_ids(conn: Connection, ids: Sequence[int]) -> list[tuple[int, Article]]:
     return [(i, to_article(rows[i])) for i in ids if i in rows]
 
 
+#: An issue's articles in order, as a page lists them: id, title, source, link. Built once;
+#: reading whole articles (their HTML, tags …) took ten times as long.
+_IN_ISSUE = (
+    select(articles.c.id, articles.c.title, articles.c.source_id, articles.c.url)
+    .join_from(issue_articles, articles, articles.c.id == issue_articles.c.article_id)
+    .where(issue_articles.c.issue_id == bindparam("issue_id"))
+    .order_by(issue_articles.c.position)
+)
+
+
+def headings_in_issue(conn: Connection, issue_id: int) -> list[tuple[int, str, str, str]]:
+    """The issue's articles in order: (id, title, source, url)."""
+    return [(int(i), title, source, url)
+            for i, title, source, url in conn.execute(_IN_ISSUE, {"issue_id": issue_id})]
+
+
 def to_article(row: object) -> Article:
     r = row._mapping  # type: ignore[attr-defined]
     return Article(

@@ -14,15 +14,17 @@ rows from.
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
+    BindParameter,
     ColumnElement,
+    CompoundSelect,
     Connection,
+    Engine,
     Integer,
     Select,
     String,
@@ -36,6 +38,7 @@ from sqlalchemy import (
 
 from ..models import BatchState, DeliveryStatus
 from . import tally
+from .shared import Shared
 from .tables import UtcDateTime, batches, events, recipients
 
 #: What the desk counts a recipient as: still to send, or what became of it.
@@ -92,6 +95,9 @@ _GROUPS = (
 )
 
 
+_NUMBERED_GROUPS = tuple((str(number), group) for number, group in enumerate(_GROUPS))
+
+
 @dataclass(frozen=True, slots=True)
 class Snapshot:
     """The issue's recipients by outcome, and how many were done in the recent window."""
@@ -105,28 +111,83 @@ class Snapshot:
 _Part = Select[str, str, int]
 
 
+class _Reading:
+    """The rows of the statements below, added up into outcomes (see the module's docstring).
+    Plain dicts: the issues list adds up two hundred of these per request."""
+
+    __slots__ = ("counts", "otherwise", "recent", "sizes")
+
+    def __init__(self) -> None:
+        self.sizes: dict[str, int] = {}
+        self.otherwise: dict[str, int] = {}  # per group, its rows recorded otherwise
+        self.counts = dict.fromkeys(OUTCOMES, 0)
+        self.recent = 0
+
+    def add(self, part: str, key: str, n: int) -> None:
+        if part == "size":
+            self.sizes[key] = self.sizes.get(key, 0) + n
+        elif part == "recent":
+            self.recent = n
+        else:  # a status counted row by row: in a group's batches, or in none
+            outcome = outcome_of(key)
+            self.counts[outcome] += n
+            self.otherwise[part] = self.otherwise.get(part, 0) + n
+
+    def outcomes(self) -> dict[str, int]:
+        counts = dict(self.counts)
+        for number, group in _NUMBERED_GROUPS:
+            held = sum(self.sizes.get(state, 0) for state in group.states)
+            counts[group.usual] += held - self.otherwise.get(number, 0)
+        return counts
+
+
 def outcome_snapshot(conn: Connection, issue_id: int, since: datetime) -> Snapshot:
     """Recipients by outcome from the batches and the rows recorded otherwise, and the rows
     of batches finished since ``since``: one statement, so one consistent reading."""
-    sizes: Counter[str] = Counter()
-    otherwise: Counter[str] = Counter()  # per group, its rows recorded otherwise
-    counts: Counter[str] = Counter(dict.fromkeys(OUTCOMES, 0))
-    recent = 0
+    reading = _Reading()
     for part, key, n in conn.execute(_SNAPSHOT, {"issue": issue_id, "since": since}):
-        if part == "size":
-            sizes[key] += n
-        elif part == "recent":
-            recent = n
-        else:  # a status counted row by row: in a group's batches, or in none
-            counts[outcome_of(key)] += n
-            otherwise[part] += n
-    for number, group in enumerate(_GROUPS):
-        held = sum(sizes[state] for state in group.states)
-        counts[group.usual] += held - otherwise[str(number)]
-    return Snapshot(dict(counts), recent)
+        reading.add(part, key, n)
+    return Snapshot(reading.outcomes(), reading.recent)
+
+
+def outcome_counts(conn: Connection, issue_id: int) -> dict[str, int]:
+    """The issue's recipients by outcome, as ``outcome_snapshot`` counts them (exact, live
+    or not). Callers asking for the same issue at the same moment share one count
+    (``shared.Shared``): each is given a count that started after it asked."""
+    return dict(_SHARED((conn.engine, issue_id), lambda: _counted(conn, issue_id)))
+
+
+def _counted(conn: Connection, issue_id: int) -> dict[str, int]:
+    reading = _Reading()
+    for part, key, n in conn.execute(_COUNTS, {"issue": issue_id}):
+        reading.add(part, key, n)
+    return reading.outcomes()
+
+
+def recently_done(conn: Connection, issue_id: int, since: datetime) -> int:
+    """``outcome_snapshot``'s ``recent`` alone: the rows of batches finished since ``since``."""
+    found = conn.execute(_RECENT, {"issue": issue_id, "since": since}).one()
+    return int(found[2])
+
+
+def outcome_counts_of(conn: Connection, issue_ids: Sequence[int]) -> dict[int, dict[str, int]]:
+    """``outcome_counts`` of each issue named (the issues list counts a page of issues at
+    once), without sharing; an issue without recipients has every outcome 0."""
+    readings = {issue_id: _Reading() for issue_id in issue_ids}
+    for issue_id, part, key, n in conn.execute(_COUNTS_OF, {"issue_ids": list(issue_ids)}):
+        readings[issue_id].add(part, key, n)
+    ids = list(issue_ids)
+    for start in range(0, len(ids), _UNBATCHED_CHUNK):
+        chunk = ids[start:start + _UNBATCHED_CHUNK]
+        chunk += [-1] * (_UNBATCHED_CHUNK - len(chunk))  # no issue: no rows
+        for issue_id, status, n in conn.execute(_UNBATCHED_OF, _chunk_params(chunk)):
+            readings[issue_id].add("none", status, n)
+    return {issue_id: reading.outcomes() for issue_id, reading in readings.items()}
 
 
 _ISSUE = bindparam("issue", type_=Integer)
+_ISSUES: BindParameter[list[int]] = bindparam("issue_ids", expanding=True)
+_SHARED: Shared[tuple[Engine, int], dict[str, int]] = Shared()
 
 
 def _sizes() -> _Part:
@@ -169,10 +230,57 @@ def _unbatched() -> _Part:
     )
 
 
-#: Built once: building it per call cost more than running it on a small ledger.
-_SNAPSHOT = union_all(
-    _sizes(), _recent(), _unbatched(), *(_exceptions(n, g) for n, g in enumerate(_GROUPS))
-)
+# -- the same for a page of issues --------------------------------------------------------
+def _sizes_of() -> Select[int, str, str, int]:
+    held = cast(func.coalesce(func.sum(batches.c.size), 0), Integer)
+    return (
+        select(batches.c.issue_id, literal("size", String), batches.c.state, held)
+        .where(batches.c.issue_id.in_(_ISSUES))
+        .group_by(batches.c.issue_id, batches.c.state)
+    )
+
+
+def _exceptions_of(number: int, group: _Group) -> Select[int, str, str, int]:
+    """``_exceptions`` of each issue: its batches in the group's states, then their rows
+    recorded otherwise by (batch, status) seeks."""
+    return (
+        select(batches.c.issue_id, literal(str(number), String), recipients.c.status,
+               cast(func.count(), Integer))
+        .join_from(batches, recipients, recipients.c.batch_id == batches.c.id)
+        .where(batches.c.issue_id.in_(_ISSUES), batches.c.state.in_(group.states),
+               recipients.c.status.in_(group.exceptions))
+        .group_by(batches.c.issue_id, recipients.c.status)
+    )
+
+
+#: Issues whose unbatched rows one statement counts. Each issue has a part of its own: with
+#: a list of issues in one IN, SQLite (without statistics) reads every unbatched row of
+#: every issue through (batch_id, status) rather than each issue's own by its partial index.
+_UNBATCHED_CHUNK = 50
+
+
+def _chunk_params(chunk: Sequence[int]) -> dict[str, int]:
+    return {f"issue_{n}": issue_id for n, issue_id in enumerate(chunk)}
+
+
+def _unbatched_of(size: int) -> CompoundSelect[int, str, int]:
+    parts = (
+        select(recipients.c.issue_id, recipients.c.status, cast(func.count(), Integer))
+        .where(recipients.c.issue_id == bindparam(f"issue_{n}", type_=Integer),
+               recipients.c.batch_id.is_(None))
+        .group_by(recipients.c.issue_id, recipients.c.status)
+        for n in range(size)
+    )
+    return union_all(*parts)
+
+
+#: Built once: building them per call cost more than running them on a small ledger.
+_COUNTING = (_sizes(), _unbatched(), *(_exceptions(n, g) for n, g in enumerate(_GROUPS)))
+_COUNTS = union_all(*_COUNTING)
+_RECENT = _recent()
+_SNAPSHOT = union_all(*_COUNTING, _RECENT)
+_COUNTS_OF = union_all(_sizes_of(), *(_exceptions_of(n, g) for n, g in enumerate(_GROUPS)))
+_UNBATCHED_OF = _unbatched_of(_UNBATCHED_CHUNK)
 
 
 def exact_outcomes(conn: Connection, issue_id: int) -> dict[str, int]:

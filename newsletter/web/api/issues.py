@@ -18,7 +18,7 @@ from ...editor import editing
 from ...errors import ConfigError, NewsletterError
 from ...issues.lint import LintReport
 from ...publisher import Publisher
-from ...store import browse, tally
+from ...store import browse, watch
 from ...store import issues as issue_store
 from ...store.issues import IssueRecord
 from . import paging
@@ -122,7 +122,7 @@ class IssueApi:
             "updated_at": record.updated_at, "send_at": record.send_at,
             "send_at_local": local_text(record.send_at, timezone), "timezone": timezone,
             "started_at": record.started_at, "finished_at": record.finished_at,
-            "recipients": tally.status_counts(conn, record.id),
+            "recipients": _outcomes(conn, record.id),
         })
 
     def summary_of(self, issue_id: int) -> IssueSummary:
@@ -250,6 +250,11 @@ class IssueApi:
     def articles(self, issue_id: int) -> IssueArticles:
         with self.store.engine.connect() as conn:
             return IssueArticles(issue_id=issue_id, articles=self._articles(conn, issue_id))
+
+
+def _outcomes(conn: Connection, issue_id: int) -> dict[str, int]:
+    """The issue's recipients by outcome, the ones nobody has left out (a draft: none)."""
+    return {k: n for k, n in watch.outcome_counts(conn, issue_id).items() if n}
 
 
 def _findings(report: LintReport) -> Findings:

@@ -203,7 +203,10 @@ class IssueSummary(Answer):
     timezone: str
     started_at: datetime | None
     finished_at: datetime | None
-    recipients: dict[str, int] = Field(description="Recipients counted by delivery status.")
+    recipients: dict[str, int] = Field(
+        description="Recipients counted by outcome: sent (whatever the provider reported "
+        "since), failed, unknown, suppressed, pending; an outcome nobody has is left out. "
+        "The desk's report breaks them down by delivery status.")
 
 
 class IssueDetail(IssueSummary):

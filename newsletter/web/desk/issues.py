@@ -23,7 +23,7 @@ from ...errors import NewsletterError
 from ...models import IssueState
 from ...publisher import Publisher
 from ...store import issues as issue_store
-from ...store import tally
+from ...store import watch
 from ..archive import issue_id_from_path
 from .guard import Guard
 from .issuepage import ACTIONS, Action, IssuePage, Operation
@@ -76,7 +76,7 @@ class IssueEndpoints:
         with self.store.engine.connect() as conn:
             found = issue_store.find(conn, list_id=list_id or None, states_in=states,
                                      limit=LIST_LIMIT)
-            counts = tally.status_counts_of(conn, [r.id for r in found])
+            counts = watch.outcome_counts_of(conn, [r.id for r in found])
             return [
                 {"record": r, "timezone": zones.get(r.list_id, "UTC"),
                  "counts": counts.get(r.id, {}),

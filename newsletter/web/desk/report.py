@@ -103,11 +103,11 @@ class ProgressView:
 
 def progress_view(
     conn: Connection, record: IssueRecord, now: datetime,
-    status_counts: Mapping[str, int] | None = None,
+    outcomes: Mapping[str, int] | None = None,
 ) -> ProgressView:
     """The progress block of ``record`` (for the issue page and the list); see
-    ``editor.report.progress_of`` for ``status_counts``."""
-    found = reading.progress_of(conn, record, now, status_counts)
+    ``editor.report.progress_of`` for ``outcomes``."""
+    found = reading.progress_of(conn, record, now, outcomes)
     return ProgressView(found, shown(found))
 
 
