@@ -363,6 +363,7 @@ def _without_body(
         actor=f"api:{token.name}" if token else "api",
         ids=path_ids(operation, request),
         query=parse_query(operation, request),
+        names=path_names(operation, request),
     )
     return _acting(cast(Callable[[Call], Result], operation.run), call)
 
