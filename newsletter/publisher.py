@@ -10,7 +10,6 @@ import logging
 from collections.abc import Callable, Iterator, Sequence, Set
 from datetime import datetime
 from functools import cached_property
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .bulkwork import fewer_collections
@@ -27,8 +26,17 @@ from .errors import IssueMovedOnError, IssueStateError, NotFoundError
 from .issues import draft as drafting
 from .issues import sendtime
 from .lists.config import PublicationConfig, load_config
-from .lists.members import Problem, stream_recipients
-from .models import Cadence, IssueKind, IssueState, MailingList, Recipient, check_transition
+from .lists.members import stream_recipients
+from .lists.problems import SkippedRows
+from .models import (
+    Article,
+    Cadence,
+    IssueKind,
+    IssueState,
+    MailingList,
+    Recipient,
+    check_transition,
+)
 from .store import Store, ledger, suppressions, tally
 from .store import articles as article_store
 from .store import audience as audience_store
@@ -111,19 +119,26 @@ class Publisher:
         chosen = self._choose(mailing_list, article_ids)
         if not chosen:
             return []
-        if mailing_list.cadence == Cadence.INSTANT and article_ids is None:
-            return [
-                self._create(mailing_list, IssueKind.ARTICLE, [item], subject, preheader, intro_md)
+        claim = article_ids is None  # new articles: another drafter may be taking them too
+        if mailing_list.cadence == Cadence.INSTANT and claim:
+            made = [
+                self._create(mailing_list, IssueKind.ARTICLE, [item], subject, preheader,
+                             intro_md, claim=True)
                 for item in chosen
             ]
+            return [issue_id for issue_id in made if issue_id is not None]
         kind = (
             IssueKind.ARTICLE
             if len(chosen) == 1 and mailing_list.template == "article"
             else IssueKind.DIGEST
         )
-        return [self._create(mailing_list, kind, chosen, subject, preheader, intro_md)]
+        made_one = self._create(mailing_list, kind, chosen, subject, preheader, intro_md,
+                                claim=claim)
+        return [] if made_one is None else [made_one]
 
-    def _choose(self, mailing_list: MailingList, article_ids: Sequence[int] | None):  # type: ignore[no-untyped-def]
+    def _choose(
+        self, mailing_list: MailingList, article_ids: Sequence[int] | None
+    ) -> Sequence[tuple[int, Article]]:
         with self.store.engine.begin() as conn:
             if article_ids is not None:
                 found = article_store.by_ids(conn, article_ids)
@@ -152,31 +167,36 @@ class Publisher:
         self,
         mailing_list: MailingList,
         kind: IssueKind,
-        chosen: Sequence[tuple[int, object]],
+        chosen: Sequence[tuple[int, Article]],
         subject: str,
         preheader: str,
         intro_md: str,
-    ) -> int:
+        *,
+        claim: bool = False,
+    ) -> int | None:
+        """The draft, or None when ``claim`` found every article taken by another draft."""
         articles = [a for _, a in chosen]
         now = self.store.now()
         if kind == IssueKind.ARTICLE:
-            subject = subject or drafting.one_line(articles[0].title)  # type: ignore[attr-defined]
-            preheader = preheader or drafting.article_preheader(articles[0])  # type: ignore[arg-type]
+            subject = subject or drafting.one_line(articles[0].title)
         else:
             subject = subject or drafting.digest_subject(mailing_list, now)
-            preheader = preheader or drafting.digest_preheader(articles)  # type: ignore[arg-type]
-        with self.store.engine.begin() as conn:
-            issue_id = issue_store.create(
-                conn,
-                list_id=mailing_list.id,
-                kind=kind,
-                subject=subject,
-                preheader=preheader,
-                intro_md=intro_md,
-                article_ids=[i for i, _ in chosen],
-                at=now,
-            )
-        log.info("drafted issue %s for %s (%s articles)", issue_id, mailing_list.id, len(chosen))
+        try:
+            with self.store.engine.begin() as conn:
+                issue_id = issue_store.create(
+                    conn, list_id=mailing_list.id, kind=kind, subject=subject,
+                    preheader=preheader, intro_md=intro_md,
+                    article_ids=[i for i, _ in chosen], at=now, claim=claim,
+                )
+                taken = set(issue_store.article_ids(conn, issue_id))
+                kept = [a for i, a in chosen if i in taken]
+                if not preheader:  # made from the articles the draft did get
+                    made = drafting.preheader_for(kind, kept)
+                    issue_store.edit(conn, issue_id, now, preheader=made)
+        except issue_store.AlreadyOffered:
+            log.info("list %s: another draft took those articles first", mailing_list.id)
+            return None
+        log.info("drafted issue %s for %s (%s articles)", issue_id, mailing_list.id, len(kept))
         return issue_id
 
     # -- render ----------------------------------------------------------------------------
@@ -346,7 +366,7 @@ class Publisher:
         count (a list with 100,000 bad rows logged a line for each on every send). Repeats
         are left in: the ledger drops them. Readers forgotten at their request are left out
         before the ledger sees them (an old copy of a member file may still hold them)."""
-        skipped = _SkippedRows()
+        skipped = SkippedRows()
         paths = [self.settings.subscribers_dir / p for p in mailing_list.members_files]
         recipients = stream_recipients(
             paths, mailing_list.id, var_dir=self.settings.var_dir,
@@ -488,22 +508,3 @@ class Publisher:
         return [
             f"{r.email}: {r.status}{' — ' + r.error if r.error else ''}" for r in result.results
         ]
-
-
-class _SkippedRows:
-    """The invalid rows met while a list is read for a send: counted per file, the first kept."""
-
-    def __init__(self) -> None:
-        self._files: dict[Path, tuple[int, Problem]] = {}
-
-    def add(self, problem: Problem) -> None:
-        count, first = self._files.get(problem.path, (0, problem))
-        self._files[problem.path] = (count + 1, first)
-
-    def log(self) -> None:
-        for path, (count, first) in self._files.items():
-            log.warning(
-                "%s: %s invalid row%s skipped (the first, line %s: %s); `newsletter lists "
-                "check` lists every one", path, f"{count:,}", "" if count == 1 else "s",
-                first.line, first.reason,
-            )

@@ -28,12 +28,19 @@ from tests.servers.webapp import WebApp
 EDITOR_TOKEN, ADMIN_TOKEN = "bot", "ops"
 
 
+def csv_text(raw: bytes, **parameters: str) -> str:
+    """A CSV answer's text, in the charset its media type names (UTF-8 by default)."""
+    return raw.decode(parameters.get("charset", "utf-8"))
+
+
 class DocumentCheck:
     """Checks answers against the OpenAPI document the API serves."""
 
     def __init__(self, spec: dict[str, Any]) -> None:
         self.spec = spec
-        config = Config(extra_media_type_deserializers={MEDIA_TYPE: json.loads})
+        config = Config(extra_media_type_deserializers={
+            MEDIA_TYPE: json.loads, "text/csv": csv_text,
+        })
         self.openapi = OpenAPI.from_dict(spec, config=config)
         # The document's own components, so that its $refs resolve as written.
         self.problem = Draft202012Validator(

@@ -10,11 +10,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import requests
+import time_machine
 from sqlalchemy import insert
 
 from newsletter.config import Settings
 from newsletter.publisher import Publisher
-from newsletter.store import Store
+from newsletter.schedule.scheduler import build_scheduler, job_specs, stop_scheduler, sync_jobs
+from newsletter.store import Store, make_engine
 from newsletter.store import issues as issue_store
 from newsletter.store.tables import articles
 from newsletter.web import Site, create_app
@@ -113,21 +115,34 @@ def session_cookie(client: requests.Session) -> str | None:
     return client.cookies.get("desk")
 
 
-def signed_in_client(web: WebApp, name: str = EDITOR) -> requests.Session:
-    """A client of its own (a browser of its own), signed in as ``name``."""
+def signed_in(web: WebApp, name: str = EDITOR) -> requests.Session:
+    """A client of its own, signed in as ``name``."""
     client = requests.Session()
     client.trust_env = False
-    response = sign_in(web, name, session=client)
-    assert response.status_code == 303, response.text
+    assert sign_in(web, name, session=client).status_code == 303
     return client
 
 
-ALERT = re.compile(r'<div class="alert" role="alert">(.*?)</div>', re.S)
+ALERT = re.compile(r'<div class="alert" role="alert"[^>]*>(.*?)</div>', re.S)
 
 
-def alert_text(response: requests.Response) -> str:
+def alert_of(response: requests.Response) -> str:
     """The text of the page's alert box, tags dropped and spaces squeezed."""
     found = ALERT.search(response.text)
     if not found:
         return ""
     return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", found.group(1))).split())
+
+
+#: When the jobs ``schedule_jobs`` stores were computed: the next digest of the weekly list
+#: is then Monday 2026-11-23 08:00 in London.
+SCHEDULED_AT = datetime(2026, 11, 23, 7, 0, tzinfo=UTC)
+
+
+def schedule_jobs(desk: Desk) -> None:
+    """The jobs a scheduler started at ``SCHEDULED_AT`` would store."""
+    with time_machine.travel(SCHEDULED_AT, tick=False):
+        scheduler = build_scheduler(desk.settings, make_engine(desk.settings.database_url))
+        scheduler.start(paused=True)
+        sync_jobs(scheduler, job_specs(desk.settings, desk.publisher.config))
+        stop_scheduler(scheduler)

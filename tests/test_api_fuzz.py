@@ -30,7 +30,8 @@ CONTENT_TYPES = ["application/json", "application/problem+json", "text/plain", "
                  "application/x-www-form-urlencoded", "application/json; charset=latin-1"]
 #: Field names the bodies know, so that random objects reach the validation behind them.
 FIELDS = ["list", "article_ids", "again", "subject", "preheader", "intro_md", "at", "force",
-          "unknown", "to", "article_id", "position", "cursor"]
+          "unknown", "to", "article_id", "position", "cursor", "email", "scope", "reason",
+          "note"]
 
 
 @pytest.fixture
@@ -63,7 +64,8 @@ def bodies(draw: st.DrawFn) -> bytes:
 
 def ids(api: Api) -> list[str]:
     return [str(api.desk.issue_id), str(api.desk.xss_issue_id), "1", "0", "-1",
-            "9223372036854775807", "9223372036854775808", "9" * 400, "%00", "%FF"]
+            "9223372036854775807", "9223372036854775808", "9" * 400, "%00", "%FF", "weekly",
+            "a%2Fb@example.org", "%3Cb%3E@example.org"]
 
 
 @st.composite
@@ -75,8 +77,10 @@ def requests_to(draw: st.DrawFn, api: Api, op: Operation) -> tuple[str, str, dic
                      | st.binary(min_size=1, max_size=12).map(lambda b: quote(b, safe="")))
         path = path.replace("{" + name + "}", value)
     query = draw(st.dictionaries(
-        st.sampled_from(["limit", "cursor", "state", "list"]),
-        st.text(max_size=20) | st.sampled_from(["0", "1", "200", "201", "draft", "weekly"]),
+        st.sampled_from(["limit", "cursor", "state", "list", "q", "status", "scope",
+                         "acknowledged", "spreadsheet"]),
+        st.text(max_size=20) | st.sampled_from(["0", "1", "200", "201", "draft", "weekly",
+                                                "sent", "true", "*"]),
         max_size=3,
     ))
     if query:

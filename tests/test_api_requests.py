@@ -22,6 +22,7 @@ from sqlalchemy import func, insert, select
 from newsletter.config import Settings
 from newsletter.models import IssueState
 from newsletter.store import Store
+from newsletter.store import issues as issue_store
 from newsletter.store.tables import articles
 from newsletter.web.api import api_app, operations
 from newsletter.web.api.openapi import REF
@@ -367,6 +368,15 @@ def test_collect_finds_a_new_article_at_once(api: Api) -> None:
     assert collected["new"] == 1
     assert collected["sources"][0]["source_id"] == "articles"
     assert newest["title"] == "Quay lights switched on"
+    # The instant list made an issue of it at once, as the scheduler's collection would.
+    [instant] = collected["instant"]
+    assert instant["list"] == "every-article"
+    assert issues_carrying(api, newest["id"]) == instant["drafted"][-1:]
+
+
+def issues_carrying(api: Api, article_id: int) -> list[int]:
+    shown = api.client().ok("GET", f"/articles/{article_id}")
+    return [i["issue_id"] for i in shown["issues"] if i["list"] == "every-article"]
 
 
 def test_hooks_at_once_collect_each_article_once(api: Api) -> None:
@@ -396,7 +406,10 @@ def test_hooks_at_once_collect_each_article_once(api: Api) -> None:
     with api.desk.store.engine.connect() as conn:
         copies = conn.execute(select(func.count()).select_from(articles).where(
             articles.c.title == "Quay lights switched on")).scalar_one()
+        [article_id] = conn.execute(select(articles.c.id).where(
+            articles.c.title == "Quay lights switched on")).scalars()
     assert copies == 1
+    assert len(issues_carrying(api, article_id)) == 1  # drafted once, whoever drafted it
 
 
 def test_a_hook_waits_for_a_collection_that_starts_after_it() -> None:
@@ -453,5 +466,10 @@ def test_status_shows_what_the_command_shows(api: Api) -> None:
     status = api.client("admin").ok("GET", "/status")
 
     assert status["lock"] is None and status["schedule"] == []
-    assert [(i["id"], i["state"]) for i in status["issues"]] == [(desk.issue_id, "queued")]
+    # The weekly queued above, and what the collection's instant list queued of each article.
+    with desk.store.engine.connect() as conn:
+        queued = [r.id for r in issue_store.find(conn, states_in=[IssueState.QUEUED])]
+    assert sorted(i["id"] for i in status["issues"]) == sorted(queued)
+    assert desk.issue_id in queued and len(queued) > 1
+    assert {i["state"] for i in status["issues"]} == {"queued"}
     assert status["last_collection"]["sources"][0]["source_id"] == "articles"

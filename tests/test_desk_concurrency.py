@@ -21,7 +21,7 @@ from newsletter.issues.lint import LintReport
 from newsletter.models import ISSUE_TRANSITIONS, IssueState
 from newsletter.publisher import Publisher, SendReport
 from newsletter.store import issues as issue_store
-from tests.desk_support import ADMIN, EDITOR, Desk, alert_text, csrf_of, signed_in_client
+from tests.desk_support import ADMIN, EDITOR, Desk, alert_of, csrf_of, signed_in
 from tests.servers.webapp import WebApp
 
 #: A bound on waiting for the other side of a race; only a hung test gets near it.
@@ -40,7 +40,7 @@ def web(desk_web: WebApp) -> WebApp:
 @pytest.fixture
 def editors(web: WebApp) -> tuple[requests.Session, requests.Session]:
     """Two editors, each signed in with a session of their own."""
-    return signed_in_client(web, EDITOR), signed_in_client(web, ADMIN)
+    return signed_in(web, EDITOR), signed_in(web, ADMIN)
 
 
 class Hold:
@@ -146,7 +146,7 @@ def test_a_pause_while_the_queue_checks_is_refused_and_the_queue_goes_on(
     queued, paused = queue_and(web, desk, editors, held_queue, "pause", during=True)
 
     assert paused.status_code == 409
-    assert f"issue {desk.issue_id} is draft; it cannot become paused" in alert_text(paused)
+    assert f"issue {desk.issue_id} is draft; it cannot become paused" in alert_of(paused)
     assert queued.status_code == 303
     assert desk.state() == "queued"
     assert lawful_history(desk) == [(None, "draft"), ("draft", "queued")]
@@ -171,7 +171,7 @@ def test_a_cancel_while_the_queue_checks_wins_and_the_queue_is_told(
 
     assert cancelled.status_code == 303
     assert late.status_code == 409
-    assert f"issue {desk.issue_id} is cancelled; it cannot become queued" in alert_text(late)
+    assert f"issue {desk.issue_id} is cancelled; it cannot become queued" in alert_of(late)
     assert desk.state() == "cancelled"
     assert lawful_history(desk) == [(None, "draft"), ("draft", "cancelled")]
 
@@ -204,9 +204,9 @@ def test_an_edit_from_a_page_shown_before_the_send_started_is_refused(
 
     assert edited.status_code == 409
     assert (f"issue {desk.issue_id} is sending; only drafts can be edited"
-            in alert_text(edited))
+            in alert_of(edited))
     assert back.status_code == 409
-    assert f"issue {desk.issue_id} is sending; only a queued issue" in alert_text(back)
+    assert f"issue {desk.issue_id} is sending; only a queued issue" in alert_of(back)
     assert sending.error is None and report.final_state == "sent"
     with desk.store.engine.connect() as conn:
         assert issue_store.get(conn, desk.issue_id).subject != "Last-minute change"
@@ -279,6 +279,6 @@ def test_back_to_draft_and_the_send_starting_at_once_leave_one_winner(
         assert desk.state() == "draft" and edited.status_code == 303
     else:  # the sender was first: it went out, and the editor is told so
         assert sending.error is None and desk.state() == "sent"
-        assert LOST in alert_text(back) or ALREADY_GONE in alert_text(back)
-        assert edited.status_code == 409 and "only drafts can be edited" in alert_text(edited)
+        assert LOST in alert_of(back) or ALREADY_GONE in alert_of(back)
+        assert edited.status_code == 409 and "only drafts can be edited" in alert_of(edited)
     lawful_history(desk)

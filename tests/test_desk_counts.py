@@ -31,7 +31,7 @@ from newsletter.store.shared import Shared
 from newsletter.store.tables import batches, recipients
 from newsletter.web.api import tokens
 from tests.desk_sending import REFUSED, watched_send
-from tests.desk_support import Desk, signed_in_client
+from tests.desk_support import Desk, signed_in
 from tests.servers.webapp import WebApp, add_issue
 
 STATUS_COUNTS = tally.status_counts  # the reference, kept before a test makes it fail
@@ -51,7 +51,7 @@ def readers(desk: Desk, desk_web: WebApp) -> Readers:
     api = requests.Session()
     api.trust_env = False
     api.headers["Authorization"] = "Bearer " + tokens.create(desk.store, "counter", "editor")
-    return Readers(desk_web, signed_in_client(desk_web), api)
+    return Readers(desk_web, signed_in(desk_web), api)
 
 
 def expected(store: Store, issue_id: int) -> dict[str, int]:

@@ -32,9 +32,9 @@ from tests.desk_support import (
     PASSWORD,
     XSS_TITLE,
     Desk,
-    alert_text,
+    alert_of,
     csrf_of,
-    signed_in_client,
+    signed_in,
 )
 from tests.servers.webapp import WebApp
 from tests.test_desk_http import post_routes
@@ -51,7 +51,7 @@ def web(desk_web: WebApp) -> WebApp:
 
 @pytest.fixture
 def client(web: WebApp) -> requests.Session:
-    return signed_in_client(web)
+    return signed_in(web)
 
 
 def page(web: WebApp, client: requests.Session, issue_id: int) -> requests.Response:
@@ -70,7 +70,7 @@ def submit(web: WebApp, client: requests.Session, issue_id: int, operation: str,
 
 def followed(web: WebApp, client: requests.Session, response: requests.Response) -> str:
     """The page a 303 leads to."""
-    assert response.status_code == 303, alert_text(response) or response.text[:500]
+    assert response.status_code == 303, alert_of(response) or response.text[:500]
     return client.get(web.url(response.headers["Location"])).text
 
 
@@ -194,7 +194,7 @@ def test_a_queued_issue_is_not_edited(
         "csrf": csrf_of(shown), "subject": "Too late", "preheader": "", "intro": ""})
 
     assert response.status_code == 409
-    assert f"issue {desk.issue_id} is queued; only drafts can be edited" in alert_text(response)
+    assert f"issue {desk.issue_id} is queued; only drafts can be edited" in alert_of(response)
     assert record(desk).subject != "Too late"
 
 
@@ -282,10 +282,10 @@ def test_a_move_from_a_stale_page_is_refused_with_the_reason(
         "csrf": csrf_of(shown), "article": str(ids[0]), "position": str(len(ids))})
 
     assert gone.status_code == 409
-    assert f"article {ids[-1]} is not in issue {desk.issue_id}" in alert_text(gone)
+    assert f"article {ids[-1]} is not in issue {desk.issue_id}" in alert_of(gone)
     assert too_far.status_code == 409
     assert (f"position {len(ids)}: issue {desk.issue_id} has {len(ids) - 1} articles; give 1 "
-            f"to {len(ids) - 1}") in alert_text(too_far)
+            f"to {len(ids) - 1}") in alert_of(too_far)
     assert article_ids(desk) == ids[:-1]
 
 
@@ -320,7 +320,7 @@ def test_the_checks_errors_and_warnings_are_listed_and_a_warning_can_be_overridd
     assert re.search(r'<ul class="findings warnings"><li>the subject is \d+ characters', warned)
     assert "Queue despite the warnings" in warned
     assert refused.status_code == 409
-    assert alert_text(refused).startswith("The pre-send checks refused to queue it: warning:")
+    assert alert_of(refused).startswith("The pre-send checks refused to queue it: warning:")
     assert record(desk).state == "draft"
     forced = submit(web, client, desk.issue_id, "queue", force="1")
     assert notice(followed(web, client, forced)) == "Queued despite 1 warning."
@@ -338,7 +338,7 @@ def test_errors_are_never_overridden(
     forced = submit(web, client, desk.xss_issue_id, "queue", force="1")
 
     assert forced.status_code == 409
-    assert "the issue is empty: no articles and no introduction" in alert_text(forced)
+    assert "the issue is empty: no articles and no introduction" in alert_of(forced)
     assert record(desk, desk.xss_issue_id).state == "draft"
 
 
@@ -360,7 +360,7 @@ def testers_web(desk: Desk) -> Iterator[WebApp]:
 def test_a_test_goes_to_the_test_recipients_marked_test(
     desk: Desk, testers_web: WebApp
 ) -> None:
-    client = signed_in_client(testers_web)
+    client = signed_in(testers_web)
     shown = page(testers_web, client, desk.issue_id).text
     assert "Leave empty for the test recipients: proof@example.org, second.proof@example.org" \
         in shown
@@ -481,7 +481,7 @@ def test_a_queued_issue_gets_a_new_time_or_the_next_send(
     editing.unqueue(desk.publisher, desk.issue_id)
     draft = submit(web, client, desk.issue_id, "reschedule", date=f"{day}", time="08:00")
     assert draft.status_code == 409
-    assert "only a queued issue can be rescheduled" in alert_text(draft)
+    assert "only a queued issue can be rescheduled" in alert_of(draft)
 
 
 # -- retries ---------------------------------------------------------------------------------
@@ -526,7 +526,7 @@ def test_failed_and_unknown_recipients_are_retried_apart(
     assert history(desk)[-1]["by"] == f"desk:{EDITOR}"
     again = submit(web, client, desk.issue_id, "retry")
     assert again.status_code == 409
-    assert alert_text(again) == "No failed recipients are left to retry."
+    assert alert_of(again) == "No failed recipients are left to retry."
 
 
 def test_unknown_recipients_are_retried_once_the_risk_is_accepted(
@@ -581,7 +581,7 @@ def test_a_notice_is_shown_only_when_the_desk_signed_it_for_this_session(
                    intro="")
     location = saved.headers["Location"]
     assert "notice=" in location
-    other = signed_in_client(web, ADMIN)
+    other = signed_in(web, ADMIN)
 
     forged = client.get(web.url(f"/desk/issues/{desk.issue_id}?notice=Call+0800+now")).text
     stolen = other.get(web.url(location)).text

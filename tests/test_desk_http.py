@@ -12,9 +12,13 @@ from collections.abc import Iterator
 
 import pytest
 import requests
+from sqlalchemy import func, select
 from starlette.routing import Route
 
+from newsletter.models import SuppressionReason
 from newsletter.store import issues as issue_store
+from newsletter.store.suppressions import add as add_suppression
+from newsletter.store.tables import issues, suppressions
 from newsletter.web import create_app
 from newsletter.web.desk import accounts
 from newsletter.web.desk.guard import safe_next
@@ -66,6 +70,14 @@ def history_length(desk: Desk) -> int:
         return len(issue_store.events(conn, desk.issue_id))
 
 
+def everything_else(desk: Desk) -> tuple[int, int]:
+    """How many issues and suppressions there are: a forged form adds or lifts none."""
+    with desk.store.engine.connect() as conn:
+        issue_count = conn.execute(select(func.count()).select_from(issues)).scalar_one()
+        suppressed = conn.execute(select(func.count()).select_from(suppressions)).scalar_one()
+    return int(issue_count), int(suppressed)
+
+
 def test_the_desk_has_the_routes_these_tests_attack(desk: Desk) -> None:
     paths = {p for _, p, _ in desk_routes(desk)}
     n = desk.issue_id
@@ -73,6 +85,9 @@ def test_the_desk_has_the_routes_these_tests_attack(desk: Desk) -> None:
             "/desk/signout"} <= paths
     assert {f"/desk/issues/{n}/{a}" for a in ("queue", "unqueue", "pause", "resume",
                                                "cancel")} <= paths
+    assert {"/desk/articles", "/desk/articles/draft", "/desk/lists", "/desk/status",
+            "/desk/suppressions", "/desk/suppressions/add", "/desk/suppressions/lift",
+            "/desk/suppressions/export"} <= paths
 
 
 def test_every_desk_route_without_a_session_goes_to_sign_in(desk: Desk, web: WebApp) -> None:
@@ -175,13 +190,17 @@ def test_a_session_id_planted_before_sign_in_is_not_the_one_signed_in(
 def test_posts_without_the_right_token_are_refused_and_change_nothing(
     desk: Desk, web: WebApp
 ) -> None:
-    _signed_in(web)
+    """As an administrator, whom every route lets past the role check to the token's."""
+    _signed_in(web, ADMIN)
     other = requests.Session()
     other.trust_env = False
-    sign_in(web, ADMIN, session=other)
+    sign_in(web, EDITOR, session=other)
     others_token = csrf_of(other.get(web.url("/desk/issues")).text)
     own_token = csrf_of(web.session.get(web.url("/desk/issues")).text)
     before = history_length(desk)
+    with desk.store.engine.begin() as conn:  # something a forged lift could take away
+        add_suppression(conn, "kept@example.org", SuppressionReason.MANUAL, at=desk.store.now())
+    others = everything_else(desk)
     forged: list[tuple[dict[str, str], dict[str, str]]] = [
         ({}, {}),
         ({"csrf": ""}, {}),
@@ -199,6 +218,7 @@ def test_posts_without_the_right_token_are_refused_and_change_nothing(
             assert response.status_code == 403, (path, data, headers)
             assert "did not come from the desk" in response.text
     assert desk.state() == "draft" and history_length(desk) == before
+    assert everything_else(desk) == others
     assert web.session.get(web.url("/desk/issues"), allow_redirects=False).status_code == 200
 
 
@@ -261,6 +281,9 @@ def test_an_editor_gets_403_on_admin_pages(desk: Desk, web: WebApp) -> None:
     admin_only = [(m, p) for m, p, r in desk_routes(desk)
                   if getattr(r.endpoint, "desk_role", "") == "admin"]
     assert ("GET", "/desk/users") in admin_only
+    assert {("GET", "/desk/suppressions"), ("POST", "/desk/suppressions/add"),
+            ("POST", "/desk/suppressions/lift"), ("GET", "/desk/suppressions/export")} <= set(
+        admin_only)
     _signed_in(web, EDITOR)
     for method, path in admin_only:
         assert web.session.request(method, web.url(path)).status_code == 403

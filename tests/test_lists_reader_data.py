@@ -9,8 +9,9 @@ import pytest
 
 from newsletter.config import Settings
 from newsletter.lists import load_config
+from newsletter.lists.address import row_key, same_address
 from newsletter.lists.addresscache import AddressCache, cache_path, file_digest, opened_cache
-from newsletter.lists.members import MemberReader, row_key, same_address
+from newsletter.lists.members import MemberReader
 from newsletter.lists.reader_data import memberships, reader_key, unlisted_mentions
 
 SPELLINGS = [

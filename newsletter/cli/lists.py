@@ -13,9 +13,8 @@ from typing import IO, Any
 
 import click
 
-from ..errors import ConfigError, ListError
+from ..errors import ConfigError
 from ..lists import (
-    ConfigFileError,
     ExportReport,
     ListStats,
     Problem,
@@ -27,10 +26,10 @@ from ..lists import (
     list_stats,
     load_config,
     normalise_address,
-    reader_for,
     remove_address,
 )
-from ..lists.addresscache import AddressCache, opened_cache
+from ..lists.addresscache import opened_cache
+from ..lists.check import ListCheck, PublicationCheck
 from ..lists.csvfile import EMAIL, FIELD_NAME, NAME
 from ..models import Cadence, MailingList, Subscriber
 from . import cli
@@ -59,27 +58,6 @@ def _plural(count: int, word: str) -> str:
     return f"{count} {word}{'' if count == 1 else 's'}"
 
 
-class CheckRun:
-    """One ``lists check``: problems printed once each (files may be shared), then tallied."""
-
-    def __init__(self, as_json: bool) -> None:
-        self.as_json = as_json
-        self.problems: list[Problem] = []
-        self._seen: set[tuple[Path, int | None, str]] = set()
-
-    def report(self, problem: Problem) -> None:
-        key = (problem.path, problem.line, problem.reason)
-        if key in self._seen:
-            return
-        self._seen.add(key)
-        self.problems.append(problem)
-        if not self.as_json:
-            click.echo(problem_line(problem))
-
-    def tally(self, severity: Severity) -> int:
-        return sum(1 for p in self.problems if p.severity == severity)
-
-
 @lists.command("check")
 @json_option
 @pass_app
@@ -89,21 +67,38 @@ def check(app: AppContext, as_json: bool) -> None:
     Prints each problem as FILE:LINE: SEVERITY: REASON, then a summary per list. Invalid
     rows are errors (exit status 1); duplicate addresses are warnings.
     """
-    run = CheckRun(as_json)
-    config = _config_or_report(app, run)
+    run = PublicationCheck(app.settings, on_problem=None if as_json else _print_problem)
+    config = run.load()
     summaries: dict[str, dict[str, Any]] = {}
     if config is not None:
         with opened_cache(app.settings.var_dir) as cache:
             for list_id in config.lists:
-                summaries[list_id] = _check_list(app, config, list_id, run, cache)
-    if not _verdict(run, summaries):
+                checked = run.check_list(config, list_id, cache)
+                if not as_json:
+                    _print_summary(checked)
+                summaries[list_id] = checked.summary()
+    if not _verdict(run, summaries, as_json):
         raise click.exceptions.Exit(1)
 
 
-def _verdict(run: CheckRun, summaries: dict[str, dict[str, Any]]) -> bool:
+def _print_problem(problem: Problem) -> None:
+    click.echo(problem_line(problem))
+
+
+def _print_summary(checked: ListCheck) -> None:
+    counts = checked.counts
+    files = ", ".join(shown(p) for p in checked.files)
+    click.echo(
+        f"{checked.list_id}: {_plural(counts.members, 'member')} in {files}; "
+        f"{_plural(counts.invalid, 'invalid row')}, "
+        f"{_plural(counts.duplicates, 'duplicate')}"
+    )
+
+
+def _verdict(run: PublicationCheck, summaries: dict[str, dict[str, Any]], as_json: bool) -> bool:
     """Print the outcome of a check; whether it passed (warnings alone do not fail it)."""
     errors, warnings = run.tally(Severity.ERROR), run.tally(Severity.WARNING)
-    if run.as_json:
+    if as_json:
         echo_json(
             {
                 "ok": not errors,
@@ -119,47 +114,6 @@ def _verdict(run: CheckRun, summaries: dict[str, dict[str, Any]]) -> bool:
             f"{_plural(errors, 'error')}, {_plural(warnings, 'warning')}"
         )
     return not errors
-
-
-def _config_or_report(app: AppContext, run: CheckRun) -> PublicationConfig | None:
-    try:
-        return load_config(app.settings)
-    except ListError as exc:
-        found = exc.problems if isinstance(exc, ConfigFileError) else (exc,)
-        for error in found:
-            run.report(Problem(error.path, error.line, error.reason))
-        return None
-
-
-def _check_list(
-    app: AppContext, config: PublicationConfig, list_id: str, run: CheckRun, cache: AddressCache
-) -> dict[str, Any]:
-    reader = reader_for(
-        config,
-        list_id,
-        check_deliverability=app.settings.check_deliverability,
-        on_problem=run.report,
-        cache=cache,
-    )
-    counts = reader.count()
-    if counts.members == 0:
-        run.report(
-            Problem(reader.paths[0], None, f"list {list_id!r} has no members", Severity.WARNING)
-        )
-    if not run.as_json:
-        files = ", ".join(shown(p) for p in reader.paths)
-        click.echo(
-            f"{list_id}: {_plural(counts.members, 'member')} in {files}; "
-            f"{_plural(counts.invalid, 'invalid row')}, "
-            f"{_plural(counts.duplicates, 'duplicate')}"
-        )
-    return {
-        "files": [str(p) for p in reader.paths],
-        "rows": counts.rows,
-        "members": counts.members,
-        "invalid": counts.invalid,
-        "duplicates": counts.duplicates,
-    }
 
 
 @lists.command("show")

@@ -1,24 +1,17 @@
-"""``newsletter status``: what the scheduler will do next, what is sending, what came in last."""
+"""``newsletter status``: what the scheduler will do next, what is sending, what came in last.
+
+The gathering is ``schedule.status``'s, which the desk's status page and the HTTP API show.
+"""
 
 from __future__ import annotations
 
-import time
-from datetime import UTC, datetime
 from typing import Any
 
 import click
-from sqlalchemy import Connection, select
 
-from ..models import IssueState
-from ..schedule.lock import current_holder
-from ..schedule.scheduler import ScheduledJob, read_schedule
-from ..store import issues as issue_store
-from ..store import tally
-from ..store.tables import collections
+from ..schedule.status import gather as status_report
 from . import cli
 from .context import AppContext, echo_json, json_option, pass_app
-
-IN_PROGRESS = (IssueState.QUEUED, IssueState.SENDING, IssueState.PAUSED)
 
 
 @cli.command()
@@ -37,62 +30,8 @@ def status(app: AppContext, as_json: bool) -> None:
 
 
 def gather(app: AppContext) -> dict[str, Any]:
-    with app.store.engine.connect() as conn:
-        return {
-            "lock": lock_status(conn),
-            "schedule": [job_status(job) for job in read_schedule(app.store.engine)],
-            "issues": issue_progress(conn),
-            "last_collection": last_collection(conn),
-        }
-
-
-def lock_status(conn: Connection) -> dict[str, Any] | None:
-    holder = current_holder(conn)
-    if holder is None:
-        return None
-    return {
-        "owner": holder.owner,
-        "until": holder.until_utc,
-        "expired": holder.expired(time.time()),
-    }
-
-
-def job_status(job: ScheduledJob) -> dict[str, Any]:
-    return {"id": job.id, "name": job.name, "next_run": job.next_run, "timezone": job.timezone}
-
-
-def issue_progress(conn: Connection) -> list[dict[str, Any]]:
-    records = reversed(issue_store.find(conn, states_in=IN_PROGRESS, limit=1000))
-    return [_progress(conn, record) for record in records]
-
-
-def _progress(conn: Connection, record: issue_store.IssueRecord) -> dict[str, Any]:
-    counts = tally.status_counts(conn, record.id)
-    return {
-        "id": record.id,
-        "list": record.list_id,
-        "state": str(record.state),
-        "subject": record.subject,
-        "send_at": record.send_at,
-        "started_at": record.started_at,
-        "pause_reason": record.pause_reason,
-        "total": sum(counts.values()),
-        "recipients": counts,
-    }
-
-
-def last_collection(conn: Connection) -> dict[str, Any] | None:
-    row = conn.execute(
-        select(collections.c.at, collections.c.report).order_by(collections.c.id.desc()).limit(1)
-    ).first()
-    if row is None:
-        return None
-    return {"at": _utc(row.at), **dict(row.report)}
-
-
-def _utc(value: datetime) -> datetime:
-    """SQLite hands back naive datetimes; everything stored is UTC."""
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    """The parts of ``schedule.status.gather`` this command shows, as it always has."""
+    return status_report(app.settings, app.store).summary()
 
 
 # -- text output ------------------------------------------------------------------------------

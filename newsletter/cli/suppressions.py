@@ -1,46 +1,26 @@
-"""``newsletter suppressions list|add|remove|export``: who must not receive mail, and why."""
+"""``newsletter suppressions list|add|remove|export``: who must not receive mail, and why.
+
+The operations are ``editor.suppressions``'s, which the desk and the HTTP API call too.
+"""
 
 from __future__ import annotations
 
-import csv
 from typing import TextIO
 
 import click
-from email_validator import EmailNotValidError
 from rich.table import Table
 
-from ..errors import NotFoundError
-from ..lists.address import sendable_address
+from ..editor import suppressions as suppressing
+from ..editor.suppressions import InvalidAddressError, scope_words
 from ..models import ALL_LISTS, SuppressionReason
-from ..store import events, suppressions
-from ..store.suppressions import Suppression
+from ..store import suppressions
 from . import cli
 from .context import AppContext, echo_json, json_option, pass_app
-
-EXPORT_COLUMNS = ("email", "scope", "reason", "source", "detail", "created_at")
 
 scope_option = click.option(
     "--list", "scope", metavar="LIST_ID",
     help=f"Only this list's suppressions ('{ALL_LISTS}' means those for every list).",
 )
-
-
-def as_dict(row: Suppression) -> dict[str, str]:
-    return {
-        "email": row.email, "scope": row.scope, "reason": str(row.reason), "source": row.source,
-        "detail": row.detail, "created_at": row.created_at.isoformat(),
-    }
-
-
-def scope_words(scope: str) -> str:
-    return "every list" if scope == ALL_LISTS else f"list {scope!r}"
-
-
-def checked_address(email: str) -> str:
-    try:
-        return sendable_address(email)
-    except EmailNotValidError as exc:
-        raise click.BadParameter(str(exc), param_hint="EMAIL") from exc
 
 
 @cli.group(name="suppressions")
@@ -57,7 +37,7 @@ def list_suppressions(app: AppContext, scope: str | None, as_json: bool) -> None
     with app.store.engine.connect() as conn:
         rows = list(suppressions.iter_all(conn, scope))
     if as_json:
-        echo_json([as_dict(r) for r in rows])
+        echo_json([r.as_dict() for r in rows])
         return
     if not rows:
         click.echo("No suppressed addresses.")
@@ -84,15 +64,15 @@ def list_suppressions(app: AppContext, scope: str | None, as_json: bool) -> None
 @pass_app
 def add_suppression(app: AppContext, email: str, scope: str, reason: str, note: str) -> None:
     """Stop sending to EMAIL."""
-    address = checked_address(email)
-    with app.store.engine.begin() as conn:
-        added = suppressions.add(conn, address, SuppressionReason(reason), scope=scope,
-                                 source="cli", detail=note, at=app.store.now())
-    if added:
-        click.echo(f"Suppressed {address.lower()} for {scope_words(scope)} ({reason}).")
+    try:
+        done = suppressing.suppress(app.store, email, reason=SuppressionReason(reason),
+                                    scope=scope, source="cli", note=note)
+    except InvalidAddressError as exc:
+        raise click.BadParameter(exc.reason, param_hint="EMAIL") from exc
+    if done.added:
+        click.echo(f"Suppressed {done.email} for {scope_words(scope)} ({reason}).")
     else:
-        where = scope_words(scope)
-        click.echo(f"{address.lower()} was already suppressed for {where}; kept as is.")
+        click.echo(f"{done.email} was already suppressed for {scope_words(scope)}; kept as is.")
 
 
 @suppressions_group.command(name="remove")
@@ -101,14 +81,9 @@ def add_suppression(app: AppContext, email: str, scope: str, reason: str, note: 
 @pass_app
 def remove_suppression(app: AppContext, email: str, scope: str | None) -> None:
     """Send to EMAIL again (for one list with --list, else for every list)."""
-    with app.store.engine.begin() as conn:
-        lifted = suppressions.remove(conn, email, scope)
-        if scope in (None, ALL_LISTS):
-            events.reset_soft_bounces(conn, email)  # else the next soft bounce suppresses again
-    if not lifted:
-        where = f" for {scope_words(scope)}" if scope is not None else ""
-        raise NotFoundError(f"{email} is not suppressed{where}")
-    click.echo(f"Lifted {lifted} suppression(s) of {suppressions.normalise(email)}.")
+    # The command itself is the acknowledgement a hard bounce or complaint needs.
+    lifted = suppressing.lift(app.store, email, scope, acknowledged=True)
+    click.echo(f"Lifted {len(lifted.removed)} suppression(s) of {lifted.email}.")
 
 
 @suppressions_group.command(name="export")
@@ -118,8 +93,5 @@ def remove_suppression(app: AppContext, email: str, scope: str | None) -> None:
 @pass_app
 def export_suppressions(app: AppContext, scope: str | None, output: TextIO) -> None:
     """Write suppressions as CSV (email, scope, reason, source, detail, created_at)."""
-    writer = csv.DictWriter(output, fieldnames=EXPORT_COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    with app.store.engine.connect() as conn:
-        for row in suppressions.iter_all(conn, scope):
-            writer.writerow(as_dict(row))
+    for chunk in suppressing.csv_chunks(suppressing.export_rows(app.store, scope)):
+        output.write(chunk)

@@ -23,10 +23,9 @@ from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import Connection, case, literal, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from ..store import Store
+from ..store.db import dialect_insert
 from ..store.tables import rate_buckets
 
 #: How many seconds' worth of tokens one database round trip takes at most.
@@ -129,9 +128,8 @@ class SharedTokenBucket:
 
     def _create_row(self, conn: Connection, now: float) -> None:
         """A new bucket starts full; an existing row (another process's) is left alone."""
-        dialect_insert: Any = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
         conn.execute(
-            dialect_insert(rate_buckets)
+            dialect_insert(conn, rate_buckets)
             .values(name=self.name, tokens=self.capacity, updated=now)
             .on_conflict_do_nothing(index_elements=["name"])
         )

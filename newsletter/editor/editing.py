@@ -92,15 +92,31 @@ def refuse_repeats(
         ]
         went = [c for c in live if c.state in WENT_OUT]
         if went:
-            raise ConfigError(
+            raise RepeatedArticleError(
                 f"article {article_id} already went to {list_id} in issue {went[0].issue_id} "
-                f"({went[0].state}); {how_again} to send it again"
+                f"({went[0].state}); {how_again} to send it again",
+                article_id, went[0],
             )
         if live:
-            raise ConfigError(
+            raise RepeatedArticleError(
                 f"article {article_id} is already in issue {live[0].issue_id} of {list_id} "
-                f"({live[0].state}); {how_again} to put it in another issue too"
+                f"({live[0].state}); {how_again} to put it in another issue too",
+                article_id, live[0],
             )
+
+
+class RepeatedArticleError(ConfigError):
+    """A named article the list already had; its message speaks the command line's words,
+    and ``article_id`` and ``carrier`` (the issue that has it) let a page say its own."""
+
+    def __init__(self, message: str, article_id: int, carrier: article_store.Carrier) -> None:
+        super().__init__(message)
+        self.article_id = article_id
+        self.carrier = carrier
+
+    @property
+    def went_out(self) -> bool:
+        return self.carrier.state in WENT_OUT
 
 
 # -- a draft's articles ----------------------------------------------------------------------

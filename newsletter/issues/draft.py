@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 import nh3
 
-from ..models import Article, MailingList
+from ..models import Article, IssueKind, MailingList
 
 PREHEADER_CHARS = 140
 
@@ -34,3 +34,10 @@ def article_preheader(article: Article) -> str:
 def one_line(text: str) -> str:
     """Titles from feeds may carry line breaks; a subject must not."""
     return " ".join(text.split())
+
+
+def preheader_for(kind: IssueKind, articles: Sequence[Article]) -> str:
+    """The preheader a new draft of ``kind`` gets from its articles."""
+    if kind == IssueKind.ARTICLE:
+        return article_preheader(articles[0])
+    return digest_preheader(articles)

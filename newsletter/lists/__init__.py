@@ -5,6 +5,7 @@
 each bad row as ``file:line: reason``; ``edit`` changes member files safely.
 """
 
+from .address import address_key, normalise_address
 from .admin import (
     ExportReport,
     ImportReport,
@@ -18,16 +19,8 @@ from .admin import (
 )
 from .config import ConfigFileError, PublicationConfig, load_config, load_config_file
 from .edit import append_members, remove_member
-from .members import (
-    Counts,
-    Member,
-    MemberReader,
-    Problem,
-    Severity,
-    address_key,
-    iter_members,
-    normalise_address,
-)
+from .members import Member, MemberReader, iter_members
+from .problems import Counts, Problem, Severity
 
 __all__ = [
     "ConfigFileError",

@@ -6,7 +6,9 @@ import functools
 import importlib
 from typing import Any
 
-from email_validator import validate_email
+from email_validator import EmailNotValidError, validate_email
+
+from ..errors import ConfigError
 
 #: The module (its package exports a function of the same name in its place).
 _library = importlib.import_module("email_validator.validate_email")
@@ -55,3 +57,44 @@ def sendable_address(raw: str, *, check_deliverability: bool = False) -> str:
         raw, check_deliverability=check_deliverability, allow_smtputf8=False, strict=True
     )
     return valid.ascii_email or valid.normalized
+
+
+def address_key(email: str) -> str:
+    """How addresses are compared: case-insensitively, as the suppression store does."""
+    return email.strip().lower()
+
+
+def normalise_address(raw: str, *, check_deliverability: bool = False) -> str:
+    """The address in its normalised form (``sendable_address``), or ConfigError."""
+    address = raw.strip()
+    if not address:
+        raise ConfigError("no email address")
+    try:
+        return sendable_address(address, check_deliverability=check_deliverability)
+    except EmailNotValidError as exc:
+        raise ConfigError(f"invalid address {address!r}: {exc}") from exc
+
+
+def row_key(raw: str) -> str:
+    """The comparison key of an address as written in a file, valid or not."""
+    try:
+        return address_key(normalise_address(raw))
+    except ConfigError:
+        return address_key(raw)
+
+
+def same_address(raw: str, key: str) -> bool:
+    """Whether ``row_key(raw) == key``, asking email-validator (about 20 µs) only about an
+    address whose part before the @ could be the key's: its normalisation changes only the
+    case of the domain, its IDNA form and quoting there, so other rows are answered at once."""
+    written = address_key(raw)
+    if written == key:
+        return True
+    if _local_part(written) != _local_part(key):
+        return False
+    return row_key(raw) == key
+
+
+def _local_part(address: str) -> str:
+    """The part before the last @, without quotes or escapes (which normalising may drop)."""
+    return address.rpartition("@")[0].replace('"', "").replace("\\", "")

@@ -18,11 +18,13 @@ from sqlalchemy import Connection
 from ..errors import ConfigError, ListError, NotFoundError
 from ..models import Subscriber
 from ..store import suppressions
+from .address import address_key, row_key
 from .addresscache import AddressCache
 from .config import PublicationConfig
 from .csvfile import EMAIL, NAME, read_header
 from .edit import append_members, remove_member
-from .members import Counts, Member, MemberReader, Problem, Severity, address_key, row_key
+from .members import Member, MemberReader
+from .problems import Counts, Problem, Severity
 
 _CHUNK = 500
 ProblemSink = Callable[[Problem], None]

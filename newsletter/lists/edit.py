@@ -23,8 +23,8 @@ from typing import IO
 from ..errors import ListError
 from ..models import Subscriber
 from ..render.message import UNFIT_FOR_HEADERS, describe_character
+from .address import same_address
 from .csvfile import NAME, Header, Record, format_row, iter_records, line_ending
-from .members import same_address
 
 _CHUNK = 1 << 16
 

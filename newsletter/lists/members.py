@@ -13,20 +13,18 @@ import sqlite3
 from collections.abc import Callable, Iterator, Mapping, Sequence, Set
 from contextlib import closing
 from dataclasses import dataclass, field
-from enum import StrEnum
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, NamedTuple, TypeVar
-
-from email_validator import EmailNotValidError
+from typing import NamedTuple, TypeVar
 
 from ..errors import ConfigError, ListError
 from ..models import Recipient, Subscriber
 from ..render.message import UNFIT_FOR_HEADERS, describe_character
-from .address import sendable_address
+from .address import address_key, normalise_address
 from .addresscache import AddressCache, RowNote, file_digest, opened_cache
 from .csvfile import EMAIL, NAME, Header, Record, clean_rows, first_header, iter_records
 from .prevalidate import POOL_FROM, prevalidate
+from .problems import Counts, Problem, Severity
 
 _T = TypeVar("_T")
 _NO_FIELDS: Mapping[str, str] = MappingProxyType({})
@@ -36,36 +34,6 @@ _recipient = tuple.__new__
 #: A file with more rows to note than this is not remembered (the notes are loaded into
 #: memory on every read): it is read the full way each time, as before.
 MAX_NOTES = 250_000
-
-
-class Severity(StrEnum):
-    ERROR = "error"
-    WARNING = "warning"
-
-
-@dataclass(frozen=True, slots=True)
-class Problem:
-    """Something wrong with a file or one of its rows; ``str()`` reads ``file:line: reason``."""
-
-    path: Path
-    line: int | None
-    reason: str
-    severity: Severity = Severity.ERROR
-    first: tuple[Path, int] | None = None  # for duplicates: the row that was kept
-
-    def __str__(self) -> str:
-        return str(self.as_error())
-
-    def as_error(self) -> ListError:
-        return ListError(self.path, self.line, self.reason)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "file": str(self.path),
-            "line": self.line,
-            "reason": self.reason,
-            "severity": str(self.severity),
-        }
 
 
 class Member(NamedTuple):  # one per member read: a tuple is the cheapest to make
@@ -95,55 +63,6 @@ class _FileRead:
     record: int = -1  # index of the data record being read, as ``clean_rows`` counts them
     noted: dict[int, RowNote] = field(default_factory=dict)  # this read's, to remember
     replayable: bool = True  # every row to correct so far is one that notes can replay
-
-
-@dataclass(slots=True)
-class Counts:
-    rows: int = 0
-    members: int = 0
-    invalid: int = 0
-    duplicates: int = 0
-
-
-def address_key(email: str) -> str:
-    """How addresses are compared: case-insensitively, as the suppression store does."""
-    return email.strip().lower()
-
-
-def normalise_address(raw: str, *, check_deliverability: bool = False) -> str:
-    """The address in its normalised form (``sendable_address``), or ConfigError."""
-    address = raw.strip()
-    if not address:
-        raise ConfigError("no email address")
-    try:
-        return sendable_address(address, check_deliverability=check_deliverability)
-    except EmailNotValidError as exc:
-        raise ConfigError(f"invalid address {address!r}: {exc}") from exc
-
-
-def row_key(raw: str) -> str:
-    """The comparison key of an address as written in a file, valid or not."""
-    try:
-        return address_key(normalise_address(raw))
-    except ConfigError:
-        return address_key(raw)
-
-
-def same_address(raw: str, key: str) -> bool:
-    """Whether ``row_key(raw) == key``, asking email-validator (about 20 µs) only about an
-    address whose part before the @ could be the key's: its normalisation changes only the
-    case of the domain, its IDNA form and quoting there, so other rows are answered at once."""
-    written = address_key(raw)
-    if written == key:
-        return True
-    if _local_part(written) != _local_part(key):
-        return False
-    return row_key(raw) == key
-
-
-def _local_part(address: str) -> str:
-    """The part before the last @, without quotes or escapes (which normalising may drop)."""
-    return address.rpartition("@")[0].replace('"', "").replace("\\", "")
 
 
 class SeenAddresses:

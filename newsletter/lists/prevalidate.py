@@ -30,6 +30,7 @@ from typing import IO
 
 from ..errors import ConfigError, ListError
 from ..processes import child_environment
+from .address import normalise_address
 from .addresscache import AddressCache
 from .csvfile import first_header, iter_records
 
@@ -50,8 +51,6 @@ Verdict = tuple[str, str | None, str | None]
 
 def verdicts(raws: list[str]) -> list[Verdict]:
     """What the row-by-row read would decide for each address (run in a pool process)."""
-    from .members import normalise_address  # members imports this module
-
     out: list[Verdict] = []
     for raw in raws:
         try:

@@ -20,10 +20,10 @@ from ..errors import ConfigError, ListError
 from ..store import Store, suppressions
 from ..store import reader_rows as rows
 from ..store.suppressions import Suppression
+from .address import row_key, same_address
 from .addresscache import AddressCache, Spelling, cache_path
 from .config import PublicationConfig
 from .csvfile import Header, Record, first_header, iter_records
-from .members import row_key, same_address
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,13 +23,12 @@ from types import TracebackType
 from typing import Any
 
 from sqlalchemy import Connection, delete, select, text, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import SQLAlchemyError
 
 from ..errors import LockError, StoreError
 from ..processes import owner_is_dead, worker_identity
 from ..store import Store
+from ..store.db import dialect_insert
 from ..store.tables import locks
 
 log = logging.getLogger(__name__)
@@ -139,8 +138,7 @@ class LeaseLock:
     # -- taking the row ------------------------------------------------------------------
     def _take(self, conn: Connection) -> bool:
         now = self.clock()
-        insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-        stmt = insert(locks).values(
+        stmt = dialect_insert(conn, locks).values(
             name=self.name, owner=self.owner, until=now + self.lease_seconds
         )
         conn.execute(

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import Connection, Row, Select, and_, bindparam, func, insert, select, update
 
 from ..models import Article, FetchState, IssueState
+from .db import dialect_insert
 from .tables import articles, issue_articles, issues, list_articles, list_state, source_state
 
 
@@ -147,8 +148,12 @@ def list_since(conn: Connection, list_id: str, at: datetime) -> datetime:
     ).first()
     if row is not None:
         return row[0]
-    conn.execute(insert(list_state).values(list_id=list_id, first_seen_at=at))
-    return at
+    # Two drafters seeing a new list at once: the first record stands, and both read it.
+    conn.execute(dialect_insert(conn, list_state).values(list_id=list_id, first_seen_at=at)
+                 .on_conflict_do_nothing())
+    return conn.execute(
+        select(list_state.c.first_seen_at).where(list_state.c.list_id == list_id)
+    ).scalar_one()
 
 
 def unsent_for_list(
@@ -231,6 +236,20 @@ class Carrier:
     position: int
 
 
+#: An article as listed (a catalogue, a page of articles): everything but its content.
+CATALOGUE_COLUMNS = (
+    articles.c.id,
+    articles.c.source_id,
+    articles.c.uid,
+    articles.c.title,
+    articles.c.url,
+    articles.c.author,
+    articles.c.published_at,
+    articles.c.first_seen_at,
+    articles.c.archived,
+)
+
+
 def catalogue(
     conn: Connection,
     *,
@@ -241,17 +260,7 @@ def catalogue(
 ) -> list[Row[Any]]:
     """Stored articles, newest first (by publication date, else when first seen): all, one
     source's, or those no issue of a list carries (cancelled issues carry nothing)."""
-    stmt = select(
-        articles.c.id,
-        articles.c.source_id,
-        articles.c.uid,
-        articles.c.title,
-        articles.c.url,
-        articles.c.author,
-        articles.c.published_at,
-        articles.c.first_seen_at,
-        articles.c.archived,
-    ).order_by(
+    stmt = select(*CATALOGUE_COLUMNS).order_by(
         func.coalesce(articles.c.published_at, articles.c.first_seen_at).desc(),
         articles.c.id.desc(),
     )

@@ -22,7 +22,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from itertools import islice
-from typing import Any
 
 import orjson
 from sqlalchemy import (
@@ -45,13 +44,12 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from ..models import ALL_LISTS, BatchState, DeliveryStatus, Recipient
 from ..processes import current_owner, owner_is_dead
 from . import issues as issue_store
 from .bulk import bulk_write
+from .db import dialect_insert
 from .issues import IssueRecord
 from .ledger import idempotency_key, next_seq
 from .tables import batches, issues, recipients, suppressions
@@ -73,10 +71,6 @@ class FreezeCounts:
             self.queued + other.queued,
             self.batches + other.batches,
         )
-
-
-def _insert_ignore(conn: Connection) -> Any:
-    return pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
 
 
 class FreezeLost(Exception):
@@ -325,7 +319,7 @@ def _insert_staged(
     # says when it was frozen, and leaving it out is 8 % of the database's work per row.
     columns = ["issue_id", "batch_id", "email", "email_as_written", "name", "fields", "list_id",
                "status"]
-    stmt = _insert_ignore(conn)(recipients).from_select(columns, rows)
+    stmt = dialect_insert(conn, recipients).from_select(columns, rows)
     added = conn.execute(stmt.on_conflict_do_nothing(index_elements=["issue_id", "email"]))
     if added.rowcount >= 0:  # SQLite says how many it inserted; psycopg here does not
         return int(added.rowcount)

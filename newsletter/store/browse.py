@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import Connection, Row, and_, func, or_, select
 
 from ..models import IssueState
+from .articles import CATALOGUE_COLUMNS
 from .tables import articles, issues
 
 #: An article's place in the newest-first order: its publication date, else when it was
@@ -41,24 +42,14 @@ def issue_ids(
 
 
 def article_rows(
-    conn: Connection, *, after: tuple[datetime, int] | None, limit: int
+    conn: Connection, *, after: tuple[datetime, int] | None, limit: int,
+    source_id: str | None = None,
 ) -> list[Row[Any]]:
-    """Up to ``limit`` articles newest first, after the one whose sort time and id are
-    ``after`` (None: from the newest). Each row has the columns of
+    """Up to ``limit`` articles newest first (of one source, if given), after the one whose
+    sort time and id are ``after`` (None: from the newest). Each row has the columns of
     ``articles.catalogue`` and ``sort_at``, its place in the order."""
     stmt = (
-        select(
-            articles.c.id,
-            articles.c.source_id,
-            articles.c.uid,
-            articles.c.title,
-            articles.c.url,
-            articles.c.author,
-            articles.c.published_at,
-            articles.c.first_seen_at,
-            articles.c.archived,
-            ARTICLE_SORT.label("sort_at"),
-        )
+        select(*CATALOGUE_COLUMNS, ARTICLE_SORT.label("sort_at"))
         .order_by(ARTICLE_SORT.desc(), articles.c.id.desc())
         .limit(limit)
     )
@@ -66,4 +57,6 @@ def article_rows(
         at, article_id = after
         sort_at = ARTICLE_SORT
         stmt = stmt.where(or_(sort_at < at, and_(sort_at == at, articles.c.id < article_id)))
+    if source_id is not None:
+        stmt = stmt.where(articles.c.source_id == source_id)
     return list(conn.execute(stmt))

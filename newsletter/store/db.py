@@ -6,7 +6,11 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, Table, create_engine, event, text
+from sqlalchemy.dialects.postgresql import Insert as PgInsert
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import Insert as SqliteInsert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 
@@ -134,3 +138,9 @@ def migrate(engine: Engine) -> None:
 def _first_line(exc: SQLAlchemyError) -> str:
     """The driver's own reason, without SQLAlchemy's statement and "Background" link."""
     return str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+
+
+def dialect_insert(conn: Connection, table: Table) -> PgInsert | SqliteInsert:
+    """An INSERT into ``table`` that takes ``on_conflict_do_nothing`` / ``_do_update``:
+    both databases spell it the same, each through its own dialect's statement."""
+    return pg_insert(table) if conn.dialect.name == "postgresql" else sqlite_insert(table)

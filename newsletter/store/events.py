@@ -18,12 +18,11 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Table, and_, delete, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import Connection, and_, delete, select, update
 
 from ..models import ALL_LISTS, DeliveryStatus, SuppressionReason, WebhookEvent
 from . import suppressions
+from .db import dialect_insert
 from .tables import batches, events, recipients, seen_tokens, soft_bounces
 
 #: A later event never undoes a stronger one: an "opened" arriving after a complaint
@@ -136,7 +135,7 @@ def claim_token(
     Tokens older than ``keep`` are forgotten: by then their timestamp is refused anyway.
     """
     conn.execute(delete(seen_tokens).where(seen_tokens.c.at < now - keep))
-    stmt = _insert(conn, seen_tokens).values(provider=provider, token=token[:300], at=now)
+    stmt = dialect_insert(conn, seen_tokens).values(provider=provider, token=token[:300], at=now)
     return _inserted(conn, stmt.on_conflict_do_nothing().returning(seen_tokens.c.token))
 
 
@@ -149,10 +148,6 @@ def reset_soft_bounces(conn: Connection, email: str) -> None:
     conn.execute(delete(soft_bounces).where(soft_bounces.c.email == suppressions.normalise(email)))
 
 
-def _insert(conn: Connection, table: Table) -> Any:
-    return (pg_insert if conn.dialect.name == "postgresql" else sqlite_insert)(table)
-
-
 def _inserted(conn: Connection, stmt: Any) -> bool:
     """Whether an ``INSERT … ON CONFLICT DO NOTHING RETURNING …`` wrote its row.
 
@@ -162,7 +157,7 @@ def _inserted(conn: Connection, stmt: Any) -> bool:
 
 
 def _record(conn: Connection, event: WebhookEvent, issue_id: int | None) -> bool:
-    stmt = _insert(conn, events).values(
+    stmt = dialect_insert(conn, events).values(
         provider=event.provider,
         event_id=event.event_id[:300],
         type=str(event.type),
@@ -211,7 +206,7 @@ def _suppress(
 
 def _count_soft_bounce(conn: Connection, email: str, now: datetime) -> int:
     address = suppressions.normalise(email)
-    stmt = _insert(conn, soft_bounces).values(email=address, count=1, last_at=now)
+    stmt = dialect_insert(conn, soft_bounces).values(email=address, count=1, last_at=now)
     stmt = stmt.on_conflict_do_update(
         index_elements=[soft_bounces.c.email],
         set_={"count": soft_bounces.c.count + 1, "last_at": now},

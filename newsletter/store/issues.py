@@ -9,11 +9,10 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import Connection, Insert, Table, bindparam, delete, func, insert, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from ..errors import IssueStateError, NotFoundError
 from ..models import EDITABLE_STATES, IssueKind, IssueState, check_transition
+from .db import dialect_insert
 from .tables import issue_articles, issue_events, issue_numbers, issues, list_articles
 
 
@@ -85,8 +84,7 @@ def acting_as(actor: str) -> Iterator[None]:
 
 
 def insert_ignoring_duplicates(conn: Connection, table: Table) -> Insert:
-    dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-    return dialect_insert(table).on_conflict_do_nothing()
+    return dialect_insert(conn, table).on_conflict_do_nothing()
 
 
 _SUMMARY_COLUMNS = [c for c in issues.c if c.name not in ("html", "text", "web_html")]
@@ -102,9 +100,16 @@ def create(
     intro_md: str,
     article_ids: Sequence[int],
     at: datetime,
+    claim: bool = False,
 ) -> int:
     """A new draft, numbered in its list; its articles are marked offered to the list in the
-    same transaction."""
+    same transaction.
+
+    With ``claim``, the draft takes only the articles no other issue of the list has been
+    offered, in one statement that the database serialises: two processes drafting the
+    same new articles at once (the scheduler, and a publish hook over the API) cannot both
+    take one. ``AlreadyOffered`` is raised when none is left; the caller's transaction
+    should then be rolled back."""
     issue_id = conn.execute(
         insert(issues)
         .values(
@@ -120,6 +125,8 @@ def create(
         )
         .returning(issues.c.id)
     ).scalar_one()
+    if claim:
+        article_ids = _claim(conn, list_id, int(issue_id), article_ids)
     if article_ids:
         conn.execute(
             insert(issue_articles),
@@ -134,14 +141,33 @@ def create(
     return int(issue_id)
 
 
+class AlreadyOffered(Exception):
+    """Every article a draft was to claim had been offered to its list by another issue."""
+
+
+def _claim(
+    conn: Connection, list_id: str, issue_id: int, article_ids: Sequence[int]
+) -> list[int]:
+    """Offer ``article_ids`` to the list as this issue's; the ones it got, in their order."""
+    if not article_ids:
+        return []
+    rows = [{"list_id": list_id, "article_id": a, "issue_id": issue_id} for a in article_ids]
+    taken = set(conn.execute(
+        insert_ignoring_duplicates(conn, list_articles).values(rows)
+        .returning(list_articles.c.article_id)
+    ).scalars())
+    if not taken:
+        raise AlreadyOffered(list_id)
+    return [a for a in article_ids if a in taken]
+
+
 def next_number(conn: Connection, list_id: str) -> int:
     """The list's next issue number, taken for good even if the transaction's issue is later
     deleted. The upsert locks the list's counter row until commit (PostgreSQL), or runs under
     the database's write lock (SQLite), so drafts made at once get distinct numbers."""
-    dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
     counter = issue_numbers.c.last_number
     taken = (
-        dialect_insert(issue_numbers)
+        dialect_insert(conn, issue_numbers)
         .values(list_id=list_id, last_number=1)
         .on_conflict_do_update(
             index_elements=[issue_numbers.c.list_id], set_={"last_number": counter + 1}

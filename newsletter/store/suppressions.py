@@ -16,13 +16,12 @@ import hashlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, bindparam, delete, or_, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import Connection, Row, and_, bindparam, delete, func, or_, select
 
 from ..models import ALL_LISTS, Recipient, SuppressionReason
+from .db import dialect_insert
 from .tables import suppressions
 
 
@@ -59,6 +58,14 @@ class Suppression:
     detail: str
     created_at: datetime
 
+    def as_dict(self) -> dict[str, str]:
+        """JSON-ready, and the columns of an export, in their order."""
+        return {
+            "email": self.email, "scope": self.scope, "reason": str(self.reason),
+            "source": self.source, "detail": self.detail,
+            "created_at": self.created_at.isoformat(),
+        }
+
 
 def add(
     conn: Connection,
@@ -84,8 +91,7 @@ def add(
         "detail": detail[:2000],
         "created_at": at,
     }
-    insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-    stmt = insert(suppressions).values(**values).on_conflict_do_nothing()
+    stmt = dialect_insert(conn, suppressions).values(**values).on_conflict_do_nothing()
     # RETURNING, not rowcount: psycopg reports -1 for this statement, which reads as True.
     return conn.execute(stmt.returning(suppressions.c.email)).first() is not None
 
@@ -134,6 +140,26 @@ def suppressed_among(
     return found
 
 
+def emails_for(conn: Connection, list_id: str) -> Iterator[str]:
+    """Every address suppressed for ``list_id`` (for it, or for every list), each once,
+    streamed rather than read whole."""
+    stmt = select(suppressions.c.email).distinct().where(
+        or_(suppressions.c.scope == ALL_LISTS, suppressions.c.scope == list_id)
+    )
+    for row in conn.execution_options(yield_per=5000).execute(stmt):
+        yield row[0]
+
+
+def fingerprint(conn: Connection, list_id: str) -> tuple[int, datetime | None]:
+    """How many suppressions apply to ``list_id``, and the newest's time: any change to
+    them (one added, one lifted) changes this pair."""
+    stmt = select(func.count(), func.max(suppressions.c.created_at)).where(
+        or_(suppressions.c.scope == ALL_LISTS, suppressions.c.scope == list_id)
+    )
+    count, newest = conn.execute(stmt).one()
+    return int(count), newest
+
+
 def _suppressed_chunk(conn: Connection, chunk: list[str], list_id: str) -> set[str]:
     stmt = select(suppressions.c.email).where(
         suppressions.c.email.in_(chunk),
@@ -158,8 +184,7 @@ def add_forgotten(conn: Connection, email: str, *, at: datetime) -> bool:
         "detail": "",
         "created_at": at,
     }
-    insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-    stmt = insert(suppressions).values(**values).on_conflict_do_nothing()
+    stmt = dialect_insert(conn, suppressions).values(**values).on_conflict_do_nothing()
     return conn.execute(stmt.returning(suppressions.c.email)).first() is not None
 
 
@@ -225,14 +250,51 @@ def iter_all(conn: Connection, scope: str | None = None) -> Iterator[Suppression
     if scope is not None:
         stmt = stmt.where(suppressions.c.scope == scope)
     for row in conn.execute(stmt):
-        yield Suppression(
-            row.email,
-            row.scope,
-            SuppressionReason(row.reason),
-            row.source,
-            row.detail,
-            row.created_at,
-        )
+        yield _suppression(row)
+
+
+def search(
+    conn: Connection,
+    prefix: str = "",
+    *,
+    scope: str | None = None,
+    after: tuple[str, str] | None = None,
+    limit: int = 50,
+) -> list[Suppression]:
+    """Suppressions by address then scope, of addresses starting with ``prefix`` (any case),
+    after the (email, scope) of the last row of the page before: keyset paging."""
+    stmt = select(suppressions).order_by(suppressions.c.email, suppressions.c.scope).limit(limit)
+    if prefix:
+        stmt = stmt.where(suppressions.c.email.startswith(normalise(prefix), autoescape=True))
+    if scope is not None:
+        stmt = stmt.where(suppressions.c.scope == scope)
+    if after is not None:
+        email, after_scope = after
+        stmt = stmt.where(or_(
+            suppressions.c.email > email,
+            and_(suppressions.c.email == email, suppressions.c.scope > after_scope),
+        ))
+    return [_suppression(row) for row in conn.execute(stmt)]
+
+
+def of_address(conn: Connection, email: str, scope: str | None = None) -> list[Suppression]:
+    """The suppressions of ``email`` (for one scope, or all of them), the row left if it
+    was forgotten included."""
+    stmt = select(suppressions).where(suppressions.c.email.in_(_keys(email)))
+    if scope is not None:
+        stmt = stmt.where(suppressions.c.scope == scope)
+    return [_suppression(row) for row in conn.execute(stmt.order_by(suppressions.c.scope))]
+
+
+def _suppression(row: Row[Any]) -> Suppression:
+    return Suppression(
+        row.email,
+        row.scope,
+        SuppressionReason(row.reason),
+        row.source,
+        row.detail,
+        row.created_at,
+    )
 
 
 class Added(NamedTuple):

@@ -26,6 +26,14 @@
       });
     });
     box.setAttribute("data-state", data.state);
+    // The state shown elsewhere on the page (its facts) moves with the send.
+    document.querySelectorAll('[data-state-of="' + box.getAttribute("data-progress") + '"]')
+      .forEach(function (badge) {
+        if (badge.textContent !== data.state) {
+          badge.textContent = data.state;
+          badge.className = "state state-" + data.state;
+        }
+      });
   }
 
   function stop(box, why) {

@@ -26,10 +26,13 @@ from ...publisher import Publisher
 from ...store import Store
 from .articles import ArticleApi
 from .issues import IssueApi
+from .lists import ListApi
 from .openapi import document
 from .problems import ApiProblem
 from .routing import PREFIX, Call, Operation, endpoint
+from .sends import SendApi
 from .service import ServiceApi
+from .suppressions import SuppressionApi
 
 __all__ = ["api_routes", "operations"]
 
@@ -43,7 +46,10 @@ def operations(publisher: Publisher) -> list[Operation]:
     """Every operation of the API, in the order the document lists them."""
     return [
         *IssueApi(publisher).operations(),
+        *SendApi(publisher).operations(),
         *ArticleApi(publisher).operations(),
+        *ListApi(publisher).operations(),
+        *SuppressionApi(publisher).operations(),
         *ServiceApi(publisher).operations(),
     ]
 
@@ -68,7 +74,7 @@ def with_document(table: Sequence[Operation]) -> list[Operation]:
 def api_app(store: Store, table: Sequence[Operation]) -> Starlette:
     by_path: dict[str, list[Operation]] = {}
     for op in table:
-        by_path.setdefault(op.path, []).append(op)
+        by_path.setdefault(op.served_path, []).append(op)
     routes = [Route(path, PathEndpoint(store, ops)) for path, ops in by_path.items()]
     return Starlette(routes=routes, exception_handlers={HTTPException: http_problem})
 

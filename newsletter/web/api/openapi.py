@@ -13,7 +13,7 @@ from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from ..archive import MAX_ISSUE_ID
 from .problems import MEDIA_TYPE, Problem
-from .routing import JSON_TYPE, PREFIX, Operation
+from .routing import JSON_TYPE, MAX_PATH_TEXT, PREFIX, Operation
 
 REF = "#/components/schemas/{model}"
 SECURITY_SCHEME = "token"
@@ -83,7 +83,9 @@ def operation(op: Operation, defs: dict[str, Any]) -> dict[str, Any]:
 def path_parameters(op: Operation) -> list[dict[str, Any]]:
     return [
         {"name": name, "in": "path", "required": True,
-         "schema": {"type": "integer", "minimum": 1, "maximum": MAX_ISSUE_ID}}
+         "schema": {"type": "string", "minLength": 1, "maxLength": MAX_PATH_TEXT}
+         if name in op.text_ids else
+         {"type": "integer", "minimum": 1, "maximum": MAX_ISSUE_ID}}
         for name in op.path_ids
     ]
 
@@ -108,8 +110,11 @@ def responses(op: Operation) -> dict[str, Any]:
     for status in (op.status, *op.also):
         found[str(status)] = {
             "description": HTTPStatus(status).phrase,
-            "content": {JSON_TYPE: {"schema": ref(op.answer)}},
+            "content": {op.media_type: {"schema": ref(op.answer)}},
         }
+        if op.media_type != JSON_TYPE:
+            found[str(status)]["headers"] = {"Content-Disposition": {
+                "description": "attachment, with a file name.", "schema": {"type": "string"}}}
         if status == 201:
             found[str(status)]["headers"] = {
                 "Location": {"description": "The new resource.", "schema": {"type": "string"}}

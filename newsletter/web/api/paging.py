@@ -1,6 +1,7 @@
 """Cursors: where the next page starts, handed to the caller as an opaque string.
 
-A cursor is the last item's place in the order (an id; for articles their time and id),
+A cursor is the last item's place in the order (an id; for articles their time and id; an
+address for recipients, and an address and scope for suppressions),
 as JSON in URL-safe base64. It is not signed: one made up only moves where a page starts,
 which the caller may do anyway. One that is not a cursor at all is a 400 naming it.
 """
@@ -11,10 +12,11 @@ import base64
 from datetime import datetime
 from typing import TypeVar
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from ...editor.report import MAX_QUERY
 from .problems import invalid
-from .schemas import Id
+from .schemas import NO_NUL, Id
 
 
 class Cursor(BaseModel):
@@ -32,6 +34,20 @@ class ArticleCursor(Cursor):
 
     at: datetime
     id: Id
+
+
+class RecipientCursor(Cursor):
+    """An issue's recipients come by address: the next page is after this one (as
+    ``editor.report.recipients`` takes it, ``after``)."""
+
+    after: str = Field(min_length=1, max_length=MAX_QUERY, pattern=NO_NUL)
+
+
+class SuppressionsCursor(Cursor):
+    """Suppressions come by address, then scope: the next page is after these."""
+
+    email: str = Field(max_length=MAX_QUERY, pattern=NO_NUL)
+    scope: str = Field(max_length=MAX_QUERY, pattern=NO_NUL)
 
 
 C = TypeVar("C", bound=Cursor)

@@ -17,7 +17,7 @@ import inspect
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal, cast
@@ -26,7 +26,7 @@ from pydantic import BaseModel, ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 
 from ...errors import (
     ConfigError,
@@ -51,6 +51,8 @@ PREFIX = "/api/v1"
 #: The largest request body read (a draft's introduction is the longest thing sent).
 MAX_BODY = 256 * 1024
 JSON_TYPE = "application/json"
+#: The longest text a path may name (an address is at most 254 characters).
+MAX_PATH_TEXT = 320
 
 Role = Literal["editor", "admin", "public"]
 
@@ -63,6 +65,8 @@ class Call:
     ids: dict[str, int]
     query: Any = None
     body: Any = None
+    #: The path's text parameters (``Operation.text_ids``): a list's id, an address.
+    names: dict[str, str] = field(default_factory=dict)
     #: When the request arrived (``time.monotonic()``), for reads shared with other requests.
     asked_at: float | None = None
 
@@ -76,7 +80,16 @@ class Reply:
     location: str | None = None
 
 
-Result = BaseModel | Reply
+@dataclass(frozen=True, slots=True)
+class Streamed:
+    """An answer sent a piece at a time in the operation's ``media_type`` (an export), as
+    a download named ``filename``."""
+
+    chunks: Iterable[str]
+    filename: str
+
+
+Result = BaseModel | Reply | Streamed
 Handler = Callable[[Call], Result] | Callable[[Call], Awaitable[Result]]
 
 
@@ -101,10 +114,23 @@ class Operation:
     refusals: tuple[int, ...] = ()
     description: str = ""
     tags: tuple[str, ...] = field(default=())
+    #: Path parameters that are text, not numbers: a list's id, an address.
+    text_ids: tuple[str, ...] = ()
+    #: How the answer is sent; anything but JSON is ``Streamed``, its schema ``answer``'s.
+    media_type: str = JSON_TYPE
 
     @property
     def path_ids(self) -> list[str]:
         return re.findall(r"{(\w+)}", self.path)
+
+    @property
+    def served_path(self) -> str:
+        """The path as Starlette matches it: a text parameter that ends it takes the rest
+        of the path, for an address may hold a slash (sent as %2F, matched decoded)."""
+        last = next(iter(self.path_ids[-1:]), "")
+        if last in self.text_ids and self.path.endswith("{" + last + "}"):
+            return self.path.removesuffix("}") + ":path}"
+        return self.path
 
     def problem_statuses(self) -> list[int]:
         statuses = {500, *self.refusals}
@@ -162,9 +188,22 @@ async def caller(store: Store, request: Request, role: Role) -> ApiToken | None:
 
 
 # -- what it asks ----------------------------------------------------------------------------
+def path_names(operation: Operation, request: Request) -> dict[str, str]:
+    """The text parameters; one no such thing can be called is a 404 as well."""
+    names = {}
+    for name in operation.text_ids:
+        raw = str(request.path_params[name])
+        if not raw or len(raw) > MAX_PATH_TEXT or "\x00" in raw:
+            raise ApiProblem(404, f"there is no {name.removesuffix('_id')} {raw[:40]!r}")
+        names[name] = raw
+    return names
+
+
 def path_ids(operation: Operation, request: Request) -> dict[str, int]:
     ids = {}
     for name in operation.path_ids:
+        if name in operation.text_ids:
+            continue
         raw = str(request.path_params[name])
         found = issue_id_from_path(raw)
         if found is None:
@@ -293,6 +332,7 @@ def endpoint(store: Store, operation: Operation) -> Callable[[Request], Awaitabl
                 ids=path_ids(operation, request),
                 query=parse_query(operation, request),
                 body=await parse_body(operation, request),
+                names=path_names(operation, request),
             )
             return respond(operation, await perform(operation, call))
         except ApiProblem as exc:
@@ -328,6 +368,7 @@ def _without_body(
         actor=f"api:{token.name}" if token else "api",
         ids=path_ids(operation, request),
         query=parse_query(operation, request),
+        names=path_names(operation, request),
         asked_at=asked_at,
     )
     return _acting(cast(Callable[[Call], Result], operation.run), call)
@@ -339,6 +380,12 @@ def _acting(run: Callable[[Call], Result], call: Call) -> Result:
 
 
 def respond(operation: Operation, result: Result) -> Response:
+    if isinstance(result, Streamed):
+        return StreamingResponse(
+            (chunk.encode("utf-8") for chunk in result.chunks),
+            media_type=f"{operation.media_type}; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="{result.filename}"'},
+        )
     reply = result if isinstance(result, Reply) else Reply(result, operation.status)
     headers = {"Location": reply.location} if reply.location else None
     return Response(

@@ -12,10 +12,18 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from email_validator import EmailNotValidError
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, RootModel
 
+from ...editor.report import MAX_QUERY
 from ...lists.address import sendable_address
-from ...models import IssueKind, IssueState
+from ...models import (
+    ALL_LISTS,
+    Cadence,
+    DeliveryStatus,
+    IssueKind,
+    IssueState,
+    SuppressionReason,
+)
 from ..archive import MAX_ISSUE_ID
 
 #: No NUL anywhere (the same pattern in Python, Rust and ECMAScript regular expressions).
@@ -26,6 +34,12 @@ MAX_INTRO = 50_000
 Id = Annotated[int, Field(ge=1, le=MAX_ISSUE_ID)]
 Line = Annotated[str, Field(max_length=MAX_LINE, pattern=NO_NUL)]
 Markdown = Annotated[str, Field(max_length=MAX_INTRO, pattern=NO_NUL)]
+#: What an address starts with, searched for (as long as the desk's search box takes).
+Prefix = Annotated[str, Field(
+    max_length=MAX_QUERY, pattern=NO_NUL,
+    description="Only addresses that start with this (any case; % and _ are themselves).",
+)]
+Scope = Annotated[str, Field(min_length=1, max_length=100, pattern=NO_NUL)]
 
 
 def _address(value: str) -> str:
@@ -68,6 +82,34 @@ class IssueQuery(PageQuery):
     list_id: str | None = Field(
         default=None, alias="list", max_length=100, pattern=NO_NUL, description="Only this list's."
     )
+
+
+class RecipientQuery(PageQuery):
+    q: Prefix = ""
+    status: DeliveryStatus | None = Field(
+        default=None, description="Only recipients in this status, as the report counts them.")
+
+
+class SuppressionQuery(PageQuery):
+    q: Prefix = ""
+
+
+class LiftQuery(Query):
+    scope: Scope | None = Field(
+        default=None, description=f"Only the suppression for this list ('{ALL_LISTS}': the "
+        "one for every list); leave out to lift every one the address has.")
+    acknowledged: bool = Field(
+        default=False, description="Needed to lift a hard bounce or a complaint: say that "
+        "the risk to the publication's sending is understood.")
+
+
+class ExportQuery(Query):
+    scope: Scope | None = Field(
+        default=None, description=f"Only this list's suppressions ('{ALL_LISTS}': those for "
+        "every list).")
+    spreadsheet: bool = Field(
+        default=False, description="Put a ' before a source or detail a spreadsheet would "
+        "run as a formula, as the desk's download does.")
 
 
 # -- bodies ----------------------------------------------------------------------------------
@@ -119,6 +161,14 @@ class AddArticleBody(Body):
 
 class MoveArticleBody(Body):
     position: Id = Field(description="From 1.")
+
+
+class SuppressBody(Body):
+    email: str = Field(min_length=1, max_length=MAX_QUERY, pattern=NO_NUL)
+    scope: Scope = Field(default=ALL_LISTS, description=f"A list's id, or '{ALL_LISTS}' (the "
+                         "default) for every list.")
+    reason: SuppressionReason = SuppressionReason.MANUAL
+    note: Line = Field(default="", description="Why, for whoever reads it later (its detail).")
 
 
 # -- answers ---------------------------------------------------------------------------------
@@ -242,9 +292,19 @@ class SourceOutcome(Answer):
     problems: list[str]
 
 
+class InstantListOutcome(Answer):
+    list_id: str = Field(alias="list")
+    drafted: list[int] = Field(description="Issues drafted from the new articles.")
+    queued: list[int] = Field(description="Of those, the ones queued (an `auto` list's).")
+    waiting: list[int] = Field(description="Of those, the ones left for an editor.")
+    held: list[str] = Field(description="Drafts an error kept back, each with the reason.")
+
+
 class CollectAnswer(Answer):
     new: int
     sources: list[SourceOutcome]
+    instant: list[InstantListOutcome] = Field(
+        description="What each instant list made of the new articles.")
 
 
 class LockOut(Answer):
@@ -277,3 +337,134 @@ class StatusAnswer(Answer):
     schedule: list[JobOut]
     issues: list[ProgressOut] = Field(description="Issues queued, sending or paused.")
     last_collection: dict[str, Any] | None
+
+
+# -- an issue's send -------------------------------------------------------------------------
+class IssueProgress(Answer):
+    issue_id: int
+    state: IssueState
+    total: int = Field(description="Grows while the audience is frozen (audience_frozen false).")
+    done: int
+    percent: int = Field(description="Whole percent done, rounded down.")
+    sent: int
+    failed: int
+    unknown: int
+    suppressed: int
+    pending: int
+    rate: float = Field(description="Recipients a second over the last minute.")
+    seconds_left: int | None = Field(description="At that rate; null when not known.")
+    audience_frozen: bool
+    exact: bool = Field(description="Counted from every row (the send is not live).")
+    live: bool = Field(description="Sending, or queued and due: worth asking again soon.")
+    at: datetime
+
+
+class EventBucket(Answer):
+    start: datetime
+    counts: dict[str, int] = Field(description="The provider events, by type.")
+
+
+class IssueReport(Answer):
+    issue_id: int
+    state: IssueState
+    subject: str
+    list_id: str = Field(alias="list")
+    started_at: datetime | None
+    finished_at: datetime | None
+    recipients: int
+    outcomes: dict[str, int] = Field(description="Recipients by status (those with any).")
+    events: dict[str, int] = Field(description="Provider events by type.")
+    bucket_seconds: int
+    timeline: list[EventBucket] = Field(
+        description="The events over time, from the send's start to the last one.")
+
+
+class RecipientOut(Answer):
+    address: str = Field(description="As the list wrote it.")
+    status: DeliveryStatus
+    error: str
+    message_id: str
+    at: datetime | None
+
+
+class RecipientsPage(Answer):
+    issue_id: int
+    items: list[RecipientOut]
+    next_cursor: str | None
+    searched_to: str | None = Field(
+        description="Set when the page stopped at this address to stay quick, though not "
+        "full: the next page goes on from there.")
+
+
+# -- lists -----------------------------------------------------------------------------------
+class ListProblem(Answer):
+    severity: str = Field(description="error or warning.")
+    where: str = Field(description="file:line, the file named from the publication's folder.")
+    message: str
+    text: str = Field(description="file:line: message.")
+
+
+class ListOut(Answer):
+    id: str
+    title: str
+    description: str
+    cadence: Cadence
+    schedule: str | None = Field(description="A digest's cron schedule, in its timezone.")
+    timezone: str
+    next_run: datetime | None = Field(
+        description="A digest's next run; null for an instant list, or while the scheduler "
+        "has not scheduled it.")
+    next_run_local: str | None = Field(description="next_run in the list's timezone.")
+    files: list[str]
+    members: int
+    suppressed: int
+    recipients: int = Field(description="Members less the suppressed.")
+    invalid: int
+    duplicates: int
+    errors: int
+    warnings: int
+    problems: list[ListProblem] = Field(description="The first problems of its files.")
+    more_problems: int = Field(description="Problems beyond those (lists check shows all).")
+
+
+class ListsAnswer(Answer):
+    ok: bool = Field(description="No file has an error.")
+    errors: int
+    warnings: int
+    problems: list[ListProblem] = Field(
+        description="The publication file's own problems: with any, no list is read.")
+    lists: list[ListOut]
+
+
+# -- suppressions ----------------------------------------------------------------------------
+class SuppressionOut(Answer):
+    email: str
+    scope: str = Field(description=f"A list's id, or '{ALL_LISTS}' for every list.")
+    reason: SuppressionReason
+    source: str = Field(description="Who or what suppressed it (api:<token>, desk:<user>, "
+                        "cli, webhook:<provider>, …).")
+    detail: str
+    created_at: datetime
+
+
+class SuppressionsPage(Answer):
+    items: list[SuppressionOut]
+    next_cursor: str | None
+
+
+class SuppressedAnswer(Answer):
+    email: str = Field(description="As stored: lower-cased, a Unicode domain in IDNA form.")
+    scope: str
+    reason: SuppressionReason
+    added: bool = Field(description="False: it was suppressed there already (the first "
+                        "reason is kept).")
+
+
+class LiftedAnswer(Answer):
+    email: str
+    lifted: list[SuppressionOut]
+
+
+class SuppressionsCsv(RootModel[str]):
+    """CSV (UTF-8): a header row of email, scope, reason, source, detail, created_at, then a
+    row a suppression, by address."""

@@ -17,6 +17,8 @@ from typing import Generic, TypeVar
 from starlette.concurrency import run_in_threadpool
 
 from ...publisher import Publisher
+from ...schedule import cadence
+from ...sources.collect import CollectReport
 from . import status
 from .routing import Call, Operation
 from .schemas import CollectAnswer, StatusAnswer
@@ -56,23 +58,38 @@ class Coalesced(Generic[T]):
 class ServiceApi:
     def __init__(self, publisher: Publisher) -> None:
         self.publisher = publisher
-        self.collection = Coalesced(publisher.collect)
+        self.collection = Coalesced(self._collect)
 
     def operations(self) -> list[Operation]:
         return [
             Operation("POST", "/collect", "collect", "Collect every source now",
                       self.collect, CollectAnswer, tags=("service",),
-                      description="What `newsletter collect` does, for a CMS's publish hook. "
-                      "The collection starts after the request arrived; requests that arrive "
-                      "while one runs share the next."),
+                      description="What the scheduler's collection does, for a CMS's publish "
+                      "hook: every source is read, and each instant list drafts (and, if "
+                      "`auto`, queues) an issue of each new article. The collection starts "
+                      "after the request arrived; requests that arrive while one runs share "
+                      "the next."),
             Operation("GET", "/status", "status", "The scheduler, issues in progress and "
                       "the last collection", self.status, StatusAnswer, role="admin",
                       tags=("service",)),
         ]
 
+    def _collect(self) -> tuple[CollectReport, list[cadence.ListOutcome]]:
+        """What the scheduler's collection does: collect, then draft (and queue, for an
+        ``auto`` list) an issue of each new article for every instant list. The drafts
+        claim their articles, so the scheduler drafting at the same moment cannot draft
+        one twice (``issue_store.create``)."""
+        return self.publisher.collect(), cadence.after_collection(self.publisher)
+
     async def collect(self, call: Call) -> CollectAnswer:
-        report = await self.collection()
-        return CollectAnswer.model_validate(report.as_dict())
+        report, outcomes = await self.collection()
+        instant = [
+            {"list": o.list_id, "drafted": o.drafted, "queued": o.queued, "waiting": o.waiting,
+             "held": [f"issue {h.issue_id}: {h.reason}" for h in o.held]}
+            for o in outcomes
+        ]
+        return CollectAnswer.model_validate({**report.as_dict(), "instant": instant})
 
     def status(self, call: Call) -> StatusAnswer:
-        return StatusAnswer.model_validate(status.gather(self.publisher.store))
+        publisher = self.publisher
+        return StatusAnswer.model_validate(status.gather(publisher.settings, publisher.store))

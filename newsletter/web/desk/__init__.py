@@ -17,14 +17,18 @@ from ...config import Settings
 from ...publisher import Publisher
 from ...store import Store
 from ..pages import Site
+from .articles import ArticleEndpoints
 from .editing import EditingEndpoints
 from .guard import HOME, Guard
 from .issues import IssueEndpoints
+from .lists import ListEndpoints
 from .pages import STYLESHEET, DeskPages
 from .report import ReportEndpoints
 from .sending import SendingEndpoints
 from .sessions import CookiePolicy, Sessions
 from .signin import SigninEndpoints
+from .status import StatusEndpoints
+from .suppressions import SuppressionEndpoints
 from .users import UserEndpoints
 
 __all__ = ["desk_routes"]
@@ -65,4 +69,8 @@ def desk_routes(settings: Settings, store: Store, site: Site) -> list[BaseRoute]
         *SendingEndpoints(publisher, guard, pages).routes(),
         *UserEndpoints(store, guard, pages).routes(),
         *ReportEndpoints(store, guard, pages).routes(),
+        *ArticleEndpoints(publisher, guard, pages).routes(),
+        *SuppressionEndpoints(publisher, guard, pages).routes(),
+        *ListEndpoints(settings, store, guard, pages).routes(),
+        *StatusEndpoints(settings, store, guard, pages).routes(),
     ]

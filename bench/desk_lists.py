@@ -1,0 +1,85 @@
+"""The desk's lists page on a large list: how long each view takes; print figures.
+
+    python bench/desk_lists.py [--rows 1000000] [--suppressed 10000]
+
+Copies the example publication into a temporary folder, gives its weekly list a members
+file of ``--rows`` rows (one in 100,000 invalid and one repeated)
+and ``--suppressed`` of them suppressed, then times ``schedule.listing.ListsReader``'s
+``overview`` (what ``/desk/lists`` runs): a first view with the address cache cold (as on
+a list nobody has read yet), a first view with it warm (as after a change to the file of
+a list read before), then views of the unchanged lists, one after a suppression was added.
+Figures only; nothing is checked.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH.parent))
+sys.path.insert(0, str(BENCH))
+
+from members import write_csv  # noqa: E402
+
+from newsletter.config import Settings, load_settings  # noqa: E402
+from newsletter.models import SuppressionReason  # noqa: E402
+from newsletter.schedule.listing import ListsReader  # noqa: E402
+from newsletter.store import Store, suppressions  # noqa: E402
+
+
+def publication(root: Path, rows: int) -> Settings:
+    for name in ("subscribers", "articles"):
+        shutil.copytree(BENCH.parent / name, root / name)
+    write_csv(root / "subscribers" / "weekly.csv", rows)  # members.py's list, 2 bad rows in 100,000
+    return load_settings(root, environ={}).with_changes(
+        database_url=f"sqlite:///{root / 'var' / 'bench.db'}"
+    )
+
+
+def suppress(store: Store, rows: int, count: int) -> None:
+    step = max(rows // max(count, 1), 1)
+    with store.engine.begin() as conn:
+        for n in range(0, step * count, step):
+            suppressions.add(conn, f"subscriber{n}@example.org", SuppressionReason.UNSUBSCRIBED,
+                             at=datetime.now(UTC))
+
+
+def timed(label: str, reader: ListsReader) -> None:
+    started = time.perf_counter()
+    overview = reader.overview()
+    weekly = next(m for m in overview.lists if m.id == "weekly")
+    print(f"{label:<44} {time.perf_counter() - started:8.2f} s   "
+          f"members {weekly.members:,}, suppressed {weekly.suppressed:,}, "
+          f"invalid {weekly.invalid:,}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--suppressed", type=int, default=10_000)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as folder:
+        settings = publication(Path(folder), args.rows)
+        store = Store.open(settings.database_url)
+        try:
+            suppress(store, args.rows, args.suppressed)
+            timed("first view, address cache cold", ListsReader(settings, store))
+            reader = ListsReader(settings, store)
+            timed("first view, address cache warm", reader)
+            timed("again, nothing changed", reader)
+            with store.engine.begin() as conn:
+                suppressions.add(conn, "subscriber1@example.org", SuppressionReason.MANUAL,
+                                 at=datetime.now(UTC))
+            timed("again, one more suppression", reader)
+        finally:
+            store.close()
+
+
+if __name__ == "__main__":
+    main()
