@@ -14,9 +14,10 @@ import time_machine
 from sqlalchemy import insert
 
 from newsletter.config import Settings
+from newsletter.models import SuppressionReason
 from newsletter.publisher import Publisher
 from newsletter.schedule.scheduler import build_scheduler, job_specs, stop_scheduler, sync_jobs
-from newsletter.store import Store, make_engine
+from newsletter.store import Store, make_engine, suppressions
 from newsletter.store import issues as issue_store
 from newsletter.store.tables import articles
 from newsletter.web import Site, create_app
@@ -146,3 +147,22 @@ def schedule_jobs(desk: Desk) -> None:
         scheduler.start(paused=True)
         sync_jobs(scheduler, job_specs(desk.settings, desk.publisher.config))
         stop_scheduler(scheduler)
+
+
+#: What ``seed_suppressions`` stores: a note with markup, and when.
+SUPPRESSION_MARKUP = "<script>alert(1)</script><b>rude</b>"
+SUPPRESSED_AT = datetime(2026, 11, 20, 9, 30, tzinfo=UTC)
+
+
+def seed_suppressions(desk: Desk) -> None:
+    """One suppression of each kind a page or an answer treats differently."""
+    with desk.store.engine.begin() as conn:
+        suppressions.add(conn, "bounced@example.com", SuppressionReason.BOUNCED_HARD,
+                         source="webhook:mailgun", detail=SUPPRESSION_MARKUP, at=SUPPRESSED_AT)
+        suppressions.add(conn, "angry@example.com", SuppressionReason.COMPLAINED,
+                         scope="weekly", source="webhook:ses", detail="=HYPERLINK(1)",
+                         at=SUPPRESSED_AT)
+        suppressions.add(conn, "leaver@example.com", SuppressionReason.UNSUBSCRIBED,
+                         scope="weekly", source="one-click", at=SUPPRESSED_AT)
+        suppressions.add(conn, "per_cent%x@example.com", SuppressionReason.MANUAL,
+                         at=SUPPRESSED_AT)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -24,9 +24,10 @@ from newsletter.store import events, suppressions
 from newsletter.store.tables import soft_bounces
 from tests.api_support import ADMIN_TOKEN, EDITOR_TOKEN, Api, Client, fields, problem, serve_api
 from tests.desk_support import ADMIN, Desk, signed_in
+from tests.desk_support import SUPPRESSED_AT as AT
+from tests.desk_support import SUPPRESSION_MARKUP as MARKUP
+from tests.desk_support import seed_suppressions as seed
 
-MARKUP = "<script>alert(1)</script><b>rude</b>"
-AT = datetime(2026, 11, 20, 9, 30, tzinfo=UTC)
 #: Characters an address may hold that mean something in a URL, HTML or a shell, and a
 #: Unicode domain (stored in its IDNA form).
 ODD = "o'brien+{news}/x=y&z@exämple.org"
@@ -41,17 +42,6 @@ def api(desk: Desk) -> Iterator[Api]:
 @pytest.fixture
 def admin(api: Api) -> Client:
     return api.client("admin")
-
-
-def seed(desk: Desk) -> None:
-    with desk.store.engine.begin() as conn:
-        suppressions.add(conn, "bounced@example.com", SuppressionReason.BOUNCED_HARD,
-                         source="webhook:mailgun", detail=MARKUP, at=AT)
-        suppressions.add(conn, "angry@example.com", SuppressionReason.COMPLAINED,
-                         scope="weekly", source="webhook:ses", detail="=HYPERLINK(1)", at=AT)
-        suppressions.add(conn, "leaver@example.com", SuppressionReason.UNSUBSCRIBED,
-                         scope="weekly", source="one-click", at=AT)
-        suppressions.add(conn, "per_cent%x@example.com", SuppressionReason.MANUAL, at=AT)
 
 
 def stored(desk: Desk) -> list[dict[str, str]]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import csv
 import io
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -21,6 +21,9 @@ from newsletter.models import ALL_LISTS, SuppressionReason
 from newsletter.store import events, suppressions
 from newsletter.store.tables import soft_bounces
 from tests.desk_support import ADMIN, EDITOR, Desk, alert_of, csrf_of, signed_in
+from tests.desk_support import SUPPRESSED_AT as AT
+from tests.desk_support import SUPPRESSION_MARKUP as MARKUP
+from tests.desk_support import seed_suppressions as seed
 from tests.servers.webapp import WebApp
 
 
@@ -29,21 +32,8 @@ def web(desk_web: WebApp) -> WebApp:
     return desk_web
 
 
-MARKUP = "<script>alert(1)</script><b>rude</b>"
-AT = datetime(2026, 11, 20, 9, 30, tzinfo=UTC)
 NEXT = re.compile(r'href="(/desk/suppressions\?[^"]*after=[^"]+)">Next page<')
 ROW = re.compile(r'<td data-label="Address" class="subject">([^<]+)</td>')
-
-
-def seed(desk: Desk) -> None:
-    with desk.store.engine.begin() as conn:
-        suppressions.add(conn, "bounced@example.com", SuppressionReason.BOUNCED_HARD,
-                         source="webhook:mailgun", detail=MARKUP, at=AT)
-        suppressions.add(conn, "angry@example.com", SuppressionReason.COMPLAINED,
-                         scope="weekly", source="webhook:ses", detail="=HYPERLINK(1)", at=AT)
-        suppressions.add(conn, "leaver@example.com", SuppressionReason.UNSUBSCRIBED,
-                         scope="weekly", source="one-click", at=AT)
-        suppressions.add(conn, "per_cent%x@example.com", SuppressionReason.MANUAL, at=AT)
 
 
 def stored(desk: Desk) -> list[suppressions.Suppression]:
