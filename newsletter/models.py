@@ -166,6 +166,14 @@ class MailingList:
     from_name: str = ""
     reply_to: str = ""
     max_articles: int = 20
+    #: The members file confirmed public sign-ups go to ("": the list takes none); it is
+    #: read as one of the list's members files.
+    signups_file: str = ""
+    welcome: bool = False
+
+    @property
+    def accepts_signups(self) -> bool:
+        return bool(self.signups_file)
 
 
 class Recipient(NamedTuple):

@@ -113,3 +113,17 @@ def unsubscribe_prefix(base: str) -> str:
     """What every unsubscribe URL of a publication starts with, before its token."""
     return f"{base.rstrip('/')}/unsubscribe/"
 
+
+def preferences_prefix(base: str) -> str:
+    """What every "manage your subscription" URL starts with, before its token.
+
+    The reader's own page takes the same token as the unsubscribe link: both prove that
+    whoever holds them received the email at that address, and one signature per recipient
+    serves both links (a send signs a million of them).
+    """
+    return f"{base.rstrip('/')}/subscription/"
+
+
+def preferences_url(base: str, signer: TokenSigner, email: str, list_id: str) -> str:
+    return preferences_prefix(base) + signer.sign(email, list_id)
+

@@ -123,7 +123,7 @@ def test_unknown_key_is_an_error_with_its_line_and_a_suggestion(home: Path) -> N
     assert problem.endswith(
         "publication.toml:13: lists.weekly.shedule: unknown key (did you mean 'schedule'? "
         "allowed: title, description, members, sources, cadence, schedule, timezone, approval, "
-        "template, max_articles, from_email, from_name, reply_to)"
+        "template, max_articles, from_email, from_name, reply_to, signups, welcome)"
     )
 
 

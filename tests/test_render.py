@@ -31,6 +31,7 @@ READER = {
     "name": "Ann & <Bob>",
     "greeting_name": "Ann & <Bob>",
     "unsubscribe_url": "https://news.example.org/unsubscribe/tok?a=1&b=2",
+    "preferences_url": "https://news.example.org/subscription/tok?a=1&b=2",
 }
 
 
@@ -176,6 +177,8 @@ class TestDigest:
         footer = root.xpath("//td[contains(@class, 'footer')]")[0]
         assert "you subscribed to The Monday Digest" in footer.text_content()
         assert footer.xpath(".//a[text()='Unsubscribe']/@href") == ["%%nl:unsubscribe_url%%"]
+        manage = footer.xpath(".//a[text()='Manage your subscription']/@href")
+        assert manage == ["%%nl:preferences_url%%"]
         assert "12 Mill Lane" in footer.text_content()
         assert root.xpath("//a[text()='View in browser']/@href")[0] == make_content().web_url
 
@@ -194,6 +197,7 @@ class TestDigest:
         assert "https://news.example.org/bridges" in lines
         assert "https://news.example.org/archive/weekly/7" in lines
         assert lines[lines.index("Unsubscribe:") + 1] == "%%nl:unsubscribe_url%%"
+        assert lines[lines.index("Manage your subscription:") + 1] == "%%nl:preferences_url%%"
         assert lines[-3:] == ["12 Mill Lane", "Riverside RV1 2AB", "United Kingdom"]
         assert "<p>" not in text and "\n\n\n" not in text and text.endswith("\n")
 

@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 from ..models import MailingList, Publication
 from ..render.greeting import greeting_name
 from ..render.merge import MergeTemplate, marker
-from ..tokens import TokenSigner, unsubscribe_prefix, unsubscribe_url
+from ..tokens import TokenSigner, preferences_prefix, unsubscribe_prefix
 from .base import BatchRecipient, OutgoingBatch, PreparedIssue
 
 
@@ -112,16 +112,22 @@ class RecipientValues:
         columns = [
             (f, f[2:] if f.startswith("f_") else "") for f in sorted(needed - OWN_FIELDS)
         ]
-        wants = [f in needed for f in ("email", "name", "greeting_name", "unsubscribe_url")]
-        want_email, want_name, want_greeting, want_url = wants
-        prefix, sign = unsubscribe_prefix(self._base), self._signer.sign
+        wants = [f in needed for f in ("email", "name", "greeting_name")]
+        want_email, want_name, want_greeting = wants
+        want_url, want_page = "unsubscribe_url" in needed, "preferences_url" in needed
+        sign = self._signer.sign
+        prefix, page = unsubscribe_prefix(self._base), preferences_prefix(self._base)
 
         def values(
             email: str, name: str, list_id: str, fields: Mapping[str, str]
         ) -> dict[str, str]:
             out = {}
-            if want_url:  # signed lower-cased, as the ledger and suppressions key it
-                out["unsubscribe_url"] = prefix + sign(email.lower(), list_id)
+            if want_url or want_page:  # signed lower-cased, as the ledger and suppressions key it
+                token = sign(email.lower(), list_id)
+                if want_url:
+                    out["unsubscribe_url"] = prefix + token
+                if want_page:
+                    out["preferences_url"] = page + token
             if want_greeting:
                 out["greeting_name"] = greeting_name(name)
             if want_name:
@@ -135,16 +141,18 @@ class RecipientValues:
         return values
 
     def _own(self, email: str, name: str, list_id: str) -> dict[str, str]:
+        token = self._signer.sign(email.lower(), list_id)
         return {
             "email": email,
             "name": name,
             "greeting_name": greeting_name(name),
-            "unsubscribe_url": unsubscribe_url(self._base, self._signer, email.lower(), list_id),
+            "unsubscribe_url": unsubscribe_prefix(self._base) + token,
+            "preferences_url": preferences_prefix(self._base) + token,
         }
 
 
 #: The values every recipient has, whatever their member file's columns.
-OWN_FIELDS = frozenset({"email", "name", "greeting_name", "unsubscribe_url"})
+OWN_FIELDS = frozenset({"email", "name", "greeting_name", "unsubscribe_url", "preferences_url"})
 
 
 def batch_for_test_send(

@@ -33,7 +33,7 @@ from .base import (
 )
 
 #: Made by this program from values already screened: a signed URL, a name's first word.
-_SAFE_FIELDS = frozenset({"unsubscribe_url", "greeting_name"})
+_SAFE_FIELDS = frozenset({"unsubscribe_url", "preferences_url", "greeting_name"})
 #: Printable ASCII: what ``bytes.translate`` deletes to leave only control characters.
 _PRINTABLE_ASCII = bytes(range(0x20, 0x7F))
 

@@ -61,8 +61,18 @@ class PublicationConfig:
             raise NotFoundError(f"no list {list_id!r} in {self.path} (lists: {known})") from None
 
     def member_paths(self, list_id: str) -> tuple[Path, ...]:
-        """The list's member CSV files, in the order they are read."""
-        return tuple(self.subscribers_dir / name for name in self.list(list_id).members_files)
+        """The list's member CSV files, in the order they are read: its ``members``, then its
+        sign-up file (when it has one and ``members`` does not name it already)."""
+        mailing_list = self.list(list_id)
+        names = list(mailing_list.members_files)
+        if mailing_list.signups_file and mailing_list.signups_file not in names:
+            names.append(mailing_list.signups_file)
+        return tuple(self.subscribers_dir / name for name in names)
+
+    def signup_path(self, list_id: str) -> Path | None:
+        """The file confirmed sign-ups of ``list_id`` are appended to, if it takes any."""
+        name = self.list(list_id).signups_file
+        return self.subscribers_dir / name if name else None
 
     def lists_reading(self, path: Path) -> tuple[str, ...]:
         """The ids of every list whose members come (partly) from ``path``."""
@@ -217,5 +227,7 @@ def _mailing_list(list_id: str, table: ListTable) -> MailingList:
         from_name=table.from_name.strip(),
         reply_to=table.reply_to,
         max_articles=table.max_articles,
+        signups_file=(table.signups or "").strip(),
+        welcome=table.welcome,
         **optional,
     )

@@ -152,6 +152,10 @@ class ListTable(Table):
     from_email: OptionalAddress = ""
     from_name: HeaderName = ""
     reply_to: OptionalAddress = ""
+    #: The members file confirmed public sign-ups are appended to; none: no public sign-ups.
+    signups: Text | None = None
+    #: Whether a confirmed reader also gets a welcome email.
+    welcome: bool = False
 
 
 class PublicationFile(Table):

@@ -127,6 +127,7 @@ def _cross_checks(tables: Tables, subscribers: Path, home: Path) -> Iterator[Fin
         loc = ("lists", list_id)
         yield from _check_list_sources(loc, table, tables.source_ids)
         yield from _check_members(loc, table, subscribers)
+        yield from _check_signups(loc, table, subscribers)
         if table.cadence == Cadence.INSTANT and table.schedule is not None:
             yield (*loc, "schedule"), "only digest lists have a schedule (this list is instant)"
 
@@ -170,3 +171,18 @@ def _check_members(loc: tuple[str, str], table: ListTable, folder: Path) -> Iter
                     "(create it with a header row such as: email,name)"
                 ),
             )
+
+
+def _check_signups(loc: tuple[str, str], table: ListTable, folder: Path) -> Iterator[Finding]:
+    """The sign-up file may not exist yet (the first confirmed reader creates it), but it
+    must be a plain name inside the folder, so no reader's request can write elsewhere."""
+    if table.signups is None:
+        return
+    name = table.signups.strip()
+    relative = PurePosixPath(name)
+    if relative.is_absolute() or len(relative.parts) != 1 or relative.name in ("", ".", ".."):
+        yield (*loc, "signups"), f"{name!r} must be a file name inside {folder}"
+    elif not name.endswith(".csv"):
+        yield (*loc, "signups"), f"{name!r} must be a .csv file"
+    elif (folder / name).exists() and not (folder / name).is_file():
+        yield (*loc, "signups"), f"{folder / name} is not a file"

@@ -93,6 +93,7 @@ class RecipientMarkers:
     name = Markup(marker("name"))
     greeting_name = Markup(marker("greeting_name"))
     unsubscribe_url = Markup(marker("unsubscribe_url"))
+    preferences_url = Markup(marker("preferences_url"))
     fields = FieldMarkers()
 
 
@@ -113,6 +114,7 @@ class AnonymousRecipient:
     name = ""
     greeting_name = NEUTRAL_GREETING
     unsubscribe_url = ""
+    preferences_url = ""
     fields = _NoFields()
 
 

@@ -368,3 +368,81 @@ api_tokens = Table(
     Column("last_used_at", UtcDateTime(), nullable=True),
     Column("revoked_at", UtcDateTime(), nullable=True),
 )
+
+
+# -- readers: sign-ups, the confirmed sign-ups every host copies into its files, limits and
+# -- the transactional messages (confirmations, welcomes) -----------------------------------
+signup_requests = Table(
+    "signup_requests",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("list_id", String(100), nullable=False),
+    #: ``lists.address.address_key`` of the address: one request per reader and list.
+    Column("email_key", String(320), nullable=False),
+    #: The address as the reader typed it, checked (``sendable_address``).
+    Column("email", String(320), nullable=False),
+    Column("name", String(200), nullable=False, default=""),
+    #: Random; the confirmation link carries it, so a link is good once and only the newest
+    #: request's link confirms. Emptied when the request is confirmed.
+    Column("nonce", String(64), nullable=False),
+    Column("requested_at", UtcDateTime(), nullable=False),
+    #: When a confirmation was last queued for this request (none is re-sent sooner than the
+    #: resend interval after it).
+    Column("last_sent_at", UtcDateTime(), nullable=True),
+    Column("confirmed_at", UtcDateTime(), nullable=True),
+    UniqueConstraint("list_id", "email_key", name="uq_signup_requests_list_email"),
+)
+
+# The journal of confirmed sign-ups and readers' own changes, in the order they happened.
+# The database is the record every host shares; each host copies the journal into its own
+# ``subscribers/`` sign-up files, remembering the last ``id`` it applied.
+signup_journal = Table(
+    "signup_journal",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("list_id", String(100), nullable=False),
+    #: ``join`` (add the reader to the list's sign-up file) or ``rename`` (a new name).
+    Column("kind", String(10), nullable=False),
+    Column("email_key", String(320), nullable=False),
+    Column("email", String(320), nullable=False),
+    Column("name", String(200), nullable=False, default=""),
+    #: ``confirm`` (a confirmation link) or ``preferences`` (the reader's own page).
+    Column("source", String(20), nullable=False),
+    Column("at", UtcDateTime(), nullable=False),
+    Index("ix_signup_journal_list_id", "list_id", "id"),
+)
+
+# Fixed-window counters for the public forms: per client address and per email address,
+# shared by every process through the database.
+reader_limits = Table(
+    "reader_limits",
+    metadata,
+    Column("key", String(400), primary_key=True),
+    Column("window_start", UtcDateTime(), nullable=False),
+    Column("count", Integer, nullable=False),
+)
+
+# One-off messages to one reader (a sign-up's confirmation, a welcome), rendered when they
+# are queued and sent by whichever process claims them; the same statuses as the ledger.
+mail_outbox = Table(
+    "mail_outbox",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    #: ``confirm``, ``welcome`` or ``notice`` (an already subscribed reader's reminder).
+    Column("kind", String(20), nullable=False),
+    Column("list_id", String(100), nullable=False),
+    Column("to_email", String(320), nullable=False),
+    Column("subject", Text, nullable=False),
+    Column("html", Text, nullable=False),
+    Column("text", Text, nullable=False),
+    #: A ``BatchState``: pending, sending (claimed), sent, failed, unknown.
+    Column("status", String(12), nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("queued_at", UtcDateTime(), nullable=False),
+    #: Not to be tried before this; a claimed row's lease ends here.
+    Column("due_at", UtcDateTime(), nullable=False),
+    Column("sent_at", UtcDateTime(), nullable=True),
+    Column("provider_message_id", String(300), nullable=False, default=""),
+    Column("error", Text, nullable=False, default=""),
+    Index("ix_mail_outbox_status_due", "status", "due_at"),
+)
