@@ -47,6 +47,7 @@ from sqlalchemy import (
 
 from ..models import ALL_LISTS, BatchState, DeliveryStatus, Recipient
 from ..processes import current_owner, owner_is_dead
+from . import audience_copy
 from . import issues as issue_store
 from .bulk import bulk_write
 from .db import dialect_insert
@@ -211,7 +212,50 @@ def _freeze_chunk(
     lease: FreezeLease,
     at: datetime,
 ) -> FreezeCounts:
-    """One chunk, inside the caller's transaction."""
+    """One chunk, inside the caller's transaction: COPYed on PostgreSQL unless an address
+    of it is in the ledger already, else through the stage."""
+    if conn.dialect.name == "postgresql":
+        copied = _copy_chunk(conn, issue_id, members, batch_size, lease, at)
+        if copied is not None:
+            return copied
+    return _stage_chunk(conn, issue_id, members, batch_size, lease, at)
+
+
+def _copy_chunk(
+    conn: Connection,
+    issue_id: int,
+    members: list[Recipient],
+    batch_size: int,
+    lease: FreezeLease,
+    at: datetime,
+) -> FreezeCounts | None:
+    """The chunk written by ``audience_copy``; None, with nothing of it written, when an
+    address of it is in the ledger already (an earlier chunk's, or a dead freeze's)."""
+    rows = audience_copy.unique_rows(members)
+    _renew(conn, issue_id, lease)
+    first_seq = next_seq(conn, issue_id)
+    try:
+        with conn.begin_nested():
+            copied = audience_copy.copy_chunk(conn, issue_id, rows, batch_size=batch_size,
+                                              first_seq=first_seq, at=at)
+    except Exception as exc:  # the driver's own error: COPY goes around SQLAlchemy
+        if audience_copy.is_repeat(exc):
+            return None
+        raise
+    total = len(members)
+    return FreezeCounts(total, total - copied.unique, copied.suppressed, copied.queued,
+                        copied.batches)
+
+
+def _stage_chunk(
+    conn: Connection,
+    issue_id: int,
+    members: list[Recipient],
+    batch_size: int,
+    lease: FreezeLease,
+    at: datetime,
+) -> FreezeCounts:
+    """The chunk streamed into the stage, then copied into the ledger by one statement."""
     conn.execute(delete(AUDIENCE_STAGE))
     total = _stage_members(conn, members)
     # The first write to the ledger's database: on SQLite it waits for the write lock (and

@@ -17,16 +17,23 @@ from sqlalchemy import Connection, Table
 CHUNK = 10_000
 
 
-def bulk_write(conn: Connection, table: Table, rows: Iterable[Sequence[Any]]) -> int:
-    """Append ``rows`` (values in the table's column order) to ``table``; returns the count."""
-    columns = [column.name for column in table.columns]
+def bulk_write(
+    conn: Connection,
+    table: Table,
+    rows: Iterable[Sequence[Any]],
+    *,
+    columns: Sequence[str] = (),
+) -> int:
+    """Append ``rows`` to ``table``; returns the count. Each row holds the values of
+    ``columns`` (by default every column of the table, in its order)."""
+    columns = list(columns) or [column.name for column in table.columns]
     driver = conn.connection.driver_connection
     if conn.dialect.name == "postgresql":
         return _copy(driver, table.name, columns, rows)
     return _executemany(driver, table.name, columns, rows)
 
 
-def _copy(driver: Any, name: str, columns: list[str], rows: Iterable[Sequence[Any]]) -> int:
+def _copy(driver: Any, name: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> int:
     count = 0
     statement = f"COPY {name} ({', '.join(columns)}) FROM STDIN"
     with driver.cursor() as cursor, cursor.copy(statement) as copy:
@@ -37,7 +44,7 @@ def _copy(driver: Any, name: str, columns: list[str], rows: Iterable[Sequence[An
 
 
 def _executemany(
-    driver: Any, name: str, columns: list[str], rows: Iterable[Sequence[Any]]
+    driver: Any, name: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]
 ) -> int:
     count = 0
     marks = ", ".join("?" for _ in columns)
