@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from .bulkwork import fewer_collections
 from .config import Settings
 from .delivery.base import PreparedIssue, Provider
+from .delivery.beside import send_beside
 from .delivery.engine import Engine
 from .delivery.fanout import helpers_for
 from .delivery.outage import resume_after_outage
@@ -390,12 +391,20 @@ class Publisher:
         Several workers may start one issue at the same moment: one moves it to sending and
         the others join. One freezes the audience, a chunk at a time under a lease, while
         the others send what is committed (``store.audience``)."""
+        prepared, freeze = self._started(issue_id)
+        if freeze is not None:
+            freeze()
+        return prepared
+
+    def _started(self, issue_id: int) -> tuple[PreparedIssue, Callable[[], None] | None]:
+        """The issue moved to sending, and what freezes its audience (None: frozen)."""
         self.settings.require_provider_credentials()
         record = self._begin_sending(issue_id)
         prepared = self.prepared(issue_id)
-        if not record.audience_frozen:
-            self._freeze(issue_id, self.config.list(record.list_id), prepared.member_fields)
-        return prepared
+        if record.audience_frozen:
+            return prepared, None
+        mailing_list = self.config.list(record.list_id)
+        return prepared, lambda: self._freeze(issue_id, mailing_list, prepared.member_fields)
 
     def _begin_sending(self, issue_id: int) -> issue_store.IssueRecord:
         with self.store.engine.begin() as conn:
@@ -443,14 +452,20 @@ class Publisher:
         return Engine(self.settings, self.store, provider, values, hand_back_after=hand_back_after)
 
     def send_issue(
-        self, issue_id: int, progress: Progress | None = None, engine: Engine | None = None
+        self, issue_id: int, progress: Progress | None = None, engine: Engine | None = None,
+        *, send_while_freezing: bool = False,
     ) -> SendReport:
+        """``send_while_freezing``: on PostgreSQL, without helper processes, this process's
+        senders start on the audience's first chunks while it freezes the rest (``beside``)."""
         engine = engine or self.engine()
         with helpers_for(  # started as it freezes
             self.settings, self.store, issue_id, progress, engine,
             batch_size=self.batch_size(), member_paths=self.config.member_paths,
         ) as helpers:
-            report = engine.run(self.start(issue_id), progress)
+            if send_while_freezing and not helpers.count and self.store.dialect == "postgresql":
+                report = send_beside(engine, *self._started(issue_id), progress)
+            else:
+                report = engine.run(self.start(issue_id), progress)
         helpers.add_to(report)
         report.final_state, report.counts = self.finish(issue_id)
         return report

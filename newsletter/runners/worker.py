@@ -145,7 +145,8 @@ class Worker:
         log.info("issue %s: sending", issue_id)
         started = self.clock()
         try:
-            sent = self.publisher.send_issue(issue_id, self._progress, self.engine)
+            sent = self.publisher.send_issue(issue_id, self._progress, self.engine,
+                                             send_while_freezing=True)
         except IssueMovedOnError as exc:  # found due, then finished by another worker
             log.info("%s", exc)
             return
