@@ -1,12 +1,25 @@
 """One send shared by 1, 2 and 4 ``newsletter worker`` processes on PostgreSQL; print figures.
 
     python bench/workers.py --recipients 1000000
+    python bench/workers.py --recipients 1000000 --workers 1,2 --mode whole --repeat 2
     python bench/workers.py --recipients 100000 --workers 1,2 --explain
 
 Each run gets a PostgreSQL schema of its own and a fresh fake Mailgun in counts-only mode.
-The audience is frozen by this script first (timed on its own: one transaction, the same
-whoever does it), then the workers are started together and timed until the last exits.
+Two modes (``--mode``, both by default):
+
+- ``split``: the audience is frozen by this script first, timed on its own, then the
+  workers are started together and timed until the last exits: the send alone.
+- ``whole``: the issue is queued and the workers started: one freezes while the others,
+  and its own sender threads, send what is committed (``delivery.beside``); timed from
+  queued until the last worker exits, as a publisher sees it.
+
 Every run is checked: each recipient accepted exactly once, the ledger all ``sent``.
+Besides wall times, each phase's CPU is printed for every party: the workers, this
+script (its freeze), the fake server, and the PostgreSQL backends serving this run alone
+(found by their ``application_name``; other work on the server is not counted). On a
+machine shared with other work those are the steadier figures, and from them the bench
+states what hosts with a core each would reach (``--hosts``): the CPU a recipient costs
+each party, divided by what each has.
 The single-process send on SQLite (``bench/send.py``'s path) is measured for comparison.
 With ``--explain``, the ledger's hot queries are run under ``EXPLAIN ANALYZE`` against the
 frozen audience and their plans printed.
@@ -16,9 +29,11 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -60,7 +75,8 @@ def schema(admin_url: str) -> Iterator[str]:
     with admin.connect() as conn:
         conn.execute(text(f'CREATE SCHEMA "{name}"'))
     try:
-        yield f"{admin_url}?options=-csearch_path%3D{name}"
+        # The schema's name as the application's too: its backends are found by it.
+        yield f"{admin_url}?options=-csearch_path%3D{name}&application_name={name}"
     finally:
         with admin.connect() as conn:
             conn.execute(text(f'DROP SCHEMA "{name}" CASCADE'))
@@ -81,8 +97,9 @@ def fake_mailgun() -> Iterator[tuple[int, int]]:
             fake.stdout.close()
 
 
-def queue_and_freeze(home: Path, env: dict[str, str]) -> tuple[int, float]:
-    """Queue the issue and freeze its audience; returns the issue and the freeze time."""
+def queue_and_freeze(home: Path, env: dict[str, str], freeze: bool) -> tuple[int, float, float]:
+    """Queue the issue and, with ``freeze``, freeze its audience; returns the issue, the
+    freeze's wall time and this process's CPU for it."""
     settings = load_settings(home, environ=env)
     store = Store.open(settings.database_url)
     try:
@@ -90,24 +107,60 @@ def queue_and_freeze(home: Path, env: dict[str, str]) -> tuple[int, float]:
         publisher.collect()
         (issue_id,) = publisher.draft("bench")
         publisher.queue(issue_id)
-        started = time.perf_counter()
+        if not freeze:
+            return issue_id, 0.0, 0.0
+        cpu, started = own_cpu(), time.perf_counter()
         publisher.start(issue_id)
-        return issue_id, time.perf_counter() - started
+        return issue_id, time.perf_counter() - started, own_cpu() - cpu
     finally:
         store.close()
 
 
-def postgres_cpu() -> float:
-    """CPU time of every PostgreSQL server process on this machine."""
-    total = 0.0
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                is_postgres = (entry / "comm").read_text().strip() == "postgres"
-            except OSError:
-                continue
-            total += cpu_seconds(int(entry.name), with_children=True) if is_postgres else 0.0
-    return total
+def own_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+class BackendCpu:
+    """CPU seconds of the PostgreSQL backends whose ``application_name`` is ``name``.
+
+    A backend's time is read from ``/proc`` while it lives: a poller notes each one's
+    latest figure every ``every`` seconds, so what a backend did in its last moment before
+    it ended may be missed (at most ``every`` seconds of it)."""
+
+    def __init__(self, admin_url: str, name: str, every: float = 0.1) -> None:
+        self._engine = create_engine(admin_url)
+        self._name = name
+        self._every = every
+        self._seen: dict[int, float] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+
+    def __enter__(self) -> BackendCpu:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._engine.dispose()
+
+    def total(self) -> float:
+        self._sample()
+        return sum(self._seen.values())
+
+    def _poll(self) -> None:
+        while not self._stop.wait(self._every):
+            self._sample()
+
+    def _sample(self) -> None:
+        query = text("SELECT pid FROM pg_stat_activity WHERE application_name = :name")
+        with self._engine.connect() as conn:
+            pids = list(conn.execute(query, {"name": self._name}).scalars())
+        for pid in pids:
+            spent = cpu_seconds(pid)
+            if spent:
+                self._seen[pid] = max(spent, self._seen.get(pid, 0.0))
 
 
 def run_workers(home: Path, env: dict[str, str], count: int, logs: Path) -> float:
@@ -141,21 +194,28 @@ def check(database: str, issue_id: int, port: int, recipients: int) -> None:
         raise SystemExit(f"wrong outcome: ledger {counts}, provider {summary}")
 
 
-def postgres_run(home: Path, args: argparse.Namespace, count: int) -> dict[str, float]:
+def postgres_run(
+    home: Path, args: argparse.Namespace, count: int, whole: bool
+) -> dict[str, float]:
+    """One run; its wall times and CPU seconds by phase and party."""
     with schema(args.database) as database, fake_mailgun() as (port, fake_pid):
+        name = database.rpartition("application_name=")[2]
         env = {
             **environment(port, database, args.concurrency),
             "NEWSLETTER_SECRET_KEY": "bench-signing-key",
         }
-        issue_id, freeze = queue_and_freeze(home, env)
-        if args.explain and count == min(args.workers):
-            explain_hot_paths(database, issue_id)
-        before = (children_cpu(), cpu_seconds(fake_pid), postgres_cpu())
-        send = run_workers(home, env, count, home.parent)
-        after = (children_cpu(), cpu_seconds(fake_pid), postgres_cpu())
+        with BackendCpu(args.database, name) as backends:
+            issue_id, freeze, freeze_cpu = queue_and_freeze(home, env, freeze=not whole)
+            freeze_pg = backends.total()
+            if args.explain and count == min(args.workers) and not whole:
+                explain_hot_paths(database, issue_id)
+            before = (children_cpu(), cpu_seconds(fake_pid), backends.total())
+            send = run_workers(home, env, count, home.parent)
+            after = (children_cpu(), cpu_seconds(fake_pid), backends.total())
         check(database, issue_id, port, args.recipients)
     workers, fake, postgres = (b - a for a, b in zip(before, after, strict=True))
-    return {"freeze": freeze, "send": send, "workers": workers, "fake": fake, "pg": postgres}
+    return {"freeze": freeze, "send": send, "workers": workers, "fake": fake, "pg": postgres,
+            "freeze_cpu": freeze_cpu, "freeze_pg": freeze_pg}
 
 
 # -- query plans --------------------------------------------------------------------------------
@@ -208,18 +268,21 @@ def explain_hot_paths(database: str, issue_id: int) -> None:
 
 
 # -- main ---------------------------------------------------------------------------------------
-def sqlite_run(home: Path, args: argparse.Namespace) -> float:
+def sqlite_run(home: Path, args: argparse.Namespace) -> tuple[float, float, float]:
+    """The wall time of one process's send on SQLite, its CPU and the fake server's."""
     database = f"sqlite:///{home / 'var' / 'bench.db'}"
-    with fake_mailgun() as (port, _):
+    with fake_mailgun() as (port, fake_pid):
         env = {
             **environment(port, database, args.concurrency),
             "NEWSLETTER_SECRET_KEY": "bench-signing-key",
             "NEWSLETTER_PROCESSES": "1",  # one process, as the one PostgreSQL worker is
         }
+        cpu, fake = own_cpu(), cpu_seconds(fake_pid)
         run = send_once(home, env)
+        cpu, fake = own_cpu() - cpu, cpu_seconds(fake_pid) - fake
     if run.counts != {"sent": args.recipients}:
         raise SystemExit(f"wrong outcome on SQLite: {run.counts}")
-    return run.elapsed
+    return run.elapsed, cpu, fake
 
 
 def main() -> None:
@@ -228,45 +291,108 @@ def main() -> None:
     parser.add_argument("--database", default=POSTGRES, help="PostgreSQL URL (admin rights)")
     parser.add_argument("--workers", default="1,2,4", help="worker counts to run, comma-separated")
     parser.add_argument("--concurrency", type=int, default=2, help="sender threads per worker")
+    parser.add_argument("--mode", choices=["split", "whole", "both"], default="both",
+                        help="split: the bench freezes, then the workers send; whole: the "
+                        "workers freeze and send")
+    parser.add_argument("--repeat", type=int, default=1, help="runs of each, alternating")
+    parser.add_argument("--hosts", default="1,2,4,8", help="host counts for the projection")
     parser.add_argument("--explain", action="store_true", help="print the hot queries' plans")
     parser.add_argument("--no-sqlite", action="store_true", help="skip the SQLite comparison")
     args = parser.parse_args()
     args.workers = sorted(int(n) for n in args.workers.split(","))
+    modes = ["split", "whole"] if args.mode == "both" else [args.mode]
+    runs: list[tuple[str, int, dict[str, float]]] = []
+    sqlite: list[tuple[float, float, float]] = []
     with tempfile.TemporaryDirectory() as tmp:
         home = make_home(Path(tmp), args.recipients)
         database = f"sqlite:///{home / 'var' / 'bench.db'}"
         validate_members(home, environment(free_port(), database, args.concurrency))
-        runs = {count: postgres_run(home, args, count) for count in args.workers}
-        sqlite = None if args.no_sqlite else sqlite_run(home, args)
+        for _ in range(args.repeat):
+            for mode in modes:
+                for count in args.workers:
+                    load = os.getloadavg()[0]
+                    run = postgres_run(home, args, count, whole=mode == "whole")
+                    runs.append((mode, count, {**run, "load": load}))
+            if not args.no_sqlite:
+                sqlite.append(sqlite_run(home, args))
     report(args, runs, sqlite)
 
-
 def report(
-    args: argparse.Namespace, runs: dict[int, dict[str, float]], sqlite: float | None
+    args: argparse.Namespace,
+    runs: list[tuple[str, int, dict[str, float]]],
+    sqlite: list[tuple[float, float, float]],
 ) -> None:
     n = args.recipients
-    base = runs[args.workers[0]]["send"]
-    print(f"\nrecipients {n:,}; {args.concurrency} sender threads per worker; fake Mailgun")
-    print(f"python speed: {python_speed():.1f} µs for sum(range(1000)) (machine speed)")
-    print(
-        "workers  freeze s  send s  send rec/s  speed-up  end-to-end rec/s"
-        "  CPU s: workers  fake  PostgreSQL"
-    )
-    for count, run in runs.items():
+    print(f"\nrecipients {n:,}; {args.concurrency} sender threads per worker; fake Mailgun; "
+          f"{os.cpu_count()} cores")
+    print(f"python speed: {python_speed():.1f} µs for sum(range(1000)) (machine speed); "
+          f"load average now {os.getloadavg()[0]:.1f}")
+    print("mode   workers  load  freeze s  send s  total s  speed-up (send; total)"
+          "  CPU s: freeze (bench, PostgreSQL)  send (workers, PostgreSQL, fake)")
+    base: dict[str, tuple[float, float]] = {}
+    for mode, count, run in runs:
         total = run["freeze"] + run["send"]
-        print(
-            f"{count:>7}  {run['freeze']:>8.1f}  {run['send']:>6.1f}  {n / run['send']:>10,.0f}"
-            f"  {base / run['send']:>7.2f}x  {n / total:>16,.0f}"
-            f"  {run['workers']:>14.1f}  {run['fake']:>4.1f}  {run['pg']:>10.1f}"
-        )
-    if sqlite is not None:
-        print(
-            f"SQLite, one process (queued → done, freeze included): {sqlite:.1f} s, "
-            f"{n / sqlite:,.0f} rec/s"
-        )
-        if 1 in runs:
-            pg = runs[1]["freeze"] + runs[1]["send"]
-            print(f"PostgreSQL 1 worker end-to-end / SQLite: {pg / sqlite:.2f}x the time")
+        if count == args.workers[0]:
+            base[mode] = (run["send"], total)
+        first_send, first_total = base[mode]
+        speedup = (f"{first_send / run['send']:.2f}x; {first_total / total:.2f}x"
+                   if mode == "split" else f"{first_total / total:.2f}x")
+        freeze_cpu = (f"{run['freeze_cpu']:5.1f}, {run['freeze_pg']:5.1f}" if mode == "split"
+                      else "   (in the workers)")
+        print(f"{mode:<6} {count:>7}  {run['load']:>4.1f}  {run['freeze']:>8.1f}  "
+              f"{run['send']:>6.1f}  {total:>7.1f}  {speedup:>22}"
+              f"  {freeze_cpu:>33}  {run['workers']:>5.1f}, {run['pg']:>5.1f}, {run['fake']:>4.1f}")
+    for elapsed, cpu, fake in sqlite:
+        print(f"SQLite, one process (queued → done, freeze included): {elapsed:.1f} s, "
+              f"{n / elapsed:,.0f} rec/s; CPU s: process {cpu:.1f}, fake {fake:.1f}")
+    compare_with_sqlite(args, runs, sqlite)
+    project(args, runs)
+
+
+def compare_with_sqlite(
+    args: argparse.Namespace,
+    runs: list[tuple[str, int, dict[str, float]]],
+    sqlite: list[tuple[float, float, float]],
+) -> None:
+    if not sqlite:
+        return
+    for mode, count, run in runs:
+        if count != 1:
+            continue
+        for elapsed, cpu, fake in sqlite:
+            pg = run["freeze"] + run["send"]
+            pg_cpu = run["freeze_cpu"] + run["freeze_pg"] + run["workers"] + run["pg"] + run["fake"]
+            print(f"PostgreSQL 1 worker ({mode}) / SQLite: {pg / elapsed:.2f}x the time, "
+                  f"{pg_cpu / (cpu + fake):.2f}x the CPU")
+
+
+def project(args: argparse.Namespace, runs: list[tuple[str, int, dict[str, float]]]) -> None:
+    """What hosts of a core each would reach, from one worker's CPU per recipient.
+
+    A worker is one process: its sender threads share one interpreter lock, so it uses a
+    core at most, and on hosts of its own each worker brings its core. The freeze is one
+    worker's job (its rows formatted in Python, written by the database); the database's
+    CPU per recipient sets what it can take on the cores it has (as many as this machine
+    has, in the projection). A send cannot end before its freeze, nor before the slowest of:
+    the workers' share of the send, the database's."""
+    singles = [run for mode, count, run in runs if mode == "split" and count == 1]
+    if not singles:
+        return
+    n = args.recipients
+    worker = min(r["workers"] for r in singles) / n  # the best is the least disturbed
+    pg = min(r["pg"] for r in singles) / n
+    freeze = min(r["freeze_cpu"] + r["freeze_pg"] for r in singles) / n
+    freeze_wall = min(max(r["freeze_cpu"], r["freeze_pg"]) for r in singles)
+    db_cores = os.cpu_count() or 1
+    print(f"\nper recipient: worker {worker * 1e6:.1f} µs of CPU to send, PostgreSQL "
+          f"{pg * 1e6:.1f} µs; the freeze {freeze * 1e6:.1f} µs (script and PostgreSQL)")
+    print(f"projection, one worker per host of one core, PostgreSQL on {db_cores} cores "
+          "of its own, the freeze overlapping the send:")
+    for hosts in (int(h) for h in args.hosts.split(",")):
+        send = max(n * worker / hosts, n * (pg + freeze) / db_cores)
+        total = max(freeze_wall, send)
+        print(f"  {hosts} host(s): at least {total:.1f} s end to end ({n / total:,.0f} rec/s); "
+              f"send bound by {'the workers' if n * worker / hosts >= send else 'PostgreSQL'}")
 
 
 if __name__ == "__main__":
