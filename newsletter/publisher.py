@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from .bulkwork import fewer_collections
 from .config import Settings
 from .delivery.base import PreparedIssue, Provider
-from .delivery.beside import send_beside
+from .delivery.beside import Freeze, send_beside
 from .delivery.engine import Engine
 from .delivery.fanout import helpers_for
 from .delivery.outage import resume_after_outage
@@ -393,18 +393,19 @@ class Publisher:
         the others send what is committed (``store.audience``)."""
         prepared, freeze = self._started(issue_id)
         if freeze is not None:
-            freeze()
+            freeze(lambda: None)
         return prepared
 
-    def _started(self, issue_id: int) -> tuple[PreparedIssue, Callable[[], None] | None]:
-        """The issue moved to sending, and what freezes its audience (None: frozen)."""
+    def _started(self, issue_id: int) -> tuple[PreparedIssue, Freeze | None]:
+        """The issue moved to sending, and what freezes its audience (None: frozen), given
+        what to call once it holds the freeze's lease."""
         self.settings.require_provider_credentials()
         record = self._begin_sending(issue_id)
         prepared = self.prepared(issue_id)
         if record.audience_frozen:
             return prepared, None
-        mailing_list = self.config.list(record.list_id)
-        return prepared, lambda: self._freeze(issue_id, mailing_list, prepared.member_fields)
+        mailing_list, fields = self.config.list(record.list_id), prepared.member_fields
+        return prepared, lambda taken: self._freeze(issue_id, mailing_list, fields, taken)
 
     def _begin_sending(self, issue_id: int) -> issue_store.IssueRecord:
         with self.store.engine.begin() as conn:
@@ -428,9 +429,11 @@ class Publisher:
                 raise IssueMovedOnError(f"issue {issue_id} is {record.state}: nothing left to send")
             return record
 
-    def _freeze(self, issue_id: int, mailing_list: MailingList, fields: Set[str]) -> None:
-        """The ledger keeps of each member only the columns the issue's templates use."""
-        members, settings = self.audience(mailing_list, fields), self.settings
+    def _freeze(self, issue_id: int, mailing_list: MailingList, fields: Set[str],
+                taken: Callable[[], None]) -> None:
+        """The ledger keeps of each member only the columns the issue's templates use.
+        ``taken`` is called once the freeze's lease is held (its members are read then)."""
+        members, settings = _after(taken, self.audience(mailing_list, fields)), self.settings
         try:
             with fewer_collections():  # a million members made and dropped (``bulkwork``)
                 counts = audience_store.freeze_audience(
@@ -523,3 +526,9 @@ class Publisher:
         return [
             f"{r.email}: {r.status}{' — ' + r.error if r.error else ''}" for r in result.results
         ]
+
+
+def _after(first: Callable[[], None], members: Iterator[Recipient]) -> Iterator[Recipient]:
+    """``members``, with ``first()`` called as the first is asked for."""
+    first()
+    yield from members

@@ -70,14 +70,15 @@ def test_the_first_chunks_are_sent_while_the_rest_is_frozen(
     with sending(home, database_url) as (server, publisher):
         prepared = started(publisher)
 
-        def gated() -> Iterator[Recipient]:
+        def gated(taken: Callable[[], None]) -> Iterator[Recipient]:
+            taken()  # read once the lease is held, as the publisher's audience is
             everyone = members(60)
             yield from everyone[:20]  # the first chunk, committed before more is read
             wait_until(lambda: sum(server.recorder.counts.values()) > 0, "a batch sent")
             yield from everyone[20:]
 
-        def freeze() -> None:
-            audience.freeze_audience(publisher.store.engine, prepared.issue_id, gated(),
+        def freeze(taken: Callable[[], None]) -> None:
+            audience.freeze_audience(publisher.store.engine, prepared.issue_id, gated(taken),
                                      batch_size=BATCH, chunk_size=20, at=NOW)
 
         report = send_beside(publisher.engine(), prepared, freeze, None)
@@ -96,12 +97,13 @@ def test_a_freeze_that_fails_stops_the_senders_and_is_raised(
     with sending(home, database_url) as (server, publisher):
         prepared = started(publisher)
 
-        def broken() -> Iterator[Recipient]:
+        def broken(taken: Callable[[], None]) -> Iterator[Recipient]:
+            taken()
             yield from members(20)
             raise OSError("the member file went away")
 
-        def freeze() -> None:
-            audience.freeze_audience(publisher.store.engine, prepared.issue_id, broken(),
+        def freeze(taken: Callable[[], None]) -> None:
+            audience.freeze_audience(publisher.store.engine, prepared.issue_id, broken(taken),
                                      batch_size=BATCH, chunk_size=20, at=NOW,
                                      lease_seconds=3600.0)
 

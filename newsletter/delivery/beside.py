@@ -26,22 +26,32 @@ from .report import Progress, SendReport
 log = logging.getLogger(__name__)
 
 
-class FreezeThread:
-    """``freeze()`` in a thread; what it raised, kept for the caller."""
+#: What freezes an audience, given what to call once it holds the freeze's lease.
+Freeze = Callable[[Callable[[], None]], None]
 
-    def __init__(self, freeze: Callable[[], None], engine: Engine) -> None:
+
+class FreezeThread:
+    """``freeze`` in a thread; what it raised, kept for the caller.
+
+    ``settled`` is set once the freeze holds its lease, or has ended: senders that started
+    before would find the audience neither frozen nor being frozen, and stop at once."""
+
+    def __init__(self, freeze: Freeze, engine: Engine) -> None:
         self._freeze = freeze
         self._engine = engine
         self.failure: BaseException | None = None
+        self.settled = threading.Event()
         self._thread = threading.Thread(target=self._run, name="freeze", daemon=True)
 
     def _run(self) -> None:
         try:
-            self._freeze()
+            self._freeze(self.settled.set)
         except BaseException as exc:  # handed to the caller, who raises it
             self.failure = exc
             # The senders would wait for chunks that are not coming until the lease ran out.
             self._engine.stop()
+        finally:
+            self.settled.set()
 
     def progress(self, progress: Progress | None) -> Progress:
         """``progress`` for the engine's run: its first call (the run begins, and has just
@@ -63,13 +73,14 @@ class FreezeThread:
 
 
 @contextmanager
-def freezing_beside(freeze: Callable[[], None], engine: Engine) -> Iterator[FreezeThread]:
+def freezing_beside(freeze: Freeze, engine: Engine) -> Iterator[FreezeThread]:
     """Run ``freeze`` in a thread while the body sends with ``engine`` (passing the engine
-    the thread's ``progress``); on leaving, wait for it, and raise what it raised (the
-    engine was stopped then)."""
+    the thread's ``progress``), from the moment it holds its lease; on leaving, wait for
+    it, and raise what it raised (the engine was stopped then)."""
     thread = FreezeThread(freeze, engine)
     thread.start()
     try:
+        thread.settled.wait()
         yield thread
     finally:
         thread.join()  # a freeze stops only between chunks; each chunk commits whole
@@ -77,7 +88,7 @@ def freezing_beside(freeze: Callable[[], None], engine: Engine) -> Iterator[Free
         raise thread.failure
 
 
-def send_beside(engine: Engine, prepared: PreparedIssue, freeze: Callable[[], None] | None,
+def send_beside(engine: Engine, prepared: PreparedIssue, freeze: Freeze | None,
                 progress: Progress | None) -> SendReport:
     """Send ``prepared`` with ``engine`` while ``freeze`` (None: frozen already) runs."""
     if freeze is None:
