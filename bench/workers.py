@@ -367,33 +367,37 @@ def compare_with_sqlite(
 
 
 def project(args: argparse.Namespace, runs: list[tuple[str, int, dict[str, float]]]) -> None:
-    """What hosts of a core each would reach, from one worker's CPU per recipient.
+    """What hosts of a core each would reach, from the CPU a recipient cost each party.
 
     A worker is one process: its sender threads share one interpreter lock, so it uses a
     core at most, and on hosts of its own each worker brings its core. The freeze is one
-    worker's job (its rows formatted in Python, written by the database); the database's
-    CPU per recipient sets what it can take on the cores it has (as many as this machine
-    has, in the projection). A send cannot end before its freeze, nor before the slowest of:
-    the workers' share of the send, the database's."""
+    worker's job, its chunks written one after another by one database backend: however
+    many hosts send, a send ends no sooner than that backend's CPU for the freeze. The
+    database's CPU per recipient (the freeze's and the send's) sets what it can take on
+    the cores it has (as many as this machine has, in the projection)."""
     singles = [run for mode, count, run in runs if mode == "split" and count == 1]
     if not singles:
         return
     n = args.recipients
-    worker = min(r["workers"] for r in singles) / n  # the best is the least disturbed
-    pg = min(r["pg"] for r in singles) / n
-    freeze = min(r["freeze_cpu"] + r["freeze_pg"] for r in singles) / n
-    freeze_wall = min(max(r["freeze_cpu"], r["freeze_pg"]) for r in singles)
+    worker = min(r["workers"] for r in singles) / n  # the least disturbed run
+    pg_send = min(r["pg"] for r in singles) / n
+    pg_freeze = min(r["freeze_pg"] for r in singles) / n
+    reading = min(r["freeze_cpu"] for r in singles) / n
     db_cores = os.cpu_count() or 1
-    print(f"\nper recipient: worker {worker * 1e6:.1f} µs of CPU to send, PostgreSQL "
-          f"{pg * 1e6:.1f} µs; the freeze {freeze * 1e6:.1f} µs (script and PostgreSQL)")
-    print(f"projection, one worker per host of one core, PostgreSQL on {db_cores} cores "
-          "of its own, the freeze overlapping the send:")
+    print(f"\nper recipient, CPU: a worker sending {worker * 1e6:.1f} µs, reading the list "
+          f"for the freeze {reading * 1e6:.1f} µs; PostgreSQL {pg_freeze * 1e6:.1f} µs in the "
+          f"freeze, {pg_send * 1e6:.1f} µs in the send")
+    print(f"projection, a worker per host of one core, PostgreSQL on {db_cores} cores of its "
+          "own, sending beside the freeze (at least, each):")
+    freeze = n * max(pg_freeze, reading)
     for hosts in (int(h) for h in args.hosts.split(",")):
-        send = max(n * worker / hosts, n * (pg + freeze) / db_cores)
-        total = max(freeze_wall, send)
-        print(f"  {hosts} host(s): at least {total:.1f} s end to end ({n / total:,.0f} rec/s); "
-              f"send bound by {'the workers' if n * worker / hosts >= send else 'PostgreSQL'}")
-
+        # The freezing worker sends too, with what its core has left after reading the list.
+        workers = n * (worker + reading) / hosts
+        database = n * (pg_freeze + pg_send) / db_cores
+        total = max(freeze, workers, database)
+        bound = {freeze: "the freeze", workers: "the workers", database: "PostgreSQL"}[total]
+        print(f"  {hosts} host(s): {total:.1f} s end to end ({n / total:,.0f} recipients/s), "
+              f"bound by {bound}")
 
 if __name__ == "__main__":
     main()
