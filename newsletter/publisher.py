@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from .bulkwork import fewer_collections
 from .config import Settings
 from .delivery.base import PreparedIssue, Provider
-from .delivery.beside import Freeze, send_beside
+from .delivery.beside import Freeze, after_call, send_beside
 from .delivery.engine import Engine
 from .delivery.fanout import helpers_for
 from .delivery.outage import resume_after_outage
@@ -433,7 +433,7 @@ class Publisher:
                 taken: Callable[[], None]) -> None:
         """The ledger keeps of each member only the columns the issue's templates use.
         ``taken`` is called once the freeze's lease is held (its members are read then)."""
-        members, settings = _after(taken, self.audience(mailing_list, fields)), self.settings
+        members, settings = after_call(taken, self.audience(mailing_list, fields)), self.settings
         try:
             with fewer_collections():  # a million members made and dropped (``bulkwork``)
                 counts = audience_store.freeze_audience(
@@ -526,9 +526,3 @@ class Publisher:
         return [
             f"{r.email}: {r.status}{' — ' + r.error if r.error else ''}" for r in result.results
         ]
-
-
-def _after(first: Callable[[], None], members: Iterator[Recipient]) -> Iterator[Recipient]:
-    """``members``, with ``first()`` called as the first is asked for."""
-    first()
-    yield from members

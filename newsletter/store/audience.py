@@ -1,10 +1,11 @@
 """Freezing an issue's audience into the ledger, chunk by chunk, under a lease.
 
 Members are read in chunks of whole batches. Each chunk is streamed into a temporary table
-with the driver's bulk path (COPY on PostgreSQL), then copied into ``recipients`` by one
-``INSERT … SELECT``: each row's batch is its position in the chunk divided by the batch
-size, and the unique index on ``(issue_id, email)`` drops repeats, the first one winning
-(across chunks too). Suppressed addresses keep a row (``suppressed``, in no batch); batches
+with the driver's bulk path, then copied into ``recipients`` by one ``INSERT … SELECT``:
+each row's batch is its position in the chunk divided by the batch size, and the unique
+index on ``(issue_id, email)`` drops repeats, the first one winning (across chunks too).
+On PostgreSQL a chunk goes straight into ``recipients`` by COPY instead, its batches made
+first (``audience_copy``), unless one of its addresses is in the ledger already. Suppressed addresses keep a row (``suppressed``, in no batch); batches
 left with gaps are given their real sizes. Each chunk commits with its batches, so other
 processes send them while the next chunk is read; per member, Python only builds a tuple.
 
