@@ -27,13 +27,17 @@ NAV_STYLE = """
   font-size: 14px; line-height: 20px; color: #5f5a53; background-color: #f2efe9; }
 .archive-nav a { color: #1d5e6b; font-weight: bold; }
 .archive-nav ul { list-style: none; margin: 0; padding: 0; display: flex; flex-wrap: wrap;
-  gap: 8px 24px; justify-content: space-between; }
+  gap: 8px 20px; }
 .archive-nav li { margin: 0; }
+.archive-nav-top li:first-child { margin-right: auto; }
+.archive-nav-bottom { padding-bottom: 40px; }
+.archive-nav-bottom ul { justify-content: space-between; }
+.archive-nav-bottom li { flex: 0 1 270px; }
+.archive-nav-bottom a { text-decoration: none; }
+.archive-nav-bottom .archive-subject { text-decoration: underline; }
+.archive-nav-bottom .archive-newer { margin-left: auto; text-align: right; }
 .archive-nav .archive-label { display: block; font-weight: normal; font-size: 12px;
   letter-spacing: 1px; text-transform: uppercase; color: #5f5a53; }
-.archive-nav-bottom { padding-bottom: 40px; }
-.archive-nav-bottom li { flex: 1 1 240px; }
-.archive-nav-bottom .archive-newer { text-align: right; }
 @media (prefers-color-scheme: dark) {
   .archive-nav, .archive-nav .archive-label { color: #a8a298 !important;
     background-color: #161514 !important; }
@@ -108,8 +112,8 @@ def _item(items: etree._Element, link: lxml_html.HtmlElement, css_class: str = "
 
 def _top_bar(list_id: str, around: Neighbours) -> lxml_html.HtmlElement:
     """Back to the list, and the neighbours by direction only: the bar stays one line."""
-    nav, items = _bar("Archive")
-    _item(items, _link(list_url(list_id), f"All issues of {around.list_title}"))
+    nav, items = _bar("Archive", "archive-nav-top")
+    _item(items, _link(list_url(list_id), "All issues"))
     if around.older is not None:
         _item(items, _link(issue_url(list_id, around.older.id), "← Older", rel="prev"))
     if around.newer is not None:
@@ -125,7 +129,8 @@ def _bottom_bar(list_id: str, around: Neighbours) -> lxml_html.HtmlElement:
         if issue is not None:
             link = _link(issue_url(list_id, issue.id), "")
             link.append(_element("span", label, **{"class": "archive-label"}))
-            link[-1].tail = issue.subject
+            link[-1].tail = " "  # between the two, for text-only readers
+            link.append(_element("span", issue.subject, **{"class": "archive-subject"}))
             _item(items, link, css)
     if not len(items):
         _item(items, _link(list_url(list_id), f"All issues of {around.list_title}"))
