@@ -23,7 +23,7 @@ from starlette.routing import Route
 
 from ..store import Store
 from ..store.archive import ArchivedIssue, published_html, published_issues, published_pages
-from .archive_cache import ArchiveCache, ListView, Page, PageKey, strong_etag
+from .archive_cache import ArchiveCache, ListView, Page, PageKey
 from .archive_feed import ATOM_TYPE, FEED_ENTRIES, FeedSource, atom_feed
 from .archive_nav import Neighbours, with_navigation
 from .pages import Pages
@@ -106,7 +106,7 @@ class ArchiveEndpoints:
         title = self.site.list_title
         lists = sorted(by_list.items(), key=lambda item: title(item[0]).lower())
         body = self.pages.render("archive_index.html", lists=lists, shown=INDEX_ISSUES).body
-        return conditional(request, Page(bytes(body), strong_etag(bytes(body)), ""), HTML_TYPE)
+        return conditional(request, Page.of(bytes(body), ""), HTML_TYPE)
 
     async def list_page(self, request: Request) -> Response:
         view = await self._view(request)
