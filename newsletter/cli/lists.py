@@ -323,7 +323,7 @@ def import_(app: AppContext, list_id: str, source: Path, dry_run: bool) -> None:
 def export(app: AppContext, list_id: str, out: Path | None) -> None:
     """Write the members of LIST, minus suppressed addresses, as CSV."""
     config = load_config(app.settings)
-    _refuse_member_file(out, config.member_paths(list_id))
+    _refuse_member_file(out, config.declared_member_paths(list_id))
     # atomic: a file given with --out appears complete or not at all, never half-written
     target = "-" if out is None else str(out)
     with click.open_file(target, "w", encoding="utf-8", atomic=out is not None) as stream:
