@@ -52,8 +52,11 @@ def append_rows(path: Path, rows: Iterable[Subscriber]) -> int:
     if not wanted:
         return 0
     with locked(path):
-        _create_if_missing(path)
-        append_text(path, _text_for(path, wanted))
+        try:
+            _create_if_missing(path)
+            append_text(path, _text_for(path, wanted))
+        except OSError as exc:  # a full disk, a folder that refuses files…
+            raise ListError(path, None, f"cannot append to it: {exc.strerror}") from exc
     return len(wanted)
 
 
@@ -276,6 +279,14 @@ def read_position(path: Path) -> int:
 
 def write_position(path: Path, position: int) -> None:
     """Replace the position atomically (a temporary file, fsync'd, renamed over it)."""
+    try:
+        _replace_position(path, position)
+    except OSError as exc:
+        raise ListError(path, None, f"cannot write this host's journal position: "
+                                    f"{exc.strerror}") from exc
+
+
+def _replace_position(path: Path, position: int) -> None:
     with tempfile.NamedTemporaryFile(
         "w", encoding="utf-8", dir=path.parent, prefix=f"{path.name}.", suffix=".tmp",
         delete=False,
