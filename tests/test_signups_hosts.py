@@ -4,6 +4,7 @@ signed up. On SQLite and on PostgreSQL."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -158,6 +159,13 @@ def test_forgetting_a_reader_erases_their_signups_everywhere(db_settings: Settin
                 kind="welcome", list_id="weekly", to_email=NELL.upper(), subject="Welcome",
                 html="<p>Hi</p>", text="Hi", status="pending", attempts=0, queued_at=at,
                 due_at=at))
+        exported = run(home, env, "subscribers", "export", NELL)
+        assert exported.exit_code == 0, exported.output
+        held = json.loads(exported.stdout)["signups"]
+        assert [(e["kind"], e["name"]) for e in held["journal"]] == [("join", "Nell Tremayne")]
+        assert [r["list"] for r in held["requests"]] == ["weekly"]
+        assert [(m["kind"], m["status"]) for m in held["messages"]] == [("welcome", "pending")]
+        assert "nonce" not in exported.stdout and "<p>Hi</p>" not in exported.stdout
         planned = run(home, env, "subscribers", "forget", NELL, "--dry-run")
         assert planned.exit_code == 0, planned.output
         assert "sign-up journal: 1 entry(ies) would be removed" in planned.output
@@ -177,3 +185,20 @@ def test_forgetting_a_reader_erases_their_signups_everywhere(db_settings: Settin
     assert members(home, "weekly-signups.csv") == []
     config = load_config(db_settings)
     assert "weekly-signups.csv" in str(config.member_paths("weekly"))
+
+
+def test_a_list_whose_signup_file_is_not_made_yet_checks_and_shows_clean(
+    db_settings: Settings,
+) -> None:
+    home, env = db_settings.home, environment(db_settings, "outbox", None)
+    checked = run(home, env, "lists", "check", "--json")
+    assert checked.exit_code == 0, checked.output
+    assert "weekly-signups.csv" not in checked.output
+    shown = run(home, env, "lists", "show", "weekly")
+    assert shown.exit_code == 0, shown.output
+    assert "weekly-signups.csv (made by the first confirmed reader)" in shown.output
+    as_json = json.loads(run(home, env, "lists", "show", "weekly", "--json").stdout)
+    assert as_json["lists"][0]["signups_file"].endswith("weekly-signups.csv")
+    synced = run(home, env, "lists", "sync", "--json")
+    assert json.loads(synced.stdout)["weekly"]["position"] == 0
+    assert not (home / "subscribers" / "weekly-signups.csv").exists()
