@@ -85,6 +85,8 @@ def members(home: Path) -> list[tuple[str, str]]:
 def take_signups(home: Path) -> None:
     toml = home / "subscribers" / "publication.toml"
     text = toml.read_text()
+    if 'signups = "weekly-signups.csv"' in text:  # the example's weekly list takes them
+        return
     marker = 'members = ["weekly.csv"]\n'
     assert marker in text
     toml.write_text(text.replace(marker, marker + 'signups = "weekly-signups.csv"\n', 1))
