@@ -16,6 +16,7 @@ from newsletter.web import create_app
 from tests.preferences_support import (
     NORA,
     PIRAN,
+    SIGNUPS,
     ZOE,
     journal_rows,
     open_signups,
@@ -142,7 +143,7 @@ def test_switching_it_back_on_lifts_the_readers_own_row(
 
 
 def test_switching_on_a_list_no_file_holds_them_in_records_a_join(
-    web: WebApp, signer: TokenSigner, store: Store
+    web: WebApp, signer: TokenSigner, store: Store, home: Path
 ) -> None:
     url = page_url(web, signer, NORA)
 
@@ -154,6 +155,10 @@ def test_switching_on_a_list_no_file_holds_them_in_records_a_join(
     ]
     assert suppression_set(store) == set()
     assert "weekly digest: switched on." in page_text(page)
+    # Copied into this host's sign-up file at once: the list's files say she is a member.
+    signups = (home / "subscribers" / SIGNUPS).read_text(encoding="utf-8")
+    assert signups == f"email,name\n{NORA},Nora Penhallow\n"
+    assert shown_lists(page)["weekly"].state == "subscribed"
 
 
 def test_a_join_after_switching_off_lifts_the_row_and_takes_the_new_name(
@@ -162,8 +167,10 @@ def test_a_join_after_switching_off_lifts_the_row_and_takes_the_new_name(
     url = page_url(web, signer, NORA)
     suppress(store, NORA, SuppressionReason.UNSUBSCRIBED, "weekly")  # an old unsubscribe
 
-    save(web, url, shown=BOTH, on=BOTH, name="  Nora P.  ")
+    _, page = save(web, url, shown=BOTH, on=BOTH, name="  Nora P.  ")
 
+    assert {s.state for s in shown_lists(page).values()} == {"subscribed"}
+    assert 'value="Nora P."' in page
     assert suppression_set(store) == set()
     assert journal_rows(store) == [
         ("weekly", "join", NORA, "Nora P.", "preferences"),
@@ -187,6 +194,10 @@ def test_a_new_name_is_a_rename_for_each_list_holding_the_reader(
     ]
     assert suppression_set(store) == set()
     assert "Your name is changed." in page_text(page)
+    assert 'value="Zoë Å."' in page
+    for name in ("weekly.csv", "every-article.csv"):
+        rows = (home / "subscribers" / name).read_text(encoding="utf-8").splitlines()
+        assert f"{ZOE},Zoë Å.,Kellmouth" in rows, name
 
 
 def test_leaving_every_list_and_coming_back_to_one(
@@ -207,6 +218,20 @@ def test_leaving_every_list_and_coming_back_to_one(
     assert suppression_set(store) == {(ZOE, "every-article", "unsubscribed", "preferences")}
     shown = shown_lists(back)
     assert (shown["weekly"].state, shown["every-article"].state) == ("subscribed", "unsubscribed")
+
+
+def test_joining_a_list_after_leaving_every_list(
+    web: WebApp, signer: TokenSigner, store: Store, home: Path
+) -> None:
+    url = page_url(web, signer, NORA)
+    save(web, url, shown=BOTH, on=BOTH, action="leave-all")
+
+    _, page = save(web, url, shown=BOTH, on=["weekly"])
+
+    shown = shown_lists(page)
+    assert (shown["weekly"].state, shown["every-article"].state) == ("subscribed", "unsubscribed")
+    assert suppression_set(store) == {(NORA, "every-article", "unsubscribed", "preferences")}
+    assert NORA in (home / "subscribers" / SIGNUPS).read_text(encoding="utf-8")
 
 
 @pytest.mark.parametrize(

@@ -18,6 +18,7 @@ member, as everywhere else; what a reader changes goes through the same records 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -25,16 +26,19 @@ from enum import StrEnum
 
 from sqlalchemy import Connection
 
-from ..errors import ConfigError
+from ..errors import ConfigError, NewsletterError
 from ..lists.address import address_key, normalise_address
 from ..lists.config import PublicationConfig
 from ..lists.csvfile import NAME
 from ..lists.reader_data import Membership, list_files, rows_holding
+from ..lists.signups import apply_journal
 from ..models import ALL_LISTS, MailingList, SuppressionReason
 from ..render.message import UNFIT_FOR_HEADERS, describe_character
 from ..store import Store, signup_journal, suppressions
 from ..store.signup_journal import JournalKind, JournalSource
 from ..store.suppressions import FORGOTTEN, Suppression
+
+log = logging.getLogger(__name__)
 
 #: The suppressions' ``source`` for what a reader did on their page.
 SOURCE = "preferences"
@@ -261,7 +265,15 @@ def _journaled(before: Subscription, done: list[Change]) -> list[str]:
 
 def copy_to_files(config: PublicationConfig, store: Store, list_ids: Iterable[str]) -> None:
     """Copy the sign-up journal into this host's files for ``list_ids`` at once, so that
-    the page shows the change; other hosts copy it before their next send."""
+    the page shows the change; other hosts copy it before their next send. A list that
+    cannot be written now (an admin's edit holds its lock) keeps its entries for the next
+    apply: the change is recorded either way."""
+    for list_id in list_ids:
+        try:
+            apply_journal(config, store, list_id)
+        except (NewsletterError, OSError):
+            log.warning("the sign-up journal of list %r is left for its next apply", list_id,
+                        exc_info=True)
 
 
 def _apply(
