@@ -90,6 +90,18 @@ def test_the_page_shows_each_list_and_a_get_changes_nothing(
     assert snapshot(store, home) == before
 
 
+def test_a_reader_is_found_however_the_file_spells_their_address(
+    web: WebApp, signer: TokenSigner, home: Path
+) -> None:
+    with (home / "subscribers" / "every-article.csv").open("a", encoding="utf-8") as rows:
+        rows.write('Kim.Lee@Bücher.Example,Kim Lee,Kellmouth\n')
+
+    page = web.session.get(page_url(web, signer, "kim.lee@xn--bcher-kva.example")).text
+
+    assert shown_lists(page)["every-article"].state == "subscribed"
+    assert 'value="Kim Lee"' in page
+
+
 def test_a_list_without_sign_ups_shows_only_to_its_members_and_is_not_joined_here(
     web: WebApp, signer: TokenSigner, store: Store, home: Path
 ) -> None:
