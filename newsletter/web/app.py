@@ -65,8 +65,8 @@ def create_app(
     routes = [
         *core.routes(),
         *UnsubscribeEndpoints(store, signer, pages).routes(),
-        *PreferencesEndpoints(store, signer, pages, lambda: load_config(settings)).routes(),
         *ArchiveEndpoints(store, pages).routes(),
+        *PreferencesEndpoints(store, signer, pages, lambda: load_config(settings)).routes(),
         *WebhookEndpoint(settings, store, receivers).routes(),
         *desk_routes(settings, store, site),
         *api_routes(settings, store),
