@@ -1,5 +1,5 @@
-"""The web app: one-click unsubscribe, provider webhooks, the archive, a health check, and the
-signed-in editor's desk under ``/desk/`` (``web/desk/``).
+"""The web app: one-click unsubscribe, the reader's own page, provider webhooks, the archive,
+a health check, and the signed-in editor's desk under ``/desk/`` (``web/desk/``).
 
 ``create_app(settings, store)`` builds a Starlette app; ``newsletter serve`` runs it with
 uvicorn. It is meant to sit behind a reverse proxy that terminates TLS.
@@ -27,6 +27,7 @@ from .api import api_routes
 from .archive import ArchiveEndpoints
 from .desk import desk_routes
 from .pages import STYLESHEET, Pages, SecurityHeaders, Site
+from .preferences import PreferencesEndpoints
 from .unsubscribe import UnsubscribeEndpoints
 from .webhooks import Fetcher, build_receivers
 from .webhooks.endpoint import WebhookEndpoint
@@ -67,6 +68,7 @@ def create_app(
         *core.routes(),
         *UnsubscribeEndpoints(store, signer, pages).routes(),
         *ArchiveEndpoints(store, pages).routes(),
+        *PreferencesEndpoints(store, signer, pages, lambda: load_config(settings)).routes(),
         *WebhookEndpoint(settings, store, receivers).routes(),
         *desk_routes(settings, store, site),
         *api_routes(settings, store),
