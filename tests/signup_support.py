@@ -31,14 +31,16 @@ MEMBER = "jose.nunez@example.org"
 
 
 def take_signups(settings: Settings, *, welcome: bool = False) -> Settings:
-    """Let the weekly list take sign-ups (into ``weekly-signups.csv``), with a welcome."""
+    """Let the weekly list take sign-ups (into ``weekly-signups.csv``), with a welcome or
+    without; as often as it likes."""
     path = settings.subscribers_dir / "publication.toml"
     text = path.read_text()
     if "signups =" not in text:
         text = text.replace('members = ["weekly.csv"]\n',
                             'members = ["weekly.csv"]\nsignups = "weekly-signups.csv"\n', 1)
-    text = text.replace('signups = "weekly-signups.csv"\n',
-                        f'signups = "weekly-signups.csv"\nwelcome = {str(welcome).lower()}\n', 1)
+    text = re.sub(r'signups = "weekly-signups.csv"\n(welcome = \w+\n)?',
+                  f'signups = "weekly-signups.csv"\nwelcome = {str(welcome).lower()}\n', text,
+                  count=1)
     path.write_text(text)
     assert load_config(settings).list(LIST).accepts_signups
     return settings
