@@ -104,7 +104,7 @@ def test_a_message_claimed_by_a_sender_that_died_is_sent_once_its_lease_ends(
 ) -> None:
     queue_confirmations(settings, store, clock, 1)
     with store.engine.begin() as conn:  # what a killed sender leaves: claimed, never recorded
-        [claimed] = outbox_store.claim(conn, now=clock.at, lease_until=clock.at
+        [_claimed] = outbox_store.claim(conn, now=clock.at, lease_until=clock.at
                                        + timedelta(seconds=settings.lease_seconds), limit=5)
     sender = OutboxSender(take_signups(settings), store)
     assert sender.send_due() == 0

@@ -74,6 +74,9 @@ def test_a_new_address_is_sent_a_confirmation_and_one_click_confirms_it(
     assert (entry["kind"], entry["email"], entry["name"], entry["source"]) == \
         ("join", "Ann.Lee@example.org", "Ann Lee", "confirm")
     assert request_rows(store)[0]["confirmed_at"] is not None
+    signup_file = signups.config.signup_path(LIST)
+    assert signup_file is not None  # and this host's sign-up file holds the reader already
+    assert signup_file.read_text().splitlines()[-1] == "Ann.Lee@example.org,Ann Lee"
 
     assert signups.confirm(LIST, token) is LinkProblem.USED  # replayed: nothing more
     assert signups.check(LIST, token) is LinkProblem.USED

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, and_, delete, func, insert, select, update
+from sqlalchemy import Connection, Row, and_, func, insert, select, update
 
 from ..models import BatchState
 from .tables import mail_outbox
@@ -120,21 +120,6 @@ def _finish(conn: Connection, message_id: int, **values: Any) -> None:
 def get(conn: Connection, message_id: int) -> OutboxMessage | None:
     row = conn.execute(select(mail_outbox).where(mail_outbox.c.id == message_id)).first()
     return None if row is None else _message(row)
-
-
-def of_address(conn: Connection, email: str) -> list[OutboxMessage]:
-    """Every message to ``email`` (compared case-insensitively), oldest first."""
-    stmt = select(mail_outbox).where(_to(email)).order_by(mail_outbox.c.id)
-    return [_message(row) for row in conn.execute(stmt)]
-
-
-def forget(conn: Connection, email: str) -> int:
-    """Erase every message to ``email`` (``subscribers forget``); how many went."""
-    return int(conn.execute(delete(mail_outbox).where(_to(email))).rowcount)
-
-
-def _to(email: str) -> Any:
-    return func.lower(mail_outbox.c.to_email) == email.strip().lower()
 
 
 def counts(conn: Connection) -> dict[str, int]:
