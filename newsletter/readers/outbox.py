@@ -9,8 +9,10 @@ A message is claimed with a lease (``store.outbox.claim``) and sent through the 
 provider, as an issue's copy is (``delivery.oneoff``), then recorded: ``sent`` with the
 provider's message id, ``failed``, or ``unknown`` when the provider may have sent it but
 did not say. A transient error is retried with the send loop's backoff, up to
-``NEWSLETTER_MAX_ATTEMPTS``. A sender killed mid-send leaves its rows claimed; once the lease
-ends, any sender takes them again.
+``NEWSLETTER_MAX_ATTEMPTS``. The outcomes of the messages claimed together are recorded in
+one transaction (a busy form queues hundreds a second, and every write waits its turn). A
+sender killed mid-send leaves its rows claimed; once the lease ends, any sender takes them
+again.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
+
+from sqlalchemy import Connection
 
 from ..config import Settings
 from ..delivery.backoff import delay
@@ -43,6 +47,9 @@ from ..store.outbox import OutboxMessage
 from ..tokens import TokenSigner, unsubscribe_url
 
 log = logging.getLogger(__name__)
+
+#: Records what happened to one message, in the transaction it is given.
+Recording = Callable[[Connection], None]
 
 #: How often a sender looks for messages it was not woken for.
 POLL_SECONDS = 5.0
@@ -133,8 +140,10 @@ class OutboxSender:
             claimed = self._claim()
             if not claimed:
                 break
-            for message in claimed:
-                self._send(message)
+            outcomes = [self._send(message) for message in claimed]
+            with self.store.engine.begin() as conn:  # one write for the lot, not one each
+                for record in outcomes:
+                    record(conn)
             tried += len(claimed)
         return tried
 
@@ -144,22 +153,22 @@ class OutboxSender:
         with self.store.engine.begin() as conn:
             return outbox_store.claim(conn, now=now, lease_until=lease, limit=CLAIM)
 
-    def _send(self, message: OutboxMessage) -> None:
+    def _send(self, message: OutboxMessage) -> Recording:
+        """Send ``message``; how to record what happened."""
         try:
             message_id = self._deliver(message)
         except UnknownOutcomeError as exc:
-            self._unknown(message, exc)
+            return self._unknown(message, exc)
         except (PermanentProviderError, MessageError) as exc:
-            self._record(message, BatchState.FAILED, str(exc))
+            return self._final(message, BatchState.FAILED, str(exc))
         except ProviderAuthError as exc:
-            self._retry(message, str(exc), AUTH_RETRY_SECONDS)
+            return self._retry(message, str(exc), AUTH_RETRY_SECONDS)
         except ProviderError as exc:
-            self._retry(message, str(exc), exc.retry_after)
+            return self._retry(message, str(exc), exc.retry_after)
         except NewsletterError as exc:  # the list is gone, a template broke …
-            self._record(message, BatchState.FAILED, str(exc))
-        else:
-            with self.store.engine.begin() as conn:
-                outbox_store.record_sent(conn, message.id, message_id, at=self.store.now())
+            return self._final(message, BatchState.FAILED, str(exc))
+        at = self.store.now()
+        return lambda conn: outbox_store.record_sent(conn, message.id, message_id, at=at)
 
     def _deliver(self, message: OutboxMessage) -> str:
         """Send ``message``; the provider's message id (or raise a ``ProviderError``)."""
@@ -183,29 +192,25 @@ class OutboxSender:
             raise kind(answer.error or str(answer.status), provider=self.provider.name)
         return answer.message_id or result.provider_batch_id
 
-    def _retry(self, message: OutboxMessage, error: str, wait: float | None) -> None:
+    def _retry(self, message: OutboxMessage, error: str, wait: float | None) -> Recording:
         if message.attempts >= self.settings.max_attempts:
-            self._record(message, BatchState.FAILED, f"gave up after {message.attempts} "
-                                                     f"attempts: {error}")
-            return
+            return self._final(message, BatchState.FAILED,
+                               f"gave up after {message.attempts} attempts: {error}")
         due = self.store.now() + timedelta(seconds=delay(message.attempts, wait))
         log.warning("reader outbox: message %s to be tried again at %s: %s",
                     message.id, due.isoformat(timespec="seconds"), error)
-        with self.store.engine.begin() as conn:
-            outbox_store.retry_at(conn, message.id, due, error)
+        return lambda conn: outbox_store.retry_at(conn, message.id, due, error)
 
-    def _unknown(self, message: OutboxMessage, exc: UnknownOutcomeError) -> None:
+    def _unknown(self, message: OutboxMessage, exc: UnknownOutcomeError) -> Recording:
         """A provider that drops repeated keys is asked again; any other may have sent it,
         and a second copy of a confirmation is not worth the risk of one more email."""
         if self.provider.idempotent:
-            self._retry(message, str(exc), exc.retry_after)
-        else:
-            self._record(message, BatchState.UNKNOWN, str(exc))
+            return self._retry(message, str(exc), exc.retry_after)
+        return self._final(message, BatchState.UNKNOWN, str(exc))
 
-    def _record(self, message: OutboxMessage, state: BatchState, error: str) -> None:
+    def _final(self, message: OutboxMessage, state: BatchState, error: str) -> Recording:
         log.warning("reader outbox: message %s %s: %s", message.id, state, error)
-        with self.store.engine.begin() as conn:
-            outbox_store.record_outcome(conn, message.id, state, error)
+        return lambda conn: outbox_store.record_outcome(conn, message.id, state, error)
 
 
 class PublicationFile:
