@@ -41,7 +41,7 @@ from typing import Any
 from ..errors import IssueStateError, ListError
 from ..store import Store, reader_signups, suppressions
 from ..store import reader_rows as rows
-from ..store.reader_signups import SignupRows
+from ..store.reader_signups import SIGNUP_KINDS, SignupRows
 from .addresscache import AddressCache, cache_path
 from .appending import held
 from .config import PublicationConfig
@@ -115,10 +115,7 @@ def plan_forget(
     """What forgetting ``email`` would do, changing nothing; refused as ``forget`` would be."""
     data = reader_data(config, store, var_dir, email)
     refuse_while_sending(store, data)
-    planned = _planned(data)
-    with store.engine.connect() as conn:
-        planned.signups = reader_signups.count(conn, data.address)
-    return planned
+    return _planned(data)
 
 
 def forget(config: PublicationConfig, store: Store, var_dir: Path, email: str) -> ForgetReport:
@@ -185,6 +182,7 @@ def _planned(data: ReaderData) -> ForgetReport:
         kept=suppressions.forgotten_key(data.address),
         already_forgotten=data.forgotten_since is not None,
         left_alone=data.unlisted,
+        signups=SignupRows(*(len(data.signups[kind]) for kind in SIGNUP_KINDS)),
     )
 
 

@@ -52,6 +52,8 @@ def site_from_config(config: PublicationConfig) -> Site:
         base_url=publication.base_url,
         language=publication.language,
         list_titles={list_id: ml.title for list_id, ml in config.lists.items()},
+        list_descriptions={list_id: ml.description for list_id, ml in config.lists.items()},
+        signup_lists=frozenset(i for i, ml in config.lists.items() if ml.accepts_signups),
     )
 
 

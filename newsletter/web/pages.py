@@ -59,11 +59,20 @@ class Site:
     base_url: str = ""
     language: str = "en"
     list_titles: Mapping[str, str] = field(default_factory=dict)
+    list_descriptions: Mapping[str, str] = field(default_factory=dict)
+    #: The lists that take public sign-ups (``signups`` in ``publication.toml``).
+    signup_lists: frozenset[str] = frozenset()
 
     def list_title(self, list_id: str) -> str:
         if list_id == "*":
             return f"every list of {self.name}"
         return self.list_titles.get(list_id, list_id)
+
+    def list_description(self, list_id: str) -> str:
+        return self.list_descriptions.get(list_id, "")
+
+    def accepts_signups(self, list_id: str) -> bool:
+        return list_id in self.signup_lists
 
 
 class Pages:
