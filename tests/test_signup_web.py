@@ -159,7 +159,8 @@ def test_forged_altered_and_expired_links_change_nothing_and_say_so(site: Site) 
     link = confirm_link(site)
     token = token_of(link)
     base = f"/subscribe/{LIST}/confirm/"
-    flipped = token[:-1] + ("A" if token[-1] != "A" else "B")
+    # not the last character: its low bits are padding, and another letter may decode alike
+    flipped = token[:-5] + ("A" if token[-5] != "A" else "B") + token[-4:]
     for bad in (flipped, token[:-8], "forged", token.replace(".", "", 1)):
         for method in ("GET", "POST"):
             answer = site.web.session.request(method, site.web.url(base + bad))
