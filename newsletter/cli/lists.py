@@ -389,3 +389,6 @@ def _export(app: AppContext, config: PublicationConfig, list_id: str, out: IO[st
 def _refuse_member_file(out: Path | None, members: Iterable[Path]) -> None:
     if out is not None and out.resolve() in {p.resolve() for p in members}:
         raise ConfigError(f"{out} is one of the list's own members files; choose another --out")
+
+
+from . import lists_form  # noqa: E402, F401 - ``lists form`` attaches itself to the group

@@ -113,7 +113,7 @@ class Pages:
 
 class SecurityHeaders:
     """ASGI middleware adding ``SECURITY_HEADERS`` to every HTTP answer, errors included, and
-    ``DESK_SECURITY_HEADERS`` to the desk's."""
+    ``DESK_SECURITY_HEADERS`` to the desk's. A header a route set to "" is left out."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -132,6 +132,8 @@ class SecurityHeaders:
                 headers = MutableHeaders(scope=message)
                 for name, value in chosen.items():
                     headers.setdefault(name, value)
+                for name in [name for name, value in headers.items() if not value]:
+                    del headers[name]  # a route set it empty: it is left out
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
