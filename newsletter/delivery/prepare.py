@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import email.utils
 import urllib.parse
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from urllib.parse import urlsplit
 
+from ..lists.tokencache import TokenCache
 from ..models import MailingList, Publication
 from ..render.greeting import greeting_name
 from ..render.merge import MergeTemplate, marker
@@ -68,6 +70,36 @@ def prepare_issue(
 
 #: One recipient's values from (email, name, list id, member fields).
 ValuesFor = Callable[[str, str, str, Mapping[str, str]], dict[str, str]]
+#: A recipient's token from (lower-cased address, list id).
+TokenFor = Callable[[str, str], str]
+
+
+class BatchTokens:
+    """The tokens of one batch's recipients: those kept (``lists.tokencache``) read in one
+    query per list, the others signed and kept once the batch is built."""
+
+    def __init__(self, signer: TokenSigner, kept: TokenCache,
+                 wanted: Iterable[tuple[str, str]]) -> None:
+        self._sign = signer.sign
+        self._kept = kept
+        by_list: dict[str, list[str]] = {}
+        for address, list_id in wanted:
+            by_list.setdefault(list_id, []).append(address)
+        self._found = {list_id: kept.known(list_id, addresses)
+                       for list_id, addresses in by_list.items()}
+        self._new: dict[str, dict[str, str]] = {}
+
+    def __call__(self, address: str, list_id: str) -> str:
+        token = self._found[list_id].get(address)
+        if token is None:
+            token = self._found[list_id][address] = self._sign(address, list_id)
+            self._new.setdefault(list_id, {})[address] = token
+        return token
+
+    def keep_new(self) -> None:
+        for list_id, tokens in self._new.items():
+            self._kept.keep(list_id, tokens)
+        self._new.clear()
 
 
 class RecipientValues:
@@ -77,9 +109,12 @@ class RecipientValues:
     the token is signed over its lower-cased form, which suppressions key on, so a link
     is the same whatever the spelling, and links in emails sent before stay valid."""
 
-    def __init__(self, signer: TokenSigner, base_url: str) -> None:
+    def __init__(self, signer: TokenSigner, base_url: str, kept: TokenCache | None = None) -> None:
+        """``kept``: where the tokens signed for a list are kept from one send to the next
+        (``batch``); None signs every one."""
         self._signer = signer
         self._base = base_url
+        self._kept = kept
         self._made: dict[frozenset[str], ValuesFor] = {}  # per issue, asked for per batch
 
     def __call__(
@@ -106,7 +141,26 @@ class RecipientValues:
             made = self._made.setdefault(key, self._limited_to(key))
         return made
 
-    def _limited_to(self, needed: frozenset[str]) -> ValuesFor:
+    @contextmanager
+    def batch(
+        self, needed: Iterable[str], wanted: Iterable[tuple[str, str]]
+    ) -> Iterator[ValuesFor]:
+        """As ``only(needed)``, for a batch of recipients whose lower-cased addresses and
+        list ids are ``wanted``: their tokens are read from those kept, and the ones signed
+        now are kept when the batch is built (on leaving)."""
+        key = frozenset(needed)
+        if self._kept is None or not key & {"unsubscribe_url", "preferences_url"}:
+            yield self.only(key)
+            return
+        tokens = BatchTokens(self._signer, self._kept, wanted)
+        yield self._limited_to(key, tokens)
+        tokens.keep_new()
+
+    def close(self) -> None:
+        if self._kept is not None:
+            self._kept.close()
+
+    def _limited_to(self, needed: frozenset[str], token_for: TokenFor | None = None) -> ValuesFor:
         """Exactly the ``needed`` keys: a provider that merges on its side can then send each
         recipient's values as they are (``variables.batch_variables``)."""
         columns = [
@@ -115,7 +169,7 @@ class RecipientValues:
         wants = [f in needed for f in ("email", "name", "greeting_name")]
         want_email, want_name, want_greeting = wants
         want_url, want_page = "unsubscribe_url" in needed, "preferences_url" in needed
-        sign = self._signer.sign
+        sign = token_for or self._signer.sign
         prefix, page = unsubscribe_prefix(self._base), preferences_prefix(self._base)
 
         def values(
