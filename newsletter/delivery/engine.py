@@ -204,8 +204,7 @@ class Engine:
         with self.store.engine.connect() as conn:
             rows = ledger.open_rows(conn, claimed.id, with_fields=prepared.uses_member_fields)
         default_list = prepared.list_id
-        wanted = ((row[1].lower(), row[4] or default_list) for row in rows)
-        with self.values.batch(prepared.field_names, wanted) as values:
+        with self.values.batch(prepared.field_names, default_list, claimed.seq, rows) as values:
             recipients = [  # named tuples made in C, as ``Recipient`` on the lean member path
                 _recipient(BatchRecipient, (rid, email, name,
                                             values(email, name, list_id or default_list, fields)))
