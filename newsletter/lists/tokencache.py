@@ -9,7 +9,7 @@ Where the tokens are kept, and why there. A token is a capability: whoever holds
 unsubscribe that reader, or open their preferences. So a file of a million tokens is as
 sensitive as the secret key that signs them, and it is kept as that key is when the
 publication generates it (``var/secret.key``): a file only its owner may read or write,
-in ``var/``. Nothing of the key is in it, nor in its name, which carries a MAC of a fixed
+in ``var/cache/``. Nothing of the key is in it, nor in its name, which carries a MAC of a fixed
 value under a key derived from the secret with a salt of its own (``TokenSigner.fingerprint``):
 it tells one key from another and gives nothing towards signing. A changed key, or a new
 token scheme, names another file; the files of other keys are deleted when one is opened,
