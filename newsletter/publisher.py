@@ -29,6 +29,7 @@ from .lists.config import PublicationConfig, load_config
 from .lists.members import stream_recipients
 from .lists.problems import SkippedRows
 from .lists.signups import apply_journal
+from .lists.tokencache import TokenCache, token_cache_path
 from .models import (
     Article,
     Cadence,
@@ -267,6 +268,12 @@ class Publisher:
     def recipient_values(self) -> RecipientValues:
         return RecipientValues(self.signer, self.base_url)
 
+    def sending_values(self) -> RecipientValues:
+        """A sender's values: the tokens it signs are kept for the next issue to the same
+        list, which reads them back instead of signing them again (``lists.tokencache``)."""
+        kept = TokenCache(token_cache_path(self.settings.var_dir, self.signer))
+        return RecipientValues(self.signer, self.base_url, kept)
+
     # -- state changes ---------------------------------------------------------------------
     def transition(
         self, issue_id: int, target: IssueState, note: str = "", **values: object
@@ -457,7 +464,7 @@ class Publisher:
                      report.position)
 
     def engine(self, *, hand_back_after: float | None = None) -> Engine:
-        values, provider = self.recipient_values(), self.provider
+        values, provider = self.sending_values(), self.provider
         return Engine(self.settings, self.store, provider, values, hand_back_after=hand_back_after)
 
     def send_issue(
