@@ -122,7 +122,7 @@ def main() -> None:
         home = demo_home(Path(root))
         issue_id = prepare(home)
         env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSLETTER_")}
-        with served(home, {**env, **SERVING}) as (base, _):
+        with served(home, {**env, **SERVING}, workers=1) as (base, _):
             photograph(base, issue_id, out)
 
 

@@ -149,6 +149,16 @@ class Settings(BaseSettings):
     #: whatever happens (``web/desk/sessions.py``).
     desk_idle_minutes: int = _count("NEWSLETTER_DESK_IDLE_MINUTES", 30, high=24 * 60)
     desk_session_hours: int = _count("NEWSLETTER_DESK_SESSION_HOURS", 12, high=30 * 24)
+    #: Public sign-up (``readers.signup``): how long a confirmation link is good for, how
+    #: soon a second confirmation may go to the same address, how fast a form may be filled
+    #: at the quickest, and the limits per client and per address within one window.
+    signup_confirm_hours: int = _count("NEWSLETTER_SIGNUP_CONFIRM_HOURS", 48, high=30 * 24)
+    signup_resend_minutes: int = _count("NEWSLETTER_SIGNUP_RESEND_MINUTES", 5, low=0,
+                                        high=A_YEAR_IN_MINUTES)
+    signup_min_seconds: int = _count("NEWSLETTER_SIGNUP_MIN_SECONDS", 3, low=0, high=3600)
+    signup_client_limit: int = _count("NEWSLETTER_SIGNUP_CLIENT_LIMIT", 20, high=1_000_000)
+    signup_address_limit: int = _count("NEWSLETTER_SIGNUP_ADDRESS_LIMIT", 5, high=1_000_000)
+    signup_window_minutes: int = _count("NEWSLETTER_SIGNUP_WINDOW_MINUTES", 10, high=24 * 60)
     mailgun_api_key: Secret = _secret("MAILGUN_API_KEY")
     mailgun_domain: str = _text("MAILGUN_DOMAIN")
     mailgun_base_url: str = _url("MAILGUN_BASE_URL", "https://api.mailgun.net")

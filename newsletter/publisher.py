@@ -23,12 +23,14 @@ from .delivery.prepare import RecipientValues, batch_for_test_send, prepare_issu
 from .delivery.providers.registry import make_provider
 from .delivery.report import Progress, SendReport
 from .delivery.rounds import HAND_BACK_SECONDS, DueRounds
-from .errors import IssueMovedOnError, IssueStateError, NotFoundError
+from .errors import IssueMovedOnError, IssueStateError, NewsletterError, NotFoundError
 from .issues import draft as drafting
 from .issues import sendtime
 from .lists.config import PublicationConfig, load_config
 from .lists.members import stream_recipients
 from .lists.problems import SkippedRows
+from .lists.signups import apply_journal
+from .lists.tokencache import TokenCache, token_cache_path
 from .models import (
     Article,
     Cadence,
@@ -267,6 +269,12 @@ class Publisher:
     def recipient_values(self) -> RecipientValues:
         return RecipientValues(self.signer, self.base_url)
 
+    def sending_values(self) -> RecipientValues:
+        """A sender's values: the tokens it signs are kept for the next issue to the same
+        list, which reads them back instead of signing them again (``lists.tokencache``)."""
+        kept = TokenCache(token_cache_path(self.settings.var_dir, self.signer))
+        return RecipientValues(self.signer, self.base_url, kept)
+
     # -- state changes ---------------------------------------------------------------------
     def transition(
         self, issue_id: int, target: IssueState, note: str = "", **values: object
@@ -368,7 +376,7 @@ class Publisher:
         are left in: the ledger drops them. Readers forgotten at their request are left out
         before the ledger sees them (an old copy of a member file may still hold them)."""
         skipped = SkippedRows()
-        paths = [self.settings.subscribers_dir / p for p in mailing_list.members_files]
+        paths = self.config.member_paths(mailing_list.id)  # the sign-up file too, once made
         recipients = stream_recipients(
             paths, mailing_list.id, var_dir=self.settings.var_dir,
             check_deliverability=self.settings.check_deliverability,
@@ -433,6 +441,7 @@ class Publisher:
                 taken: Callable[[], None]) -> None:
         """The ledger keeps of each member only the columns the issue's templates use.
         ``taken`` is called once the freeze's lease is held (its members are read then)."""
+        self.apply_signups(mailing_list.id)
         members, settings = after_call(taken, self.audience(mailing_list, fields)), self.settings
         try:
             with fewer_collections():  # a million members made and dropped (``bulkwork``)
@@ -450,8 +459,24 @@ class Publisher:
         log.info("issue %s: %s recipients in %s batches (%s suppressed, %s duplicates)",
                  issue_id, *numbers)
 
+    def apply_signups(self, list_id: str) -> None:
+        """Bring this host's files up to the sign-up journal, so that a reader confirmed on
+        any host is in the audience. A file that cannot take them now (being edited by hand
+        for over two minutes, a broken header) does not hold the send up: the journal keeps
+        them for the next send, and the problem is logged."""
+        try:
+            report = apply_journal(self.config, self.store, list_id)
+        except (NewsletterError, OSError) as exc:
+            log.error("list %s: sign-ups not applied before this send: %s", list_id, exc)
+            return
+        if report.changed_files:
+            log.info("list %s: %s sign-up%s added, %s name%s changed (journal position %s)",
+                     list_id, len(report.joined), "" if len(report.joined) == 1 else "s",
+                     len(report.renamed), "" if len(report.renamed) == 1 else "s",
+                     report.position)
+
     def engine(self, *, hand_back_after: float | None = None) -> Engine:
-        values, provider = self.recipient_values(), self.provider
+        values, provider = self.sending_values(), self.provider
         return Engine(self.settings, self.store, provider, values, hand_back_after=hand_back_after)
 
     def send_issue(

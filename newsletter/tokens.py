@@ -24,6 +24,9 @@ from .errors import NewsletterError
 SALT = "newsletter.unsubscribe.v2"
 #: The first scheme's salt (HMAC-SHA256): verified, never signed any more.
 LEGACY_SALT = "newsletter.unsubscribe.v1"
+#: The salt of the key that names a file of kept tokens (``lists.tokencache``): a key of
+#: its own, so that the name is no token and says nothing of the signing key.
+FINGERPRINT_SALT = "newsletter.token-cache.v1"
 
 
 class BadTokenError(NewsletterError, ValueError):
@@ -77,6 +80,7 @@ class TokenSigner:
             secret_key, salt=SALT, digest_method=hashlib.sha256, algorithm=_KeyedBlake2b()
         )
         self._legacy = Signer(secret_key, salt=LEGACY_SALT, digest_method=hashlib.sha256)
+        self._naming = Signer(secret_key, salt=FINGERPRINT_SALT, digest_method=hashlib.sha256)
 
     def sign(self, email: str, list_id: str) -> str:
         packed = f"{list_id}\n{email}".encode()
@@ -99,6 +103,12 @@ class TokenSigner:
             return self._signer.unsign(token)
         except BadSignature:
             return self._legacy.unsign(token)  # a link from an email sent before
+
+    def fingerprint(self) -> str:
+        """Which key and scheme this signer's tokens are made with: the same for the same
+        secret, another for another secret or a new scheme (``SALT``). A MAC of the scheme's
+        salt under a key of its own: it cannot sign or verify anything."""
+        return self._naming.get_signature(SALT.encode()).decode("ascii")
 
     def __repr__(self) -> str:
         return "TokenSigner(<secret>)"

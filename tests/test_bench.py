@@ -83,3 +83,13 @@ def test_desk_bench_signs_in_measures_the_pages_and_watches_a_send() -> None:
     assert all(r["counts"] == {"sent": 1500} for r in sends["runs"])
     polled = sends["polls"]["/desk/issues/{issue}"]
     assert polled["requests"] >= 1 and polled["statuses"] == {"200": polled["requests"]}
+
+
+def test_preferences_bench_reads_both_readers_pages() -> None:
+    done = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "preferences.py"), "--members", "2000"],
+        capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert re.search(r"a member of it: \d+ ms", done.stdout)
+    assert re.search(r"not in it: \d+ ms", done.stdout)

@@ -120,7 +120,7 @@ def test_an_issue_id_with_leading_zeros_is_still_that_issue(running: Running) ->
     page = running.web.session.get(running.web.url(f"/archive/weekly/000{running.issue_id}"))
 
     assert page.status_code == 200
-    assert page.text == "<p>Issue one</p>"
+    assert "<p>Issue one</p>" in page.text
 
 
 @pytest.mark.parametrize("kind", ["[", "{"])

@@ -22,6 +22,7 @@ from typing import Protocol
 import click
 
 from ..errors import LockError, StoreError
+from ..readers.outbox import sending
 from ..schedule.jobs import Runtime, installed
 from ..schedule.lock import LeaseLock
 from ..schedule.scheduler import job_specs, start_scheduler, stop_scheduler
@@ -150,7 +151,11 @@ def run_daemon(app: AppContext, *, standby: bool = False) -> None:
         if standby and not wait_for_leadership(lock, signals):
             click.echo("Stopped while standing by; never took the scheduler lock.")
             return
-        with held(lock, taken=standby), installed(Runtime(settings, app.store)) as runtime:
+        with (
+            held(lock, taken=standby),
+            installed(Runtime(settings, app.store)) as runtime,
+            sending(settings, app.store),  # readers' confirmations queued by any process
+        ):
             scheduler = start_scheduler(settings, make_engine(settings.database_url), specs)
             click.echo(
                 f"Scheduler running as {lock.owner} with {len(specs)} job(s); "

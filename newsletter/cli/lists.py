@@ -31,6 +31,7 @@ from ..lists import (
 from ..lists.addresscache import opened_cache
 from ..lists.check import ListCheck, PublicationCheck
 from ..lists.csvfile import EMAIL, FIELD_NAME, NAME
+from ..lists.signups import ApplyReport, apply_journal
 from ..models import Cadence, MailingList, Subscriber
 from . import cli
 from .context import AppContext, echo_json, json_option, pass_app
@@ -168,6 +169,7 @@ def _list_json(config: PublicationConfig, m: MailingList, stats: ListStats) -> d
         "max_articles": m.max_articles,
         "sources": list(m.sources),
         "members_files": [str(p) for p in stats.files],
+        "signups_file": str(signups) if (signups := config.signup_path(m.id)) else None,
         **_sender(config, m),
         "members": stats.counts.members,
         "suppressed": stats.suppressed,
@@ -187,6 +189,7 @@ def _print_list(config: PublicationConfig, m: MailingList, stats: ListStats) -> 
         ("sources", ", ".join(m.sources)),
         ("from", f"{sender['from_name']} <{sender['from_email']}>"),
         ("members", f"{stats.counts.members} in {', '.join(shown(p) for p in stats.files)}"),
+        ("sign-ups", _signups_line(config, m)),
         ("suppressed", f"{stats.suppressed} (recipients: {stats.recipients})"),
         (
             "invalid",
@@ -200,6 +203,13 @@ def _print_list(config: PublicationConfig, m: MailingList, stats: ListStats) -> 
     for label, value in rows:
         click.echo(f"  {label + ':':<12}{value}")
     click.echo()
+
+
+def _signups_line(config: PublicationConfig, m: MailingList) -> str:
+    path = config.signup_path(m.id)
+    if path is None:
+        return "not taken (no signups key)"
+    return shown(path) + ("" if path.exists() else " (made by the first confirmed reader)")
 
 
 def _parse_fields(
@@ -312,6 +322,40 @@ def import_(app: AppContext, list_id: str, source: Path, dry_run: bool) -> None:
         click.echo(f"Added {_plural(report.new, 'member')} to {shown(report.target)}.")
 
 
+@lists.command("sync")
+@click.argument("list_id", metavar="[LIST]", required=False)
+@json_option
+@pass_app
+def sync(app: AppContext, list_id: str | None, as_json: bool) -> None:
+    """Copy the sign-up journal into this host's member files (every list, or LIST).
+
+    Readers who confirmed a sign-up or changed their name, on any host sharing the
+    database, are written to the files. A send does this itself before it reads a list.
+    """
+    config = load_config(app.settings)
+    chosen = [config.list(list_id).id] if list_id else list(config.lists)
+    reports = [apply_journal(config, app.store, chosen_id) for chosen_id in chosen]
+    if as_json:
+        echo_json({r.list_id: _sync_json(r) for r in reports})
+        return
+    for report in reports:
+        click.echo(f"{report.list_id}: {_plural(len(report.joined), 'sign-up')} added, "
+                   f"{_plural(len(report.renamed), 'row')} renamed, "
+                   f"{report.already_members} already members (journal position "
+                   f"{report.position})")
+        for address in report.joined:
+            click.echo(f"  + {address}")
+        if report.no_signup_file:
+            click.echo(f"  {_plural(report.no_signup_file, 'sign-up')} skipped: the list has "
+                       "no signups key any more")
+
+
+def _sync_json(report: ApplyReport) -> dict[str, Any]:
+    return {"position": report.position, "entries": report.entries, "joined": report.joined,
+            "already_members": report.already_members, "renamed": report.renamed,
+            "skipped_no_signups_file": report.no_signup_file}
+
+
 @lists.command("export")
 @click.argument("list_id", metavar="LIST")
 @click.option(
@@ -323,7 +367,7 @@ def import_(app: AppContext, list_id: str, source: Path, dry_run: bool) -> None:
 def export(app: AppContext, list_id: str, out: Path | None) -> None:
     """Write the members of LIST, minus suppressed addresses, as CSV."""
     config = load_config(app.settings)
-    _refuse_member_file(out, config.member_paths(list_id))
+    _refuse_member_file(out, config.declared_member_paths(list_id))
     # atomic: a file given with --out appears complete or not at all, never half-written
     target = "-" if out is None else str(out)
     with click.open_file(target, "w", encoding="utf-8", atomic=out is not None) as stream:
@@ -345,3 +389,6 @@ def _export(app: AppContext, config: PublicationConfig, list_id: str, out: IO[st
 def _refuse_member_file(out: Path | None, members: Iterable[Path]) -> None:
     if out is not None and out.resolve() in {p.resolve() for p in members}:
         raise ConfigError(f"{out} is one of the list's own members files; choose another --out")
+
+
+from . import lists_form  # noqa: E402, F401 - ``lists form`` attaches itself to the group

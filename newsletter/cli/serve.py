@@ -48,7 +48,7 @@ def serve(app: AppContext, host: str, port: int, forwarded_allow_ips: str, worke
         log_level=app.settings.log_level,
         server_header=False,
         ws="none",
-        lifespan="off",
+        lifespan="on",  # the readers' message sender runs while the app is served
     )
     # Bound and listening before uvicorn starts, so the real port (with --port 0) can be
     # announced whatever the log level, and connections made from then on wait in the backlog.

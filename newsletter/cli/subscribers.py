@@ -107,6 +107,11 @@ def _store_items(report: ForgetReport, done: str) -> list[str]:
         (report.suppressions, f"suppressions: {report.suppressions} {done}removed"),
         (report.soft_bounces, f"soft-bounce count: {done}removed"),
         (report.cache_entries, f"address cache: {report.cache_entries} spelling(s) {done}removed"),
+        (report.signups.journal_entries,
+         f"sign-up journal: {report.signups.journal_entries} entry(ies) {done}removed"),
+        (report.signups.requests, f"sign-up requests: {report.signups.requests} {done}removed"),
+        (report.signups.messages,
+         f"messages to them (confirmations, welcomes): {report.signups.messages} {done}removed"),
     ]
     return items + [text for count, text in counts if count]
 

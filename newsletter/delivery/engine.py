@@ -123,6 +123,8 @@ class Engine:
                     log.warning("interrupted: finishing the batches in flight, starting no other")
                 self.stop()
                 raise
+            finally:
+                self.values.close()  # the kept tokens' connections; opened again if needed
 
     def _wait_for_retries(self, issue_id: int, report: SendReport) -> bool:
         """Sleep until the earliest pending retry is due; False when nothing is left, or
@@ -201,12 +203,13 @@ class Engine:
     def _outgoing(self, prepared: PreparedIssue, claimed: ledger.ClaimedBatch) -> OutgoingBatch:
         with self.store.engine.connect() as conn:
             rows = ledger.open_rows(conn, claimed.id, with_fields=prepared.uses_member_fields)
-        values, default_list = self.values.only(prepared.field_names), prepared.list_id
-        recipients = [  # named tuples made in C, as ``Recipient`` on the lean member path
-            _recipient(BatchRecipient, (rid, email, name,
-                                        values(email, name, list_id or default_list, fields)))
-            for rid, email, name, fields, list_id in rows
-        ]
+        default_list = prepared.list_id
+        with self.values.batch(prepared.field_names, default_list, claimed.seq, rows) as values:
+            recipients = [  # named tuples made in C, as ``Recipient`` on the lean member path
+                _recipient(BatchRecipient, (rid, email, name,
+                                            values(email, name, list_id or default_list, fields)))
+                for rid, email, name, fields, list_id in rows
+            ]
         claimed_at = claimed.lease_until - self.settings.lease_seconds
         return OutgoingBatch(
             claimed.id, claimed.seq, claimed.idempotency_key, recipients, max(0.0, claimed_at)

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import email.utils
 import urllib.parse
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from urllib.parse import urlsplit
 
+from ..lists.tokencache import TokenCache
 from ..models import MailingList, Publication
 from ..render.greeting import greeting_name
 from ..render.merge import MergeTemplate, marker
+from ..store.ledger import OpenRow
 from ..tokens import TokenSigner, preferences_prefix, unsubscribe_prefix
 from .base import BatchRecipient, OutgoingBatch, PreparedIssue
 
@@ -68,6 +71,34 @@ def prepare_issue(
 
 #: One recipient's values from (email, name, list id, member fields).
 ValuesFor = Callable[[str, str, str, Mapping[str, str]], dict[str, str]]
+class BatchTokens:
+    """The tokens of one batch: those kept for its place in the list (``lists.tokencache``),
+    read as one value; a recipient not among them is signed, and the batch's tokens are
+    kept again. A recipient of another list than the issue's is signed, not kept."""
+
+    def __init__(self, signer: TokenSigner, kept: TokenCache, list_id: str, seq: int) -> None:
+        self._sign = signer.sign
+        self._kept = kept
+        self.list_id, self.seq = list_id, seq
+        self.found = kept.batch(list_id, seq)
+        self._signed = 0
+
+    def sign(self, address: str, list_id: str) -> str:
+        """A token not found: signed now (and noted, if of the issue's list)."""
+        token = self._sign(address, list_id)
+        if list_id == self.list_id:
+            self.found[address] = token
+            self._signed += 1
+        return token
+
+    def settle(self, rows: Sequence[OpenRow]) -> None:
+        """Keep the batch's tokens (its ``rows`` as the ledger gave them), unless every one
+        was found and nothing else was there."""
+        if not self._signed and len(self.found) == len(rows):
+            return
+        mine = [row[1].lower() for row in rows if (row[4] or self.list_id) == self.list_id]
+        if self._signed or len(mine) != len(self.found):
+            self._kept.keep(self.list_id, self.seq, {a: self.found[a] for a in mine})
 
 
 class RecipientValues:
@@ -77,9 +108,12 @@ class RecipientValues:
     the token is signed over its lower-cased form, which suppressions key on, so a link
     is the same whatever the spelling, and links in emails sent before stay valid."""
 
-    def __init__(self, signer: TokenSigner, base_url: str) -> None:
+    def __init__(self, signer: TokenSigner, base_url: str, kept: TokenCache | None = None) -> None:
+        """``kept``: where the tokens signed for a list are kept from one send to the next
+        (``batch``); None signs every one."""
         self._signer = signer
         self._base = base_url
+        self._kept = kept
         self._made: dict[frozenset[str], ValuesFor] = {}  # per issue, asked for per batch
 
     def __call__(
@@ -106,7 +140,26 @@ class RecipientValues:
             made = self._made.setdefault(key, self._limited_to(key))
         return made
 
-    def _limited_to(self, needed: frozenset[str]) -> ValuesFor:
+    @contextmanager
+    def batch(
+        self, needed: Iterable[str], list_id: str, seq: int, rows: Sequence[OpenRow]
+    ) -> Iterator[ValuesFor]:
+        """As ``only(needed)``, for the ``rows`` of batch ``seq`` of an issue to
+        ``list_id``: their tokens are read from those kept for that batch's place, and kept
+        again, on leaving, if any was not there."""
+        key = frozenset(needed)
+        if self._kept is None or not key & {"unsubscribe_url", "preferences_url"}:
+            yield self.only(key)
+            return
+        tokens = BatchTokens(self._signer, self._kept, list_id, seq)
+        yield self._limited_to(key, tokens)
+        tokens.settle(rows)
+
+    def close(self) -> None:
+        if self._kept is not None:
+            self._kept.close()
+
+    def _limited_to(self, needed: frozenset[str], kept: BatchTokens | None = None) -> ValuesFor:
         """Exactly the ``needed`` keys: a provider that merges on its side can then send each
         recipient's values as they are (``variables.batch_variables``)."""
         columns = [
@@ -115,7 +168,9 @@ class RecipientValues:
         wants = [f in needed for f in ("email", "name", "greeting_name")]
         want_email, want_name, want_greeting = wants
         want_url, want_page = "unsubscribe_url" in needed, "preferences_url" in needed
-        sign = self._signer.sign
+        sign = kept.sign if kept is not None else self._signer.sign
+        found = kept.found if kept is not None else {}
+        main = kept.list_id if kept is not None else None
         prefix, page = unsubscribe_prefix(self._base), preferences_prefix(self._base)
 
         def values(
@@ -123,7 +178,8 @@ class RecipientValues:
         ) -> dict[str, str]:
             out = {}
             if want_url or want_page:  # signed lower-cased, as the ledger and suppressions key it
-                token = sign(email.lower(), list_id)
+                key = email.lower()
+                token = (found.get(key) if list_id == main else None) or sign(key, list_id)
                 if want_url:
                     out["unsubscribe_url"] = prefix + token
                 if want_page:

@@ -2,7 +2,8 @@
 
 ``load_config`` reads and checks the publication, its sources and its lists;
 ``MemberReader`` streams a list's members (de-duplicated across its files) and reports
-each bad row as ``file:line: reason``; ``edit`` changes member files safely.
+each bad row as ``file:line: reason``; ``edit`` changes member files safely; ``signups``
+appends confirmed readers and copies the sign-up journal into the files.
 """
 
 from .address import address_key, normalise_address
@@ -21,8 +22,10 @@ from .config import ConfigFileError, PublicationConfig, load_config, load_config
 from .edit import append_members, remove_member
 from .members import Member, MemberReader, iter_members
 from .problems import Counts, Problem, Severity
+from .signups import ApplyReport, append_rows, apply_all, apply_journal
 
 __all__ = [
+    "ApplyReport",
     "ConfigFileError",
     "Counts",
     "ExportReport",
@@ -36,6 +39,9 @@ __all__ = [
     "add_member",
     "address_key",
     "append_members",
+    "append_rows",
+    "apply_all",
+    "apply_journal",
     "export_members",
     "import_members",
     "iter_members",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+from collections.abc import Iterable
 from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
@@ -98,3 +99,23 @@ def same_address(raw: str, key: str) -> bool:
 def _local_part(address: str) -> str:
     """The part before the last @, without quotes or escapes (which normalising may drop)."""
     return address.rpartition("@")[0].replace('"', "").replace("\\", "")
+
+
+class AddressKeys:
+    """Many address keys that rows of a file are matched against at once, as ``same_address``
+    would match them: email-validator is asked only about a row whose part before the @
+    could be one of theirs."""
+
+    def __init__(self, keys: Iterable[str]) -> None:
+        self.keys = frozenset(keys)
+        self._local_parts = {_local_part(key) for key in self.keys}
+
+    def find(self, raw: str) -> str | None:
+        """The key the address written as ``raw`` has, if it is one of these."""
+        written = address_key(raw)
+        if written in self.keys:
+            return written
+        if _local_part(written) not in self._local_parts:
+            return None
+        key = row_key(raw)
+        return key if key in self.keys else None

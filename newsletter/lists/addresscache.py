@@ -24,6 +24,7 @@ address, a refusal of it, and the notes of any file that named it.
 from __future__ import annotations
 
 import hashlib
+import json
 import sqlite3
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -91,10 +92,23 @@ class AddressCache:
         )
         self._pending: list[tuple[str, str]] = []
         self._pending_refused: list[tuple[str, str]] = []
+        self._ahead: dict[str, str] = {}  # ``expect``
 
     def get(self, raw: str) -> str | None:
+        known = self._ahead.get(raw)
+        if known is not None:
+            return known
         row = self._db.execute("SELECT normalised FROM accepted WHERE raw = ?", (raw,)).fetchone()
         return None if row is None else str(row[0])
+
+    def expect(self, raws: list[str]) -> None:
+        """Read the accepted forms of ``raws`` (a few hundred) in one query, for the ``get``
+        calls about them that follow; those of an earlier call are let go."""
+        found = self._db.execute(
+            "SELECT raw, normalised FROM accepted WHERE raw IN (SELECT value FROM json_each(?))",
+            (json.dumps(raws),),
+        )
+        self._ahead = dict(found.fetchall())
 
     def refusal(self, raw: str) -> str | None:
         """Why ``raw`` was refused before, or None if it was not."""
@@ -189,6 +203,7 @@ class AddressCache:
         """Drop every spelling of ``key`` and the notes of every file that named it (such a
         file is read in full again); how many spellings were dropped."""
         self.flush()
+        self._ahead = {}
         self._db.create_function("address_key", 1, _address_key, deterministic=True)
         self._db.execute("BEGIN IMMEDIATE")
         try:

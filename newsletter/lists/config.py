@@ -62,12 +62,22 @@ class PublicationConfig:
 
     def member_paths(self, list_id: str) -> tuple[Path, ...]:
         """The list's member CSV files, in the order they are read: its ``members``, then its
-        sign-up file (when it has one and ``members`` does not name it already)."""
+        sign-up file (when it has one, ``members`` does not name it already, and it exists).
+        The first confirmed reader creates the sign-up file; until then the list reads as
+        if it were not there, an empty file rather than a missing one."""
+        return tuple(p for p in self.declared_member_paths(list_id) if self._present(p, list_id))
+
+    def declared_member_paths(self, list_id: str) -> tuple[Path, ...]:
+        """The list's member CSV files, the sign-up file included even before it exists
+        (what no other file may be written over: an export, for example)."""
         mailing_list = self.list(list_id)
         names = list(mailing_list.members_files)
         if mailing_list.signups_file and mailing_list.signups_file not in names:
             names.append(mailing_list.signups_file)
         return tuple(self.subscribers_dir / name for name in names)
+
+    def _present(self, path: Path, list_id: str) -> bool:
+        return path.name != self.list(list_id).signups_file or path.exists()
 
     def signup_path(self, list_id: str) -> Path | None:
         """The file confirmed sign-ups of ``list_id`` are appended to, if it takes any."""

@@ -6,6 +6,10 @@ column order, quoting, line endings — is copied as it was. Before the temporar
 replaces the original, the original's modification time, size and SHA-256 are compared
 with what was read; any difference means another program or person edited it meanwhile,
 and the edit is abandoned rather than silently undoing their change.
+
+A rewrite holds the file's lock (``appending.locked``) from before it reads the file until
+the new content is in place, so a sign-up appended by another process waits for it rather
+than landing between the check and the rename, where it would be lost.
 """
 
 from __future__ import annotations
@@ -14,7 +18,8 @@ import hashlib
 import os
 import stat
 import tempfile
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -23,7 +28,8 @@ from typing import IO
 from ..errors import ListError
 from ..models import Subscriber
 from ..render.message import UNFIT_FOR_HEADERS, describe_character
-from .address import same_address
+from .address import AddressKeys, same_address
+from .appending import locked
 from .csvfile import NAME, Header, Record, format_row, iter_records, line_ending
 
 _CHUNK = 1 << 16
@@ -61,16 +67,21 @@ class Rewrite:
         self._read_size = 0
         self._started: os.stat_result | None = None
         self._exhausted = False
+        self._held = ExitStack()
 
     def __enter__(self) -> Rewrite:
-        try:
-            self._source = self.path.open("rb")
-        except OSError as exc:
-            raise ListError(self.path, None, f"cannot open for editing: {exc.strerror}") from exc
-        self._started = os.fstat(self._source.fileno())
-        self._temp = tempfile.NamedTemporaryFile(
-            dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp", delete=False
-        )
+        with ExitStack() as undo:
+            undo.enter_context(locked(self.path))
+            try:
+                self._source = undo.enter_context(self.path.open("rb"))
+            except OSError as exc:
+                reason = f"cannot open for editing: {exc.strerror}"
+                raise ListError(self.path, None, reason) from exc
+            self._started = os.fstat(self._source.fileno())
+            self._temp = tempfile.NamedTemporaryFile(
+                dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp", delete=False
+            )
+            self._held = undo.pop_all()
         return self
 
     def __exit__(
@@ -79,11 +90,10 @@ class Rewrite:
         error: BaseException | None,
         trace: TracebackType | None,
     ) -> None:
-        if self._source is not None:
-            self._source.close()
         if self._temp is not None:
             self._temp.close()
             Path(self._temp.name).unlink(missing_ok=True)
+        self._held.close()  # the source file, then the lock
 
     def lines(self) -> Iterator[str]:
         """The original's lines, decoded, line endings kept; hashed as they are read."""
@@ -110,7 +120,7 @@ class Rewrite:
         self._refuse_if_changed()
         os.replace(self._temp.name, self.path)
         self._temp = None
-        _sync_folder(self.path.parent)
+        sync_folder(self.path.parent)
 
     def _refuse_if_changed(self) -> None:
         assert self._started is not None
@@ -128,7 +138,7 @@ class Rewrite:
             )
 
 
-def _sync_folder(folder: Path) -> None:
+def sync_folder(folder: Path) -> None:
     """Make the rename itself durable (POSIX); other systems have no directory handles."""
     if os.name != "posix":
         return
@@ -173,6 +183,44 @@ def remove_member(path: Path, key: str) -> list[int]:
         if removed:
             rewrite.commit()
     return removed
+
+
+def rename_members(path: Path, names: Mapping[str, str]) -> list[int]:
+    """Give the rows of each address key in ``names`` its new name; the lines changed. A file
+    without a name column is left as it is, and so is a name no email header could carry."""
+    changed: list[int] = []
+    keys = AddressKeys(names)
+    with Rewrite(path) as rewrite:
+        header: Header | None = None
+        for record in iter_records(rewrite.lines(), rewrite.path):
+            if header is None and record.is_data:
+                header = Header.parse(record, rewrite.path)
+                if NAME not in header.columns:
+                    return []
+            elif header is not None and (renamed := _renamed(record, header, keys, names)):
+                rewrite.write(renamed)
+                changed.append(record.line)
+                continue
+            rewrite.write(record.text)
+        if changed:
+            rewrite.commit()
+    return changed
+
+
+def _renamed(
+    record: Record, header: Header, keys: AddressKeys, names: Mapping[str, str]
+) -> str:
+    """The record with its new name, or "" when it keeps it."""
+    fields = record.fields
+    if fields is None or len(fields) != len(header.columns):
+        return ""
+    key = keys.find(fields[header.email_index])
+    new = None if key is None else names[key]
+    at = header.columns.index(NAME)
+    if new is None or fields[at] == new or UNFIT_FOR_HEADERS.search(new):
+        return ""
+    text = format_row([*fields[:at], new, *fields[at + 1:]], line_ending(record))
+    return text if record.text.endswith("\n") else text.rstrip("\r\n")
 
 
 @dataclass(frozen=True, slots=True)

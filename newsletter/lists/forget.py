@@ -3,8 +3,9 @@
 What goes: the address's rows in every list's member files, through the edit ``lists
 remove`` uses (streamed into a temporary file, every other byte copied as it was, put in
 place by an atomic rename, and abandoned if someone else changed the file meanwhile); its
-suppressions and soft-bounce count; what the address cache remembers of it. Its ledger rows
-and provider events are made anonymous (``store.reader_rows``), so that every issue's
+suppressions and soft-bounce count; what the address cache remembers of it, and the
+unsubscribe tokens kept for it (``tokencache``). Its ledger rows and provider events are
+made anonymous (``store.reader_rows``), so that every issue's
 numbers stay true.
 
 What stays: one suppression for every list keyed by a one-way hash of the address
@@ -13,9 +14,15 @@ a send leaves the address out if an old copy of a member file still holds it, an
 or ``lists add`` refuses it, and a late webhook event about it is stored without it. Lifting
 it (``newsletter suppressions remove EMAIL``) is how a reader who subscribes again is mailed.
 
-The hash goes in first, then the files change, then the store, then the cache; each step
-can be run again. So if a step stops (a member file edited by someone else meanwhile), the
-reader can already not be mailed, and running the command again finishes the job.
+Its sign-ups go too: the journal entries that copy it into each host's files, its sign-up
+requests and the messages queued to it (``store.reader_signups``).
+
+The hash goes in first, then the sign-up rows (so that no host's journal puts the address
+back), then the files change — holding each list's journal lock, so that a journal being
+applied at that moment finishes first and its row is removed too — then the store, then
+the cache; each step can be run again. So if a step stops (a member file edited by someone
+else meanwhile), the reader can already not be mailed, and running the command again
+finishes the job.
 
 A forgetting waits for the sends that may mail the address: it refuses while one is under
 way, paused or queued to send again with the address in its list or ledger, or while any
@@ -26,17 +33,23 @@ seen, or reads its list after the hash is there and leaves the address out.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..errors import IssueStateError, ListError
-from ..store import Store, suppressions
+from ..store import Store, reader_signups, suppressions
 from ..store import reader_rows as rows
+from ..store.reader_signups import SIGNUP_KINDS, SignupRows
+from . import tokencache
 from .addresscache import AddressCache, cache_path
+from .appending import held
 from .config import PublicationConfig
 from .edit import remove_member
 from .reader_data import Membership, ReaderData, list_files, reader_data
+from .signups import position_path
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +78,8 @@ class ForgetReport:
     suppressions: int = 0
     soft_bounces: int = 0
     cache_entries: int = 0
+    #: Sign-up journal entries, sign-up requests and one-off messages of the address.
+    signups: SignupRows = field(default_factory=lambda: SignupRows(0, 0, 0))
     #: The suppression kept instead of the address, and whether it was there before.
     kept: str = ""
     already_forgotten: bool = False
@@ -74,7 +89,7 @@ class ForgetReport:
     @property
     def anything_held(self) -> bool:
         return bool(self.files or self.ledger_rows or self.events or self.suppressions
-                    or self.soft_bounces or self.cache_entries)
+                    or self.soft_bounces or self.cache_entries or self.signups)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -87,6 +102,9 @@ class ForgetReport:
             "suppressions_removed": self.suppressions,
             "soft_bounces_removed": self.soft_bounces,
             "address_cache_entries_removed": self.cache_entries,
+            "signups_removed": {"journal_entries": self.signups.journal_entries,
+                                "requests": self.signups.requests,
+                                "messages": self.signups.messages},
             "kept": {"suppression": self.kept, "list": "*",
                      "already_there": self.already_forgotten},
             "left_alone": [m.to_json() for m in self.left_alone],
@@ -114,7 +132,10 @@ def forget(config: PublicationConfig, store: Store, var_dir: Path, email: str) -
     with store.engine.begin() as conn:
         report.already_forgotten = not suppressions.add_forgotten(conn, key, at=store.now())
     _check_again(store, data, added=not report.already_forgotten)
-    report.files = _remove_from_files(config, key)
+    with store.engine.begin() as conn:
+        report.signups = reader_signups.erase(conn, key)
+    with _journals_held(config):
+        report.files = _remove_from_files(config, key)
     with store.engine.begin() as conn:
         _note_erased(report, rows.erase(conn, key))
     report.cache_entries = _forget_in_cache(var_dir, key)
@@ -163,6 +184,7 @@ def _planned(data: ReaderData) -> ForgetReport:
         kept=suppressions.forgotten_key(data.address),
         already_forgotten=data.forgotten_since is not None,
         left_alone=data.unlisted,
+        signups=SignupRows(*(len(data.signups[kind]) for kind in SIGNUP_KINDS)),
     )
 
 
@@ -180,6 +202,15 @@ def _remove_from_files(config: PublicationConfig, key: str) -> list[FileEdit]:
         if lines:
             edits.append(FileEdit(path, tuple(lines), config.lists_reading(path)))
     return edits
+
+
+@contextmanager
+def _journals_held(config: PublicationConfig) -> Iterator[None]:
+    """Every list's journal lock (``signups.apply_journal`` takes one while it applies)."""
+    with ExitStack() as stack:
+        for list_id in config.lists:
+            stack.enter_context(held(position_path(config, list_id)))
+        yield
 
 
 def _stopped(path: Path, reason: str) -> ListError:
@@ -201,6 +232,9 @@ def _note_erased(report: ForgetReport, erased: rows.Erased) -> None:
 
 
 def _forget_in_cache(var_dir: Path, key: str) -> int:
+    """The address cache's entries for ``key`` (how many), and the unsubscribe tokens kept
+    for it, which are not counted: they are the address again, signed."""
+    tokencache.forget(var_dir, key)
     path = cache_path(var_dir)
     if not path.exists():
         return 0

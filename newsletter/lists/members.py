@@ -13,6 +13,7 @@ import sqlite3
 from collections.abc import Callable, Iterator, Mapping, Sequence, Set
 from contextlib import closing
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
 from types import MappingProxyType
 from typing import NamedTuple, TypeVar
@@ -25,6 +26,9 @@ from .addresscache import AddressCache, RowNote, file_digest, opened_cache
 from .csvfile import EMAIL, NAME, Header, Record, clean_rows, first_header, iter_records
 from .prevalidate import POOL_FROM, prevalidate
 from .problems import Counts, Problem, Severity
+
+#: Rows whose addresses are looked up in the cache together (``_looked_up``).
+LOOK_AHEAD = 500
 
 _T = TypeVar("_T")
 _NO_FIELDS: Mapping[str, str] = MappingProxyType({})
@@ -199,12 +203,22 @@ class MemberReader:
         """Every row checked: the members of one file, problems reported as they are met."""
 
         def read(records: Iterator[Record], header: Header) -> Iterator[Member]:
-            for record in records:
-                member = self._member(record, header, (index, path), seen)
-                if member is not None:
-                    yield member
+            for block in self._looked_up(records, header):
+                for record in block:
+                    member = self._member(record, header, (index, path), seen)
+                    if member is not None:
+                        yield member
 
         return read
+
+    def _looked_up(self, records: Iterator[Record], header: Header) -> Iterator[list[Record]]:
+        """The records a few hundred at a time, the cache's verdicts on their addresses read
+        for each block in one query: one query a row was a third of a first read's time."""
+        at = header.email_index
+        while block := list(islice(records, LOOK_AHEAD)):
+            if self.cache is not None and not self._file.vouched:
+                self.cache.expect([r.fields[at] for r in block if r.fields and len(r.fields) > at])
+            yield block
 
     def _as_recipients(
         self, index: int, path: Path, list_id: str, keep: Set[str] | None

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError, ListError
-from ..store import Store, suppressions
+from ..store import Store, reader_signups, suppressions
 from ..store import reader_rows as rows
 from ..store.suppressions import Suppression
 from .address import row_key, same_address
@@ -59,6 +59,8 @@ class ReaderData:
     ledger: list[rows.LedgerRow]
     events: list[rows.EventRow]
     spellings: list[Spelling]
+    #: Sign-up journal entries, sign-up requests and one-off messages (``reader_signups``).
+    signups: dict[str, list[dict[str, Any]]]
 
     @property
     def lists(self) -> tuple[str, ...]:
@@ -80,6 +82,7 @@ class ReaderData:
             "ledger": [r.to_json() for r in self.ledger],
             "events": [e.to_json() for e in self.events],
             "address_cache": [s._asdict() for s in self.spellings],
+            "signups": self.signups,
         }
 
 
@@ -118,6 +121,7 @@ def reader_data(
             ledger=ledger,
             events=rows.event_rows(conn, key, message_ids),
             spellings=remembered_spellings(var_dir, key),
+            signups=reader_signups.export(conn, key),
         )
 
 

@@ -68,7 +68,7 @@ class Worker:
             self.settings,
             publisher.store,
             publisher.provider,
-            publisher.recipient_values(),
+            publisher.sending_values(),
             sleep=self._pause,
             hand_back_after=poll_seconds,
         )

@@ -68,7 +68,7 @@ class Runtime:
             self.settings,
             self.store,
             publisher.provider,
-            publisher.recipient_values(),
+            publisher.sending_values(),
             sleep=self._pause,
             hand_back_after=DISPATCH_SECONDS,
             health=self.provider_health,

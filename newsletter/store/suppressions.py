@@ -326,3 +326,15 @@ _ADDED_SINCE = (
     .where(suppressions.c.created_at >= bindparam("since", type_=suppressions.c.created_at.type))
     .order_by(suppressions.c.created_at)
 )
+
+
+def lift_unsubscribed(conn: Connection, email: str, scope: str) -> int:
+    """Take out ``email``'s ``unsubscribed`` row for ``scope`` and no other: a reader who
+    subscribes again lifts their own choice to leave, never a bounce, a complaint, an
+    admin's suppression or the row left when they were forgotten. How many went (0 or 1)."""
+    stmt = delete(suppressions).where(
+        suppressions.c.email == normalise(email),
+        suppressions.c.scope == scope,
+        suppressions.c.reason == str(SuppressionReason.UNSUBSCRIBED),
+    )
+    return int(conn.execute(stmt).rowcount)

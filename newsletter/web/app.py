@@ -1,5 +1,5 @@
-"""The web app: one-click unsubscribe, provider webhooks, the archive, a health check, and the
-signed-in editor's desk under ``/desk/`` (``web/desk/``).
+"""The web app: one-click unsubscribe, the reader's own page, provider webhooks, the archive,
+a health check, and the signed-in editor's desk under ``/desk/`` (``web/desk/``).
 
 ``create_app(settings, store)`` builds a Starlette app; ``newsletter serve`` runs it with
 uvicorn. It is meant to sit behind a reverse proxy that terminates TLS.
@@ -8,6 +8,9 @@ uvicorn. It is meant to sit behind a reverse proxy that terminates TLS.
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from functools import cached_property
 
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
@@ -21,12 +24,16 @@ from starlette.routing import Route
 
 from ..config import Settings
 from ..lists.config import PublicationConfig, load_config
+from ..readers.outbox import OutboxSender
+from ..readers.signup import Signups
 from ..store import Store
 from ..tokens import TokenSigner
 from .api import api_routes
 from .archive import ArchiveEndpoints
 from .desk import desk_routes
 from .pages import STYLESHEET, Pages, SecurityHeaders, Site
+from .preferences import PreferencesEndpoints
+from .signup import SignupEndpoints
 from .unsubscribe import UnsubscribeEndpoints
 from .webhooks import Fetcher, build_receivers
 from .webhooks.endpoint import WebhookEndpoint
@@ -46,6 +53,8 @@ def site_from_config(config: PublicationConfig) -> Site:
         base_url=publication.base_url,
         language=publication.language,
         list_titles={list_id: ml.title for list_id, ml in config.lists.items()},
+        list_descriptions={list_id: ml.description for list_id, ml in config.lists.items()},
+        signup_lists=frozenset(i for i, ml in config.lists.items() if ml.accepts_signups),
     )
 
 
@@ -61,10 +70,13 @@ def create_app(
     signer = TokenSigner(settings.secret_key.reveal())
     receivers = build_receivers(settings, store.now, fetch)
     core = CoreEndpoints(store, pages)
+    readers = Readers(settings, store)
     routes = [
         *core.routes(),
         *UnsubscribeEndpoints(store, signer, pages).routes(),
+        *SignupEndpoints(lambda: readers.signups, pages).routes(),
         *ArchiveEndpoints(store, pages).routes(),
+        *PreferencesEndpoints(store, signer, pages, lambda: load_config(settings)).routes(),
         *WebhookEndpoint(settings, store, receivers).routes(),
         *desk_routes(settings, store, site),
         *api_routes(settings, store),
@@ -74,7 +86,32 @@ def create_app(
         middleware=[Middleware(SecurityHeaders)],
         exception_handlers={HTTPException: core.error_page},
         max_body_size=FORM_MAX_BODY,
+        lifespan=readers.lifespan,
     )
+
+
+class Readers:
+    """What the readers' pages share in one process: the sign-up operations (made when first
+    asked for, from the publication file as it is then) and the sender of the messages they
+    queue, a thread that runs while the app is served."""
+
+    def __init__(self, settings: Settings, store: Store) -> None:
+        self.settings = settings
+        self.store = store
+        self.sender = OutboxSender(settings, store)
+
+    @cached_property
+    def signups(self) -> Signups:
+        return Signups(self.settings, self.store, load_config(self.settings),
+                       wake=self.sender.wake)
+
+    @asynccontextmanager
+    async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
+        self.sender.start()
+        try:
+            yield
+        finally:
+            await run_in_threadpool(self.sender.stop)
 
 
 class CoreEndpoints:

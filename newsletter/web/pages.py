@@ -59,11 +59,20 @@ class Site:
     base_url: str = ""
     language: str = "en"
     list_titles: Mapping[str, str] = field(default_factory=dict)
+    list_descriptions: Mapping[str, str] = field(default_factory=dict)
+    #: The lists that take public sign-ups (``signups`` in ``publication.toml``).
+    signup_lists: frozenset[str] = frozenset()
 
     def list_title(self, list_id: str) -> str:
         if list_id == "*":
             return f"every list of {self.name}"
         return self.list_titles.get(list_id, list_id)
+
+    def list_description(self, list_id: str) -> str:
+        return self.list_descriptions.get(list_id, "")
+
+    def accepts_signups(self, list_id: str) -> bool:
+        return list_id in self.signup_lists
 
 
 class Pages:
@@ -104,7 +113,7 @@ class Pages:
 
 class SecurityHeaders:
     """ASGI middleware adding ``SECURITY_HEADERS`` to every HTTP answer, errors included, and
-    ``DESK_SECURITY_HEADERS`` to the desk's."""
+    ``DESK_SECURITY_HEADERS`` to the desk's. A header a route set to "" is left out."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -123,6 +132,8 @@ class SecurityHeaders:
                 headers = MutableHeaders(scope=message)
                 for name, value in chosen.items():
                     headers.setdefault(name, value)
+                for name in [name for name, value in headers.items() if not value]:
+                    del headers[name]  # a route set it empty: it is left out
             await send(message)
 
         await self.app(scope, receive, send_with_headers)

@@ -4,7 +4,9 @@ A ``POST`` whose body is ``List-Unsubscribe=One-Click`` (urlencoded or multipart
 providers send it, or as the confirmation page's form sends it) suppresses the address for
 the token's list and answers 200 with a short page: no redirect, no cookie, no CSRF token,
 and the same answer again if it is repeated. A ``GET`` only shows a page with a button:
-link scanners follow links, and must not unsubscribe anyone by doing so.
+link scanners follow links, and must not unsubscribe anyone by doing so. A reader already
+unsubscribed sees that instead of the button. Both pages link to the reader's own page
+(``/subscription/{token}``, the same token).
 
 A token that does not verify gets the same 400 page whatever it names, so the endpoint
 says nothing about which addresses are subscribed.
@@ -27,6 +29,11 @@ ONE_CLICK_VALUE = "One-Click"
 SOURCE = "one-click"
 
 
+def preferences_path(token: str) -> str:
+    """The reader's own page for the same token (``web/preferences.py``)."""
+    return f"/subscription/{token}"
+
+
 def mask_email(email: str) -> str:
     """``jane@example.org`` → ``j***@example.org``: enough to recognise, not to harvest."""
     local, at, domain = email.partition("@")
@@ -46,13 +53,16 @@ class UnsubscribeEndpoints:
         ]
 
     async def confirm_page(self, request: Request) -> Response:
-        token = self._verify(request.path_params["token"])
+        raw = request.path_params["token"]
+        token = self._verify(raw)
         if token is None:
             return self._invalid()
         return self.pages.render(
             "unsubscribe.html",
             masked_email=mask_email(token.email),
             list_title=self.pages.site.list_title(token.list_id),
+            already=await run_in_threadpool(self._suppressed, token),
+            preferences_url=preferences_path(raw),
         )
 
     async def unsubscribe(self, request: Request) -> Response:
@@ -65,7 +75,9 @@ class UnsubscribeEndpoints:
             return self.pages.render("invalid.html", status=400, reason="missing-one-click")
         await run_in_threadpool(self._suppress, token)
         return self.pages.render(
-            "unsubscribed.html", list_title=self.pages.site.list_title(token.list_id)
+            "unsubscribed.html",
+            list_title=self.pages.site.list_title(token.list_id),
+            preferences_url=preferences_path(request.path_params["token"]),
         )
 
     def _verify(self, raw: str) -> UnsubscribeToken | None:
@@ -76,6 +88,12 @@ class UnsubscribeEndpoints:
 
     def _invalid(self) -> Response:
         return self.pages.render("invalid.html", status=400, reason="bad-token")
+
+    def _suppressed(self, token: UnsubscribeToken) -> bool:
+        """Whether the list is no longer sent to the address (whatever the reason): the page
+        then says so rather than offering the button again."""
+        with self.store.engine.connect() as conn:
+            return suppressions.is_suppressed(conn, token.email, token.list_id)
 
     def _suppress(self, token: UnsubscribeToken) -> None:
         with self.store.engine.begin() as conn:

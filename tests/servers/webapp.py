@@ -56,9 +56,10 @@ class _Server(uvicorn.Server):
 class WebApp:
     """Runs ``app`` until the ``with`` block ends; ``session`` ignores proxy settings."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, *, lifespan: str = "off") -> None:
+        """``lifespan="on"`` runs the app's start and stop (the readers' message sender)."""
         config = uvicorn.Config(
-            app, lifespan="off", log_level="warning", ws="none", http="h11", access_log=False
+            app, lifespan=lifespan, log_level="warning", ws="none", http="h11", access_log=False
         )
         self._server = _Server(config)
         self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)

@@ -1,4 +1,5 @@
-"""The local outbox: one RFC 5322 ``.eml`` file per recipient, a folder per issue.
+"""The local outbox: one RFC 5322 ``.eml`` file per recipient, a folder per issue (and one
+per list for the one-off messages to readers, ``readers-<list>``, a file per message).
 
 Nothing leaves the machine, so it is the default for a fresh clone, for demos and for
 checking an issue by eye. A file's name is fixed by the issue and the recipient, and it is
@@ -28,6 +29,7 @@ from ..base import (
     RecipientResult,
     mime_message,
 )
+from ..oneoff import ONE_OFF_ISSUE
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._@+-]")
 TEMP_PREFIX = ".tmp-"
@@ -47,6 +49,8 @@ class OutboxProvider(Provider):
         return self.settings.outbox_path
 
     def folder(self, issue: PreparedIssue) -> Path:
+        if issue.issue_id == ONE_OFF_ISSUE:  # a reader's confirmation, welcome or notice
+            return self.root / f"readers-{issue.list_id}"
         prefix = "test-" if issue.is_test else ""
         return self.root / f"{prefix}issue-{issue.issue_id}-{issue.list_id}"
 

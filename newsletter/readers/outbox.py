@@ -1,0 +1,240 @@
+"""Sending the one-off messages to readers (``mail_outbox``) as soon as they are queued.
+
+A sender is a thread in each process that queues messages (the web app, started with it)
+and in the scheduler daemon. Whoever queues a message wakes the sender of its own process
+(``wake``); every sender also looks for due messages every ``POLL_SECONDS``, so a message
+queued by another process, or one whose retry falls due, is not left waiting.
+
+A message is claimed with a lease (``store.outbox.claim``) and sent through the configured
+provider, as an issue's copy is (``delivery.oneoff``), then recorded: ``sent`` with the
+provider's message id, ``failed``, or ``unknown`` when the provider may have sent it but
+did not say. A transient error is retried with the send loop's backoff, up to
+``NEWSLETTER_MAX_ATTEMPTS``. The outcomes of the messages claimed together are recorded in
+one transaction (a busy form queues hundreds a second, and every write waits its turn). A
+sender killed mid-send leaves its rows claimed; once the lease ends, any sender takes them
+again.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+
+from sqlalchemy import Connection
+
+from ..config import Settings
+from ..delivery.backoff import delay
+from ..delivery.base import Provider
+from ..delivery.oneoff import one_off
+from ..delivery.prepare import public_base
+from ..delivery.providers.registry import make_provider
+from ..errors import (
+    MessageError,
+    NewsletterError,
+    PermanentProviderError,
+    ProviderAuthError,
+    ProviderError,
+    UnknownOutcomeError,
+)
+from ..lists.config import FILE_NAME, PublicationConfig, load_config
+from ..models import BatchState, DeliveryStatus
+from ..store import Store, reader_limits
+from ..store import outbox as outbox_store
+from ..store.outbox import OutboxMessage
+from ..tokens import TokenSigner, unsubscribe_url
+
+log = logging.getLogger(__name__)
+
+#: Records what happened to one message, in the transaction it is given.
+Recording = Callable[[Connection], None]
+
+#: How often a sender looks for messages it was not woken for.
+POLL_SECONDS = 5.0
+#: Messages claimed at once.
+CLAIM = 20
+#: A provider that refuses the credentials is asked again this much later at the soonest.
+AUTH_RETRY_SECONDS = 60.0
+#: How often the sign-up form's expired counters are deleted.
+PRUNE_SECONDS = 600.0
+
+
+class OutboxSender:
+    """Sends due messages: ``send_due`` once, or ``start`` a thread that keeps doing it."""
+
+    def __init__(
+        self, settings: Settings, store: Store, *, provider: Provider | None = None,
+        config: Callable[[], PublicationConfig] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self._provider = provider
+        self._config = config or PublicationFile(settings)
+        self._signer = TokenSigner(settings.secret_key.reveal())
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._pruned_at: datetime | None = None
+
+    @property
+    def provider(self) -> Provider:
+        if self._provider is None:
+            self._provider = make_provider(self.settings)
+        return self._provider
+
+    # -- the thread ------------------------------------------------------------------------
+    def wake(self) -> None:
+        """A message was queued: send it now rather than at the next poll."""
+        self._wake.set()
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="reader-outbox", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Finish the message in hand and stop; what is left waits for the next sender."""
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+        if self._provider is not None:
+            self._provider.close()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._wake.clear()
+            try:
+                self.send_due()
+                self._prune()
+                wait = self._until_next()
+            except Exception:  # a database outage must not end the thread: try again later
+                log.exception("reader outbox: sending failed; trying again shortly")
+                wait = POLL_SECONDS
+            self._wake.wait(wait)
+
+    def _until_next(self) -> float:
+        with self.store.engine.connect() as conn:
+            due = outbox_store.next_due(conn)
+        if due is None:
+            return POLL_SECONDS
+        return min(POLL_SECONDS, max(0.0, (due - self.store.now()).total_seconds()))
+
+    def _prune(self) -> None:
+        now = self.store.now()
+        if self._pruned_at is not None and (now - self._pruned_at).total_seconds() < PRUNE_SECONDS:
+            return
+        window = timedelta(minutes=self.settings.signup_window_minutes)
+        with self.store.engine.begin() as conn:
+            reader_limits.prune(conn, before=now - window)
+        self._pruned_at = now
+
+    # -- one pass --------------------------------------------------------------------------
+    def send_due(self) -> int:
+        """Claim and send every message due now; how many were tried."""
+        tried = 0
+        self.provider  # noqa: B018 - set up first: a provider without credentials claims nothing
+        while not self._stop.is_set():
+            claimed = self._claim()
+            if not claimed:
+                break
+            outcomes = [self._send(message) for message in claimed]
+            with self.store.engine.begin() as conn:  # one write for the lot, not one each
+                for record in outcomes:
+                    record(conn)
+            tried += len(claimed)
+        return tried
+
+    def _claim(self) -> list[OutboxMessage]:
+        now = self.store.now()
+        lease = now + timedelta(seconds=self.settings.lease_seconds)
+        with self.store.engine.begin() as conn:
+            return outbox_store.claim(conn, now=now, lease_until=lease, limit=CLAIM)
+
+    def _send(self, message: OutboxMessage) -> Recording:
+        """Send ``message``; how to record what happened."""
+        try:
+            message_id = self._deliver(message)
+        except UnknownOutcomeError as exc:
+            return self._unknown(message, exc)
+        except (PermanentProviderError, MessageError) as exc:
+            return self._final(message, BatchState.FAILED, str(exc))
+        except ProviderAuthError as exc:
+            return self._retry(message, str(exc), AUTH_RETRY_SECONDS)
+        except ProviderError as exc:
+            return self._retry(message, str(exc), exc.retry_after)
+        except NewsletterError as exc:  # the list is gone, a template broke …
+            return self._final(message, BatchState.FAILED, str(exc))
+        at = self.store.now()
+        return lambda conn: outbox_store.record_sent(conn, message.id, message_id, at=at)
+
+    def _deliver(self, message: OutboxMessage) -> str:
+        """Send ``message``; the provider's message id (or raise a ``ProviderError``)."""
+        config = self._config()
+        publication, mailing_list = config.publication, config.list(message.list_id)
+        base = public_base(self.settings.public_url, publication)
+        prepared, batch = one_off(
+            message_id=message.id, kind=message.kind, publication=publication,
+            mailing_list=mailing_list, to_email=message.to_email, subject=message.subject,
+            html=message.html, text=message.text,
+            unsubscribe_url=unsubscribe_url(base, self._signer, message.to_email.lower(),
+                                            message.list_id),
+        )
+        result = self.provider.send_batch(prepared, batch)
+        answer = result.results[0] if len(result.results) else None
+        if answer is None:
+            raise UnknownOutcomeError("the provider's answer did not mention the message",
+                                      provider=self.provider.name)
+        if answer.status != DeliveryStatus.SENT:
+            kind = ProviderError if answer.retryable else PermanentProviderError
+            raise kind(answer.error or str(answer.status), provider=self.provider.name)
+        return answer.message_id or result.provider_batch_id
+
+    def _retry(self, message: OutboxMessage, error: str, wait: float | None) -> Recording:
+        if message.attempts >= self.settings.max_attempts:
+            return self._final(message, BatchState.FAILED,
+                               f"gave up after {message.attempts} attempts: {error}")
+        due = self.store.now() + timedelta(seconds=delay(message.attempts, wait))
+        log.warning("reader outbox: message %s to be tried again at %s: %s",
+                    message.id, due.isoformat(timespec="seconds"), error)
+        return lambda conn: outbox_store.retry_at(conn, message.id, due, error)
+
+    def _unknown(self, message: OutboxMessage, exc: UnknownOutcomeError) -> Recording:
+        """A provider that drops repeated keys is asked again; any other may have sent it,
+        and a second copy of a confirmation is not worth the risk of one more email."""
+        if self.provider.idempotent:
+            return self._retry(message, str(exc), exc.retry_after)
+        return self._final(message, BatchState.UNKNOWN, str(exc))
+
+    def _final(self, message: OutboxMessage, state: BatchState, error: str) -> Recording:
+        log.warning("reader outbox: message %s %s: %s", message.id, state, error)
+        return lambda conn: outbox_store.record_outcome(conn, message.id, state, error)
+
+
+class PublicationFile:
+    """The publication file, read again only when it changed (a sender lives for days)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._read: tuple[int, PublicationConfig] | None = None
+
+    def __call__(self) -> PublicationConfig:
+        changed = (self._settings.subscribers_dir / FILE_NAME).stat().st_mtime_ns
+        if self._read is None or self._read[0] != changed:
+            self._read = (changed, load_config(self._settings))
+        return self._read[1]
+
+
+@contextmanager
+def sending(
+    settings: Settings, store: Store, *, provider: Provider | None = None
+) -> Iterator[OutboxSender]:
+    """An ``OutboxSender`` thread for the ``with`` block (the daemon, the web app's life)."""
+    sender = OutboxSender(settings, store, provider=provider)
+    sender.start()
+    try:
+        yield sender
+    finally:
+        sender.stop()
