@@ -5,9 +5,10 @@ with the driver's bulk path, then copied into ``recipients`` by one ``INSERT …
 each row's batch is its position in the chunk divided by the batch size, and the unique
 index on ``(issue_id, email)`` drops repeats, the first one winning (across chunks too).
 On PostgreSQL a chunk goes straight into ``recipients`` by COPY instead, its batches made
-first (``audience_copy``), unless one of its addresses is in the ledger already. Suppressed addresses keep a row (``suppressed``, in no batch); batches
-left with gaps are given their real sizes. Each chunk commits with its batches, so other
-processes send them while the next chunk is read; per member, Python only builds a tuple.
+first (``audience_copy``), unless one of its addresses is in the ledger already.
+Suppressed addresses keep a row (``suppressed``, in no batch); batches left with gaps are
+given their real sizes. Each chunk commits with its batches, so other processes send them
+while the next chunk is read; per member, Python only builds a tuple.
 
 One worker freezes at a time: it holds the issue's freeze lease, renewed by every chunk.
 The others send what is committed and wait for more until ``audience_frozen`` is set. A
