@@ -270,7 +270,8 @@ def explain_hot_paths(database: str, issue_id: int) -> None:
 # -- main ---------------------------------------------------------------------------------------
 def sqlite_run(home: Path, args: argparse.Namespace) -> tuple[float, float, float]:
     """The wall time of one process's send on SQLite, its CPU and the fake server's."""
-    database = f"sqlite:///{home / 'var' / 'bench.db'}"
+    # A database of its own each time: a second draft in one would find no new article.
+    database = f"sqlite:///{home / 'var' / f'bench-{uuid.uuid4().hex[:8]}.db'}"
     with fake_mailgun() as (port, fake_pid):
         env = {
             **environment(port, database, args.concurrency),
@@ -313,8 +314,10 @@ def main() -> None:
                     load = os.getloadavg()[0]
                     run = postgres_run(home, args, count, whole=mode == "whole")
                     runs.append((mode, count, {**run, "load": load}))
+                    print(f"{mode} {count}: {run}", flush=True)  # kept if a later run fails
             if not args.no_sqlite:
                 sqlite.append(sqlite_run(home, args))
+                print(f"SQLite: {sqlite[-1]}", flush=True)
     report(args, runs, sqlite)
 
 def report(
