@@ -4,9 +4,9 @@ The portable path (``audience_stage``) writes each member twice: into a temporar
 then into ``recipients`` by an ``INSERT … SELECT`` that only starts once the whole chunk
 is staged, and checks the unique index speculatively for every row. Here the chunk's
 batches are made first, so each row is written once, with its batch, by ``COPY``: the
-server inserts rows while Python formats the next ones, and its work per member fell
-from about 16 to 12.5 µs (``bench/workers.py`` prints the freeze's CPU); most of what is
-left is the rows' foreign-key checks, which stay.
+server inserts rows while Python formats the next ones, and its CPU per member fell from
+about 19 to 12 µs (``bench/workers.py`` prints the freeze's CPU); most of what is left is
+the rows' foreign-key checks and index entries, which stay.
 
 What the ``INSERT … SELECT`` decided in SQL is decided here before the rows are written:
 repeats within the chunk (the first wins), and the suppressions that apply, looked up in
