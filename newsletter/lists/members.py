@@ -226,9 +226,9 @@ class MemberReader:
         checking = self._checking(index, path, None)
 
         def read(records: Iterator[Record], header: Header) -> Iterator[Recipient]:
-            return (
-                Recipient(m.subscriber.email, m.subscriber.name,
-                          _kept(m.subscriber.fields, keep), list_id)
+            return (  # made as the lean path makes them: no Python-level ``__new__``
+                _recipient(Recipient, (m.subscriber.email, m.subscriber.name,
+                                       _kept(m.subscriber.fields, keep), list_id))
                 for m in checking(records, header)
             )
 
