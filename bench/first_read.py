@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from send import member_rows  # noqa: E402 - the bench's own module, beside this one
+from send import member_rows  # the bench's own module, beside this one
 
 
 def write_file(path: Path, rows: int, bad_percent: float) -> None:
@@ -96,8 +96,9 @@ def main() -> None:
         for run in range(args.repeat):
             r = run_fresh(path, Path(folder) / f"var{run}", args.profile)
             if r:
-                print(f"first read  wall {r['wall']:6.2f} s  CPU {r['main_cpu'] + r['pool_cpu']:6.2f}"
-                      f" s (main {r['main_cpu']:.2f}, validation processes {r['pool_cpu']:.2f})"
+                cpu = r["main_cpu"] + r["pool_cpu"]
+                print(f"first read  wall {r['wall']:6.2f} s  CPU {cpu:6.2f} s"
+                      f" (main {r['main_cpu']:.2f}, validation processes {r['pool_cpu']:.2f})"
                       f"  {r['members']:,} members, {r['problems']:,} problems")
         print(f"load average after: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
 
