@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from send import member_rows  # the bench's own module, beside this one
+from send import member_rows, python_speed  # the bench's own modules, beside this one
 
 
 def write_file(path: Path, rows: int, bad_percent: float) -> None:
@@ -100,6 +100,7 @@ def main() -> None:
                 print(f"first read  wall {r['wall']:6.2f} s  CPU {cpu:6.2f} s"
                       f" (main {r['main_cpu']:.2f}, validation processes {r['pool_cpu']:.2f})"
                       f"  {r['members']:,} members, {r['problems']:,} problems")
+        print(f"python speed {python_speed():.1f} µs for sum(range(1000)) (machine speed)")
         print(f"load average after: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
 
 
