@@ -8,6 +8,10 @@ validation processes). ``--repeat`` runs it that many times (a new ``var/`` each
 ``--profile`` prints the main process's cProfile instead (children are not profiled).
 
 Run:  python bench/first_read.py [--rows N] [--bad-rows PERCENT] [--repeat K]
+
+``send.py`` (whose rows this uses) puts this checkout first on the import path: to compare
+two versions of the code, run a copy of both scripts from outside the checkout, with
+``PYTHONPATH`` naming the version to measure.
 """
 
 from __future__ import annotations
