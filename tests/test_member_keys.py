@@ -92,16 +92,28 @@ def test_a_file_that_changes_is_read_again_and_one_that_does_not_is_not(tmp_path
 def test_a_warm_index_reads_the_readers_row_alone(tmp_path: Path) -> None:
     """Bytes of another row made unreadable behind the index's back (same size, inode and
     time): the reader's row is still read, as only it is."""
-    path = write(tmp_path / "weekly.csv", "email,name\nann@example.org,Ann\nbob@example.org,Bob\n")
+    path = write(tmp_path / "weekly.csv",
+                 "email,name\nann@example.org,Ann\nbob@example.org,Bob\ncy@example.org,Cy\n")
     members = MemberKeys()
     members.index(path)
 
-    spoil_in_place(path, b"Ann", b"\xff\xfe\xfd")
+    spoil_in_place(path, b"Ann", b"\xff\xfe\xfd")  # a row before the reader's
+    spoil_in_place(path, b"Cy", b"\xff\xfe")  # and one after it
 
     [bob] = members.rows_holding(path, "bob@example.org")
     assert bob.row["name"] == "Bob"
     with pytest.raises(ListError, match="not UTF-8"):
         rows_holding(path, "bob@example.org", ())
+
+
+def test_lines_that_end_in_a_carriage_return_alone(tmp_path: Path) -> None:
+    path = write(tmp_path / "old-mac.csv",
+                 'email,name\r"ann@example.org","Ann\rSmith"\rbob@example.org,Bob\r')
+    members = MemberKeys()
+
+    for email in ("ann@example.org", "bob@example.org"):
+        assert members.rows_holding(path, email) == rows_holding(path, email, ()), email
+    assert members.rows_holding(path, "bob@example.org")[0].line == 4
 
 
 def test_a_file_that_cannot_be_read_holds_no_one_for_a_sign_up_and_raises_for_its_rows(

@@ -31,6 +31,7 @@ import hashlib
 import io
 import logging
 import os
+import re
 import secrets
 import sys
 import threading
@@ -54,6 +55,8 @@ Signature = tuple[int, int, int]
 MISSING: Signature = (0, -1, 0)
 _BOM = b"\xef\xbb\xbf"
 _ROW_MASK = (1 << 32) - 1
+#: Where a line ends at a carriage return alone (a binary line ends at ``\\n``).
+_LONE_CR = re.compile(r"(?<=\r)(?!\n)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -296,12 +299,18 @@ def _row_at(handle: BinaryIO, path: Path, spot: tuple[int, int]) -> tuple[int, R
     """The record that starts at ``spot``'s offset, parsed as ``iter_records`` does."""
     offset, line = spot
     handle.seek(offset)
-    text = io.TextIOWrapper(handle, encoding="utf-8", newline="")
-    try:
-        record = next(iter_records(text, path), None)
-    finally:
-        text.detach()
+    record = next(iter_records(_lines_from(handle), path), None)
     return line, record if record is not None else Record(line, None)
+
+
+def _lines_from(handle: BinaryIO) -> Iterator[str]:
+    """The lines from where ``handle`` stands, split as ``open(newline="")`` splits them
+    (at ``\\r\\n``, ``\\n`` or a lone ``\\r``) and decoded one at a time, as a record is
+    read: a byte further on that is not UTF-8 is not this record's problem."""
+    for raw in handle:
+        for text in _LONE_CR.split(raw.decode("utf-8")):
+            if text:
+                yield text
 
 
 def _holds(record: Record, header: Header, key: str) -> bool:
