@@ -7,11 +7,11 @@ their name) on every view; confirming a sign-up asks before it appends the reade
 may hold a million members: reading the files each time is out of the question, and so is
 holding a million strings. Each file is read once into a sorted array of 64-bit keyed
 hashes of its addresses, with where each row starts in the file (its byte offset and
-line): 20 bytes a member. A file is read again only when its size, modification time or
-inode changes; a sign-up file that grows is re-read alone, not the large file beside it.
-A row asked for is read at its offset, a record parsed as every reader parses one (a
-quoted value may span lines), and its address compared again, so a hash is never trusted
-alone.
+line): about 24 bytes a member. A file is read again only when its size, modification
+time or inode changes; a sign-up file that grows is re-read alone, not the large file
+beside it. A row asked for (``rows_holding``) is read at its offset, a record parsed as
+every reader parses one (a quoted value may span lines), and its address compared again;
+``holds`` answers from the hashes alone.
 
 Addresses compare as ``address.same_address`` has them: an address written in its usual
 form (ASCII, no quoting) by its lower-cased text, any other also by its normalised form
@@ -20,7 +20,7 @@ form (ASCII, no quoting) by its lower-cased text, any other also by its normalis
 A hash is keyed with a secret drawn per process, so no one can craft addresses that collide;
 two different addresses share a hash with a chance of about one in 2^64 per pair. A missing
 file holds nobody; a file that cannot be read as a member file holds nobody either for
-``holds`` (``lists check`` reports it, and it is logged), while ``rows`` raises its
+``holds`` (``lists check`` reports it, and it is logged), while ``rows_holding`` raises its
 ``ListError``: the reader could be in it.
 """
 
