@@ -102,7 +102,7 @@ def iter_records(lines: Iterable[str], path: Path) -> Iterator[Record]:
         except StopIteration:
             break
         except csv.Error as exc:
-            yield from feed.take(None, _split_error(exc))
+            yield from feed.take(None, split_error(exc))
             continue
         except UnicodeDecodeError as exc:
             raise ListError(path, feed.number + 1, f"not UTF-8 text ({exc.reason})") from exc
@@ -144,7 +144,7 @@ class _RecordStart:
         return line
 
 
-def _split_error(exc: csv.Error) -> str:
+def split_error(exc: csv.Error) -> str:
     if str(exc) == "unexpected end of data":
         return "a quoted value starts in this row and is never closed"
     return f"cannot be split into columns: {exc}"
