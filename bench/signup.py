@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import re
-import shutil
 import sys
 import tempfile
 import time
@@ -35,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import httpload
 from desk import served, serving_cpu
-from send import REPO, database_for_bench
+from send import database_for_bench, example_home
 
 from newsletter.config import load_settings
 from newsletter.store import Store
@@ -48,11 +47,6 @@ LIST = "weekly"
 MIN_SECONDS = 1
 
 
-def make_home(root: Path) -> Path:
-    home = root / "publication"
-    for name in ("subscribers", "templates", "articles"):
-        shutil.copytree(REPO / name, home / name)
-    return home
 
 
 def stamp(base: str) -> str:
@@ -111,7 +105,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="signup-bench-") as tmp, \
             database_for_bench(args.database) as database:
-        home = make_home(Path(tmp))
+        home = example_home(Path(tmp))
         env = {"NEWSLETTER_SIGNUP_MIN_SECONDS": str(MIN_SECONDS), "NEWSLETTER_LOG_LEVEL": "error"}
         if database:
             env["NEWSLETTER_DATABASE_URL"] = database
