@@ -97,3 +97,15 @@ def test_preferences_bench_reads_both_readers_pages_and_confirms() -> None:
     assert re.search(r"not in it, warm: [\d.]+ ms", done.stdout)
     assert re.search(r"confirming a sign-up .*: [\d.]+ ms", done.stdout)
     assert re.search(r"reading every file of the list: \d+ ms", done.stdout)
+
+
+def test_signup_bench_sends_each_accepted_sign_up_one_confirmation() -> None:
+    done = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "signup.py"), "--workers", "1", "--clients", "4",
+         "--duration", "1", "--json"],
+        capture_output=True, text=True, timeout=300, check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    figures = json.loads(done.stdout)
+    assert figures["each_accepted_one_confirmation_sent"] is True
+    assert figures["messages_sent"] == figures["signup_requests"] > 0
