@@ -16,13 +16,15 @@ apart from this project:
     python3 -m venv r2e-venv && r2e-venv/bin/pip install rss2email
 
 It runs ``r2e run --no-send`` twice on a fresh data file: it fetches and remembers every
-entry but mails nothing. Prints the python speed, each pass's time and the ratios.
+entry but mails nothing. Prints the python speed, the load average, each pass's time and
+CPU (the process's user and system time), and the ratios.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -36,6 +38,7 @@ from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import NamedTuple
 
 REPO = Path(__file__).resolve().parent.parent
 WORDS = [
@@ -186,7 +189,7 @@ def compile_ours(env: dict[str, str]) -> None:
     subprocess.run(command, env=env, check=True, capture_output=True)
 
 
-def run_ours(env: dict[str, str], home: Path) -> float:
+def run_ours(env: dict[str, str], home: Path) -> Pass:
     command = [sys.executable, "-m", "newsletter", "--home", str(home), "collect"]
     return timed(command, env)
 
@@ -201,18 +204,32 @@ def r2e_files(root: Path, urls: Sequence[str]) -> tuple[Path, Path]:
     return config, data
 
 
-def run_r2e(r2e: str, config: Path, data: Path) -> float:
+def run_r2e(r2e: str, config: Path, data: Path) -> Pass:
     return timed([r2e, "-c", str(config), "-d", str(data), "run", "--no-send"], dict(os.environ))
 
 
-def timed(command: Sequence[str], env: dict[str, str]) -> float:
+class Pass(NamedTuple):
+    """One pass: its time, and the CPU its process used (user and system), which another
+    program loading the machine changes less than the time."""
+
+    seconds: float
+    cpu: float
+
+
+def timed(command: Sequence[str], env: dict[str, str]) -> Pass:
+    cpu_before = _children_cpu()
     started = time.perf_counter()
     done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
     elapsed = time.perf_counter() - started
     if done.returncode != 0:
         tail = (done.stdout + done.stderr)[-2000:]
         raise SystemExit(f"{command[0]} failed ({done.returncode}):\n{tail}")
-    return elapsed
+    return Pass(elapsed, _children_cpu() - cpu_before)
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def main() -> None:
@@ -223,7 +240,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=8, help="our collect's hosts at once")
     parser.add_argument("--rss2email", default="", metavar="R2E", help="rss2email's r2e command")
     args = parser.parse_args()
-    times: dict[str, list[float]] = {}
+    times: dict[str, list[Pass]] = {}
     with tempfile.TemporaryDirectory() as tmp, feed_hosts(
         args.feeds, args.hosts, args.latency_ms / 1000
     ) as urls:
@@ -240,13 +257,18 @@ def main() -> None:
         f"feeds                  {args.feeds} on {min(args.hosts, args.feeds)} local hosts, "
         f"{args.latency_ms:g} ms added per answer"
     )
+    print("load average           {:.2f} {:.2f} {:.2f} (1, 5, 15 min)".format(*os.getloadavg()))
     for name, (first, second) in times.items():
-        print(f"{name:<22} first pass {first:.2f} s, second (all 304) {second:.2f} s")
+        print(
+            f"{name:<22} first pass {first.seconds:.2f} s (CPU {first.cpu:.2f} s), "
+            f"second (all 304) {second.seconds:.2f} s (CPU {second.cpu:.2f} s)"
+        )
     if "rss2email" in times:
         ours, theirs = times["newsletter"], times["rss2email"]
         print(
-            f"newsletter / rss2email first {ours[0] / theirs[0]:.2f} times, "
-            f"second {ours[1] / theirs[1]:.2f} times (below 1: we are faster)"
+            f"newsletter / rss2email first {ours[0].seconds / theirs[0].seconds:.2f} times, "
+            f"second {ours[1].seconds / theirs[1].seconds:.2f} times (below 1: we are faster); "
+            f"CPU {ours[0].cpu / theirs[0].cpu:.2f}, {ours[1].cpu / theirs[1].cpu:.2f}"
         )
 
 
