@@ -191,7 +191,9 @@ def compile_ours(env: dict[str, str]) -> None:
 
 def run_ours(env: dict[str, str], home: Path) -> Pass:
     command = [sys.executable, "-m", "newsletter", "--home", str(home), "collect"]
-    return timed(command, env)
+    # From the publication's folder: -m looks in the current folder first, which would run
+    # whatever checkout the bench was started from instead of REPO's.
+    return timed(command, env, cwd=home)
 
 
 def r2e_files(root: Path, urls: Sequence[str]) -> tuple[Path, Path]:
@@ -216,10 +218,10 @@ class Pass(NamedTuple):
     cpu: float
 
 
-def timed(command: Sequence[str], env: dict[str, str]) -> Pass:
+def timed(command: Sequence[str], env: dict[str, str], cwd: Path | None = None) -> Pass:
     cpu_before = _children_cpu()
     started = time.perf_counter()
-    done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    done = subprocess.run(command, env=env, cwd=cwd, capture_output=True, text=True, check=False)
     elapsed = time.perf_counter() - started
     if done.returncode != 0:
         tail = (done.stdout + done.stderr)[-2000:]
