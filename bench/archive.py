@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
 import tempfile
 import time
@@ -34,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import httpload
 from desk import served, serving_cpu
-from send import REPO, database_for_bench, python_speed
+from send import database_for_bench, example_home, python_speed
 
 from newsletter.config import load_settings
 from newsletter.models import IssueState
@@ -48,12 +47,6 @@ CLIENTS = 20
 TARGET_PER_SECOND = 1000.0
 
 
-def make_home(root: Path) -> Path:
-    home = root / "home"
-    home.mkdir()
-    for name in ("subscribers", "templates", "articles"):
-        shutil.copytree(REPO / name, home / name)
-    return home
 
 
 def seed(home: Path, env: dict[str, str], count: int) -> list[int]:
@@ -164,7 +157,7 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp, database_for_bench(args.database) as given:
-        home = make_home(Path(tmp))
+        home = example_home(Path(tmp))
         result = run(args, home, given or f"sqlite:///{Path(tmp) / 'archive.db'}")
     if args.json:
         print(json.dumps(result, indent=2, default=str))

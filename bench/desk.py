@@ -114,7 +114,7 @@ def served(home: Path, env: dict[str, str], workers: int) -> Iterator[tuple[str,
         yield wait_for_address(server, log), server.pid
     finally:
         server.terminate()
-        server.wait(30)
+        server.wait(60)  # a worker's outbox sender finishes the message in hand first
 
 
 def serving_cpu(pid: int) -> float:

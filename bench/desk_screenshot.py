@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -24,7 +23,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from desk import served
-from send import REPO
+from send import REPO, example_home
 
 from newsletter.config import load_settings
 from newsletter.editor import editing
@@ -45,12 +44,6 @@ SERVING = {**ENVIRONMENT, "NEWSLETTER_PUBLIC_URL": "http://127.0.0.1"}
 SHOTS = (("desk-issue.png", 1280, 960), ("desk-phone.png", 375, 812))
 
 
-def demo_home(root: Path) -> Path:
-    """A copy of the example publication: its lists, templates and articles."""
-    home = root / "publication"
-    for name in ("subscribers", "templates", "articles"):
-        shutil.copytree(REPO / name, home / name)
-    return home
 
 
 def prepare(home: Path) -> int:
@@ -119,7 +112,7 @@ def main() -> None:
     out: Path = args.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="desk-shot-") as root:
-        home = demo_home(Path(root))
+        home = example_home(Path(root))
         issue_id = prepare(home)
         env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSLETTER_")}
         with served(home, {**env, **SERVING}, workers=1) as (base, _):

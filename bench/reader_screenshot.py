@@ -29,8 +29,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from desk import served
-from desk_screenshot import CHROMIUM, demo_home, only_local
-from send import REPO
+from desk_screenshot import CHROMIUM, only_local
+from send import REPO, example_home
 
 from newsletter.config import load_settings
 from newsletter.editor import editing
@@ -160,7 +160,7 @@ def main() -> None:
     out: Path = args.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="reader-shot-") as root:
-        home = demo_home(Path(root))
+        home = example_home(Path(root))
         issue_id = prepare(home)
         env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSLETTER_")}
         outbox = load_settings(home, environ=SERVING).outbox_path

@@ -94,6 +94,15 @@ def member_rows(recipients: int, bad_percent: float, cleaned: bool) -> Iterator[
         yield f"reader{i}@{domain},Reader {i},Kellmouth\n"
 
 
+def example_home(root: Path) -> Path:
+    """A copy of this repository's example publication (lists, templates, articles) in
+    ``root/publication``."""
+    home = root / "publication"
+    for name in ("subscribers", "templates", "articles"):
+        shutil.copytree(REPO / name, home / name)
+    return home
+
+
 def make_home(root: Path, recipients: int, bad_percent: float = 0.0, cleaned: bool = False) -> Path:
     home = root / "home"
     (home / "subscribers").mkdir(parents=True)

@@ -20,15 +20,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
-import shutil
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -38,8 +33,8 @@ import requests
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import httpload
-from desk import serving_cpu, wait_for_address
-from send import REPO, database_for_bench
+from desk import served, serving_cpu
+from send import database_for_bench, example_home
 
 from newsletter.config import load_settings
 from newsletter.store import Store
@@ -52,27 +47,6 @@ LIST = "weekly"
 MIN_SECONDS = 1
 
 
-def make_home(root: Path) -> Path:
-    home = root / "publication"
-    for name in ("subscribers", "templates", "articles"):
-        shutil.copytree(REPO / name, home / name)
-    return home
-
-
-@contextmanager
-def served(home: Path, env: dict[str, str], workers: int) -> Iterator[tuple[str, int]]:
-    """``newsletter serve`` on a free port; its URL and process id."""
-    log = home / "serve.log"
-    with log.open("wb") as out:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "newsletter", "--home", str(home), "serve", "--port", "0",
-             "--workers", str(workers)],
-            env={**os.environ, **env, "PYTHONPATH": str(REPO)}, stdout=out, stderr=out)
-    try:
-        yield wait_for_address(server, log), server.pid
-    finally:
-        server.terminate()
-        server.wait(60)
 
 
 def stamp(base: str) -> str:
@@ -131,7 +105,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="signup-bench-") as tmp, \
             database_for_bench(args.database) as database:
-        home = make_home(Path(tmp))
+        home = example_home(Path(tmp))
         env = {"NEWSLETTER_SIGNUP_MIN_SECONDS": str(MIN_SECONDS), "NEWSLETTER_LOG_LEVEL": "error"}
         if database:
             env["NEWSLETTER_DATABASE_URL"] = database

@@ -159,6 +159,13 @@ class Settings(BaseSettings):
     signup_client_limit: int = _count("NEWSLETTER_SIGNUP_CLIENT_LIMIT", 20, high=1_000_000)
     signup_address_limit: int = _count("NEWSLETTER_SIGNUP_ADDRESS_LIMIT", 5, high=1_000_000)
     signup_window_minutes: int = _count("NEWSLETTER_SIGNUP_WINDOW_MINUTES", 10, high=24 * 60)
+    #: The reader's own page (``readers.preferences``): views and saves per client within
+    #: one window of ``signup_window_minutes``.
+    reader_page_limit: int = _count("NEWSLETTER_READER_PAGE_LIMIT", 60, high=1_000_000)
+    #: The readers' one-off messages (``mail_outbox``) sent, failed or of unknown fate are
+    #: deleted this many days after they were last tried.
+    reader_mail_retention_days: int = _count("NEWSLETTER_READER_MAIL_RETENTION_DAYS", 30,
+                                             high=3650)
     mailgun_api_key: Secret = _secret("MAILGUN_API_KEY")
     mailgun_domain: str = _text("MAILGUN_DOMAIN")
     mailgun_base_url: str = _url("MAILGUN_BASE_URL", "https://api.mailgun.net")

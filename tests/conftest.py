@@ -11,6 +11,7 @@ import os
 import shutil
 import signal
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,9 @@ from newsletter.config import Settings, load_settings
 from newsletter.devtools.fakeprovider import FakeProviderServer
 from newsletter.devtools.scratchschema import scratch_schema
 from newsletter.store import Store
+from tests.archive_support import FIRST_SENT, Archive, make_archive
+from tests.archive_support import Clock as ArchiveClock
+from tests.archive_support import serve as serve_archive
 from tests.desk_browser import CHROMIUM, CHROMIUM_ARGS
 from tests.desk_support import Desk, make_desk
 from tests.servers.webapp import WebApp
@@ -112,6 +116,27 @@ def desk_web(desk: Desk) -> Iterator[WebApp]:
     """The whole web app, desk included, under uvicorn on 127.0.0.1."""
     with WebApp(desk.app()) as running:
         yield running
+
+
+@pytest.fixture
+def archive(settings: Settings, store: Store) -> Archive:
+    """The example publication with issues sent to its lists (``tests/archive_support.py``)."""
+    return make_archive(settings, store)
+
+
+@pytest.fixture
+def archive_clock() -> ArchiveClock:
+    """The archive app's clock, a month after its first issue; a test may move it."""
+    return ArchiveClock(FIRST_SENT + timedelta(days=30))
+
+
+@pytest.fixture
+def archive_site(
+    archive: Archive, database_url: str, archive_clock: ArchiveClock
+) -> Iterator[WebApp]:
+    """The example publication's app (its own ``publication.toml``) over ``archive``."""
+    with serve_archive(archive.settings, database_url, archive_clock) as web:
+        yield web
 
 
 @pytest.fixture

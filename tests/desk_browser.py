@@ -25,13 +25,15 @@ CHROMIUM_ARGS = ["--disable-features=IsolateSandboxedIframes"]
 
 
 class Visit:
-    """One browser tab on the desk that records every dialog and checks each page."""
+    """One browser tab on the app (the desk, or a reader's pages in ``scheme``) that records
+    every dialog and checks each page."""
 
-    def __init__(self, browser: Any, web: WebApp, shots: Path) -> None:
+    def __init__(self, browser: Any, web: WebApp, shots: Path, *, scheme: str = "light") -> None:
         from axe_playwright_python.sync_playwright import Axe
 
         self.base = web.url("")
-        self.context = browser.new_context(viewport={"width": 1280, "height": 900})
+        self.context = browser.new_context(viewport={"width": 1280, "height": 900},
+                                           color_scheme=scheme)
         # Only the desk itself: anything else a page asks for (an email's remote picture)
         # is refused here, besides by the pages' policies.
         self.context.route("**/*", self._only_local)

@@ -4,6 +4,7 @@ everything a change could touch (suppressions, the sign-up journal, the member f
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,3 +83,13 @@ def snapshot(store: Store, home: Path) -> tuple[Any, ...]:
     """Everything a change from the page could touch."""
     files = {p.name: p.read_bytes() for p in sorted((home / "subscribers").glob("*.csv"))}
     return suppression_set(store), journal_rows(store), files
+
+
+def spoil_in_place(path: Path, old: bytes, new: bytes) -> None:
+    """Change bytes of ``path`` in place, keeping its size, inode and modification time:
+    only a reader that reads those bytes again notices (an index of the file does not)."""
+    assert len(old) == len(new)
+    before = os.stat(path)
+    path.write_bytes(path.read_bytes().replace(old, new))
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert os.stat(path).st_ino == before.st_ino

@@ -85,11 +85,27 @@ def test_desk_bench_signs_in_measures_the_pages_and_watches_a_send() -> None:
     assert polled["requests"] >= 1 and polled["statuses"] == {"200": polled["requests"]}
 
 
-def test_preferences_bench_reads_both_readers_pages() -> None:
+def test_preferences_bench_reads_both_readers_pages_and_confirms() -> None:
     done = subprocess.run(
-        [sys.executable, str(REPO / "bench" / "preferences.py"), "--members", "2000"],
-        capture_output=True, text=True, timeout=120, check=False,
+        [sys.executable, str(REPO / "bench" / "preferences.py"), "--members", "2000",
+         "--repeat", "3"],
+        capture_output=True, text=True, timeout=180, check=False,
     )
     assert done.returncode == 0, done.stderr
-    assert re.search(r"a member of it: \d+ ms", done.stdout)
-    assert re.search(r"not in it: \d+ ms", done.stdout)
+    assert re.search(r"in it, first view \(index made\): \d+ ms", done.stdout)
+    assert re.search(r"in it, warm: [\d.]+ ms", done.stdout)
+    assert re.search(r"not in it, warm: [\d.]+ ms", done.stdout)
+    assert re.search(r"confirming a sign-up .*: [\d.]+ ms", done.stdout)
+    assert re.search(r"reading every file of the list: \d+ ms", done.stdout)
+
+
+def test_signup_bench_sends_each_accepted_sign_up_one_confirmation() -> None:
+    done = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "signup.py"), "--workers", "1", "--clients", "4",
+         "--duration", "1", "--json"],
+        capture_output=True, text=True, timeout=300, check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    figures = json.loads(done.stdout)
+    assert figures["each_accepted_one_confirmation_sent"] is True
+    assert figures["messages_sent"] == figures["signup_requests"] > 0

@@ -25,6 +25,8 @@ def member_file(path: Path) -> Path:
             rows.append(f"reader{i}@example.org\n")  # a column short: never looked up
         elif i % 17 == 0:
             rows.append("# a comment\n\n,,\n")
+        elif i % 19 == 0:
+            rows.append(f"  reader{i}@example.org ,Spaced {i}\n")  # asked about stripped
         else:
             rows.append(f"reader{i}@example.org,Reader {i}\n")
     rows.append("reader1@example.org,Repeat\n")
@@ -53,6 +55,20 @@ def test_a_pool_validates_a_new_file_as_one_process_does(tmp_path: Path) -> None
     assert any("@@" in raw for raw, _ in pooled[4])
     again = read(path, tmp_path / "pooled.sqlite", pool_from=1)
     assert again[0] == 0 and again[1:] == alone[1:]  # nothing new: no pool
+
+
+def test_a_row_that_is_not_csv_ends_the_pool_s_share_not_the_read(tmp_path: Path) -> None:
+    """The pool's scan stops at a malformed row; the rows after it are validated by the
+    row-by-row read, with the same members, reasons and cache as one process gives."""
+    path = member_file(tmp_path / "a.csv")
+    lines = path.read_text().splitlines(keepends=True)
+    lines.insert(200, '"reader-broken@example.org"x,Broken\n')
+    path.write_text("".join(lines))
+    pooled = read(path, tmp_path / "pooled.sqlite", pool_from=1)
+    alone = read(path, tmp_path / "alone.sqlite", pool_from=10**9)
+    assert 0 < pooled[0] < len(pooled[3]) + len(pooled[4])
+    assert pooled[1:] == alone[1:]
+    assert any("a.csv:201:" in problem for problem in pooled[2]), pooled[2]
 
 
 def test_a_script_without_a_main_guard_can_read_a_new_file(tmp_path: Path) -> None:

@@ -11,9 +11,10 @@ import pytest
 from newsletter.config import Settings
 from newsletter.devtools.fakeprovider import FakeProviderServer, Fault, FaultKind
 from newsletter.lists.config import load_config
+from newsletter.models import ALL_LISTS, SuppressionReason
 from newsletter.readers.outbox import OutboxSender
 from newsletter.readers.signup import Signups
-from newsletter.store import Store
+from newsletter.store import Store, suppressions
 from newsletter.store import outbox as outbox_store
 from tests.signup_support import (
     Clock,
@@ -149,3 +150,78 @@ def test_the_thread_sends_what_it_is_woken_for(
         assert done.is_set()
     finally:
         sender.stop()
+
+
+def suppress(store: Store, email: str, reason: SuppressionReason, scope: str) -> None:
+    with store.engine.begin() as conn:
+        suppressions.add(conn, email, reason, scope=scope, source="test", at=store.now())
+
+
+def queue(store: Store, kind: str, email: str) -> None:
+    with store.engine.begin() as conn:
+        outbox_store.queue(conn, kind=kind, list_id="weekly", to_email=email,
+                           subject="Welcome", html="<p>Welcome</p>", text="Welcome",
+                           at=store.now())
+
+
+@pytest.mark.parametrize(
+    ("reason", "scope", "says"),
+    [
+        (SuppressionReason.BOUNCED_HARD, "weekly", "bounced-hard (list weekly)"),
+        (SuppressionReason.COMPLAINED, ALL_LISTS, "complained (every list)"),
+        (SuppressionReason.MANUAL, "weekly", "manual (list weekly)"),
+        (None, ALL_LISTS, "forgotten"),
+    ],
+)
+def test_a_confirmation_is_not_sent_to_an_address_suppressed_after_it_was_queued(
+    settings: Settings, store: Store, clock: Clock,
+    reason: SuppressionReason | None, scope: str, says: str,
+) -> None:
+    queue_confirmations(settings, store, clock, 1)
+    if reason is None:
+        with store.engine.begin() as conn:
+            suppressions.add_forgotten(conn, "reader0@example.org", at=clock.at)
+    else:
+        suppress(store, "reader0@example.org", reason, scope)
+
+    assert OutboxSender(take_signups(settings), store).send_due() == 1
+
+    [row] = outbox_rows(store)
+    assert row["status"] == "failed" and row["sent_at"] is None
+    assert row["error"] == f"not sent: the address is suppressed: {says}"
+    assert "reader0" not in row["error"]
+    assert sent_messages(settings) == []
+
+
+@pytest.mark.parametrize("scope", ["weekly", ALL_LISTS])
+def test_a_confirmation_still_goes_to_a_reader_who_only_chose_to_leave(
+    settings: Settings, store: Store, clock: Clock, scope: str
+) -> None:
+    queue_confirmations(settings, store, clock, 1)
+    suppress(store, "reader0@example.org", SuppressionReason.UNSUBSCRIBED, scope)
+
+    OutboxSender(take_signups(settings), store).send_due()
+
+    assert outbox_rows(store)[0]["status"] == "sent"
+    assert len(sent_messages(settings)) == 1
+
+
+@pytest.mark.parametrize("kind", ["welcome", "notice"])
+def test_a_welcome_or_a_reminder_goes_to_no_one_who_left_since(
+    settings: Settings, store: Store, clock: Clock, kind: str
+) -> None:
+    take_signups(settings)
+    queue(store, kind, "left@example.org")
+    queue(store, kind, "stayed@example.org")
+    suppress(store, "left@example.org", SuppressionReason.UNSUBSCRIBED, "weekly")
+    suppress(store, "stayed@example.org", SuppressionReason.UNSUBSCRIBED, "every-article")
+
+    OutboxSender(take_signups(settings), store).send_due()
+
+    statuses = {row["to_email"]: (row["status"], row["error"]) for row in outbox_rows(store)}
+    assert statuses == {
+        "left@example.org": ("failed",
+                             "not sent: the address is suppressed: unsubscribed (list weekly)"),
+        "stayed@example.org": ("sent", ""),
+    }
+    assert [m["To"] for m in sent_messages(settings)] == ["stayed@example.org"]

@@ -10,11 +10,13 @@ import pytest
 
 from newsletter.config import Settings
 from newsletter.lists.config import load_config
+from newsletter.lists.member_keys import MemberKeys
 from newsletter.models import ALL_LISTS, SuppressionReason
 from newsletter.readers.links import LinkProblem
 from newsletter.readers.mail import MailKind
 from newsletter.readers.signup import Confirmed, Outcome, Signups
 from newsletter.store import Store, suppressions
+from tests.preferences_support import spoil_in_place
 from tests.signup_support import (
     LIST,
     MEMBER,
@@ -262,3 +264,23 @@ def test_forged_altered_expired_and_other_lists_links_change_nothing(
     assert signups.check(LIST, token) is LinkProblem.EXPIRED
     assert signups.confirm(LIST, token) is LinkProblem.EXPIRED
     assert journal_rows(store) == [] and request_rows(store)[0]["confirmed_at"] is None
+
+
+def test_confirming_asks_the_index_not_the_files_whether_the_list_holds_the_reader(
+    settings: Settings, store: Store, clock: Clock
+) -> None:
+    """Another member's row made unreadable behind the index's back (size, inode and time
+    unchanged): applying the join by reading every file of the list would stop on it."""
+    configured = take_signups(settings)
+    members = MemberKeys()
+    signups = Signups(configured, store, load_config(configured), members=members)
+    signups.request(form(signups, NEW, name="Ann Lee", clock=clock), "192.0.2.1")
+    signups.request(form(signups, MEMBER, clock=clock), "192.0.2.2")  # indexes the files
+    spoil_in_place(configured.subscribers_dir / "weekly.csv", b"Truro", b"\xff\xfe\xfd\xfc\xfb")
+    confirmed = signups.confirm(LIST, confirmation_token(store))
+
+    assert confirmed == Confirmed(LIST, "Ann.Lee@example.org")
+
+    signup_file = signups.config.signup_path(LIST)
+    assert signup_file is not None
+    assert signup_file.read_text().splitlines() == ["email,name", "Ann.Lee@example.org,Ann Lee"]

@@ -25,8 +25,6 @@ from tests.archive_support import (
     XSS_SUBJECT,
     Archive,
     Clock,
-    make_archive,
-    serve,
 )
 from tests.servers.webapp import SITE, WebApp, add_issue, add_recipient
 
@@ -57,23 +55,6 @@ def published(store: Store) -> dict[str, int]:
 def web(settings: Settings, store: Store) -> Iterator[WebApp]:
     with WebApp(create_app(settings, store, site=SITE)) as running:
         yield running
-
-
-@pytest.fixture
-def archive(settings: Settings, store: Store) -> Archive:
-    return make_archive(settings, store)
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock(FIRST_SENT + timedelta(days=30))
-
-
-@pytest.fixture
-def site(archive: Archive, database_url: str, clock: Clock) -> Iterator[WebApp]:
-    """The example publication's app (its own ``publication.toml``) over ``archive``."""
-    with serve(archive.settings, database_url, clock) as web:
-        yield web
 
 
 ADDRESS = re.compile(r"[\w.+-]+@[\w-]+\.[\w.-]+")
@@ -159,9 +140,9 @@ def test_no_archive_page_shows_an_address(web: WebApp, published: dict[str, int]
 
 
 def test_a_list_page_has_its_title_description_feed_and_sign_up(
-    site: WebApp, archive: Archive
+    archive_site: WebApp, archive: Archive
 ) -> None:
-    document = page_of(site, "/archive/weekly/")
+    document = page_of(archive_site, "/archive/weekly/")
 
     assert document.findtext(".//h1") == "The Kellmouth Tide — weekly digest"
     assert document.findtext(".//p[@class='description']") == (
@@ -177,20 +158,21 @@ def test_a_list_page_has_its_title_description_feed_and_sign_up(
     dates = [t.get("datetime") for t in document.cssselect("ul.issues time")]
     assert dates[-1] == FIRST_SENT.isoformat() and dates == sorted(dates, reverse=True)
     for href, _ in listed:
-        assert site.session.get(site.url(href)).status_code == 200
+        assert archive_site.session.get(archive_site.url(href)).status_code == 200
 
 
-def test_a_list_without_sign_ups_or_issues_still_has_its_page(site: WebApp) -> None:
-    document = page_of(site, "/archive/every-article/")
+def test_a_list_without_sign_ups_or_issues_still_has_its_page(archive_site: WebApp) -> None:
+    document = page_of(archive_site, "/archive/every-article/")
 
     assert document.findtext(".//h1") == "The Kellmouth Tide — every article"
     assert document.cssselect("a.cta") == []  # it takes no sign-ups
     assert "Nothing has been sent to this list yet." in document.text_content()
-    assert site.session.get(site.url("/archive/every-article/feed.atom")).status_code == 200
+    feed = archive_site.session.get(archive_site.url("/archive/every-article/feed.atom"))
+    assert feed.status_code == 200
 
 
-def test_the_archive_index_shows_every_list(site: WebApp, archive: Archive) -> None:
-    document = page_of(site, "/archive/")
+def test_the_archive_index_shows_every_list(archive_site: WebApp, archive: Archive) -> None:
+    document = page_of(archive_site, "/archive/")
 
     headings = links(document, "h2 a")
     assert headings == [("/archive/every-article/", "The Kellmouth Tide — every article"),
@@ -199,11 +181,13 @@ def test_the_archive_index_shows_every_list(site: WebApp, archive: Archive) -> N
     assert (f"/archive/weekly/{archive.ids[-1]}", SUBJECTS[-1]) in links(document, "ul.issues a")
 
 
-def test_each_issue_links_to_the_older_and_newer_ones(site: WebApp, archive: Archive) -> None:
+def test_each_issue_links_to_the_older_and_newer_ones(
+    archive_site: WebApp, archive: Archive
+) -> None:
     oldest, middle, newest = archive.ids
     expected = {oldest: (None, middle), middle: (oldest, newest), newest: (middle, None)}
     for issue_id, (older, newer) in expected.items():
-        document = page_of(site, f"/archive/weekly/{issue_id}")
+        document = page_of(archive_site, f"/archive/weekly/{issue_id}")
         top = document.cssselect("nav.archive-nav")[0]
         assert links(top, "a")[0] == ("/archive/weekly/", "All issues")
         assert [a.get("href") for a in top.cssselect("a[rel=prev]")] == (
@@ -216,13 +200,13 @@ def test_each_issue_links_to_the_older_and_newer_ones(site: WebApp, archive: Arc
         assert bottom == wanted
 
 
-def test_the_issue_page_keeps_the_web_edition_whole(site: WebApp, archive: Archive) -> None:
+def test_the_issue_page_keeps_the_web_edition_whole(archive_site: WebApp, archive: Archive) -> None:
     """Everything the stored web edition holds is still there, in the same order, with the
     two bars added at the start and the end of its body."""
     with archive.store.engine.connect() as conn:
         original = published_html(conn, "weekly", archive.ids[0])
     assert original is not None
-    served = page_of(site, f"/archive/weekly/{archive.ids[0]}")
+    served = page_of(archive_site, f"/archive/weekly/{archive.ids[0]}")
     before = lxml_html.document_fromstring(original)
 
     body = served.find("body")
@@ -238,36 +222,37 @@ def test_the_issue_page_keeps_the_web_edition_whole(site: WebApp, archive: Archi
 
 
 def test_an_issue_page_follows_a_newly_published_issue(
-    site: WebApp, archive: Archive, clock: Clock
+    archive_site: WebApp, archive: Archive, archive_clock: Clock
 ) -> None:
     """Once a second (by the app's clock) the archive rereads the list: the issue that was the
     newest then links to the new one, under a new ETag."""
     path = f"/archive/weekly/{archive.ids[-1]}"
-    before = site.session.get(site.url(path))
-    assert page_of(site, path).cssselect("a[rel=next]") == []
+    before = archive_site.session.get(archive_site.url(path))
+    assert page_of(archive_site, path).cssselect("a[rel=next]") == []
 
     newer = archive.publish("Ferry times change", "New times.", FIRST_SENT + timedelta(days=9))
-    clock.advance(1.0)
-    after = site.session.get(site.url(path), headers={"If-None-Match": before.headers["ETag"]})
+    archive_clock.advance(1.0)
+    after = archive_site.session.get(archive_site.url(path),
+                                     headers={"If-None-Match": before.headers["ETag"]})
 
     assert after.status_code == 200
     assert after.headers["ETag"] != before.headers["ETag"]
     document = lxml_html.document_fromstring(after.text)
     assert [a.get("href") for a in document.cssselect("a[rel=next]")] == [
         f"/archive/weekly/{newer}"]
-    listed = links(page_of(site, "/archive/weekly/"), "ul.issues a")
+    listed = links(page_of(archive_site, "/archive/weekly/"), "ul.issues a")
     assert listed[0] == (f"/archive/weekly/{newer}", "Ferry times change")
 
 
 # -- hostile subjects, readers' data ------------------------------------------------------
 
 
-def test_a_hostile_subject_stays_text(site: WebApp, archive: Archive) -> None:
+def test_a_hostile_subject_stays_text(archive_site: WebApp, archive: Archive) -> None:
     hostile = archive.ids[1]
     paths = ["/archive/", "/archive/weekly/", f"/archive/weekly/{hostile}",
              f"/archive/weekly/{archive.ids[0]}", f"/archive/weekly/{archive.ids[2]}"]
     for path in paths:
-        answer = site.session.get(site.url(path))
+        answer = archive_site.session.get(archive_site.url(path))
         assert answer.status_code == 200
         assert "<script>alert" not in answer.text and "<img src=x" not in answer.text, path
         document = lxml_html.document_fromstring(answer.text)
@@ -276,7 +261,7 @@ def test_a_hostile_subject_stays_text(site: WebApp, archive: Archive) -> None:
         assert XSS_SUBJECT in document.text_content(), path
 
 
-def test_no_page_holds_a_readers_address_or_name(site: WebApp, archive: Archive) -> None:
+def test_no_page_holds_a_readers_address_or_name(archive_site: WebApp, archive: Archive) -> None:
     """Every member of every list received every issue; none of them shows anywhere. (One
     member of the example shares her name with an article's author: bylines are public.)"""
     bylines = " ".join(path.read_text() for path in (archive.settings.home / "articles").iterdir())
@@ -285,7 +270,7 @@ def test_no_page_holds_a_readers_address_or_name(site: WebApp, archive: Archive)
     paths += [f"/archive/weekly/{issue_id}" for issue_id in archive.ids]
     assert len([n for _, n in archive.readers if n and n not in bylines]) >= 5
     for path in paths:
-        text = site.session.get(site.url(path)).text
+        text = archive_site.session.get(archive_site.url(path)).text
         for email, name in archive.readers:
             assert email not in text and email.split("@")[0] not in text, (path, email)
             assert not name or name in bylines or name not in text, (path, name)
@@ -298,8 +283,8 @@ def test_no_page_holds_a_readers_address_or_name(site: WebApp, archive: Archive)
     "/archive/nobody/", "/archive/nobody/feed.atom", "/archive/nobody/1",
     "/archive/weekly/999999", "/archive/weekly/feed.rss", "/archive/weekly/1/extra",
 ])
-def test_what_is_not_there_gets_the_styled_404(site: WebApp, path: str) -> None:
-    answer = site.session.get(site.url(path))
+def test_what_is_not_there_gets_the_styled_404(archive_site: WebApp, path: str) -> None:
+    answer = archive_site.session.get(archive_site.url(path))
 
     assert answer.status_code == 404
     assert answer.headers["Content-Type"] == "text/html; charset=utf-8"
@@ -319,11 +304,11 @@ def archive_paths(archive: Archive) -> list[str]:
             f"/archive/weekly/{archive.ids[0]}", "/archive/every-article/"]
 
 
-def test_every_archive_answer_has_a_strong_etag(site: WebApp, archive: Archive) -> None:
+def test_every_archive_answer_has_a_strong_etag(archive_site: WebApp, archive: Archive) -> None:
     seen = {}
     for path in archive_paths(archive):
-        first = site.session.get(site.url(path))
-        again = site.session.get(site.url(path))
+        first = archive_site.session.get(archive_site.url(path))
+        again = archive_site.session.get(archive_site.url(path))
         etag = first.headers["ETag"]
         assert re.fullmatch(r'"[0-9a-f]{32}"', etag), path  # strong: no W/
         assert again.headers["ETag"] == etag and again.content == first.content, path
@@ -334,18 +319,22 @@ def test_every_archive_answer_has_a_strong_etag(site: WebApp, archive: Archive) 
 
 @pytest.mark.parametrize("form", ["{}", "W/{}", '"other", {}', "*"])
 def test_if_none_match_with_the_etag_gets_304(
-    site: WebApp, archive: Archive, form: str
+    archive_site: WebApp, archive: Archive, form: str
 ) -> None:
     for path in archive_paths(archive):
-        etag = site.session.get(site.url(path)).headers["ETag"]
-        answer = site.session.get(site.url(path), headers={"If-None-Match": form.format(etag)})
+        etag = archive_site.session.get(archive_site.url(path)).headers["ETag"]
+        answer = archive_site.session.get(archive_site.url(path),
+                                          headers={"If-None-Match": form.format(etag)})
         assert answer.status_code == 304, (path, form)
         assert answer.content == b""
         assert answer.headers["ETag"] == etag
         assert answer.headers["Cache-Control"] == "public, max-age=300"
 
 
-def test_if_none_match_with_another_etag_gets_the_page(site: WebApp, archive: Archive) -> None:
+def test_if_none_match_with_another_etag_gets_the_page(
+    archive_site: WebApp, archive: Archive
+) -> None:
     for path in archive_paths(archive):
-        answer = site.session.get(site.url(path), headers={"If-None-Match": '"0123", W/"x"'})
+        answer = archive_site.session.get(archive_site.url(path),
+                                          headers={"If-None-Match": '"0123", W/"x"'})
         assert answer.status_code == 200 and answer.content, path

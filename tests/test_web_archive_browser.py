@@ -18,7 +18,7 @@ import pytest
 
 from newsletter.config import Settings
 from tests.archive_support import FIRST_SENT, SUBJECTS, XSS_SUBJECT, Clock, make_archive, serve
-from tests.desk_browser import needs_chromium
+from tests.desk_browser import Visit, needs_chromium
 from tests.servers.webapp import WebApp, sqlite_store
 
 pytestmark = needs_chromium
@@ -26,43 +26,20 @@ WIDTHS = (375, 1280)
 WEEKLY = "The Kellmouth Tide — weekly digest"
 
 
-class Reader:
-    """One tab, in one colour scheme, that only reaches the app, and checks each page."""
+class Reader(Visit):
+    """One tab, in one colour scheme, that only reaches the app (the web edition's pictures
+    are remote: refused, as by no network in CI), and checks each page at both widths."""
 
     def __init__(self, browser: Any, web: WebApp, scheme: str, shots: Path) -> None:
-        from axe_playwright_python.sync_playwright import Axe
-
-        self.base = web.url("")
-        self.context = browser.new_context(viewport={"width": 1280, "height": 900},
-                                           color_scheme=scheme)
-        self.context.route("**/*", self._only_local)
-        self.page = self.context.new_page()
-        self.dialogs: list[str] = []
-        self.page.on("dialog", self._dialog)
-        self.axe = Axe()
+        super().__init__(browser, web, shots, scheme=scheme)
         self.scheme = scheme
-        self.shots = shots
-
-    def _only_local(self, route: Any) -> None:
-        # The web edition's pictures are remote: refused here, as by no network in CI.
-        url = route.request.url
-        if url.startswith(self.base) or url.startswith("data:"):
-            route.continue_()
-        else:
-            route.abort()
-
-    def _dialog(self, dialog: Any) -> None:
-        self.dialogs.append(dialog.message)
-        dialog.dismiss()
 
     def check(self, name: str) -> None:
         """At each width: no serious or critical axe finding, no sideways scrolling, and a
         screenshot of the whole page."""
         for width in WIDTHS:
             self.page.set_viewport_size({"width": width, "height": 900})
-            results = self.axe.run(self.page).response["violations"]
-            bad = [(v["id"], v["impact"], [n["target"] for n in v["nodes"]])
-                   for v in results if v["impact"] in ("serious", "critical")]
+            bad = self.serious_findings()
             assert bad == [], f"{name}, {self.scheme}, {width} px: {bad}"
             wide = self.page.evaluate("() => document.documentElement.scrollWidth")
             assert wide <= width, f"{name}, {self.scheme}: {wide} px wide at {width} px"

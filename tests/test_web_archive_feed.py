@@ -5,16 +5,12 @@ fetch to the next, the issues' dates, summaries and content, and a hostile subje
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
 import feedparser
-import pytest
 from lxml import etree
 
-from newsletter.config import Settings
-from newsletter.store import Store
 from tests.archive_support import (
     FIRST_SENT,
     PREHEADERS,
@@ -22,7 +18,6 @@ from tests.archive_support import (
     XSS_SUBJECT,
     Archive,
     Clock,
-    make_archive,
     serve,
 )
 from tests.servers.webapp import WebApp
@@ -31,19 +26,8 @@ ATOM = "{http://www.w3.org/2005/Atom}"
 BASE = "https://news.example.org"
 
 
-@pytest.fixture
-def archive(settings: Settings, store: Store) -> Archive:
-    return make_archive(settings, store)
-
-
-@pytest.fixture
-def site(archive: Archive, database_url: str) -> Iterator[WebApp]:
-    with serve(archive.settings, database_url, Clock(FIRST_SENT + timedelta(days=30))) as web:
-        yield web
-
-
-def fetch(site: WebApp, list_id: str) -> tuple[bytes, Any]:
-    answer = site.session.get(site.url(f"/archive/{list_id}/feed.atom"))
+def fetch(archive_site: WebApp, list_id: str) -> tuple[bytes, Any]:
+    answer = archive_site.session.get(archive_site.url(f"/archive/{list_id}/feed.atom"))
     assert answer.status_code == 200
     assert answer.headers["Content-Type"] == "application/atom+xml"
     parsed = feedparser.parse(answer.content)
@@ -52,8 +36,10 @@ def fetch(site: WebApp, list_id: str) -> tuple[bytes, Any]:
     return answer.content, parsed
 
 
-def test_the_feed_is_atom_with_what_rfc_4287_requires(site: WebApp, archive: Archive) -> None:
-    raw, parsed = fetch(site, "weekly")
+def test_the_feed_is_atom_with_what_rfc_4287_requires(
+    archive_site: WebApp, archive: Archive
+) -> None:
+    raw, parsed = fetch(archive_site, "weekly")
     root = etree.fromstring(raw)
 
     assert root.tag == f"{ATOM}feed"
@@ -74,8 +60,8 @@ def test_the_feed_is_atom_with_what_rfc_4287_requires(site: WebApp, archive: Arc
             assert entry.find(f"{ATOM}{required}") is not None, required
 
 
-def test_entries_are_the_issues_newest_first(site: WebApp, archive: Archive) -> None:
-    _, parsed = fetch(site, "weekly")
+def test_entries_are_the_issues_newest_first(archive_site: WebApp, archive: Archive) -> None:
+    _, parsed = fetch(archive_site, "weekly")
 
     entries = parsed.entries
     assert [e.title for e in entries] == list(reversed(SUBJECTS))
@@ -107,8 +93,8 @@ def test_ids_stay_the_same_when_an_issue_is_added(
     assert after == {**before, f"{BASE}/archive/weekly/{newer}": "Ferry times change"}
 
 
-def test_a_hostile_subject_is_text_in_the_feed(site: WebApp) -> None:
-    raw, parsed = fetch(site, "weekly")
+def test_a_hostile_subject_is_text_in_the_feed(archive_site: WebApp) -> None:
+    raw, parsed = fetch(archive_site, "weekly")
 
     assert XSS_SUBJECT in [entry.title for entry in parsed.entries]
     root = etree.fromstring(raw)
@@ -117,8 +103,8 @@ def test_a_hostile_subject_is_text_in_the_feed(site: WebApp) -> None:
     assert b"<script>" not in raw
 
 
-def test_a_list_with_nothing_sent_has_an_empty_valid_feed(site: WebApp) -> None:
-    _, parsed = fetch(site, "every-article")
+def test_a_list_with_nothing_sent_has_an_empty_valid_feed(archive_site: WebApp) -> None:
+    _, parsed = fetch(archive_site, "every-article")
 
     assert parsed.entries == []
     assert parsed.feed.id == f"{BASE}/archive/every-article/"

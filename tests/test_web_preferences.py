@@ -23,6 +23,7 @@ from tests.preferences_support import (
     page_text,
     shown_lists,
     snapshot,
+    spoil_in_place,
     suppression_set,
 )
 from tests.servers.webapp import WebApp
@@ -414,4 +415,40 @@ def test_a_form_the_page_does_not_send_changes_nothing(
     assert unknown[0] == 400 and "Nothing was changed" in unknown[1]
     assert upload.status_code == 400
     assert unknown_lists[0] == 200 and "Nothing needed to change." in page_text(unknown_lists[1])
+    assert snapshot(store, home) == before
+
+
+def test_a_view_reads_the_readers_rows_alone_once_the_files_are_indexed(
+    web: WebApp, signer: TokenSigner, home: Path
+) -> None:
+    """Another member's row made unreadable behind the index's back (the file's size, inode
+    and time unchanged): a view that parsed the whole file would fail on it."""
+    url = page_url(web, signer, ZOE)
+    first = web.session.get(url)
+    spoil_in_place(home / "subscribers" / "weekly.csv", b"Truro", b"\xff\xfe\xfd\xfc\xfb")
+
+    again = web.session.get(url)
+
+    assert (first.status_code, again.status_code) == (200, 200)
+    assert {s.state for s in shown_lists(again.text).values()} == {"subscribed"}
+    assert 'value="Zoë Ångström"' in again.text
+
+
+def test_too_many_views_from_one_client_get_a_429_and_change_nothing(
+    settings: Settings, store: Store, home: Path, signer: TokenSigner
+) -> None:
+    open_signups(home)
+    with WebApp(create_app(settings.with_changes(reader_page_limit=3), store)) as web:
+        url = page_url(web, signer, ZOE)
+        allowed = [web.session.get(url).status_code for _ in range(3)]
+        before = snapshot(store, home)
+        refused = web.session.get(url)
+        refused_save = save(web, url, shown=BOTH, on=[], action="leave-all")
+        refused_bad_token = web.session.get(web.url("/subscription/not-a-token"))
+
+    assert allowed == [200, 200, 200]
+    assert refused.status_code == 429 and int(refused.headers["Retry-After"]) > 0
+    assert "Please wait a moment" in refused.text and "n***@" not in refused.text
+    assert refused_save[0] == 429 and "Nothing was changed" in refused_save[1]
+    assert refused_bad_token.status_code == 429  # counted before the token is looked at
     assert snapshot(store, home) == before

@@ -6,16 +6,17 @@ import json
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import click
-from rich.console import Console
 
 from ..config import Settings
 from ..store import Store
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from ..publisher import Publisher
 
 
@@ -26,6 +27,8 @@ PIPE_WIDTH = 1_000_000
 def output_console() -> Console:
     """Rich output sized to the terminal; into a pipe or a file, tables are as wide as their
     values, since a script or ``grep`` needs whole addresses, not ``unsubsc…``."""
+    from rich.console import Console  # rich is for tables: `collect` and `worker` print none
+
     console = Console()
     if console.is_terminal:
         return console
@@ -35,9 +38,15 @@ def output_console() -> Console:
 @dataclass
 class AppContext:
     settings: Settings
-    console: Console = field(default_factory=output_console)
+    _console: Console | None = None
     _store: Store | None = None
     _publisher: Publisher | None = None
+
+    @property
+    def console(self) -> Console:
+        if self._console is None:
+            self._console = output_console()
+        return self._console
 
     @property
     def store(self) -> Store:

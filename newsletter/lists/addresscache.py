@@ -160,6 +160,13 @@ class AddressCache:
         if len(self._pending) >= COMMIT_EVERY:
             self.flush()
 
+    def put_many(self, accepted: list[tuple[str, str]], refused: list[tuple[str, str]]) -> None:
+        """``put`` and ``put_refused`` for many verdicts at once (a validation pool's)."""
+        self._pending.extend(accepted)
+        self._pending_refused.extend(refused)
+        if len(self._pending) + len(self._pending_refused) >= COMMIT_EVERY:
+            self.flush()
+
     def is_clean(self, digest: str) -> bool:
         """Whether a file with these bytes was read before with nothing to correct."""
         found = self._db.execute("SELECT 1 FROM clean_files WHERE sha256 = ?", (digest,))

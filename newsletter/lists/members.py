@@ -31,6 +31,8 @@ from .problems import Counts, Problem, Severity
 LOOK_AHEAD = 500
 
 _T = TypeVar("_T")
+#: A checked row: its normalised address, its name and its other columns.
+_Row = tuple[str, str, dict[str, str]]
 _NO_FIELDS: Mapping[str, str] = MappingProxyType({})
 #: A named tuple made from a tuple in C, without its Python-level ``__new__``: the lean
 #: path makes one per member, a million for a large list.
@@ -203,13 +205,24 @@ class MemberReader:
         """Every row checked: the members of one file, problems reported as they are met."""
 
         def read(records: Iterator[Record], header: Header) -> Iterator[Member]:
-            for block in self._looked_up(records, header):
-                for record in block:
-                    member = self._member(record, header, (index, path), seen)
-                    if member is not None:
-                        yield member
+            for record, row in self._rows(records, header, (index, path), seen):
+                yield Member(Subscriber(*row), path, record.line)
 
         return read
+
+    def _rows(
+        self,
+        records: Iterator[Record],
+        header: Header,
+        where: tuple[int, Path],
+        seen: SeenAddresses | None,
+    ) -> Iterator[tuple[Record, _Row]]:
+        """Each valid row with its record, every row checked and its problems reported."""
+        for block in self._looked_up(records, header):
+            for record in block:
+                row = self._checked_row(record, header, where, seen)
+                if row is not None:
+                    yield record, row
 
     def _looked_up(self, records: Iterator[Record], header: Header) -> Iterator[list[Record]]:
         """The records a few hundred at a time, the cache's verdicts on their addresses read
@@ -223,13 +236,13 @@ class MemberReader:
     def _as_recipients(
         self, index: int, path: Path, list_id: str, keep: Set[str] | None
     ) -> Callable[[Iterator[Record], Header], Iterator[Recipient]]:
-        checking = self._checking(index, path, None)
-
         def read(records: Iterator[Record], header: Header) -> Iterator[Recipient]:
+            # Straight from the checked row, as the lean path makes them: no Subscriber or
+            # Member in between (a frozen dataclass costs a microsecond a row to make) and
+            # no Python-level ``__new__``.
             return (
-                Recipient(m.subscriber.email, m.subscriber.name,
-                          _kept(m.subscriber.fields, keep), list_id)
-                for m in checking(records, header)
+                _recipient(Recipient, (email, name, _kept(fields, keep), list_id))
+                for _, (email, name, fields) in self._rows(records, header, (index, path), None)
             )
 
         return read
@@ -317,13 +330,14 @@ class MemberReader:
         except ListError as exc:
             self._problem(exc.path, exc.line, exc.reason)
 
-    def _member(
+    def _checked_row(
         self,
         record: Record,
         header: Header,
         where: tuple[int, Path],
         seen: SeenAddresses | None,
-    ) -> Member | None:
+    ) -> _Row | None:
+        """The row's (email, name, other columns) if it is a member to keep."""
         if record.error:
             self.counts.rows += 1
             self.counts.invalid += 1
@@ -337,7 +351,7 @@ class MemberReader:
             return None  # rows of empty cells that spreadsheets leave behind
         self.counts.rows += 1
         try:
-            subscriber = self._subscriber(record, header)
+            row = self._row(record, header)
         except ConfigError as exc:
             self.counts.invalid += 1
             self._refuse(where[1], record.line, str(exc))
@@ -345,25 +359,26 @@ class MemberReader:
         # One C-speed test per row (0.1 µs): only a row with a character that is not
         # printable (a control character, or a space other than U+0020) is looked at field
         # by field.
-        if not joined.isprintable() and self._unfit_for_headers(subscriber, where[1], record.line):
+        if not joined.isprintable() and self._unfit_for_headers(row, where[1], record.line):
             self.counts.invalid += 1
             return None
         if seen is not None:
-            first = seen.first(address_key(subscriber.email), where[0], record.line)
+            first = seen.first(address_key(row[0]), where[0], record.line)
             if first is not None:
                 self._duplicate(where[1], record.line, (self.paths[first[0]], first[1]))
                 return None
         self.counts.members += 1
-        return Member(subscriber, where[1], record.line)
+        return row
 
-    def _unfit_for_headers(self, subscriber: Subscriber, path: Path, line: int) -> bool:
+    def _unfit_for_headers(self, row: _Row, path: Path, line: int) -> bool:
         """Whether the row is invalid: its name (which goes in the To header) holds a control
         character or a line break. Such a character in another column is a warning: it is
         fine in the body, and a subject using that column fails for this member alone.
 
         As an issue's recipients (``keep_unsendable``) such a member is kept and nothing is
         reported: the send fails that member alone, and records why on its ledger row."""
-        found = UNFIT_FOR_HEADERS.search(subscriber.name)
+        _, name, fields = row
+        found = UNFIT_FOR_HEADERS.search(name)
         if found is not None:  # never vouched for: each read reports it again
             self._file.spotless = self._file.replayable = False
         if self.keep_unsendable:
@@ -373,20 +388,21 @@ class MemberReader:
                      "cannot carry"
             self._problem(path, line, reason)
             return True
-        for column, value in subscriber.fields.items():
+        for column, value in fields.items():
             if (match := UNFIT_FOR_HEADERS.search(value)) is not None:
                 reason = (f"{column} holds {describe_character(match.group())}: fine in the "
                           "body, but a subject that uses the column cannot be sent to this member")
                 self._report(Problem(path, line, reason, Severity.WARNING))
         return False
 
-    def _subscriber(self, record: Record, header: Header) -> Subscriber:
+    def _row(self, record: Record, header: Header) -> _Row:
+        """The record's normalised address, name and other columns; ConfigError if invalid."""
         fields = record.fields or []
         if len(fields) != len(header.columns):
             raise ConfigError(_column_count(record, header))
         values = header.values(fields)
         email = self._normalise(values.pop(EMAIL), record.line)
-        return Subscriber(email=email, name=values.pop(NAME, ""), fields=values)
+        return email, values.pop(NAME, ""), values
 
     def _normalise(self, raw: str, line: int) -> str:
         if self._file.vouched:

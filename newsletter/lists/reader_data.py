@@ -171,10 +171,10 @@ def _matching(
     for record in records:
         fields = record.fields
         if fields is not None and at < len(fields) and same_address(fields[at], key):
-            yield Membership(path, record.line, lists, _columns(record, header))
+            yield Membership(path, record.line, lists, columns_of(record, header))
 
 
-def _columns(record: Record, header: Header) -> dict[str, str]:
+def columns_of(record: Record, header: Header) -> dict[str, str]:
     """The row as column → value; a row whose values do not line up with the header is
     given whole, as its text."""
     fields = record.fields or []

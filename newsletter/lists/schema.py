@@ -11,7 +11,6 @@ import re
 import zoneinfo
 from typing import Annotated, Any, Literal
 
-from apscheduler.triggers.cron import CronTrigger
 from email_validator import EmailNotValidError
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
@@ -70,6 +69,9 @@ def _http_url(value: str) -> str:
 
 
 def _cron(value: str) -> str:
+    # Here, not above: a publication whose lists have no schedule loads no APScheduler.
+    from apscheduler.triggers.cron import CronTrigger
+
     try:
         CronTrigger.from_crontab(value, timezone="UTC")
     except ValueError as exc:

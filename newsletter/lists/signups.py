@@ -36,6 +36,7 @@ from .appending import append_text, held, locked, repair_interrupted_append
 from .config import PublicationConfig
 from .csvfile import EMAIL, NAME, Header, first_header, format_row, iter_records, line_ending
 from .edit import rename_members, sync_folder
+from .member_keys import MemberKeys
 
 #: The header a sign-up file is created with.
 SIGNUP_COLUMNS = (EMAIL, NAME)
@@ -159,13 +160,16 @@ def position_path(config: PublicationConfig, list_id: str) -> Path:
 
 
 def apply_journal(
-    config: PublicationConfig, source: Store | Connection, list_id: str, *, batch: int = BATCH
+    config: PublicationConfig, source: Store | Connection, list_id: str, *, batch: int = BATCH,
+    members: MemberKeys | None = None,
 ) -> ApplyReport:
     """Copy the list's journal entries this host has not applied yet into its files.
 
     One process at a time applies a list (the position file's lock); a batch's changes are
     made before the position moves past it. ``source``: the store, or a connection (whose
-    transaction sees entries it has just written)."""
+    transaction sees entries it has just written). ``members``: the process's index of the
+    member files, which a long-lived process (the web app) keeps: whether a file of the list
+    holds a joining reader is then a look-up, not a reading of every file of the list."""
     config.list(list_id)  # an unknown list is a NotFoundError, not an empty journal
     where = position_path(config, list_id)
     report = ApplyReport(list_id)
@@ -175,7 +179,7 @@ def apply_journal(
     with held(where):
         report.position = read_position(where)
         while entries := _entries(source, list_id, report.position, batch):
-            _apply(config, list_id, entries, report)
+            _apply(config, list_id, entries, report, members)
             report.position = entries[-1].id
             report.entries += len(entries)
             write_position(where, report.position)
@@ -200,19 +204,21 @@ def _entries(
 
 
 def _apply(
-    config: PublicationConfig, list_id: str, entries: list[JournalEntry], report: ApplyReport
+    config: PublicationConfig, list_id: str, entries: list[JournalEntry], report: ApplyReport,
+    members: MemberKeys | None,
 ) -> None:
     """Entries in order, a run of one kind at a time (a join, then a rename of that reader,
     leaves the new name; a rename, then a join, the join's)."""
     for kind, run in groupby(entries, key=lambda entry: entry.kind):
         if kind == JournalKind.JOIN:
-            _join(config, list_id, list(run), report)
+            _join(config, list_id, list(run), report, members)
         else:
             _rename(config, list_id, list(run), report)
 
 
 def _join(
-    config: PublicationConfig, list_id: str, joins: list[JournalEntry], report: ApplyReport
+    config: PublicationConfig, list_id: str, joins: list[JournalEntry], report: ApplyReport,
+    members: MemberKeys | None,
 ) -> None:
     target = config.signup_path(list_id)
     if target is None:
@@ -221,7 +227,7 @@ def _join(
     wanted: dict[str, JournalEntry] = {}
     for entry in joins:
         wanted.setdefault(address_key(entry.email), entry)
-    held_already = _held(config.member_paths(list_id), AddressKeys(wanted))
+    held_already = _held(config.member_paths(list_id), AddressKeys(wanted), members)
     new = [_subscriber(e) for key, e in wanted.items() if key not in held_already]
     append_rows(target, new)
     report.joined += [s.email for s in new]
@@ -241,8 +247,12 @@ def _rename(
         report.renamed += [f"{path}:{line}" for line in rename_members(path, names)]
 
 
-def _held(paths: Iterable[Path], keys: AddressKeys) -> set[str]:
-    """Those of ``keys`` some row of ``paths`` holds."""
+def _held(paths: Sequence[Path], keys: AddressKeys, members: MemberKeys | None) -> set[str]:
+    """Those of ``keys`` some row of ``paths`` holds: looked up in ``members``, or else
+    found by reading the files (a one-off apply, as a send's or the CLI's, reads them once
+    either way)."""
+    if members is not None:
+        return {key for key in keys.keys if members.holds(paths, key, strict=True)}
     return {key for path in paths for key in _keys_in(path, keys)}
 
 

@@ -13,6 +13,14 @@ did not say. A transient error is retried with the send loop's backoff, up to
 one transaction (a busy form queues hundreds a second, and every write waits its turn). A
 sender killed mid-send leaves its rows claimed; once the lease ends, any sender takes them
 again.
+
+A message is checked against the suppressions once more just before it goes: one may have
+been added since it was queued (a bounce from an issue, a complaint, an admin, a reader
+forgotten). A confirmation still goes to a reader whose only suppressions are their own
+choice to leave (confirming is how they come back); a welcome or a reminder goes only to a
+reader with none. A message that may not go is recorded ``failed``, its error saying which
+suppression stopped it. Now and then (``PRUNE_SECONDS``) the sender also deletes what the
+readers' tables need not keep (``readers.housekeeping``).
 """
 
 from __future__ import annotations
@@ -40,11 +48,15 @@ from ..errors import (
     UnknownOutcomeError,
 )
 from ..lists.config import FILE_NAME, PublicationConfig, load_config
-from ..models import BatchState, DeliveryStatus
-from ..store import Store, reader_limits
+from ..models import ALL_LISTS, BatchState, DeliveryStatus
+from ..store import Store
 from ..store import outbox as outbox_store
 from ..store.outbox import OutboxMessage
+from ..store.suppressions import FORGOTTEN, Suppression
 from ..tokens import TokenSigner, unsubscribe_url
+from .housekeeping import tidy
+from .mail import MailKind
+from .standing import Standing, relevant, standing_of
 
 log = logging.getLogger(__name__)
 
@@ -57,8 +69,10 @@ POLL_SECONDS = 5.0
 CLAIM = 20
 #: A provider that refuses the credentials is asked again this much later at the soonest.
 AUTH_RETRY_SECONDS = 60.0
-#: How often the sign-up form's expired counters are deleted.
+#: How often the readers' tables are tidied (``readers.housekeeping``).
 PRUNE_SECONDS = 600.0
+#: The one kind of message a reader who chose to leave may still be sent.
+CONFIRMING = str(MailKind.CONFIRM)
 
 
 class OutboxSender:
@@ -126,9 +140,10 @@ class OutboxSender:
         now = self.store.now()
         if self._pruned_at is not None and (now - self._pruned_at).total_seconds() < PRUNE_SECONDS:
             return
-        window = timedelta(minutes=self.settings.signup_window_minutes)
-        with self.store.engine.begin() as conn:
-            reader_limits.prune(conn, before=now - window)
+        tidied = tidy(self.settings, self.store)
+        if tidied.messages or tidied.requests:
+            log.info("reader outbox: deleted %d old messages and %d expired sign-up requests",
+                     tidied.messages, tidied.requests)
         self._pruned_at = now
 
     # -- one pass --------------------------------------------------------------------------
@@ -140,7 +155,12 @@ class OutboxSender:
             claimed = self._claim()
             if not claimed:
                 break
-            outcomes = [self._send(message) for message in claimed]
+            stopped = self._suppressed(claimed)
+            outcomes = [
+                self._final(message, BatchState.FAILED, stopped[message.id])
+                if message.id in stopped else self._send(message)
+                for message in claimed
+            ]
             with self.store.engine.begin() as conn:  # one write for the lot, not one each
                 for record in outcomes:
                     record(conn)
@@ -152,6 +172,15 @@ class OutboxSender:
         lease = now + timedelta(seconds=self.settings.lease_seconds)
         with self.store.engine.begin() as conn:
             return outbox_store.claim(conn, now=now, lease_until=lease, limit=CLAIM)
+
+    def _suppressed(self, messages: list[OutboxMessage]) -> dict[int, str]:
+        """Those of ``messages`` that may not go now, each with why."""
+        with self.store.engine.connect() as conn:
+            found = {m.id: relevant(conn, m.to_email, m.list_id) for m in messages}
+        return {
+            m.id: _why(found[m.id]) for m in messages
+            if not _may_go(m.kind, standing_of(found[m.id]))
+        }
 
     def _send(self, message: OutboxMessage) -> Recording:
         """Send ``message``; how to record what happened."""
@@ -211,6 +240,21 @@ class OutboxSender:
     def _final(self, message: OutboxMessage, state: BatchState, error: str) -> Recording:
         log.warning("reader outbox: message %s %s: %s", message.id, state, error)
         return lambda conn: outbox_store.record_outcome(conn, message.id, state, error)
+
+
+def _may_go(kind: str, now: Standing) -> bool:
+    return now is Standing.CLEAR or (now is Standing.UNSUBSCRIBED and kind == CONFIRMING)
+
+
+def _why(found: list[Suppression]) -> str:
+    """Which suppressions stopped a message (never the address: a forgotten reader's row
+    says only that they were forgotten)."""
+    reasons = ", ".join(
+        "forgotten" if s.email.startswith(FORGOTTEN)
+        else f"{s.reason} ({'every list' if s.scope == ALL_LISTS else f'list {s.scope}'})"
+        for s in found
+    )
+    return f"not sent: the address is suppressed: {reasons}"
 
 
 class PublicationFile:

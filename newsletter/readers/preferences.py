@@ -18,35 +18,31 @@ member, as everywhere else; what a reader changes goes through the same records 
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from pathlib import Path
 
 from sqlalchemy import Connection
 
-from ..errors import ConfigError, NewsletterError
+from ..errors import ConfigError
 from ..lists.address import address_key, normalise_address
 from ..lists.config import PublicationConfig
 from ..lists.csvfile import NAME
-from ..lists.reader_data import Membership, list_files, rows_holding
-from ..lists.signups import apply_journal
+from ..lists.member_keys import MemberKeys
+from ..lists.reader_data import Membership, list_files
 from ..models import ALL_LISTS, MailingList, SuppressionReason
 from ..render.message import UNFIT_FOR_HEADERS, describe_character
 from ..store import Store, signup_journal, suppressions
 from ..store.signup_journal import JournalKind, JournalSource
 from ..store.suppressions import FORGOTTEN, Suppression
-
-log = logging.getLogger(__name__)
+from .landing import apply_on_this_host
+from .standing import split_leave_all
 
 #: The suppressions' ``source`` for what a reader did on their page.
 SOURCE = "preferences"
 #: The longest name the page takes (it goes into the To header of every email).
 NAME_MAX = 200
-#: How much of a member file ``may_hold`` reads at a time.
-_CHUNK = 1 << 20
 #: How a blocked list says why when the reader was forgotten at their request.
 FORGOTTEN_BLOCK = "forgotten"
 
@@ -146,52 +142,28 @@ class Saved:
 
 
 def subscription(
-    config: PublicationConfig, store: Store, email: str, token_list: str
+    config: PublicationConfig, store: Store, members: MemberKeys, email: str, token_list: str
 ) -> Subscription:
-    """The page of ``email``, who came from an email of ``token_list``. Reads the lists'
-    files (``ListError`` if one cannot be read: the address could be in it)."""
+    """The page of ``email``, who came from an email of ``token_list``. Finds the reader's
+    rows through ``members``, the process's index of the files (``ListError`` if a file
+    cannot be read: the address could be in it)."""
     key = address_key(email)
-    rows = member_rows(config, key)
+    rows = member_rows(config, members, key)
     with store.engine.connect() as conn:
         return _subscription(config, conn, key, rows, token_list)
 
 
-def member_rows(config: PublicationConfig, key: str) -> list[Membership]:
-    """The rows holding ``key`` in the lists' files. A sign-up file that does not exist yet
-    holds nobody. A file whose bytes do not hold the address's local part, in any case, is
-    passed over unparsed (``may_hold``)."""
+def member_rows(config: PublicationConfig, members: MemberKeys, key: str) -> list[Membership]:
+    """The rows holding ``key`` in the lists' files: an index look-up per file, then those
+    rows alone read (the first view after a file changes reads it whole, once). A sign-up
+    file that does not exist yet holds nobody; any other missing file is a ``ListError``."""
     signup_files = {config.signup_path(lid) for lid in config.lists}
-    local = key.rpartition("@")[0].encode()
     return [
         found
         for path in list_files(config)
-        if (path.exists() or path not in signup_files) and may_hold(path, local)
-        for found in rows_holding(path, key, config.lists_reading(path))
+        if path.exists() or path not in signup_files
+        for found in members.rows_holding(path, key, config.lists_reading(path))
     ]
-
-
-def may_hold(path: Path, local: bytes) -> bool:
-    """Whether ``path`` could hold an address with this local part: its bytes, lower-cased,
-    hold it. Any spelling of the address that compares equal does (a domain may be written
-    in Unicode or in IDNA, but the local part is ASCII and only its case may differ), so a
-    file that does not is not read as CSV: a list of a million members is passed over in
-    a tenth of a second rather than parsed in three, and every page view reads every list.
-    A quoted local part may be written with other quoting: those files are always read. A
-    file that cannot be opened is left to the CSV reader, which says why."""
-    if not local or b'"' in local or b"\\" in local:
-        return True
-    try:
-        handle = path.open("rb")
-    except OSError:
-        return True
-    tail = b""
-    with handle:
-        while chunk := handle.read(_CHUNK):
-            block = tail + chunk.lower()
-            if local in block:
-                return True
-            tail = block[-len(local):]
-    return False
 
 
 def _subscription(
@@ -270,20 +242,21 @@ def clean_name(raw: str) -> str:
 
 
 def save(
-    config: PublicationConfig, store: Store, email: str, token_list: str, changes: Changes
+    config: PublicationConfig, store: Store, members: MemberKeys, email: str, token_list: str,
+    changes: Changes,
 ) -> Saved:
     """Make ``changes`` in one transaction, then copy the journal entries they recorded into
     this host's files; the page as it is after."""
     name = None if changes.name is None else clean_name(changes.name)
     key = address_key(email)
-    rows = member_rows(config, key)
+    rows = member_rows(config, members, key)
     with store.engine.begin() as conn:
         before = _subscription(config, conn, key, rows, token_list)
         done = _apply(conn, config, before, changes, name, store.now())
     journaled = _journaled(before, done)
     if journaled:  # the files change: read them again
-        copy_to_files(config, store, journaled)
-        rows = member_rows(config, key)
+        copy_to_files(config, store, members, journaled)
+        rows = member_rows(config, members, key)
     with store.engine.connect() as conn:
         return Saved(_subscription(config, conn, key, rows, token_list), tuple(done))
 
@@ -296,17 +269,15 @@ def _journaled(before: Subscription, done: list[Change]) -> list[str]:
     return list(dict.fromkeys(lists))
 
 
-def copy_to_files(config: PublicationConfig, store: Store, list_ids: Iterable[str]) -> None:
+def copy_to_files(
+    config: PublicationConfig, store: Store, members: MemberKeys, list_ids: Iterable[str]
+) -> None:
     """Copy the sign-up journal into this host's files for ``list_ids`` at once, so that
     the page shows the change; other hosts copy it before their next send. A list that
     cannot be written now (an admin's edit holds its lock) keeps its entries for the next
     apply: the change is recorded either way."""
     for list_id in list_ids:
-        try:
-            apply_journal(config, store, list_id)
-        except (NewsletterError, OSError):
-            log.warning("the sign-up journal of list %r is left for its next apply", list_id,
-                        exc_info=True)
+        apply_on_this_host(config, store, list_id, members)
 
 
 def _apply(
@@ -359,28 +330,14 @@ def _switch_on(
 ) -> list[Change]:
     if not choices:
         return []
-    if before.left_all:
-        _split_leave_all(conn, before.email, config.lists, {c.list_id for c in choices}, at)
+    split_leave_all(conn, before.email, config.lists, {c.list_id for c in choices},
+                    source=SOURCE, at=at)
     name = before.name if new_name is None else new_name
     for choice in choices:
         suppressions.lift_unsubscribed(conn, before.email, choice.list_id)
         if not choice.member:
             _journal(conn, JournalKind.JOIN, choice.list_id, before.email, name, at)
     return [Change(Done.SWITCHED_ON, c.list_id) for c in choices]
-
-
-def _split_leave_all(
-    conn: Connection, email: str, lists: Mapping[str, MailingList], back_on: set[str],
-    at: datetime,
-) -> None:
-    """The reader left every list and now wants some back: every other list stays off."""
-    suppressions.lift_unsubscribed(conn, email, ALL_LISTS)
-    for list_id in lists:
-        if list_id not in back_on:
-            suppressions.add(
-                conn, email, SuppressionReason.UNSUBSCRIBED, scope=list_id, source=SOURCE,
-                at=at,
-            )
 
 
 def _rename(

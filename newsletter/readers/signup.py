@@ -39,7 +39,7 @@ from ..delivery.prepare import public_base
 from ..lists.address import address_key, sendable_address
 from ..lists.config import PublicationConfig
 from ..lists.member_keys import MemberKeys
-from ..models import ALL_LISTS, MailingList, SuppressionReason
+from ..models import MailingList
 from ..render.message import header_value_problem
 from ..store import Store, signup_requests, suppressions
 from ..store import outbox as outbox_store
@@ -51,6 +51,7 @@ from .limits import Limits, client_key
 from .limits import address_key as address_counter
 from .links import ConfirmLink, ConfirmLinks, FormStamps, LinkProblem
 from .mail import Composed, MailKind, ReaderMail
+from .standing import Standing, split_leave_all, standing
 
 #: The longest name kept (the column's size).
 MAX_NAME = 200
@@ -185,13 +186,13 @@ class Signups:
         self, conn: Connection, list_id: str, email: str, name: str, member: bool, now: datetime
     ) -> MailKind | None:
         """What to send the reader, if anything."""
-        standing = _standing(conn, email, list_id)
-        if standing == "blocked":
+        now_standing = standing(conn, email, list_id)
+        if now_standing is Standing.BLOCKED:
             return None
         request = signup_requests.find(conn, list_id, address_key(email))
         if self._sent_lately(request, now):
             return None
-        return MailKind.NOTICE if member and standing == "clear" else MailKind.CONFIRM
+        return MailKind.NOTICE if member and now_standing is Standing.CLEAR else MailKind.CONFIRM
 
     def _sent_lately(self, request: SignupRequest | None, now: datetime) -> bool:
         if request is None or request.last_sent_at is None:
@@ -248,12 +249,13 @@ class Signups:
                            email=request.email, name=request.name,
                            source=journal.JournalSource.CONFIRM, at=now)
             self._lift_unsubscribed(conn, request.email, list_id, now)
-            welcome = mailing_list.welcome and _standing(conn, request.email, list_id) == "clear"
+            welcome = (mailing_list.welcome
+                       and standing(conn, request.email, list_id) is Standing.CLEAR)
             if welcome:
                 message = self._compose(MailKind.WELCOME, mailing_list, request.email,
                                         request.name, "")
                 self._queue(conn, MailKind.WELCOME, list_id, request.email, message, now)
-        apply_on_this_host(self.config, self.store, list_id)
+        apply_on_this_host(self.config, self.store, list_id, self.members)
         if welcome:
             self.wake()
         return Confirmed(list_id, request.email)
@@ -262,13 +264,8 @@ class Signups:
         """The reader's own choice to leave this list ends. A choice to leave every list
         ends for this one only: it stays, as one suppression per other list."""
         suppressions.lift_unsubscribed(conn, email, list_id)
-        if not suppressions.lift_unsubscribed(conn, email, ALL_LISTS):
-            return
-        for other in self.config.lists:
-            if other != list_id:
-                suppressions.add(conn, email, SuppressionReason.UNSUBSCRIBED, scope=other,
-                                 source=SUPPRESSION_SOURCE, at=at,
-                                 detail=f"had left every list; signed up to {list_id} again")
+        split_leave_all(conn, email, self.config.lists, {list_id}, source=SUPPRESSION_SOURCE,
+                        at=at, detail=f"had left every list; signed up to {list_id} again")
 
 
 def _checked(form: SignupForm) -> tuple[str, str] | str:
@@ -288,12 +285,3 @@ def _checked(form: SignupForm) -> tuple[str, str] | str:
     return email, name
 
 
-def _standing(conn: Connection, email: str, list_id: str) -> str:
-    """``clear`` (no suppression for the list), ``unsubscribed`` (the reader left it) or
-    ``blocked`` (a bounce, a complaint, an admin, or forgotten: nothing may be sent)."""
-    relevant = [s for s in suppressions.of_address(conn, email) if s.scope in (ALL_LISTS, list_id)]
-    if not relevant:
-        return "clear"
-    if all(s.reason == SuppressionReason.UNSUBSCRIBED for s in relevant):
-        return "unsubscribed"
-    return "blocked"

@@ -6,6 +6,7 @@ picks the class for a ``SourceSpec`` read from the publication's TOML file.
 
 from __future__ import annotations
 
+import importlib
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -80,6 +81,8 @@ class Source(ABC):
         """Everything the source currently offers; raises ``SourceError`` when it cannot."""
 
 
+#: The module that defines each type of source; importing it registers the type's class.
+SOURCE_MODULES = {"feed": "feed", "folder": "folder"}
 _REGISTRY: dict[str, type[Source]] = {}
 
 
@@ -89,13 +92,10 @@ def register(cls: type[Source]) -> type[Source]:
 
 
 def make_source(spec: SourceSpec, settings: Settings) -> Source:
-    from . import feed, folder  # noqa: F401 - importing registers them
-
-    try:
-        cls = _REGISTRY[spec.type]
-    except KeyError:
-        known = ", ".join(sorted(_REGISTRY))
-        raise ConfigError(
-            f"source {spec.id!r}: unknown type {spec.type!r} (known: {known})"
-        ) from None
-    return cls(spec, settings)
+    module = SOURCE_MODULES.get(spec.type)
+    if module is None:
+        known = ", ".join(sorted(SOURCE_MODULES))
+        raise ConfigError(f"source {spec.id!r}: unknown type {spec.type!r} (known: {known})")
+    # Only the type asked for: a publication of feeds loads no Markdown or YAML reader.
+    importlib.import_module(f"{__package__}.{module}")
+    return _REGISTRY[spec.type](spec, settings)

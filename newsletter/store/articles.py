@@ -38,34 +38,49 @@ def fetch_states(conn: Connection, source_ids: Sequence[str]) -> dict[str, Fetch
     }
 
 
-def record_fetch(
-    conn: Connection,
-    source_id: str,
-    *,
-    at: datetime,
-    status: str,
-    etag: str = "",
-    last_modified: str = "",
-    error: str = "",
-    new: int = 0,
-    first: bool = False,
-) -> None:
-    values = {
+@dataclass(frozen=True, slots=True)
+class Fetched:
+    """One fetch of a source, as ``source_state`` remembers it. ``first``: the source has no
+    row yet. A failed fetch keeps the ETag and date of the last one that worked."""
+
+    source_id: str
+    status: str  # ok | not-modified | error
+    etag: str = ""
+    last_modified: str = ""
+    error: str = ""
+    new: int = 0
+    first: bool = False
+
+
+def record_fetches(conn: Connection, fetches: Sequence[Fetched], *, at: datetime) -> None:
+    """Each source's fetch, in one statement per shape of row rather than one per source:
+    a pass where two hundred feeds answer 304 writes its states in one UPDATE."""
+    shapes: dict[tuple[bool, bool], list[dict[str, Any]]] = {}
+    for fetched in fetches:
+        row = _state_row(fetched, at)
+        shapes.setdefault((fetched.first, "etag" in row), []).append(row)
+    for (first, _), rows in shapes.items():
+        if first:
+            conn.execute(insert(source_state), rows)
+            continue
+        keyed = [{"b_source_id": row.pop("source_id"), **row} for row in rows]
+        stmt = update(source_state).where(source_state.c.source_id == bindparam("b_source_id"))
+        conn.execute(stmt, keyed)  # SET: the keys of the rows, every row the same keys
+
+
+def _state_row(fetched: Fetched, at: datetime) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "source_id": fetched.source_id,
         "last_checked_at": at,
-        "last_status": status,
-        "last_error": error[:2000],
-        "last_new": new,
+        "last_status": fetched.status,
+        "last_error": fetched.error[:2000],
+        "last_new": fetched.new,
     }
-    if status in ("ok", "not-modified"):
-        values |= {"etag": etag, "last_modified": last_modified}
-    if first:
-        values.setdefault("etag", "")
-        values.setdefault("last_modified", "")
-        conn.execute(insert(source_state).values(source_id=source_id, first_seen_at=at, **values))
-    else:
-        conn.execute(
-            update(source_state).where(source_state.c.source_id == source_id).values(**values)
-        )
+    if fetched.status in ("ok", "not-modified") or fetched.first:
+        row |= {"etag": fetched.etag, "last_modified": fetched.last_modified}
+    if fetched.first:
+        row["first_seen_at"] = at
+    return row
 
 
 def upsert(

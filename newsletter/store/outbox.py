@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, and_, func, insert, select, update
+from sqlalchemy import Connection, Row, and_, delete, func, insert, select, update
 
 from ..models import BatchState
 from .tables import mail_outbox
@@ -135,3 +135,19 @@ def _message(row: Row[Any]) -> OutboxMessage:
         row.provider_message_id, row.error,
     )
 
+
+
+#: The states a message stays in once a sender is done with it.
+FINISHED = (str(BatchState.SENT), str(BatchState.FAILED), str(BatchState.UNKNOWN))
+
+
+def prune(conn: Connection, *, before: datetime, limit: int) -> int:
+    """Delete up to ``limit`` finished messages last tried before ``before`` (a claim moves
+    ``due_at`` to its lease's end, which the ``status, due_at`` index finds); how many."""
+    old = (
+        select(mail_outbox.c.id)
+        .where(mail_outbox.c.status.in_(FINISHED), mail_outbox.c.due_at < before)
+        .limit(limit)
+    )
+    stmt = delete(mail_outbox).where(mail_outbox.c.id.in_(old.scalar_subquery()))
+    return int(conn.execute(stmt).rowcount)

@@ -128,3 +128,15 @@ def forget(conn: Connection, email: str) -> int:
     """Erase every request of ``email`` (``subscribers forget``); how many went."""
     stmt = delete(signup_requests).where(signup_requests.c.email_key == email.strip().lower())
     return int(conn.execute(stmt).rowcount)
+
+
+def prune_expired(conn: Connection, *, before: datetime, limit: int) -> int:
+    """Delete up to ``limit`` requests never confirmed and last made before ``before`` (their
+    link has expired: it was made no later than the request); how many."""
+    old = (
+        select(signup_requests.c.id)
+        .where(signup_requests.c.confirmed_at.is_(None), signup_requests.c.requested_at < before)
+        .limit(limit)
+    )
+    stmt = delete(signup_requests).where(signup_requests.c.id.in_(old.scalar_subquery()))
+    return int(conn.execute(stmt).rowcount)

@@ -24,6 +24,8 @@ from starlette.routing import Route
 
 from ..config import Settings
 from ..lists.config import PublicationConfig, load_config
+from ..lists.member_keys import MemberKeys
+from ..readers.limits import Limits
 from ..readers.outbox import OutboxSender
 from ..readers.signup import Signups
 from ..store import Store
@@ -76,7 +78,8 @@ def create_app(
         *UnsubscribeEndpoints(store, signer, pages).routes(),
         *SignupEndpoints(lambda: readers.signups, pages).routes(),
         *ArchiveEndpoints(store, pages).routes(),
-        *PreferencesEndpoints(store, signer, pages, lambda: load_config(settings)).routes(),
+        *PreferencesEndpoints(store, signer, pages, lambda: load_config(settings),
+                              readers.members, Limits.of(settings)).routes(),
         *WebhookEndpoint(settings, store, receivers).routes(),
         *desk_routes(settings, store, site),
         *api_routes(settings, store),
@@ -92,18 +95,20 @@ def create_app(
 
 class Readers:
     """What the readers' pages share in one process: the sign-up operations (made when first
-    asked for, from the publication file as it is then) and the sender of the messages they
-    queue, a thread that runs while the app is served."""
+    asked for, from the publication file as it is then), the index of the member files
+    (the form, its confirmation and the reader's page look addresses up in it), and the
+    sender of the messages they queue, a thread that runs while the app is served."""
 
     def __init__(self, settings: Settings, store: Store) -> None:
         self.settings = settings
         self.store = store
         self.sender = OutboxSender(settings, store)
+        self.members = MemberKeys()
 
     @cached_property
     def signups(self) -> Signups:
         return Signups(self.settings, self.store, load_config(self.settings),
-                       wake=self.sender.wake)
+                       members=self.members, wake=self.sender.wake)
 
     @asynccontextmanager
     async def lifespan(self, app: Starlette) -> AsyncIterator[None]:

@@ -9,7 +9,8 @@ depth should a link leak into a page that could post to it.
 
 What the page shows and changes is ``readers.preferences``; this module only reads the
 request and renders the answer. A token that does not verify gets one 400 page whatever it
-names, so the page says nothing about who is subscribed.
+names, so the page says nothing about who is subscribed. Every view and save counts against
+its client's limit (``NEWSLETTER_READER_PAGE_LIMIT``), token or not: past it, a 429 page.
 """
 
 from __future__ import annotations
@@ -26,7 +27,9 @@ from starlette.routing import Route
 
 from ..errors import ConfigError
 from ..lists.config import PublicationConfig
+from ..lists.member_keys import MemberKeys
 from ..readers import preferences
+from ..readers.limits import Limits
 from ..readers.preferences import Changes, InvalidNameError, Saved, Subscription
 from ..store import Store
 from ..tokens import BadTokenError, TokenSigner, UnsubscribeToken
@@ -57,11 +60,15 @@ class PreferencesEndpoints:
         signer: TokenSigner,
         pages: Pages,
         load_config: Callable[[], PublicationConfig],
+        members: MemberKeys,
+        limits: Limits,
     ) -> None:
         self.store = store
         self.signer = signer
         self.pages = pages
         self.load_config = load_config
+        self.members = members
+        self.limits = limits
         self.public_origin = _origin(pages.site.base_url)
 
     def routes(self) -> list[Route]:
@@ -71,6 +78,8 @@ class PreferencesEndpoints:
         ]
 
     async def show(self, request: Request) -> Response:
+        if wait := await self._over_limit(request):
+            return self._busy(wait)
         token = self._verify(request.path_params["token"])
         if token is None:
             return self._refuse(400, "bad-token")
@@ -81,6 +90,8 @@ class PreferencesEndpoints:
         return self._page(token, found)
 
     async def save(self, request: Request) -> Response:
+        if wait := await self._over_limit(request):
+            return self._busy(wait)
         token = self._verify(request.path_params["token"])
         if token is None:
             return self._refuse(400, "bad-token")
@@ -108,12 +119,18 @@ class PreferencesEndpoints:
             return self._unavailable()
         return self._page(token, found, status=400, error=error, name=changes.name)
 
+    async def _over_limit(self, request: Request) -> int:
+        client = request.client.host if request.client else None
+        return await run_in_threadpool(self.limits.page_view, self.store, client)
+
     def _read(self, token: UnsubscribeToken) -> Subscription:
-        return preferences.subscription(self.load_config(), self.store, token.email, token.list_id)
+        return preferences.subscription(
+            self.load_config(), self.store, self.members, token.email, token.list_id
+        )
 
     def _save(self, token: UnsubscribeToken, changes: Changes) -> Saved:
         return preferences.save(
-            self.load_config(), self.store, token.email, token.list_id, changes
+            self.load_config(), self.store, self.members, token.email, token.list_id, changes
         )
 
     def _page(
@@ -147,6 +164,11 @@ class PreferencesEndpoints:
 
     def _refuse(self, status: int, reason: str) -> Response:
         return self.pages.render("subscription_refused.html", status=status, reason=reason)
+
+    def _busy(self, wait: int) -> Response:
+        response = self._refuse(429, "busy")
+        response.headers["Retry-After"] = str(wait)
+        return response
 
     def _unavailable(self) -> Response:
         log.exception("the subscription page could not read the publication or its lists")
