@@ -41,3 +41,15 @@ def test_one_progress_display_per_issue() -> None:
     rounds.progress(7)
     rounds.progress(7)
     assert made == [7]
+
+
+def test_issues_due_together_after_a_long_sleep_go_in_the_order_they_came_due() -> None:
+    clock = FakeClock(1000.0)
+
+    def oversleep(seconds: float) -> None:  # a loaded machine wakes the run late
+        clock.sleep(seconds + 2.0)
+
+    rounds = DueRounds(clock=clock.time, sleep=oversleep)
+    rounds.record(SendReport(1, retries=1, retry_at=1004.001))  # its batch was refused
+    rounds.record(SendReport(2, retry_at=1004.0))  # it waited for the account's pause
+    assert rounds.next_round() == [2, 1]

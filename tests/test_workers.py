@@ -494,8 +494,9 @@ def test_send_due_sends_other_issues_while_one_waits_for_a_retry(
         reports = publisher.send_due()
         accepted = {c.metadata["nl_issue"]: c.at for c in server.recorder.copies("mailgun")}
         after = states(publisher, (first, second))
-    # Both wait for the provider's Retry-After; then the second goes first, its batch not
-    # being one the provider refused.
+    # Both wait for the provider's Retry-After; then the second goes first: its retry came
+    # due with the account's pause, the refused batch's a moment after (``DueRounds`` takes
+    # issues up in that order however late the run wakes).
     assert accepted[str(second)] < accepted[str(first)]
     assert [(r.issue_id, r.final_state, r.retries) for r in reports] == [
         (first, "sent", 1), (second, "sent", 0),

@@ -53,7 +53,10 @@ class DueRounds:
             return []
         self._sleep(max(0.0, min(self._waiting.values()) - self._clock()))
         now = self._clock()
-        due = sorted(i for i, at in self._waiting.items() if at <= now)
+        # In the order their retries came due: a sleep that overshoots (a loaded machine)
+        # must not let an issue whose retry is later go before one that was due first.
+        due = sorted((i for i, at in self._waiting.items() if at <= now),
+                     key=lambda i: (self._waiting[i], i))
         for issue_id in due:
             del self._waiting[issue_id]
         return due
