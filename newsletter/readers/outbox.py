@@ -161,7 +161,7 @@ class OutboxSender:
                 if message.id in stopped else self._send(message)
                 for message in claimed
             ]
-            with self.store.engine.begin() as conn:  # one write for the lot, not one each
+            with self.store.writing() as conn:  # one write for the lot, not one each
                 for record in outcomes:
                     record(conn)
             tried += len(claimed)
@@ -170,7 +170,7 @@ class OutboxSender:
     def _claim(self) -> list[OutboxMessage]:
         now = self.store.now()
         lease = now + timedelta(seconds=self.settings.lease_seconds)
-        with self.store.engine.begin() as conn:
+        with self.store.writing() as conn:
             return outbox_store.claim(conn, now=now, lease_until=lease, limit=CLAIM)
 
     def _suppressed(self, messages: list[OutboxMessage]) -> dict[int, str]:

@@ -147,7 +147,7 @@ class Signups:
         return Answer(Outcome.INVALID, problem=checked) if checked else Answer(Outcome.ACCEPTED)
 
     def _count_client(self, client: str | None) -> int:
-        with self.store.engine.begin() as conn:
+        with self.store.writing() as conn:
             return self._limits.over(conn, client_key(client), self._limits.client,
                                      self.store.now())
 
@@ -162,7 +162,7 @@ class Signups:
             MailKind.NOTICE: self._compose(MailKind.NOTICE, mailing_list, email, name, ""),
         }
         now = self.store.now()
-        with self.store.engine.begin() as conn:
+        with self.store.writing() as conn:
             wait = max(
                 self._limits.over(conn, client_key(client), self._limits.client, now),
                 self._limits.over(conn, address_counter(key), self._limits.address, now),
@@ -241,7 +241,7 @@ class Signups:
             return link
         mailing_list = self.config.list(list_id)
         now = self.store.now()
-        with self.store.engine.begin() as conn:
+        with self.store.writing() as conn:
             request = signup_requests.confirm(conn, list_id, link.email_key, link.nonce, at=now)
             if request is None:
                 return LinkProblem.USED
