@@ -23,13 +23,13 @@ from .delivery.prepare import RecipientValues, batch_for_test_send, prepare_issu
 from .delivery.providers.registry import make_provider
 from .delivery.report import Progress, SendReport
 from .delivery.rounds import HAND_BACK_SECONDS, DueRounds
-from .errors import IssueMovedOnError, IssueStateError, NewsletterError, NotFoundError
+from .errors import IssueMovedOnError, IssueStateError, NotFoundError
 from .issues import draft as drafting
 from .issues import sendtime
 from .lists.config import PublicationConfig, load_config
 from .lists.members import stream_recipients
 from .lists.problems import SkippedRows
-from .lists.signups import apply_journal
+from .lists.signups import apply_before_send
 from .lists.tokencache import TokenCache, token_cache_path
 from .models import (
     Article,
@@ -417,25 +417,7 @@ class Publisher:
 
     def _begin_sending(self, issue_id: int) -> issue_store.IssueRecord:
         with self.store.engine.begin() as conn:
-            record = issue_store.get(conn, issue_id)
-            if record.state == IssueState.QUEUED:
-                try:
-                    return issue_store.transition(
-                        conn,
-                        issue_id,
-                        IssueState.SENDING,
-                        self.store.now(),
-                        f"sending through {self.provider.name}",
-                        started_at=record.started_at or self.store.now(),
-                        provider=self.provider.name,
-                    )
-                except IssueStateError:  # another worker started it a moment ago
-                    record = issue_store.get(conn, issue_id)
-            if record.state == IssueState.DRAFT:
-                raise IssueStateError(f"issue {issue_id} is a draft; queue it before sending")
-            if record.state != IssueState.SENDING:
-                raise IssueMovedOnError(f"issue {issue_id} is {record.state}: nothing left to send")
-            return record
+            return issue_store.begin_sending(conn, issue_id, self.provider.name, self.store.now())
 
     def _freeze(self, issue_id: int, mailing_list: MailingList, fields: Set[str],
                 taken: Callable[[], None]) -> None:
@@ -460,20 +442,8 @@ class Publisher:
                  issue_id, *numbers)
 
     def apply_signups(self, list_id: str) -> None:
-        """Bring this host's files up to the sign-up journal, so that a reader confirmed on
-        any host is in the audience. A file that cannot take them now (being edited by hand
-        for over two minutes, a broken header) does not hold the send up: the journal keeps
-        them for the next send, and the problem is logged."""
-        try:
-            report = apply_journal(self.config, self.store, list_id)
-        except (NewsletterError, OSError) as exc:
-            log.error("list %s: sign-ups not applied before this send: %s", list_id, exc)
-            return
-        if report.changed_files:
-            log.info("list %s: %s sign-up%s added, %s name%s changed (journal position %s)",
-                     list_id, len(report.joined), "" if len(report.joined) == 1 else "s",
-                     len(report.renamed), "" if len(report.renamed) == 1 else "s",
-                     report.position)
+        """Copy sign-ups confirmed on any host into this host's files (``apply_before_send``)."""
+        apply_before_send(self.config, self.store, list_id)
 
     def engine(self, *, hand_back_after: float | None = None) -> Engine:
         values, provider = self.sending_values(), self.provider

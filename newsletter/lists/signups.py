@@ -16,6 +16,7 @@ forward, a row an admin removes stays removed: its entry is never applied again.
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 from collections.abc import Iterable, Iterator, Sequence
@@ -25,7 +26,7 @@ from pathlib import Path
 
 from sqlalchemy import Connection
 
-from ..errors import ListError
+from ..errors import ListError, NewsletterError
 from ..models import Subscriber
 from ..render.message import UNFIT_FOR_HEADERS, describe_character
 from ..store import Store
@@ -37,6 +38,8 @@ from .config import PublicationConfig
 from .csvfile import EMAIL, NAME, Header, first_header, format_row, iter_records, line_ending
 from .edit import rename_members, sync_folder
 from .member_keys import MemberKeys
+
+log = logging.getLogger(__name__)
 
 #: The header a sign-up file is created with.
 SIGNUP_COLUMNS = (EMAIL, NAME)
@@ -157,6 +160,23 @@ class ApplyReport:
 def position_path(config: PublicationConfig, list_id: str) -> Path:
     """Where this host keeps the last journal entry it applied to the list's files."""
     return config.subscribers_dir / f".{list_id}.journal-position"
+
+
+def apply_before_send(config: PublicationConfig, store: Store, list_id: str) -> None:
+    """Bring this host's files up to the journal before a send reads them, so that a reader
+    confirmed on any host is in the audience. A file that cannot take them now (edited by
+    hand for over two minutes, a broken header) does not hold the send up: the journal
+    keeps them for the next send, and the problem is logged."""
+    try:
+        report = apply_journal(config, store, list_id)
+    except (NewsletterError, OSError) as exc:
+        log.error("list %s: sign-ups not applied before this send: %s", list_id, exc)
+        return
+    if report.changed_files:
+        log.info("list %s: %s sign-up%s added, %s name%s changed (journal position %s)",
+                 list_id, len(report.joined), "" if len(report.joined) == 1 else "s",
+                 len(report.renamed), "" if len(report.renamed) == 1 else "s",
+                 report.position)
 
 
 def apply_journal(

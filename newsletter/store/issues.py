@@ -10,7 +10,7 @@ from datetime import datetime
 
 from sqlalchemy import Connection, Insert, Table, bindparam, delete, func, insert, select, update
 
-from ..errors import IssueStateError, NotFoundError
+from ..errors import IssueMovedOnError, IssueStateError, NotFoundError
 from ..models import EDITABLE_STATES, IssueKind, IssueState, check_transition
 from .db import dialect_insert
 from .tables import issue_articles, issue_events, issue_numbers, issues, list_articles
@@ -437,3 +437,24 @@ def release_articles(conn: Connection, issue_id: int) -> int:
 def count_by_state(conn: Connection) -> dict[str, int]:
     stmt = select(issues.c.state, func.count()).group_by(issues.c.state)
     return {state: count for state, count in conn.execute(stmt)}
+
+
+def begin_sending(conn: Connection, issue_id: int, provider: str, at: datetime) -> IssueRecord:
+    """queued → sending through ``provider``; the issue as it is now. Several workers may
+    start one issue at the same moment: one moves it, and the others join its send. A draft
+    cannot be sent; an issue that moved on (sent, paused, cancelled) has nothing left to send
+    (``IssueMovedOnError``)."""
+    record = get(conn, issue_id)
+    if record.state == IssueState.QUEUED:
+        try:
+            return transition(
+                conn, issue_id, IssueState.SENDING, at, f"sending through {provider}",
+                started_at=record.started_at or at, provider=provider,
+            )
+        except IssueStateError:  # another worker started it a moment ago
+            record = get(conn, issue_id)
+    if record.state == IssueState.DRAFT:
+        raise IssueStateError(f"issue {issue_id} is a draft; queue it before sending")
+    if record.state != IssueState.SENDING:
+        raise IssueMovedOnError(f"issue {issue_id} is {record.state}: nothing left to send")
+    return record
