@@ -17,6 +17,7 @@ import argparse
 import os
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -83,24 +84,37 @@ def only_local(base: str) -> Any:
     return route
 
 
+def shoot(browser: Any, base: str, size: tuple[int, int], path: Path,
+          reach: Callable[[Any], None]) -> None:
+    """A window of ``size`` that may only reach ``base``, brought to a page by ``reach``,
+    saved as ``path``."""
+    width, height = size
+    context = browser.new_context(viewport={"width": width, "height": height})
+    context.route("**/*", only_local(base))
+    try:
+        page = context.new_page()
+        reach(page)
+        page.screenshot(path=path)
+        print(path)
+    finally:
+        context.close()
+
+
 def photograph(base: str, issue_id: int, out: Path) -> None:
     """Sign in, open the issue's page and save each of ``SHOTS``."""
     from playwright.sync_api import expect, sync_playwright
+
+    def issue_page(page: Any) -> None:
+        sign_in(page, base)
+        page.goto(f"{base}/desk/issues/{issue_id}")
+        expect(page.locator("section.progress")).to_have_attribute("data-live", "no")
 
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True,
                                     args=CHROMIUM_ARGS)
         try:
             for name, width, height in SHOTS:
-                context = browser.new_context(viewport={"width": width, "height": height})
-                context.route("**/*", only_local(base))
-                page = context.new_page()
-                sign_in(page, base)
-                page.goto(f"{base}/desk/issues/{issue_id}")
-                expect(page.locator("section.progress")).to_have_attribute("data-live", "no")
-                page.screenshot(path=out / name)
-                print(out / name)
-                context.close()
+                shoot(browser, base, (width, height), out / name, issue_page)
         finally:
             browser.close()
 

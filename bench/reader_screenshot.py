@@ -29,7 +29,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from desk import served
-from desk_screenshot import CHROMIUM, only_local
+from desk_screenshot import CHROMIUM, only_local, shoot
 from send import REPO, example_home
 
 from newsletter.config import load_settings
@@ -142,13 +142,8 @@ def photograph(base: str, outbox: Path, issue_id: int, out: Path) -> None:
             confirmed.close()
             for stem, reach in pages:
                 for suffix, width, height in WIDTHS:
-                    context = browser.new_context(viewport={"width": width, "height": height})
-                    context.route("**/*", only_local(base))
-                    page = context.new_page()
-                    reach(page, base, outbox)
-                    page.screenshot(path=out / f"{stem}{suffix}.png")
-                    print(out / f"{stem}{suffix}.png")
-                    context.close()
+                    shoot(browser, base, (width, height), out / f"{stem}{suffix}.png",
+                          lambda page, reach=reach: reach(page, base, outbox))
         finally:
             browser.close()
 
