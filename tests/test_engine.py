@@ -84,7 +84,11 @@ def sent(batch: OutgoingBatch) -> BatchResult:
     return BatchResult.all_sent(batch, f"<batch-{batch.seq}>")
 
 
-def prepared(issue_id: int) -> PreparedIssue:
+def prepared(
+    issue_id: int,
+    html: str = "<p>Hi %%nl:name%% %%nl:f_city%%</p>",
+    text: str = "Hi %%nl:name%%",
+) -> PreparedIssue:
     return PreparedIssue(
         issue_id=issue_id,
         list_id="weekly",
@@ -93,8 +97,8 @@ def prepared(issue_id: int) -> PreparedIssue:
         from_name="Editor",
         reply_to="",
         subject=MergeTemplate.parse("Hello"),
-        html=MergeTemplate.parse("<p>Hi %%nl:name%% %%nl:f_city%%</p>", escape=True),
-        text=MergeTemplate.parse("Hi %%nl:name%%"),
+        html=MergeTemplate.parse(html, escape=True),
+        text=MergeTemplate.parse(text),
         list_unsubscribe=MergeTemplate.parse("<%%nl:unsubscribe_url%%>"),
         message_id_domain="example.org",
     )

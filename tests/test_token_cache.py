@@ -19,11 +19,11 @@ from newsletter.delivery.prepare import RecipientValues
 from newsletter.lists import tokencache
 from newsletter.lists.tokencache import TokenCache, token_cache_path
 from newsletter.models import IssueKind, IssueState, Recipient
-from newsletter.render.merge import MergeTemplate
 from newsletter.store import Store, audience
 from newsletter.store import issues as issue_store
 from newsletter.tokens import BadTokenError, TokenSigner
 from tests.clocks import FakeClock
+from tests.test_engine import prepared as engine_issue
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 BASE = "https://news.example.org"
@@ -45,19 +45,9 @@ class RecordingProvider(Provider):
 
 
 def prepared(issue_id: int) -> PreparedIssue:
-    return PreparedIssue(
-        issue_id=issue_id,
-        list_id="weekly",
-        list_id_header="<weekly.example.org>",
-        from_email="editor@example.org",
-        from_name="Editor",
-        reply_to="",
-        subject=MergeTemplate.parse("Hello"),
-        html=MergeTemplate.parse("<p>%%nl:preferences_url%%</p>", escape=True),
-        text=MergeTemplate.parse("%%nl:unsubscribe_url%%"),
-        list_unsubscribe=MergeTemplate.parse("<%%nl:unsubscribe_url%%>"),
-        message_id_domain="example.org",
-    )
+    """An issue whose copies carry both links made of the token."""
+    return engine_issue(issue_id, html="<p>%%nl:preferences_url%%</p>",
+                        text="%%nl:unsubscribe_url%%")
 
 
 def members(*numbers: int) -> list[Recipient]:
