@@ -6,8 +6,12 @@ The engine sends through a scripted provider that records each batch, as in
 
 from __future__ import annotations
 
+import multiprocessing
+import sqlite3
 import stat
 from datetime import UTC, datetime
+from multiprocessing.queues import Queue
+from multiprocessing.synchronize import Barrier
 from pathlib import Path
 
 import pytest
@@ -138,6 +142,38 @@ def test_the_kept_file_is_its_owner_alone(tmp_path: Path) -> None:
     path.touch(mode=0o644)  # as a looser umask would have left it
     TokenCache(path).close()
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def open_new_caches(start: Barrier, folder: Path, rounds: int, errors: Queue[str]) -> None:
+    """In a process of its own: open round ``r``'s new file as the others do, ``rounds`` times."""
+    for r in range(rounds):
+        start.wait()
+        try:
+            kept = TokenCache(folder / str(r) / "cache" / "tokens-x.sqlite")
+            kept.keep("weekly", 0, {"u0@example.org": "token"})
+            kept.close()
+        except sqlite3.Error as exc:
+            errors.put(f"round {r}: {exc}")
+    errors.put("done")
+
+
+def test_workers_starting_at_once_all_open_the_new_file(tmp_path: Path) -> None:
+    # Two workers that started together once made the new file WAL at the same moment, and
+    # SQLite answered one of them "database is locked" without waiting: it crashed at start.
+    # Without the set-up lock, 50 rounds of 4 processes failed 7 times here.
+    spawn = multiprocessing.get_context("spawn")
+    start, errors = spawn.Barrier(4), spawn.Queue()
+    processes = [spawn.Process(target=open_new_caches, args=(start, tmp_path, 50, errors))
+                 for _ in range(4)]
+    for process in processes:
+        process.start()
+    said = [errors.get(timeout=120) for _ in range(len(processes))]
+    while said.count("done") < len(processes):
+        said.append(errors.get(timeout=120))
+    for process in processes:
+        process.join()
+    assert [s for s in said if s != "done"] == []
+    assert [p.exitcode for p in processes] == [0] * 4
 
 
 def test_the_file_name_is_no_token_and_tells_keys_apart() -> None:

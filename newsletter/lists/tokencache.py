@@ -30,12 +30,17 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import orjson
+from filelock import FileLock
 
 from ..tokens import TokenSigner
 
 #: The files' names: ``tokens-<fingerprint>.sqlite`` under ``var/cache/``.
 PREFIX = "tokens-"
 SUFFIX = ".sqlite"
+#: Held while a process sets a file up (``tokens.lock`` beside the files): two workers
+#: starting at once would both switch a new file to WAL, and SQLite answers the loser
+#: "database is locked" at once, without waiting out its busy timeout.
+SETUP_LOCK = "tokens.lock"
 
 _CREATE = (
     "CREATE TABLE IF NOT EXISTS batch_tokens (list_id TEXT NOT NULL, seq INTEGER NOT NULL,"
@@ -61,12 +66,14 @@ class TokenCache:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        _create_private(path)
-        _drop_other_keys(path)
         self._idle: queue.SimpleQueue[sqlite3.Connection] = queue.SimpleQueue()
-        with self._borrowed() as db:
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute(_CREATE)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with FileLock(path.parent / SETUP_LOCK):
+            _create_private(path)  # before SQLite opens it, which would make it 0644
+            _drop_other_keys(path)
+            with self._borrowed() as db:
+                db.execute("PRAGMA journal_mode=WAL")
+                db.execute(_CREATE)
 
     def batch(self, list_id: str, seq: int) -> dict[str, str]:
         """The tokens kept for batch ``seq`` of issues to the list, by lower-cased address."""
@@ -108,7 +115,6 @@ class TokenCache:
 def _create_private(path: Path) -> None:
     """The file, readable and writable by its owner alone (SQLite gives its journal files
     the same permissions)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     try:
         os.fchmod(fd, 0o600)  # one made before, or under a looser umask
