@@ -117,7 +117,7 @@ class Settings(BaseSettings):
     feed_timeout: float = _seconds("NEWSLETTER_FEED_TIMEOUT", 10.0, high=A_DAY)
     feed_max_bytes: int = _count("NEWSLETTER_FEED_MAX_BYTES", 5 * 1024 * 1024)
     #: Hosts fetched at once when collecting; the feeds of one host are fetched in turn.
-    collect_concurrency: int = _count("NEWSLETTER_COLLECT_CONCURRENCY", 8, high=64)
+    collect_concurrency: int = _count("NEWSLETTER_COLLECT_CONCURRENCY", 16, high=64)
     check_deliverability: bool = _var("NEWSLETTER_CHECK_DELIVERABILITY", False,
                                       "true or false (also yes/no, on/off, 1/0)")
     test_recipients: Addresses = _addresses("NEWSLETTER_TEST_RECIPIENTS")
