@@ -172,6 +172,10 @@ class Settings(BaseSettings):
     mailgun_webhook_signing_key: Secret = _secret("MAILGUN_WEBHOOK_SIGNING_KEY")
     postmark_server_token: Secret = _secret("POSTMARK_SERVER_TOKEN")
     postmark_message_stream: str = _text("POSTMARK_MESSAGE_STREAM", "broadcast")
+    #: Where a reader's own messages go (a sign-up's confirmation, a welcome): Postmark keeps
+    #: mail a reader asked for apart from bulk, and suppresses the broadcast stream's
+    #: unsubscribers, who must still get the confirmation when they sign up again.
+    postmark_transactional_stream: str = _text("POSTMARK_TRANSACTIONAL_STREAM", "outbound")
     postmark_base_url: str = _url("POSTMARK_BASE_URL", "https://api.postmarkapp.com")
     postmark_webhook_user: str = _text("POSTMARK_WEBHOOK_USER")
     postmark_webhook_password: Secret = _secret("POSTMARK_WEBHOOK_PASSWORD")

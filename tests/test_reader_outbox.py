@@ -84,6 +84,22 @@ def test_a_transient_failure_is_retried_after_a_backoff_and_then_sent(
     sender.stop()
 
 
+def test_with_postmark_a_confirmation_goes_through_the_transactional_stream(
+    settings: Settings, store: Store, clock: Clock, server: FakeProviderServer
+) -> None:
+    # Postmark keeps the broadcast stream's unsubscribers from that stream: a reader who left
+    # and signs up again must still get the confirmation, so it is not sent as bulk mail.
+    configured = take_signups(settings).with_changes(provider="postmark",
+                                                     **server.settings_values())
+    assert configured.postmark_message_stream == "broadcast"
+    queue_confirmations(configured, store, clock, 1)
+    sender = OutboxSender(configured, store)
+    assert sender.send_due() == 1
+    [copy] = server.recorder.copies("postmark")
+    assert (copy.recipient, copy.channel) == ("reader0@example.org", "outbound")
+    sender.stop()
+
+
 def test_a_refused_message_is_recorded_failed_and_not_retried(
     settings: Settings, store: Store, clock: Clock, server: FakeProviderServer
 ) -> None:

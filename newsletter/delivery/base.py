@@ -61,6 +61,9 @@ class PreparedIssue:
     extra_headers: Mapping[str, str] = field(default_factory=dict)
     tag: str = ""
     is_test: bool = False
+    #: One message a reader asked for (a sign-up's confirmation, a welcome), not bulk mail:
+    #: a provider that keeps the two apart sends it where it keeps such messages.
+    transactional: bool = False
 
     @property
     def from_header(self) -> str:

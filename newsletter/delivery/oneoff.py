@@ -55,6 +55,7 @@ def one_off(
         list_unsubscribe=list_unsubscribe_template(publication, mailing_list),
         message_id_domain=from_email.rpartition("@")[2],
         tag=f"reader-{kind}",
+        transactional=True,
     )
     recipient = BatchRecipient(message_id, to_email, "", {"unsubscribe_url": unsubscribe_url})
     return prepared, OutgoingBatch(0, 0, f"reader-{message_id}", [recipient])

@@ -70,13 +70,18 @@ class PostmarkProvider(HttpProvider):
                 "nl_issue": str(issue.issue_id),
                 "nl_rid": str(recipient.recipient_id),
             },
-            "MessageStream": self.settings.postmark_message_stream,
+            "MessageStream": self._stream(issue),
         }
         if issue.reply_to:
             message["ReplyTo"] = issue.reply_to
         if issue.tag:
             message["Tag"] = issue.tag
         return message
+
+    def _stream(self, issue: PreparedIssue) -> str:
+        if issue.transactional:
+            return self.settings.postmark_transactional_stream
+        return self.settings.postmark_message_stream
 
     def parse_response(self, batch: OutgoingBatch, response: requests.Response) -> BatchResult:
         items = response.json()
@@ -114,7 +119,7 @@ class PostmarkProvider(HttpProvider):
             "count": str(SEARCH_PAGE_SIZE),
             "offset": "0",
             "metadata_nl_batch": batch.idempotency_key,
-            "messagestream": self.settings.postmark_message_stream,
+            "messagestream": self._stream(issue),
         }
         url = f"{self.settings.postmark_base_url}/messages/outbound?{urlencode(query)}"
         response = self.send(HttpRequest("GET", url, headers=self.headers))

@@ -184,6 +184,9 @@ class Copy:
     _rendered: Rendered | None = None
     #: When it was accepted (epoch seconds), for the query APIs' time ranges.
     at: float = field(default_factory=time.time)
+    #: The provider's own channel it went through, where it has several (Postmark's
+    #: message streams); empty where it has one.
+    channel: str = ""
 
     @property
     def content(self) -> Rendered:
@@ -195,7 +198,7 @@ class Copy:
         return {
             "provider": self.provider, "recipient": self.recipient, "copies": copies,
             "idempotency_key": self.idempotency_key, "metadata": dict(self.metadata),
-            "message_id": self.message_id, **asdict(self.content),
+            "message_id": self.message_id, "channel": self.channel, **asdict(self.content),
         }
 
 

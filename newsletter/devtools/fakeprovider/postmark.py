@@ -11,6 +11,8 @@ from .core import Copy, FakeApi, FakeRequest, FakeResponse, Fault, Rendered, Sub
 
 MAX_MESSAGES = 500
 STREAMS = frozenset({"outbound", "broadcast"})
+#: A server's transactional stream, which a message naming none goes through.
+DEFAULT_STREAM = "outbound"
 INACTIVE = (
     "You tried to send to recipient(s) that have been marked as inactive. Found inactive "
     "addresses: {}. Inactive recipients are ones that have generated a hard bounce, a spam "
@@ -72,7 +74,9 @@ class PostmarkApi(FakeApi):
         message_id = new_id()
         metadata = string_values(message.get("Metadata") or {})
         content = _rendered(message)
-        copies += [Copy(self.name, a, "", metadata, message_id, lambda: content) for a in to]
+        stream = str(message.get("MessageStream", DEFAULT_STREAM))
+        copies += [Copy(self.name, a, "", metadata, message_id, lambda: content, channel=stream)
+                   for a in to]
         submitted = datetime.now(UTC).isoformat()
         return {"ErrorCode": 0, "Message": "OK", "MessageID": message_id,
                 "SubmittedAt": submitted, "To": message.get("To")}
@@ -102,7 +106,7 @@ def _invalid(message: Mapping[str, Any], to: list[str]) -> str:
         return "Invalid 'To' address: ''."
     if not (message.get("HtmlBody") or message.get("TextBody")):
         return "Provide either email TextBody or HtmlBody or both."
-    stream = message.get("MessageStream", "outbound")
+    stream = message.get("MessageStream", DEFAULT_STREAM)
     if stream not in STREAMS:
         return f"The message stream '{stream}' was not found."
     return ""
@@ -121,6 +125,8 @@ def _matches(copy: Copy, request: FakeRequest) -> bool:
     for name, values in request.query.items():
         if name.startswith("metadata_") and copy.metadata.get(name[9:]) != values[0]:
             return False
+    if copy.channel != (request.param("messagestream") or DEFAULT_STREAM):
+        return False  # the outbound search looks in one stream, the transactional by default
     recipient = request.param("recipient")
     return not recipient or recipient.lower() == copy.recipient.lower()
 
