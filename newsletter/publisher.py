@@ -23,18 +23,15 @@ from .delivery.prepare import RecipientValues, batch_for_test_send, prepare_issu
 from .delivery.providers.registry import make_provider
 from .delivery.report import Progress, SendReport
 from .delivery.rounds import HAND_BACK_SECONDS, DueRounds
-from .errors import IssueMovedOnError, IssueStateError, NotFoundError
-from .issues import draft as drafting
+from .errors import IssueMovedOnError, IssueStateError
 from .issues import sendtime
+from .issues.drafting import Drafter, DraftText
 from .lists.config import PublicationConfig, load_config
 from .lists.members import stream_recipients
 from .lists.problems import SkippedRows
 from .lists.signups import apply_before_send
 from .lists.tokencache import TokenCache, token_cache_path
 from .models import (
-    Article,
-    Cadence,
-    IssueKind,
     IssueState,
     MailingList,
     Recipient,
@@ -118,89 +115,8 @@ class Publisher:
     ) -> list[int]:
         """Draft from the list's unsent articles (or the ones named): one issue for a digest,
         one per article for an instant list. Returns the new issue ids (none if nothing new)."""
-        mailing_list = self.config.list(list_id)
-        chosen = self._choose(mailing_list, article_ids)
-        if not chosen:
-            return []
-        claim = article_ids is None  # new articles: another drafter may be taking them too
-        if mailing_list.cadence == Cadence.INSTANT and claim:
-            made = [
-                self._create(mailing_list, IssueKind.ARTICLE, [item], subject, preheader,
-                             intro_md, claim=True)
-                for item in chosen
-            ]
-            return [issue_id for issue_id in made if issue_id is not None]
-        kind = (
-            IssueKind.ARTICLE
-            if len(chosen) == 1 and mailing_list.template == "article"
-            else IssueKind.DIGEST
-        )
-        made_one = self._create(mailing_list, kind, chosen, subject, preheader, intro_md,
-                                claim=claim)
-        return [] if made_one is None else [made_one]
-
-    def _choose(
-        self, mailing_list: MailingList, article_ids: Sequence[int] | None
-    ) -> Sequence[tuple[int, Article]]:
-        with self.store.engine.begin() as conn:
-            if article_ids is not None:
-                found = article_store.by_ids(conn, article_ids)
-                missing = set(article_ids) - {i for i, _ in found}
-                if missing:
-                    raise NotFoundError(
-                        f"no article with id {', '.join(map(str, sorted(missing)))}"
-                    )
-                return found
-            since = article_store.list_since(conn, mailing_list.id, self.store.now())
-            since = article_store.lookback_start(since, self.lookback_days(mailing_list))
-            limit = mailing_list.max_articles if mailing_list.cadence == Cadence.DIGEST else None
-            return article_store.unsent_for_list(
-                conn, mailing_list.id, mailing_list.sources, since=since, limit=limit
-            )
-
-    def lookback_days(self, mailing_list: MailingList) -> int:
-        """The longest look-back of the list's sources (each source may set its own)."""
-        default = self.settings.lookback_days
-        sources = self.config.sources
-        return max(
-            (sources[s].lookback_days or default for s in mailing_list.sources), default=default
-        )
-
-    def _create(
-        self,
-        mailing_list: MailingList,
-        kind: IssueKind,
-        chosen: Sequence[tuple[int, Article]],
-        subject: str,
-        preheader: str,
-        intro_md: str,
-        *,
-        claim: bool = False,
-    ) -> int | None:
-        """The draft, or None when ``claim`` found every article taken by another draft."""
-        articles = [a for _, a in chosen]
-        now = self.store.now()
-        if kind == IssueKind.ARTICLE:
-            subject = subject or drafting.one_line(articles[0].title)
-        else:
-            subject = subject or drafting.digest_subject(mailing_list, now)
-        try:
-            with self.store.engine.begin() as conn:
-                issue_id = issue_store.create(
-                    conn, list_id=mailing_list.id, kind=kind, subject=subject,
-                    preheader=preheader, intro_md=intro_md,
-                    article_ids=[i for i, _ in chosen], at=now, claim=claim,
-                )
-                taken = set(issue_store.article_ids(conn, issue_id))
-                kept = [a for i, a in chosen if i in taken]
-                if not preheader:  # made from the articles the draft did get
-                    made = drafting.preheader_for(kind, kept)
-                    issue_store.edit(conn, issue_id, now, preheader=made)
-        except issue_store.AlreadyOffered:
-            log.info("list %s: another draft took those articles first", mailing_list.id)
-            return None
-        log.info("drafted issue %s for %s (%s articles)", issue_id, mailing_list.id, len(kept))
-        return issue_id
+        text = DraftText(subject, preheader, intro_md)
+        return Drafter(self.settings, self.store, self.config).draft(list_id, article_ids, text)
 
     # -- render ----------------------------------------------------------------------------
     def content(self, issue_id: int) -> IssueContent:

@@ -16,6 +16,7 @@ import pytest
 from sqlalchemy import func, select
 
 from newsletter.config import Settings
+from newsletter.issues.drafting import Drafter
 from newsletter.publisher import Publisher
 from newsletter.store import Store
 from newsletter.store import issues as issue_store
@@ -26,14 +27,14 @@ def race(
     store: Store, settings: Settings, list_id: str, monkeypatch: pytest.MonkeyPatch
 ) -> list[int]:
     both_chose = threading.Barrier(2, timeout=60)
-    choose: Callable[..., Any] = Publisher._choose
+    choose: Callable[..., Any] = Drafter.choose
 
-    def choose_then_wait(self: Publisher, *args: Any) -> Any:
+    def choose_then_wait(self: Drafter, *args: Any) -> Any:
         chosen = choose(self, *args)
         both_chose.wait()
         return chosen
 
-    monkeypatch.setattr(Publisher, "_choose", choose_then_wait)
+    monkeypatch.setattr(Drafter, "choose", choose_then_wait)
     with ThreadPoolExecutor(2) as pool:
         made = list(pool.map(lambda _: Publisher(settings, store).draft(list_id), range(2)))
     return [issue_id for one in made for issue_id in one]
