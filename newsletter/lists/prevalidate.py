@@ -2,18 +2,19 @@
 
 email-validator costs about 40-100 µs an address in pure Python, so the first read of a new
 1,000,000-member list spent most of a minute on one core. Before such a file is read row by
-row, its addresses that the address cache does not know yet are handed in chunks to one
-process per core, and every verdict (accepted with the normalised form, or refused with the
-reason) goes into the cache; the row-by-row read that follows then finds each address there
-and reports exactly what it would have reported alone. A file with fewer unknown addresses
-than ``POOL_FROM`` is left to that read: a pool takes longer to start than they take.
+row, its addresses are handed in chunks to one process per core, which validates those the
+address cache does not know yet and stores every verdict (accepted with the normalised form,
+or refused with the reason) in the cache itself; the row-by-row read that follows then finds
+each address there and reports exactly what it would have reported alone. A file with fewer
+unknown addresses than ``POOL_FROM`` is left to that read: a pool takes longer to start than
+they take.
 
 The processes are fresh interpreters (``python -m newsletter.lists.validateworker``), as the
 send's helper processes are: a forked child would inherit the parent's threads and database
 connections, and ``multiprocessing``'s spawn re-runs the parent's main script, which a
 script without an ``if __name__ == "__main__"`` guard cannot survive. Each takes one chunk
-at a time (a JSON line on its standard input) and answers with its verdicts (a JSON line),
-so neither side ever waits on a full pipe.
+at a time (a JSON line on its standard input) and answers with a short line once its
+verdicts are committed (how many it validated), so neither side ever waits on a full pipe.
 """
 
 from __future__ import annotations
@@ -46,9 +47,7 @@ LOOKUP = 500  # addresses per query asking the cache which it knows
 #: one it had imported would make ``runpy`` warn).
 WORKER_MODULE = "newsletter.lists.validateworker"
 
-#: One address's verdict: (normalised or None, reason refused or None). The address itself
-#: is not sent back: the main process keeps the chunk it sent, which saves it decoding a
-#: million strings again.
+#: One address's verdict: (normalised or None, reason refused or None).
 Verdict = tuple[str | None, str | None]
 
 
@@ -67,41 +66,44 @@ def verdicts(raws: list[str]) -> list[Verdict]:
 def prevalidate(path: Path, cache: AddressCache, pool_from: int = POOL_FROM) -> int:
     """Validate the addresses of ``path`` that ``cache`` does not know, in a pool when there
     are at least ``pool_from`` of them; how many the pool validated (0: none, left to the
-    caller's read). A file that cannot be read is left to that read to report."""
+    caller's read). A file that cannot be read is left to that read to report.
+
+    Only the first ``pool_from`` unknown addresses are sorted out here (to decide whether a
+    pool is worth starting); the rest of the file goes to the processes as it is, and each
+    asks the cache itself which of its chunk it must validate."""
     try:
-        unknown = _unknown_chunks(path, cache)
-        first = _take(unknown, pool_from)
+        batches = _address_batches(path)
+        first = _take_unknown(batches, cache, pool_from)
     except (OSError, ListError):
         return 0
     if len(first) < pool_from:
         return 0
-    workers = [_start_worker() for _ in range(max(2, len(os.sched_getaffinity(0))))]
+    workers = [_start_worker(cache.path) for _ in range(max(2, len(os.sched_getaffinity(0))))]
     done = 0
-    busy: list[tuple[subprocess.Popen[str], list[str]]] = []  # each with the chunk it has
+    busy: list[tuple[subprocess.Popen[str], int]] = []  # each with the size of its chunk
     try:  # a worker that fails leaves the rest of the file to the row-by-row read
-        for chunk in _chunked(first, unknown):
+        for chunk in _chunked(first, batches):
             if len(busy) == len(workers):  # each has a chunk: take the oldest one's answer
                 worker, sent = busy.pop(0)
-                done += _store(sent, _answer(worker, len(sent)), cache)
+                done += _answer(worker, sent)
             else:
                 worker = workers[len(busy)]
             _send(worker, chunk)
-            busy.append((worker, chunk))
+            busy.append((worker, len(chunk)))
         for worker, sent in busy:
-            done += _store(sent, _answer(worker, len(sent)), cache)
+            done += _answer(worker, sent)
     except (OSError, ValueError) as exc:
         log.warning("validating %s over several processes stopped: %s", path, exc)
     finally:
         for worker in workers:
             _stop(worker)
-    cache.flush()
     return done
 
 
-def _start_worker() -> subprocess.Popen[str]:
+def _start_worker(cache_file: Path) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", WORKER_MODULE], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-        text=True, encoding="utf-8", env=child_environment(),
+        [sys.executable, "-m", WORKER_MODULE, str(cache_file)], stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE, text=True, encoding="utf-8", env=child_environment(),
     )
 
 
@@ -112,16 +114,17 @@ def _send(worker: subprocess.Popen[str], chunk: list[str]) -> None:
     stdin.flush()
 
 
-def _answer(worker: subprocess.Popen[str], count: int) -> list[Verdict]:
-    """The verdicts on the ``count`` addresses last sent to ``worker``."""
+def _answer(worker: subprocess.Popen[str], sent: int) -> int:
+    """How many of the ``sent`` addresses last sent to ``worker`` it validated; their
+    verdicts are in the cache (committed) by then."""
     assert worker.stdout is not None
     line = worker.stdout.readline()
     if not line:
         raise OSError(f"an address validation process ended (exit code {worker.wait()})")
-    found: list[Verdict] = json.loads(line)
-    if len(found) != count:
-        raise ValueError(f"{len(found)} verdicts for {count} addresses")
-    return found
+    validated = int(line)
+    if not 0 <= validated <= sent:
+        raise ValueError(f"{validated} verdicts for {sent} addresses")
+    return validated
 
 
 def _stop(worker: subprocess.Popen[str]) -> None:
@@ -133,15 +136,8 @@ def _stop(worker: subprocess.Popen[str]) -> None:
     worker.wait()
 
 
-def _store(raws: list[str], found: list[Verdict], cache: AddressCache) -> int:
-    accepted = [(raw, v[0]) for raw, v in zip(raws, found, strict=True) if v[0] is not None]
-    refused = [(raw, v[1]) for raw, v in zip(raws, found, strict=True) if v[1] is not None]
-    cache.put_many(accepted, refused)
-    return len(found)
-
-
-def _unknown_chunks(path: Path, cache: AddressCache) -> Iterator[list[str]]:
-    """The file's non-empty addresses that the cache knows neither way, a few at a time.
+def _address_batches(path: Path) -> Iterator[list[str]]:
+    """The file's non-empty addresses, a few hundred at a time.
 
     Only a hint for the row-by-row read that follows (an address missed here is validated
     there), so the rows are split the lean way (``clean_rows``, a third of ``iter_records``'
@@ -155,16 +151,17 @@ def _unknown_chunks(path: Path, cache: AddressCache) -> Iterator[list[str]]:
                 if len(fields) == width and (address := fields[at].strip()):
                     batch.append(address)  # as the row-by-row read asks the cache about it
                     if len(batch) >= LOOKUP:
-                        yield cache.unknown(batch)
+                        yield batch
                         batch = []
         if batch:
-            yield cache.unknown(batch)
+            yield batch
 
 
-def _take(chunks: Iterator[list[str]], count: int) -> list[str]:
+def _take_unknown(batches: Iterator[list[str]], cache: AddressCache, count: int) -> list[str]:
+    """Addresses of ``batches`` that ``cache`` does not know, until there are ``count``."""
     taken: list[str] = []
-    for chunk in chunks:
-        taken.extend(chunk)
+    for batch in batches:
+        taken.extend(cache.unknown(batch))
         if len(taken) >= count:
             break
     return taken
