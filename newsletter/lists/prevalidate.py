@@ -19,6 +19,7 @@ verdicts are committed (how many it validated), so neither side ever waits on a 
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import csv
 import json
@@ -26,6 +27,7 @@ import logging
 import os
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
@@ -63,41 +65,89 @@ def verdicts(raws: list[str]) -> list[Verdict]:
     return out
 
 
-def prevalidate(path: Path, cache: AddressCache, pool_from: int = POOL_FROM) -> int:
-    """Validate the addresses of ``path`` that ``cache`` does not know, in a pool when there
-    are at least ``pool_from`` of them; how many the pool validated (0: none, left to the
-    caller's read). A file that cannot be read is left to that read to report.
+class Prevalidation:
+    """The addresses of ``path`` that the cache does not know, validated over a pool, driven
+    by a thread of this process while the caller reads the file row by row.
 
-    Only the first ``pool_from`` unknown addresses are sorted out here (to decide whether a
-    pool is worth starting); the rest of the file goes to the processes as it is, and each
-    asks the cache itself which of its chunk it must validate."""
-    try:
-        batches = _address_batches(path)
-        first = _take_unknown(batches, cache, pool_from)
-    except (OSError, ListError):
-        return 0
-    if len(first) < pool_from:
-        return 0
-    workers = [_start_worker(cache.path) for _ in range(max(2, len(os.sched_getaffinity(0))))]
-    done = 0
-    busy: list[tuple[subprocess.Popen[str], int]] = []  # each with the size of its chunk
-    try:  # a worker that fails leaves the rest of the file to the row-by-row read
-        for chunk in _chunked(first, batches):
-            if len(busy) == len(workers):  # each has a chunk: take the oldest one's answer
-                worker, sent = busy.pop(0)
-                done += _answer(worker, sent)
-            else:
-                worker = workers[len(busy)]
-            _send(worker, chunk)
-            busy.append((worker, len(chunk)))
-        for worker, sent in busy:
-            done += _answer(worker, sent)
-    except (OSError, ValueError) as exc:
-        log.warning("validating %s over several processes stopped: %s", path, exc)
-    finally:
-        for worker in workers:
-            _stop(worker)
-    return done
+    The read used to wait for the whole pool before its first row, so one core idled through
+    each phase (the main process while the pool validated, the pool while the main process
+    read). Now the read asks ``wait_for`` before each block of rows, which returns as soon as
+    the verdicts of those rows are committed; chunks are answered in the order they were
+    sent, so the rows done only ever grow. Waiting is only for speed: an address the read
+    meets before its verdict is stored is validated by the read itself, with the same
+    verdict (``INSERT OR IGNORE`` keeps one)."""
+
+    def __init__(self, path: Path, cache_file: Path, pool_from: int = POOL_FROM) -> None:
+        self.validated = 0  # by the pool, once ``close`` has returned
+        self._path, self._cache_file, self._pool_from = path, cache_file, pool_from
+        self._through = 0  # data records of the file whose verdicts are all committed
+        self._done = False  # no more verdicts will come: nothing to wait for
+        self._stopping = False
+        self._changed = threading.Condition()
+        self._thread = threading.Thread(target=self._run, name="prevalidation", daemon=True)
+        self._thread.start()
+
+    def wait_for(self, records: int) -> None:
+        """Until the first ``records`` data records (as ``clean_rows`` counts them) have
+        their verdicts in the cache, or the pool has stopped."""
+        with self._changed:
+            self._changed.wait_for(lambda: self._done or self._through >= records)
+
+    def close(self) -> int:
+        """Stop after the chunks in hand (a reader that stopped early); how many the pool
+        validated."""
+        self._stopping = True
+        self._thread.join()
+        return self.validated
+
+    def _run(self) -> None:
+        try:
+            self._validate()
+        except Exception as exc:  # any failure leaves the rest to the read, as it ever did
+            log.warning("validating %s over several processes stopped: %s", self._path, exc)
+        finally:
+            with self._changed:
+                self._done = True
+                self._changed.notify_all()
+
+    def _advance(self, through: int) -> None:
+        with self._changed:
+            self._through = through
+            self._changed.notify_all()
+
+    def _validate(self) -> None:
+        try:
+            batches = _address_batches(self._path)
+            with contextlib.closing(AddressCache(self._cache_file)) as cache:
+                first, through = _take_unknown(batches, cache, self._pool_from)
+        except (OSError, ListError):
+            return  # left to the read, which reports it
+        if len(first) < self._pool_from:
+            return
+        workers = [_start_worker(self._cache_file) for _ in range(_processes())]
+        busy: collections.deque[tuple[subprocess.Popen[str], int, int]] = collections.deque()
+        try:  # a worker that fails leaves the rest of the file to the row-by-row read
+            for chunk, upto in _chunked(first, through, batches):
+                if self._stopping:
+                    break
+                if len(busy) == len(workers):  # each has a chunk: take the oldest one's answer
+                    worker, sent, done_through = busy.popleft()
+                    self.validated += _answer(worker, sent)
+                    self._advance(done_through)
+                else:
+                    worker = workers[len(busy)]
+                _send(worker, chunk)
+                busy.append((worker, len(chunk), upto))
+            for worker, sent, done_through in busy:
+                self.validated += _answer(worker, sent)
+                self._advance(done_through)
+        finally:
+            for worker in workers:
+                _stop(worker)
+
+
+def _processes() -> int:
+    return max(2, len(os.sched_getaffinity(0)))
 
 
 def _start_worker(cache_file: Path) -> subprocess.Popen[str]:
@@ -136,8 +186,9 @@ def _stop(worker: subprocess.Popen[str]) -> None:
     worker.wait()
 
 
-def _address_batches(path: Path) -> Iterator[list[str]]:
-    """The file's non-empty addresses, a few hundred at a time.
+def _address_batches(path: Path) -> Iterator[tuple[list[str], int]]:
+    """The file's non-empty addresses, a few hundred at a time, each batch with the count of
+    data records read through its last address.
 
     Only a hint for the row-by-row read that follows (an address missed here is validated
     there), so the rows are split the lean way (``clean_rows``, a third of ``iter_records``'
@@ -146,34 +197,43 @@ def _address_batches(path: Path) -> Iterator[list[str]]:
         header = first_header(iter_records(handle, path), path)
         at, width = header.email_index, len(header.columns)
         batch: list[str] = []
+        records = 0
         with contextlib.suppress(csv.Error, UnicodeDecodeError):
-            for fields in clean_rows(handle):  # from the line after the header
+            for records, fields in enumerate(clean_rows(handle), 1):  # after the header
                 if len(fields) == width and (address := fields[at].strip()):
                     batch.append(address)  # as the row-by-row read asks the cache about it
                     if len(batch) >= LOOKUP:
-                        yield batch
+                        yield batch, records
                         batch = []
         if batch:
-            yield batch
+            yield batch, records
 
 
-def _take_unknown(batches: Iterator[list[str]], cache: AddressCache, count: int) -> list[str]:
-    """Addresses of ``batches`` that ``cache`` does not know, until there are ``count``."""
+def _take_unknown(
+    batches: Iterator[tuple[list[str], int]], cache: AddressCache, count: int
+) -> tuple[list[str], int]:
+    """Addresses of ``batches`` that ``cache`` does not know, until there are ``count``, and
+    the data records read through them."""
     taken: list[str] = []
-    for batch in batches:
+    for batch, through in batches:
         taken.extend(cache.unknown(batch))
         if len(taken) >= count:
-            break
-    return taken
+            return taken, through
+    return taken, 0  # too few for a pool
 
 
-def _chunked(first: list[str], rest: Iterator[list[str]]) -> Iterator[list[str]]:
-    buffer = first
-    for chunk in rest:
-        buffer.extend(chunk)
-        while len(buffer) >= CHUNK:
-            yield buffer[:CHUNK]
-            buffer = buffer[CHUNK:]
-    while buffer:
-        yield buffer[:CHUNK]
-        buffer = buffer[CHUNK:]
+def _chunked(
+    first: list[str], through: int, rest: Iterator[tuple[list[str], int]]
+) -> Iterator[tuple[list[str], int]]:
+    """Chunks of about ``CHUNK`` addresses, each with the data records read through its
+    last address (``first``'s pieces all with ``through``: only the last one is known)."""
+    for at in range(0, len(first), CHUNK):
+        yield first[at:at + CHUNK], through
+    chunk: list[str] = []
+    for batch, through in rest:
+        chunk.extend(batch)
+        if len(chunk) >= CHUNK:
+            yield chunk, through
+            chunk = []
+    if chunk:
+        yield chunk, through

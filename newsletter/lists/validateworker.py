@@ -24,6 +24,8 @@ def serve(cache_file: Path) -> None:
         for line in sys.stdin:
             sys.stdout.write(f"{store(json.loads(line), cache)}\n")
             sys.stdout.flush()
+    except BrokenPipeError:
+        pass  # the reader has gone: the verdicts are stored all the same
     finally:
         cache.close()
 
