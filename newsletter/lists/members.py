@@ -29,6 +29,9 @@ from .seen import SeenAddresses
 
 #: Rows whose addresses are looked up in the cache together (``_looked_up``).
 LOOK_AHEAD = 500
+#: A file is read in large pieces: a read waits for the interpreter lock afterwards, up to
+#: 5 ms while the thread of a ``Prevalidation`` holds it.
+READ_BUFFER = 1 << 20
 
 _T = TypeVar("_T")
 #: A checked row: its normalised address, its name and its other columns.
@@ -172,7 +175,7 @@ class MemberReader:
     ) -> Iterator[_T]:
         try:
             self._file = self._start_file(index, path)
-            handle = path.open(encoding="utf-8-sig", newline="")
+            handle = path.open(encoding="utf-8-sig", newline="", buffering=READ_BUFFER)
         except OSError as exc:
             self._problem(path, None, f"cannot read: {exc.strerror}")
             return

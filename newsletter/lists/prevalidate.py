@@ -44,6 +44,10 @@ log = logging.getLogger(__name__)
 POOL_FROM = 20_000
 CHUNK = 5_000  # addresses per task: large enough that pickling them is a small share
 LOOKUP = 500  # addresses per query asking the cache which it knows
+PIPE_SIZE = 1 << 20
+#: The scan's file buffer: this thread waits for the interpreter lock after each read from
+#: the disk (up to 5 ms while the row-by-row read holds it), so it reads in large pieces.
+SCAN_BUFFER = 1 << 20
 
 #: What each process runs: a module of its own, which the package does not import (running
 #: one it had imported would make ``runpy`` warn).
@@ -125,12 +129,15 @@ class Prevalidation:
         if len(first) < self._pool_from:
             return
         workers = [_start_worker(self._cache_file) for _ in range(_processes())]
+        # Two chunks each where a pipe can hold a whole chunk: the next is there when a
+        # process answers, and it never waits for this thread to send it one.
+        workers *= 2 if all(_widened(worker) for worker in workers) else 1
         busy: collections.deque[tuple[subprocess.Popen[str], int, int]] = collections.deque()
         try:  # a worker that fails leaves the rest of the file to the row-by-row read
             for chunk, upto in _chunked(first, through, batches):
                 if self._stopping:
                     break
-                if len(busy) == len(workers):  # each has a chunk: take the oldest one's answer
+                if len(busy) == len(workers):  # all in hand: take the oldest chunk's answer
                     worker, sent, done_through = busy.popleft()
                     self.validated += _answer(worker, sent)
                     self._advance(done_through)
@@ -142,12 +149,24 @@ class Prevalidation:
                 self.validated += _answer(worker, sent)
                 self._advance(done_through)
         finally:
-            for worker in workers:
+            for worker in dict.fromkeys(workers):
                 _stop(worker)
 
 
 def _processes() -> int:
     return max(2, len(os.sched_getaffinity(0)))
+
+
+def _widened(worker: subprocess.Popen[str]) -> bool:
+    """Whether the pipe to ``worker`` could be made to hold a chunk (Linux: ``fcntl``'s
+    ``F_SETPIPE_SZ``, 1 MiB at most unprivileged; a chunk is about 150 KB)."""
+    try:
+        import fcntl
+
+        assert worker.stdin is not None
+        return fcntl.fcntl(worker.stdin.fileno(), fcntl.F_SETPIPE_SZ, PIPE_SIZE) >= PIPE_SIZE
+    except (ImportError, AttributeError, OSError):
+        return False
 
 
 def _start_worker(cache_file: Path) -> subprocess.Popen[str]:
@@ -193,7 +212,7 @@ def _address_batches(path: Path) -> Iterator[tuple[list[str], int]]:
     Only a hint for the row-by-row read that follows (an address missed here is validated
     there), so the rows are split the lean way (``clean_rows``, a third of ``iter_records``'
     cost), and the scan ends where the file stops being well-formed CSV."""
-    with path.open(encoding="utf-8-sig", newline="") as handle:
+    with path.open(encoding="utf-8-sig", newline="", buffering=SCAN_BUFFER) as handle:
         header = first_header(iter_records(handle, path), path)
         at, width = header.email_index, len(header.columns)
         batch: list[str] = []

@@ -30,10 +30,22 @@ def serve(cache_file: Path) -> None:
         cache.close()
 
 
+#: Addresses asked about first: when the cache knows none of them, the chunk is taken as new.
+SAMPLE = 500
+
+
 def store(chunk: list[str], cache: AddressCache) -> int:
-    """Validate the addresses of ``chunk`` the cache does not know; commit their verdicts."""
-    raws = [raw for part in range(0, len(chunk), 500)
-            for raw in cache.unknown(chunk[part:part + 500])]
+    """Validate the addresses of ``chunk`` the cache does not know; commit their verdicts.
+
+    In a new file, asking the cache about each address costs a tenth of validating it, for
+    nothing: when none of the chunk's first ``SAMPLE`` is known, the rest is validated without
+    asking (an address known after all gets the same verdict again, and keeps its row)."""
+    sample = cache.unknown(chunk[:SAMPLE])
+    if len(sample) == len(set(chunk[:SAMPLE])):
+        raws = list(dict.fromkeys(chunk))
+    else:
+        raws = sample + [raw for part in range(SAMPLE, len(chunk), SAMPLE)
+                         for raw in cache.unknown(chunk[part:part + SAMPLE])]
     found = verdicts(raws)
     accepted = [(raw, v[0]) for raw, v in zip(raws, found, strict=True) if v[0] is not None]
     refused = [(raw, v[1]) for raw, v in zip(raws, found, strict=True) if v[1] is not None]
