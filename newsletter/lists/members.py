@@ -160,37 +160,33 @@ class MemberReader:
     ) -> Iterator[_T]:
         """``lean`` reads a file the address cache vouches for, if given."""
         try:
-            yield from self._read_started(index, path, read, lean)
-        finally:
-            if self._file.pool is not None:
-                self.validated_in_pool += self._file.pool.close()
-                self._file.pool = None
-
-    def _read_started(
-        self,
-        index: int,
-        path: Path,
-        read: Callable[[Iterator[Record], Header], Iterator[_T]],
-        lean: Callable[[Iterator[list[str]], Header], Iterator[_T]] | None,
-    ) -> Iterator[_T]:
-        try:
             self._file = self._start_file(index, path)
             handle = path.open(encoding="utf-8-sig", newline="", buffering=READ_BUFFER)
         except OSError as exc:
+            self._end_pool()
             self._problem(path, None, f"cannot read: {exc.strerror}")
             return
-        with handle:
-            records = iter_records(handle, path)
-            try:
-                header = first_header(records, path)
-            except ListError as exc:
-                self._problem(exc.path, exc.line, exc.reason)
-                return
-            if lean is not None and (self._file.vouched or self._file.notes is not None):
-                yield from lean(clean_rows(handle), header)  # from the line after the header
-            else:
-                yield from read(self._until_unreadable(records), header)
+        try:
+            with handle:
+                records = iter_records(handle, path)
+                try:
+                    header = first_header(records, path)
+                except ListError as exc:
+                    self._problem(exc.path, exc.line, exc.reason)
+                    return
+                if lean is not None and (self._file.vouched or self._file.notes is not None):
+                    yield from lean(clean_rows(handle), header)  # from after the header
+                else:
+                    yield from read(self._until_unreadable(records), header)
+        finally:
+            self._end_pool()
         self._vouch_for(self._file)
+
+    def _end_pool(self) -> None:
+        """Stop the file's validation pool if it still runs (a read left off), and count."""
+        if self._file.pool is not None:
+            self.validated_in_pool += self._file.pool.close()
+            self._file.pool = None
 
     def _checking(
         self, index: int, path: Path, seen: SeenAddresses | None
@@ -398,9 +394,8 @@ class MemberReader:
         fields = record.fields or []
         if len(fields) != len(header.columns):
             raise ConfigError(_column_count(record, header))
-        values = header.values(fields)
-        email = self._normalise(values.pop(EMAIL), record.line)
-        return email, values.pop(NAME, ""), values
+        email, name, others = header.split(fields)
+        return self._normalise(email, record.line), name, others
 
     def _normalise(self, raw: str, line: int) -> str:
         if self._file.vouched:

@@ -1,13 +1,13 @@
 """The addresses of a member file not seen before, validated by a pool of processes.
 
 email-validator costs about 40-100 µs an address in pure Python, so the first read of a new
-1,000,000-member list spent most of a minute on one core. Before such a file is read row by
-row, its addresses are handed in chunks to one process per core, which validates those the
-address cache does not know yet and stores every verdict (accepted with the normalised form,
-or refused with the reason) in the cache itself; the row-by-row read that follows then finds
-each address there and reports exactly what it would have reported alone. A file with fewer
-unknown addresses than ``POOL_FROM`` is left to that read: a pool takes longer to start than
-they take.
+1,000,000-member list spent most of a minute on one core. While such a file is read row by
+row, its addresses are handed, ahead of the read, in chunks to one process per core, which
+validates those the address cache does not know yet and stores every verdict (accepted with
+the normalised form, or refused with the reason) in the cache itself; the read, waiting for
+the verdicts of the rows it reaches (``Prevalidation``), finds each address there and reports
+exactly what it would have reported alone. A file with fewer unknown addresses than
+``POOL_FROM`` is left to that read: a pool takes longer to start than they take.
 
 The processes are fresh interpreters (``python -m newsletter.lists.validateworker``), as the
 send's helper processes are: a forked child would inherit the parent's threads and database
