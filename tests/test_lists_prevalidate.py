@@ -3,14 +3,17 @@ same members and the same file:line reasons as when one process validates them."
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 from newsletter.lists import MemberReader
 from newsletter.lists.addresscache import AddressCache
+from newsletter.lists.prevalidate import verdicts
 from tests.conftest import REPO
 
 
@@ -92,3 +95,85 @@ def test_a_script_without_a_main_guard_can_read_a_new_file(tmp_path: Path) -> No
     assert "Warning" not in done.stderr
     members, pooled = map(int, done.stdout.split())
     assert members > 300 and pooled > 300
+
+
+def worker(cache_file: Path) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "newsletter.lists.validateworker", str(cache_file)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+
+
+def stored(cache_file: Path) -> dict[str, tuple[str | None, str | None]]:
+    with sqlite3.connect(cache_file) as db:
+        accepted = {raw: (form, None) for raw, form in db.execute("SELECT * FROM accepted")}
+        refused = {raw: (None, why) for raw, why in db.execute("SELECT * FROM refused")}
+    return {**accepted, **refused}
+
+
+def addresses(count: int) -> list[str]:
+    return [f"Reader{i}@Example.org" if i % 3 else f"reader{i}@@example.org" for i in range(count)]
+
+
+def test_a_validation_process_stores_its_verdicts_itself(tmp_path: Path) -> None:
+    """It answers how many it validated once their verdicts are committed, and validates
+    only what the cache does not know."""
+    cache_file = tmp_path / "c.sqlite"
+    AddressCache(cache_file).close()
+    chunk = addresses(1200)
+    with worker(cache_file) as process:
+        assert process.stdin is not None and process.stdout is not None
+        process.stdin.write(json.dumps(chunk) + "\n")
+        process.stdin.flush()
+        assert process.stdout.readline() == "1200\n"
+        assert stored(cache_file) == dict(zip(chunk, verdicts(chunk), strict=True))
+        process.stdin.write(json.dumps([*chunk[::-1], "new@example.org"]) + "\n")
+        process.stdin.flush()
+        assert process.stdout.readline() == "1\n"  # only the new one
+        process.stdin.close()
+    assert process.returncode == 0
+    assert stored(cache_file)["new@example.org"] == ("new@example.org", None)
+
+
+def test_a_validation_process_killed_leaves_no_wrong_verdict(tmp_path: Path) -> None:
+    """Killed wherever it is, it leaves a chunk's verdicts all or none, each the verdict
+    email-validator gives."""
+    cache_file = tmp_path / "c.sqlite"
+    AddressCache(cache_file).close()
+    first, second = addresses(3000), [f"other{i}@example.org" for i in range(3000)]
+    with worker(cache_file) as process:
+        assert process.stdin is not None and process.stdout is not None
+        process.stdin.write(json.dumps(first) + "\n")
+        process.stdin.flush()
+        assert process.stdout.readline() == "3000\n"
+        process.stdin.write(json.dumps(second) + "\n")
+        process.stdin.flush()
+        process.kill()  # before, during or after it stores the second chunk
+    found = stored(cache_file)
+    assert len(found) in (len(first), len(first) + len(second))
+    assert found == dict(zip(found, verdicts(list(found)), strict=True))
+
+
+def test_a_reader_that_stops_early_stops_the_pool(tmp_path: Path) -> None:
+    """The pool validates while the file is read; a read left off ends it, and a full read
+    gives the recipients one process gives."""
+    path = tmp_path / "big.csv"
+    path.write_text("email,name\n" + "".join(f"r{i}@example.org,R {i}\n" for i in range(12_000)))
+    reader = MemberReader([path], cache=AddressCache(tmp_path / "c.sqlite"), pool_from=1)
+    recipients = reader.recipients("weekly")
+    assert next(recipients).email == "r0@example.org"
+    recipients.close()
+    assert not [t for t in threading.enumerate() if t.name == "prevalidation"]
+    assert 0 < reader.validated_in_pool <= 12_000
+    assert reader.cache is not None
+    reader.cache.close()
+    found = stored(tmp_path / "c.sqlite")
+    assert found == dict(zip(found, verdicts(list(found)), strict=True))
+    pooled = MemberReader([path], cache=AddressCache(tmp_path / "c2.sqlite"), pool_from=1)
+    alone = MemberReader([path], cache=AddressCache(tmp_path / "c3.sqlite"), pool_from=10**9)
+    assert list(pooled.recipients("weekly")) == list(alone.recipients("weekly"))
+    assert pooled.validated_in_pool == 12_000 and alone.validated_in_pool == 0
+    for done in (pooled, alone):
+        assert done.cache is not None
+        done.cache.close()

@@ -9,7 +9,6 @@ megabytes of memory. Invalid rows are errors; duplicates are warnings (the first
 from __future__ import annotations
 
 import csv
-import sqlite3
 from collections.abc import Callable, Iterator, Mapping, Sequence, Set
 from contextlib import closing
 from dataclasses import dataclass, field
@@ -24,11 +23,15 @@ from ..render.message import UNFIT_FOR_HEADERS, describe_character
 from .address import address_key, normalise_address
 from .addresscache import AddressCache, RowNote, file_digest, opened_cache
 from .csvfile import EMAIL, NAME, Header, Record, clean_rows, first_header, iter_records
-from .prevalidate import POOL_FROM, prevalidate
+from .prevalidate import POOL_FROM, Prevalidation
 from .problems import Counts, Problem, Severity
+from .seen import SeenAddresses
 
 #: Rows whose addresses are looked up in the cache together (``_looked_up``).
 LOOK_AHEAD = 500
+#: A file is read in large pieces: a read waits for the interpreter lock afterwards, up to
+#: 5 ms while the thread of a ``Prevalidation`` holds it.
+READ_BUFFER = 1 << 20
 
 _T = TypeVar("_T")
 #: A checked row: its normalised address, its name and its other columns.
@@ -69,31 +72,7 @@ class _FileRead:
     record: int = -1  # index of the data record being read, as ``clean_rows`` counts them
     noted: dict[int, RowNote] = field(default_factory=dict)  # this read's, to remember
     replayable: bool = True  # every row to correct so far is one that notes can replay
-
-
-class SeenAddresses:
-    """Addresses already read for one list, with the file and line of each (first wins)."""
-
-    def __init__(self) -> None:
-        # An empty file name gives a private on-disk database that SQLite deletes on close.
-        self._db = sqlite3.connect("", isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=OFF")
-        self._db.execute("PRAGMA synchronous=OFF")
-        self._db.execute(
-            "CREATE TABLE seen (key TEXT PRIMARY KEY, file INT, line INT) WITHOUT ROWID"
-        )
-        self._db.execute("BEGIN")
-
-    def first(self, key: str, file: int, line: int) -> tuple[int, int] | None:
-        """Record ``key`` at (file, line); if it was already there, where it was first."""
-        cursor = self._db.execute("INSERT OR IGNORE INTO seen VALUES (?, ?, ?)", (key, file, line))
-        if cursor.rowcount:
-            return None
-        found = self._db.execute("SELECT file, line FROM seen WHERE key = ?", (key,)).fetchone()
-        return (int(found[0]), int(found[1]))
-
-    def close(self) -> None:
-        self._db.close()
+    pool: Prevalidation | None = None  # validating the file's new addresses meanwhile
 
 
 class MemberReader:
@@ -182,22 +161,32 @@ class MemberReader:
         """``lean`` reads a file the address cache vouches for, if given."""
         try:
             self._file = self._start_file(index, path)
-            handle = path.open(encoding="utf-8-sig", newline="")
+            handle = path.open(encoding="utf-8-sig", newline="", buffering=READ_BUFFER)
         except OSError as exc:
+            self._end_pool()
             self._problem(path, None, f"cannot read: {exc.strerror}")
             return
-        with handle:
-            records = iter_records(handle, path)
-            try:
-                header = first_header(records, path)
-            except ListError as exc:
-                self._problem(exc.path, exc.line, exc.reason)
-                return
-            if lean is not None and (self._file.vouched or self._file.notes is not None):
-                yield from lean(clean_rows(handle), header)  # from the line after the header
-            else:
-                yield from read(self._until_unreadable(records), header)
+        try:
+            with handle:
+                records = iter_records(handle, path)
+                try:
+                    header = first_header(records, path)
+                except ListError as exc:
+                    self._problem(exc.path, exc.line, exc.reason)
+                    return
+                if lean is not None and (self._file.vouched or self._file.notes is not None):
+                    yield from lean(clean_rows(handle), header)  # from after the header
+                else:
+                    yield from read(self._until_unreadable(records), header)
+        finally:
+            self._end_pool()
         self._vouch_for(self._file)
+
+    def _end_pool(self) -> None:
+        """Stop the file's validation pool if it still runs (a read left off), and count."""
+        if self._file.pool is not None:
+            self.validated_in_pool += self._file.pool.close()
+            self._file.pool = None
 
     def _checking(
         self, index: int, path: Path, seen: SeenAddresses | None
@@ -230,6 +219,9 @@ class MemberReader:
         at = header.email_index
         while block := list(islice(records, LOOK_AHEAD)):
             if self.cache is not None and not self._file.vouched:
+                if self._file.pool is not None:  # until the pool has validated these rows
+                    data = sum(1 for r in block if r.fields is not None)
+                    self._file.pool.wait_for(self._file.record + 1 + data)
                 self.cache.expect([r.fields[at] for r in block if r.fields and len(r.fields) > at])
             yield block
 
@@ -305,9 +297,11 @@ class MemberReader:
         if self.cache.is_clean(digest):
             return _FileRead(index, path, digest, vouched=True)
         notes = self.cache.notes(digest)
-        if notes is None:  # to be read row by row: validate what is new over every core first
-            self.validated_in_pool += prevalidate(path, self.cache, self.pool_from)
-        return _FileRead(index, path, digest, notes=notes)
+        if notes is not None:
+            return _FileRead(index, path, digest, notes=notes)
+        # To be read row by row: what is new is validated over every core meanwhile.
+        pool = Prevalidation(path, self.cache.path, self.pool_from)
+        return _FileRead(index, path, digest, pool=pool)
 
     def _vouch_for(self, read: _FileRead) -> None:
         """Remember a file read in full (unless it changed meanwhile): as clean, or with the
@@ -400,9 +394,8 @@ class MemberReader:
         fields = record.fields or []
         if len(fields) != len(header.columns):
             raise ConfigError(_column_count(record, header))
-        values = header.values(fields)
-        email = self._normalise(values.pop(EMAIL), record.line)
-        return email, values.pop(NAME, ""), values
+        email, name, others = header.split(fields)
+        return self._normalise(email, record.line), name, others
 
     def _normalise(self, raw: str, line: int) -> str:
         if self._file.vouched:
