@@ -6,7 +6,17 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, Engine, Table, create_engine, event, text
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    Table,
+    create_engine,
+    delete,
+    event,
+    select,
+    text,
+)
 from sqlalchemy.dialects.postgresql import Insert as PgInsert
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import Insert as SqliteInsert
@@ -144,3 +154,11 @@ def dialect_insert(conn: Connection, table: Table) -> PgInsert | SqliteInsert:
     """An INSERT into ``table`` that takes ``on_conflict_do_nothing`` / ``_do_update``:
     both databases spell it the same, each through its own dialect's statement."""
     return pg_insert(table) if conn.dialect.name == "postgresql" else sqlite_insert(table)
+
+
+def delete_some(conn: Connection, table: Table, *where: ColumnElement[bool], limit: int) -> int:
+    """Delete at most ``limit`` rows of ``table`` matching ``where``; how many. Housekeeping
+    deletes a bounded number per transaction, so it never holds the writer for long; the
+    bound goes through a sub-select of ids, since neither database limits a DELETE itself."""
+    chosen = select(table.c.id).where(*where).limit(limit)
+    return int(conn.execute(delete(table).where(table.c.id.in_(chosen.scalar_subquery()))).rowcount)

@@ -14,9 +14,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, and_, delete, func, insert, select, update
+from sqlalchemy import Connection, Row, and_, func, insert, select, update
 
 from ..models import BatchState
+from .db import delete_some
 from .tables import mail_outbox
 
 
@@ -144,10 +145,5 @@ FINISHED = (str(BatchState.SENT), str(BatchState.FAILED), str(BatchState.UNKNOWN
 def prune(conn: Connection, *, before: datetime, limit: int) -> int:
     """Delete up to ``limit`` finished messages last tried before ``before`` (a claim moves
     ``due_at`` to its lease's end, which the ``status, due_at`` index finds); how many."""
-    old = (
-        select(mail_outbox.c.id)
-        .where(mail_outbox.c.status.in_(FINISHED), mail_outbox.c.due_at < before)
-        .limit(limit)
-    )
-    stmt = delete(mail_outbox).where(mail_outbox.c.id.in_(old.scalar_subquery()))
-    return int(conn.execute(stmt).rowcount)
+    return delete_some(conn, mail_outbox, mail_outbox.c.status.in_(FINISHED),
+                       mail_outbox.c.due_at < before, limit=limit)

@@ -17,6 +17,7 @@ from sqlalchemy import Connection, Row, bindparam, delete, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from .db import delete_some
 from .tables import signup_requests
 
 
@@ -133,10 +134,5 @@ def forget(conn: Connection, email: str) -> int:
 def prune_expired(conn: Connection, *, before: datetime, limit: int) -> int:
     """Delete up to ``limit`` requests never confirmed and last made before ``before`` (their
     link has expired: it was made no later than the request); how many."""
-    old = (
-        select(signup_requests.c.id)
-        .where(signup_requests.c.confirmed_at.is_(None), signup_requests.c.requested_at < before)
-        .limit(limit)
-    )
-    stmt = delete(signup_requests).where(signup_requests.c.id.in_(old.scalar_subquery()))
-    return int(conn.execute(stmt).rowcount)
+    return delete_some(conn, signup_requests, signup_requests.c.confirmed_at.is_(None),
+                       signup_requests.c.requested_at < before, limit=limit)
