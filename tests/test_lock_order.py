@@ -16,11 +16,12 @@ from collections.abc import Callable
 
 import pytest
 from sqlalchemy import Connection, text, update
+from sqlalchemy.exc import OperationalError
 
 from newsletter.config import Settings
 from newsletter.delivery.base import BatchResult, OutgoingBatch, RecipientResult
-from newsletter.models import DeliveryStatus, Recipient
-from newsletter.store import Store, audience
+from newsletter.models import BatchState, DeliveryStatus, Recipient
+from newsletter.store import Store, audience, ledger
 from newsletter.store.tables import issues
 from tests.test_engine import NOW, ScriptedProvider, counts, engine, prepared, start_sending
 
@@ -73,7 +74,7 @@ def test_a_rebatch_and_a_freeze_chunk_do_not_deadlock(settings: Settings, store:
     with store.engine.connect() as watcher, store.engine.connect() as gate:
         # A share lock on the issue's row that holds the freeze right after it renewed its
         # lease, until the recording transaction has reached its own wait.
-        gate.execute(text("SELECT id FROM issues WHERE id = :id FOR KEY SHARE"), {"id": sending})
+        gate.execute(text("SELECT id FROM issues WHERE id = :id FOR SHARE"), {"id": sending})
         freeze = in_thread(lambda: audience.freeze_audience(
             store.engine, sending, repeat_and_new, batch_size=2, at=NOW), errors)
         wait_for_lock_waits(watcher, 1)  # the freeze first: it holds the issue's row
@@ -88,3 +89,37 @@ def test_a_rebatch_and_a_freeze_chunk_do_not_deadlock(settings: Settings, store:
     assert counts(store, sending) == {"sent": 6}
     retried = [b for b in provider.calls if [r.email for r in b.recipients] == ["u1@example.org"]]
     assert len(retried) == 1
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_a_batch_outcome_does_not_wait_for_a_freeze_chunk_holding_the_issue(store: Store) -> None:
+    """A freeze chunk holds the issue's row for its whole transaction, seconds at a million
+    members. A sender writing a batch's outcome meanwhile updates the batch's row a second
+    time in its transaction, so PostgreSQL checks the row's foreign key to the issue with a
+    key-share lock, which waited for a ``FOR UPDATE``: one worker's senders stood still for
+    most of each chunk. The lock timeout only turns such a wait into an error."""
+    sending = start_sending(store)
+    with store.engine.begin() as conn:
+        claimed = ledger.claim(conn, sending, owner="w", now=0.0, lease_seconds=60, at=NOW)
+    assert claimed is not None
+    with store.engine.connect() as freezing:
+        ledger.lock_issue(freezing, sending)  # as a chunk does before it writes its rows
+        with store.engine.begin() as conn:
+            conn.execute(text("SET LOCAL lock_timeout = '10s'"))
+            assert ledger.hold(conn, claimed.id, "w", at=NOW)
+            ledger.finish_batch(conn, claimed.id, BatchState.SENT, at=NOW)
+        freezing.rollback()
+    assert counts(store, sending) == {"queued": 3, "sent": 2}
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_two_transactions_adding_batches_still_take_the_issue_in_turn(store: Store) -> None:
+    sending = start_sending(store)
+    with store.engine.connect() as first, store.engine.connect() as second:
+        ledger.lock_issue(first, sending)
+        second.execute(text("SET lock_timeout = '50ms'"))
+        with pytest.raises(OperationalError, match="lock timeout"):
+            ledger.next_seq(second, sending)
+        first.rollback()
+        second.rollback()
+        assert ledger.next_seq(second, sending) == 4

@@ -61,8 +61,15 @@ def lock_issue(conn: Connection, issue_id: int) -> None:
     """Lock the issue's row until the transaction ends (on PostgreSQL; SQLite has one writer
     at a time). A transaction that adds batches takes it before it writes any recipient row,
     as a freeze chunk does: in the other order, each could wait for the other (a repeated
-    address in the chunk waits for whoever is writing that address's row)."""
-    conn.execute(select(issues.c.id).where(issues.c.id == issue_id).with_for_update())
+    address in the chunk waits for whoever is writing that address's row).
+
+    ``FOR NO KEY UPDATE``, not ``FOR UPDATE``: a sender writing a batch's outcome has its
+    batch's foreign key to the issue checked (``FOR KEY SHARE``), which ``FOR UPDATE`` would
+    make wait for the whole freeze chunk; the two batch-adding transactions still exclude
+    each other."""
+    conn.execute(
+        select(issues.c.id).where(issues.c.id == issue_id).with_for_update(key_share=True)
+    )
 
 
 def next_seq(conn: Connection, issue_id: int) -> int:
