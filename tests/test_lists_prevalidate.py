@@ -228,11 +228,13 @@ class CountingCache(AddressCache):
         super().expect(raws)
 
 
-def read_recipients(path: Path, cache_file: Path, pool_from: int) -> dict[str, object]:
+def read_recipients(
+    path: Path, cache_file: Path, pool_from: int, keep: set[str] | None = None
+) -> dict[str, object]:
     """A read of ``path``'s recipients, with all it reports and the cache remembers of it."""
     cache = CountingCache(cache_file)
     reader = MemberReader([path], cache=cache, pool_from=pool_from)
-    recipients = list(reader.recipients("weekly", keep={"name"}))
+    recipients = list(reader.recipients("weekly", keep=keep))
     cache.close()
     with sqlite3.connect(cache_file) as db:
         notes = sorted(db.execute("SELECT record, line, normalised, reason FROM file_notes"))
@@ -268,6 +270,22 @@ def test_a_pooled_read_of_recipients_reports_and_remembers_what_one_process_does
     again = read_recipients(path, tmp_path / "pooled.sqlite", pool_from=1)
     same_read(again, alone)
     assert again["pooled"] == 0 and again["asked"] == 0
+
+
+@pytest.mark.parametrize("keep", [None, {"city"}, {"name"}, set()])
+def test_a_pooled_read_keeps_the_columns_one_process_keeps(
+    tmp_path: Path, keep: set[str] | None
+) -> None:
+    path = tmp_path / "a.csv"
+    rows = odd_rows(tmp_path / "two.csv").read_text().splitlines()
+    path.write_text("email,name,city,plan\n" + "".join(
+        f"{row},City {i},\"Plan, {i}\"\n"
+        for i, row in enumerate(rows[1:]) if row and "#" not in row
+    ))
+    pooled = read_recipients(path, tmp_path / "pooled.sqlite", pool_from=1, keep=keep)
+    alone = read_recipients(path, tmp_path / "alone.sqlite", pool_from=10**9, keep=keep)
+    same_read(pooled, alone)
+    assert len(pooled["recipients"]) > 300  # type: ignore[arg-type]
 
 
 def test_a_name_unfit_for_headers_is_never_vouched_for_in_a_pooled_read(tmp_path: Path) -> None:

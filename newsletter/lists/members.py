@@ -209,41 +209,51 @@ class MemberReader:
                 if row is not None:
                     yield row
 
-    def _judged_rows(
-        self, records: Iterator[Record], header: Header, where: tuple[int, Path]
-    ) -> Iterator[_Row]:
-        """``_rows`` for a file whose addresses a pool is judging: a row whose address the
-        pool accepted as written is taken as a vouched file's row is (what checking it would
-        give), any other is checked the full way, with the pool's verdict on its address.
-        Where the pool will not answer, the rest of the file is read by ``_rows``."""
-        pool = self._file.pool
+    def _judged_recipients(
+        self, records: Iterator[Record], header: Header, where: tuple[int, Path],
+        list_id: str, keep: Set[str] | None,
+    ) -> Iterator[Recipient]:
+        """The recipients of a file whose addresses a pool is judging: a row whose address
+        the pool accepted as written is taken as a vouched file's row is (what checking it
+        would give), any other is checked the full way, with the pool's verdict on its
+        address. Where the pool will not answer, the rest of the file is read by ``_rows``."""
+        pool, file, counts = self._file.pool, self._file, self.counts
         assert pool is not None
         width, (email_at, name_at, others) = len(header.columns), header.layout
-        chunk = Judged(0, [], frozenset(), {})
+        kept = [(column, at) for column, at in others if keep is None or column in keep]
+        none_kept = keep is not None and not (keep and others)  # as ``_kept`` gives them
+        rows: Iterator[_Row] = iter(())
+        chunk, end = Judged(0, [], frozenset(), {}), 0
         for record in records:
             fields = record.fields
             if fields is not None and len(fields) == width:
-                index = self._file.record + 1
-                if index >= chunk.end:
+                index = file.record + 1
+                if index >= end:
                     judged = pool.judged(index)
                     if judged is None:  # no more answers: the rest the full way
-                        self._file.told = {}
-                        yield from self._rows(chain([record], records), header, where)
-                        return
-                    chunk, self._file.told = judged, judged.told
+                        file.told = {}
+                        rows = self._rows(chain([record], records), header, where)
+                        break
+                    chunk, end, file.told = judged, judged.end, judged.told
                 email = fields[email_at].strip()
                 at = index - chunk.start
                 if email == chunk.addresses[at] and at not in chunk.irregular \
                         and "".join(fields).isprintable():
-                    self._file.record = index
-                    self.counts.rows += 1
-                    self.counts.members += 1
-                    yield (email, fields[name_at].strip() if name_at is not None else "",
-                           {column: fields[place].strip() for column, place in others})
+                    file.record = index
+                    counts.rows += 1
+                    counts.members += 1
+                    yield make_recipient(Recipient, (
+                        email,
+                        fields[name_at].strip() if name_at is not None else "",
+                        NO_FIELDS if none_kept else {c: fields[i].strip() for c, i in kept},
+                        list_id,
+                    ))
                     continue
             row = self._checked_row(record, header, where, None)
             if row is not None:
-                yield row
+                yield make_recipient(Recipient, (row[0], row[1], _kept(row[2], keep), list_id))
+        for address, name, columns in rows:
+            yield make_recipient(Recipient, (address, name, _kept(columns, keep), list_id))
 
     def _looked_up(self, records: Iterator[Record], header: Header) -> Iterator[list[Record]]:
         """The records a few hundred at a time, the cache's verdicts on their addresses read
@@ -264,10 +274,11 @@ class MemberReader:
             # Straight from the checked row, as the lean path makes them: no Subscriber or
             # Member in between (a frozen dataclass costs a microsecond a row to make) and
             # no Python-level ``__new__``.
-            rows = self._rows if self._file.pool is None else self._judged_rows
+            if self._file.pool is not None:
+                return self._judged_recipients(records, header, (index, path), list_id, keep)
             return (
                 make_recipient(Recipient, (email, name, _kept(fields, keep), list_id))
-                for email, name, fields in rows(records, header, (index, path))
+                for email, name, fields in self._rows(records, header, (index, path))
             )
 
         return read
