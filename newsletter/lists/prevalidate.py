@@ -211,8 +211,6 @@ class Prevalidation:
                 _send(worker, chunk)
                 busy.append((worker, start, chunk))
             for worker, sent_start, sent in busy:
-                if self._stopping:
-                    break
                 self._take_answer(worker, sent_start, sent)
         finally:
             for worker in dict.fromkeys(workers):
