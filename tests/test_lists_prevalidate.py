@@ -11,15 +11,17 @@ import sys
 import threading
 from pathlib import Path
 
-from newsletter.lists import MemberReader
+import pytest
+
+from newsletter.lists import MemberReader, members, prevalidate
 from newsletter.lists.addresscache import AddressCache
 from newsletter.lists.prevalidate import verdicts
 from tests.conftest import REPO
 
 
-def member_file(path: Path) -> Path:
+def member_file(path: Path, count: int = 400) -> Path:
     rows = []
-    for i in range(400):
+    for i in range(count):
         if i % 7 == 0:
             rows.append(f"reader{i}@@example.org,Bad {i}\n")  # refused
         elif i % 11 == 0:
@@ -116,22 +118,40 @@ def addresses(count: int) -> list[str]:
     return [f"Reader{i}@Example.org" if i % 3 else f"reader{i}@@example.org" for i in range(count)]
 
 
+def ask(process: subprocess.Popen[str], chunk: list[str]) -> tuple[int, list[list[object]]]:
+    """What a validation process answers about ``chunk``: how many it validated, and the
+    records not accepted as written, with their verdicts."""
+    assert process.stdin is not None and process.stdout is not None
+    process.stdin.write(json.dumps(chunk) + "\n")
+    process.stdin.flush()
+    validated, irregular = json.loads(process.stdout.readline())
+    return validated, irregular
+
+
+def irregular(chunk: list[str]) -> list[list[object]]:
+    """The answer one process gives about ``chunk``: every record whose address is not
+    accepted as written, with email-validator's verdict on it."""
+    found = verdicts(chunk)
+    return [[at, *(verdict if raw else (None, None))]
+            for at, (raw, verdict) in enumerate(zip(chunk, found, strict=True))
+            if verdict != (raw, None)]
+
+
 def test_a_validation_process_stores_its_verdicts_itself(tmp_path: Path) -> None:
     """It answers how many it validated once their verdicts are committed, and validates
-    only what the cache does not know."""
+    only what the cache does not know; it names every record not accepted as written,
+    known or new, with its verdict."""
     cache_file = tmp_path / "c.sqlite"
     AddressCache(cache_file).close()
     chunk = addresses(1200)
     with worker(cache_file) as process:
-        assert process.stdin is not None and process.stdout is not None
-        process.stdin.write(json.dumps(chunk) + "\n")
-        process.stdin.flush()
-        assert process.stdout.readline() == "1200\n"
+        assert ask(process, chunk) == (1200, irregular(chunk))
         assert stored(cache_file) == dict(zip(chunk, verdicts(chunk), strict=True))
-        process.stdin.write(json.dumps([*chunk[::-1], "new@example.org"]) + "\n")
-        process.stdin.flush()
-        assert process.stdout.readline() == "1\n"  # only the new one
-        process.stdin.close()
+        again = [*chunk[::-1], "new@example.org", "", "reader2@example.org"]
+        validated, answer = ask(process, again)
+        assert validated == 2  # only the new ones, accepted as written: not named
+        assert answer == [*irregular(again[:-3]), [1201, None, None]]  # "": nothing to ask
+        process.stdin.close()  # type: ignore[union-attr]
     assert process.returncode == 0
     assert stored(cache_file)["new@example.org"] == ("new@example.org", None)
 
@@ -144,9 +164,7 @@ def test_a_validation_process_killed_leaves_no_wrong_verdict(tmp_path: Path) -> 
     first, second = addresses(3000), [f"other{i}@example.org" for i in range(3000)]
     with worker(cache_file) as process:
         assert process.stdin is not None and process.stdout is not None
-        process.stdin.write(json.dumps(first) + "\n")
-        process.stdin.flush()
-        assert process.stdout.readline() == "3000\n"
+        assert ask(process, first) == (3000, irregular(first))
         process.stdin.write(json.dumps(second) + "\n")
         process.stdin.flush()
         process.kill()  # before, during or after it stores the second chunk
@@ -177,3 +195,159 @@ def test_a_reader_that_stops_early_stops_the_pool(tmp_path: Path) -> None:
     for done in (pooled, alone):
         assert done.cache is not None
         done.cache.close()
+
+
+def odd_rows(path: Path) -> Path:
+    """``member_file`` with the rows a lean read must replay exactly: quoted fields, a comma
+    inside one, an address quoted with spaces, a row of empty cells, a name with no address,
+    a mixed-case domain, and a repeat of a mixed-case address."""
+    text = member_file(path).read_text()
+    path.write_text(text + "".join([
+        '"reader9001@example.org","Quoted, With Comma"\n',
+        '" reader9002@example.org ",Spaced Quoted\n',
+        ',\n',
+        ',Nameless\n',
+        '"Reader9003@EXAMPLE.org",Upper\n',
+        'reader9003@example.org,Lower\n',
+        'Reader11@Example.ORG,Repeat Mixed\n',
+    ]))
+    return path
+
+
+class CountingCache(AddressCache):
+    """The address cache, counting the look-ups the read makes in it."""
+
+    asked = 0
+
+    def get(self, raw: str) -> str | None:
+        self.asked += 1
+        return super().get(raw)
+
+    def expect(self, raws: list[str]) -> None:
+        self.asked += len(raws)
+        super().expect(raws)
+
+
+def read_recipients(
+    path: Path, cache_file: Path, pool_from: int, keep: set[str] | None = None
+) -> dict[str, object]:
+    """A read of ``path``'s recipients, with all it reports and the cache remembers of it."""
+    cache = CountingCache(cache_file)
+    reader = MemberReader([path], cache=cache, pool_from=pool_from)
+    recipients = list(reader.recipients("weekly", keep=keep))
+    cache.close()
+    with sqlite3.connect(cache_file) as db:
+        notes = sorted(db.execute("SELECT record, line, normalised, reason FROM file_notes"))
+        vouched = (db.execute("SELECT count(*) FROM clean_files").fetchone(),
+                   db.execute("SELECT count(*) FROM noted_files").fetchone())
+    return {
+        "recipients": recipients, "problems": [str(p) for p in reader.problems],
+        "counts": reader.counts, "notes": notes, "vouched": vouched,
+        "pooled": reader.validated_in_pool, "asked": cache.asked,
+    }
+
+
+def same_read(pooled: dict[str, object], alone: dict[str, object]) -> None:
+    for what in ("recipients", "problems", "counts", "notes", "vouched"):
+        assert pooled[what] == alone[what], what
+
+
+def test_a_pooled_read_of_recipients_reports_and_remembers_what_one_process_does(
+    tmp_path: Path,
+) -> None:
+    """The rows the pool passes are taken without asking the cache; the others are checked
+    the full way: the same recipients, problems, counts and notes, and the same file
+    remembered, as when one process checks every row; and the lean read of the same bytes
+    afterwards gives them again."""
+    path = odd_rows(tmp_path / "a.csv")
+    pooled = read_recipients(path, tmp_path / "pooled.sqlite", pool_from=1)
+    alone = read_recipients(path, tmp_path / "alone.sqlite", pool_from=10**9)
+    same_read(pooled, alone)
+    assert pooled["vouched"] == ((0,), (1,)) and pooled["notes"]
+    assert pooled["pooled"] > 300 and alone["pooled"] == 0
+    irregular = len(pooled["notes"])  # type: ignore[arg-type]
+    assert 0 < pooled["asked"] < irregular < alone["asked"]  # type: ignore[operator]
+    again = read_recipients(path, tmp_path / "pooled.sqlite", pool_from=1)
+    same_read(again, alone)
+    assert again["pooled"] == 0 and again["asked"] == 0
+
+
+@pytest.mark.parametrize("keep", [None, {"city"}, {"name"}, set()])
+def test_a_pooled_read_keeps_the_columns_one_process_keeps(
+    tmp_path: Path, keep: set[str] | None
+) -> None:
+    path = tmp_path / "a.csv"
+    rows = odd_rows(tmp_path / "two.csv").read_text().splitlines()
+    path.write_text("email,name,city,plan\n" + "".join(
+        f"{row},City {i},\"Plan, {i}\"\n"
+        for i, row in enumerate(rows[1:]) if row and "#" not in row
+    ))
+    pooled = read_recipients(path, tmp_path / "pooled.sqlite", pool_from=1, keep=keep)
+    alone = read_recipients(path, tmp_path / "alone.sqlite", pool_from=10**9, keep=keep)
+    same_read(pooled, alone)
+    assert len(pooled["recipients"]) > 300  # type: ignore[arg-type]
+
+
+def test_a_name_unfit_for_headers_is_never_vouched_for_in_a_pooled_read(tmp_path: Path) -> None:
+    """A line break in a name: the member is kept (the send fails it alone) in both reads,
+    and neither remembers the file, which each read must report again."""
+    path = odd_rows(tmp_path / "a.csv")
+    path.write_text(path.read_text() + 'reader9004@example.org,"Multi\nLine"\n')
+    pooled = read_recipients(path, tmp_path / "pooled.sqlite", pool_from=1)
+    alone = read_recipients(path, tmp_path / "alone.sqlite", pool_from=10**9)
+    same_read(pooled, alone)
+    assert pooled["vouched"] == ((0,), (0,))
+
+
+class StalePool:
+    """A pool that judged the file as it was before ``refused`` rows were broken: the
+    judgment of a file that changed between the pool's scan and the read."""
+
+    before: Path
+
+    def __init__(self, _path: Path, _cache_file: Path, _pool_from: int) -> None:
+        old = [a for batch in prevalidate._address_batches(self.before) for a in batch]
+        answer = [(int(at), form, why) for at, form, why in irregular(old)]
+        self.judgment = prevalidate.Judged.of(0, old, answer)
+
+    def judged(self, record: int) -> prevalidate.Judged | None:
+        return self.judgment if record < self.judgment.end else None
+
+    def wait_for(self, records: int) -> None:
+        pass
+
+    def close(self) -> int:
+        return 0
+
+
+def test_a_row_the_pool_judged_otherwise_is_checked_the_full_way(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A file that changes between the pool's scan and the read: a row whose address is not
+    the one the pool judged is checked by the read itself, never sent on the pool's word."""
+    before = member_file(tmp_path / "before.csv")
+    path = tmp_path / "a.csv"
+    path.write_text(before.read_text().replace("@example.org,Reader 2", "@@example.org,Reader 2"))
+    StalePool.before = before
+    monkeypatch.setattr(members, "Prevalidation", StalePool)
+    stale = read_recipients(path, tmp_path / "stale.sqlite", pool_from=1)
+    monkeypatch.undo()
+    alone = read_recipients(path, tmp_path / "alone.sqlite", pool_from=10**9)
+    same_read(stale, alone)
+    assert any("@@" in problem for problem in stale["problems"])  # type: ignore[attr-defined]
+
+
+def test_a_validation_process_killed_mid_read_leaves_the_rest_to_the_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Each process answers one chunk and is killed in the middle of its next: the read
+    checks the rows the pool did not answer for itself, with the same recipients, problems,
+    counts and notes as one process gives, and the cache holds only true verdicts."""
+    monkeypatch.setattr(prevalidate, "WORKER_MODULE", "tests.dying_validateworker")
+    path = member_file(tmp_path / "a.csv", count=40_000)
+    pooled = read_recipients(path, tmp_path / "pooled.sqlite", pool_from=1)
+    alone = read_recipients(path, tmp_path / "alone.sqlite", pool_from=10**9)
+    same_read(pooled, alone)
+    assert 0 < pooled["pooled"] < 20_000  # type: ignore[operator]
+    found = stored(tmp_path / "pooled.sqlite")
+    assert found == dict(zip(found, verdicts(list(found)), strict=True))

@@ -126,6 +126,20 @@ class AddressCache:
         )}
         return [raw for raw in dict.fromkeys(raws) if raw not in known]
 
+    def verdicts(self, raws: list[str]) -> dict[str, tuple[str | None, str | None]]:
+        """The known verdicts on ``raws`` (at most a few hundred): (normalised, None) for an
+        accepted address, (None, reason) for a refused one; an accepted form wins, as in
+        ``get``."""
+        marks = ",".join("?" * len(raws))
+        found: dict[str, tuple[str | None, str | None]] = {
+            raw: (None, str(reason)) for raw, reason in
+            self._db.execute(f"SELECT raw, reason FROM refused WHERE raw IN ({marks})", raws)
+        }
+        found.update((raw, (str(normalised), None)) for raw, normalised in self._db.execute(
+            f"SELECT raw, normalised FROM accepted WHERE raw IN ({marks})", raws
+        ))
+        return found
+
     def put_refused(self, raw: str, reason: str) -> None:
         self._pending_refused.append((raw, reason))
         if len(self._pending_refused) >= COMMIT_EVERY:

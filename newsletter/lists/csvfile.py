@@ -177,6 +177,12 @@ class Header:
     def values(self, fields: Sequence[str]) -> dict[str, str]:
         return {column: value.strip() for column, value in zip(self.columns, fields, strict=True)}
 
+    @property
+    def layout(self) -> tuple[int, int | None, tuple[tuple[str, int], ...]]:
+        """Where the address and the name are (None: no name column), and the other columns
+        with their places."""
+        return _layout(self.columns)
+
     def split(self, fields: Sequence[str]) -> tuple[str, str, dict[str, str]]:
         """A row of as many fields as columns as its address, its name ("" without the
         column) and its other columns, stripped: what ``values`` gives, without building and

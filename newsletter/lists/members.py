@@ -12,9 +12,8 @@ import csv
 from collections.abc import Callable, Iterator, Mapping, Sequence, Set
 from contextlib import closing
 from dataclasses import dataclass, field
-from itertools import islice
+from itertools import chain, islice
 from pathlib import Path
-from types import MappingProxyType
 from typing import NamedTuple, TypeVar
 
 from ..errors import ConfigError, ListError
@@ -22,8 +21,9 @@ from ..models import Recipient, Subscriber
 from ..render.message import UNFIT_FOR_HEADERS, describe_character
 from .address import address_key, normalise_address
 from .addresscache import AddressCache, RowNote, file_digest, opened_cache
-from .csvfile import EMAIL, NAME, Header, Record, clean_rows, first_header, iter_records
-from .prevalidate import POOL_FROM, Prevalidation
+from .csvfile import NAME, Header, Record, clean_rows, first_header, iter_records
+from .leanread import NO_FIELDS, lean_recipients, make_recipient
+from .prevalidate import POOL_FROM, Judged, Prevalidation, Verdict
 from .problems import Counts, Problem, Severity
 from .seen import SeenAddresses
 
@@ -36,10 +36,6 @@ READ_BUFFER = 1 << 20
 _T = TypeVar("_T")
 #: A checked row: its normalised address, its name and its other columns.
 _Row = tuple[str, str, dict[str, str]]
-_NO_FIELDS: Mapping[str, str] = MappingProxyType({})
-#: A named tuple made from a tuple in C, without its Python-level ``__new__``: the lean
-#: path makes one per member, a million for a large list.
-_recipient = tuple.__new__
 #: A file with more rows to note than this is not remembered (the notes are loaded into
 #: memory on every read): it is read the full way each time, as before.
 MAX_NOTES = 250_000
@@ -73,6 +69,7 @@ class _FileRead:
     noted: dict[int, RowNote] = field(default_factory=dict)  # this read's, to remember
     replayable: bool = True  # every row to correct so far is one that notes can replay
     pool: Prevalidation | None = None  # validating the file's new addresses meanwhile
+    told: dict[str, Verdict] = field(default_factory=dict)  # the pool's, on the rows it flagged
 
 
 class MemberReader:
@@ -194,24 +191,69 @@ class MemberReader:
         """Every row checked: the members of one file, problems reported as they are met."""
 
         def read(records: Iterator[Record], header: Header) -> Iterator[Member]:
-            for record, row in self._rows(records, header, (index, path), seen):
-                yield Member(Subscriber(*row), path, record.line)
+            for block in self._looked_up(records, header):
+                for record in block:
+                    row = self._checked_row(record, header, (index, path), seen)
+                    if row is not None:
+                        yield Member(Subscriber(*row), path, record.line)
 
         return read
 
     def _rows(
-        self,
-        records: Iterator[Record],
-        header: Header,
-        where: tuple[int, Path],
-        seen: SeenAddresses | None,
-    ) -> Iterator[tuple[Record, _Row]]:
-        """Each valid row with its record, every row checked and its problems reported."""
+        self, records: Iterator[Record], header: Header, where: tuple[int, Path]
+    ) -> Iterator[_Row]:
+        """Each valid row, every row checked and its problems reported (repeats left in)."""
         for block in self._looked_up(records, header):
             for record in block:
-                row = self._checked_row(record, header, where, seen)
+                row = self._checked_row(record, header, where, None)
                 if row is not None:
-                    yield record, row
+                    yield row
+
+    def _judged_recipients(
+        self, records: Iterator[Record], header: Header, where: tuple[int, Path],
+        list_id: str, keep: Set[str] | None,
+    ) -> Iterator[Recipient]:
+        """The recipients of a file whose addresses a pool is judging: a row whose address
+        the pool accepted as written is taken as a vouched file's row is (what checking it
+        would give), any other is checked the full way, with the pool's verdict on its
+        address. Where the pool will not answer, the rest of the file is read by ``_rows``."""
+        pool, file, counts = self._file.pool, self._file, self.counts
+        assert pool is not None
+        width, (email_at, name_at, others) = len(header.columns), header.layout
+        kept = [(column, at) for column, at in others if keep is None or column in keep]
+        none_kept = keep is not None and not (keep and others)  # as ``_kept`` gives them
+        rows: Iterator[_Row] = iter(())
+        chunk, end = Judged(0, [], frozenset(), {}), 0
+        for record in records:
+            fields = record.fields
+            if fields is not None and len(fields) == width:
+                index = file.record + 1
+                if index >= end:
+                    judged = pool.judged(index)
+                    if judged is None:  # no more answers: the rest the full way
+                        file.told = {}
+                        rows = self._rows(chain([record], records), header, where)
+                        break
+                    chunk, end, file.told = judged, judged.end, judged.told
+                email = fields[email_at].strip()
+                at = index - chunk.start
+                if email == chunk.addresses[at] and at not in chunk.irregular \
+                        and "".join(fields).isprintable():
+                    file.record = index
+                    counts.rows += 1
+                    counts.members += 1
+                    yield make_recipient(Recipient, (
+                        email,
+                        fields[name_at].strip() if name_at is not None else "",
+                        NO_FIELDS if none_kept else {c: fields[i].strip() for c, i in kept},
+                        list_id,
+                    ))
+                    continue
+            row = self._checked_row(record, header, where, None)
+            if row is not None:
+                yield make_recipient(Recipient, (row[0], row[1], _kept(row[2], keep), list_id))
+        for address, name, columns in rows:
+            yield make_recipient(Recipient, (address, name, _kept(columns, keep), list_id))
 
     def _looked_up(self, records: Iterator[Record], header: Header) -> Iterator[list[Record]]:
         """The records a few hundred at a time, the cache's verdicts on their addresses read
@@ -232,9 +274,11 @@ class MemberReader:
             # Straight from the checked row, as the lean path makes them: no Subscriber or
             # Member in between (a frozen dataclass costs a microsecond a row to make) and
             # no Python-level ``__new__``.
+            if self._file.pool is not None:
+                return self._judged_recipients(records, header, (index, path), list_id, keep)
             return (
-                _recipient(Recipient, (email, name, _kept(fields, keep), list_id))
-                for _, (email, name, fields) in self._rows(records, header, (index, path), None)
+                make_recipient(Recipient, (email, name, _kept(fields, keep), list_id))
+                for email, name, fields in self._rows(records, header, (index, path))
             )
 
         return read
@@ -246,49 +290,12 @@ class MemberReader:
 
         def read(rows: Iterator[list[str]], header: Header) -> Iterator[Recipient]:
             try:
-                yield from self._lean_rows(rows, header, list_id, keep)
+                yield from lean_recipients(rows, header, self._file.notes or {}, path, list_id,
+                                           keep, self._report, self.counts)
             except (csv.Error, UnicodeDecodeError, IndexError) as exc:  # digest taken just before
                 raise ListError(path, None, f"changed while it was being read ({exc})") from exc
 
         return read
-
-    def _lean_rows(
-        self, rows: Iterator[list[str]], header: Header, list_id: str, keep: Set[str] | None
-    ) -> Iterator[Recipient]:
-        email_at = header.email_index
-        name_at = header.columns.index(NAME) if NAME in header.columns else None
-        extra = [
-            (column, at)
-            for at, column in enumerate(header.columns)
-            if column not in (EMAIL, NAME) and (keep is None or column in keep)
-        ]
-        made = refused = 0
-        notes = self._file.notes or {}
-        path = self._file.path
-        try:
-            for record, fields in enumerate(rows):
-                if record in notes:  # a row refused or corrected when these bytes were read
-                    note = notes[record]
-                    if note.normalised is None:
-                        refused += 1
-                        self._report(Problem(path, note.line, note.reason or "invalid row"))
-                        continue
-                    email = note.normalised
-                else:
-                    email = fields[email_at].strip()
-                    if not email:
-                        continue  # in a file read clean, only a row of empty cells has none
-                made += 1
-                yield _recipient(Recipient, (
-                    email,
-                    fields[name_at].strip() if name_at is not None else "",
-                    {column: fields[at].strip() for column, at in extra} if extra else _NO_FIELDS,
-                    list_id,
-                ))
-        finally:
-            self.counts.rows += made + refused
-            self.counts.invalid += refused
-            self.counts.members += made
 
     def _start_file(self, index: int, path: Path) -> _FileRead:
         if self.cache is None:
@@ -402,7 +409,10 @@ class MemberReader:
             return raw.strip()
         if self.cache is None:
             return normalise_address(raw, check_deliverability=self.check_deliverability)
-        known = self.cache.get(raw)
+        told = self._file.told.get(raw)  # stored in the cache too: a look-up would find it
+        if told is not None and told[1] is not None:
+            raise ConfigError(told[1])
+        known = told[0] if told is not None else self.cache.get(raw)
         if known is None:
             known = self._validated(raw, self.cache)
         if known != raw.strip():
@@ -472,7 +482,7 @@ def _kept(values: Mapping[str, str], names: Set[str] | None) -> Mapping[str, str
     """A member's extra columns, limited to ``names`` (None: all of them)."""
     if names is None:
         return values
-    return {k: v for k, v in values.items() if k in names} if names and values else _NO_FIELDS
+    return {k: v for k, v in values.items() if k in names} if names and values else NO_FIELDS
 
 
 def stream_recipients(

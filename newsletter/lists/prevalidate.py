@@ -13,8 +13,16 @@ The processes are fresh interpreters (``python -m newsletter.lists.validateworke
 send's helper processes are: a forked child would inherit the parent's threads and database
 connections, and ``multiprocessing``'s spawn re-runs the parent's main script, which a
 script without an ``if __name__ == "__main__"`` guard cannot survive. Each takes one chunk
-at a time (a JSON line on its standard input) and answers with a short line once its
-verdicts are committed (how many it validated), so neither side ever waits on a full pipe.
+at a time (a JSON line on its standard input: the address of every record, in file order)
+and answers with a short line once its verdicts are committed: how many it validated, and
+the records whose address is not accepted as written (``validateworker``), so neither side
+ever waits on a full pipe.
+
+Those answers (``Judged``) let the read take every other record of a chunk as it does in a
+file the cache vouches for: no look-up, no validation, only a test that the address it
+split is the one the pool judged (a file that changes while it is read is checked the full
+way where it differs). A record the pool did not pass is checked the full way, with the
+pool's verdict in hand.
 """
 
 from __future__ import annotations
@@ -30,7 +38,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO
+from typing import IO, NamedTuple
 
 from ..errors import ConfigError, ListError
 from ..processes import child_environment
@@ -55,6 +63,32 @@ WORKER_MODULE = "newsletter.lists.validateworker"
 
 #: One address's verdict: (normalised or None, reason refused or None).
 Verdict = tuple[str | None, str | None]
+#: A record of a chunk whose address is not accepted as written: its place in the chunk and
+#: its verdict ((None, None): the record has no address to ask about).
+Irregular = tuple[int, str | None, str | None]
+#: Chunks answered but not yet reached by the read: the pool waits beyond them, so that it
+#: never holds more than a few chunks' addresses for a read that is slower than it.
+HELD = 4
+
+
+class Judged(NamedTuple):
+    """One chunk the pool has answered: the addresses of data records ``start`` onwards (as
+    ``clean_rows`` counts them, "" where a record has none to ask about), the places of those
+    not accepted as written, and the pool's verdicts on those addresses."""
+
+    start: int
+    addresses: list[str]
+    irregular: frozenset[int]
+    told: dict[str, Verdict]
+
+    @property
+    def end(self) -> int:
+        return self.start + len(self.addresses)
+
+    @classmethod
+    def of(cls, start: int, addresses: list[str], irregular: list[Irregular]) -> Judged:
+        told = {addresses[at]: (form, reason) for at, form, reason in irregular if addresses[at]}
+        return cls(start, addresses, frozenset(at for at, _, _ in irregular), told)
 
 
 def verdicts(raws: list[str]) -> list[Verdict]:
@@ -79,7 +113,8 @@ class Prevalidation:
     the verdicts of those rows are committed; chunks are answered in the order they were
     sent, so the rows done only ever grow. Waiting is only for speed: an address the read
     meets before its verdict is stored is validated by the read itself, with the same
-    verdict (``INSERT OR IGNORE`` keeps one)."""
+    verdict (``INSERT OR IGNORE`` keeps one). A read of recipients asks ``judged`` instead,
+    for each chunk it reaches, which also says which records it may take as they are."""
 
     def __init__(self, path: Path, cache_file: Path, pool_from: int = POOL_FROM) -> None:
         self.validated = 0  # by the pool, once ``close`` has returned
@@ -87,6 +122,7 @@ class Prevalidation:
         self._through = 0  # data records of the file whose verdicts are all committed
         self._done = False  # no more verdicts will come: nothing to wait for
         self._stopping = False
+        self._judged: collections.deque[Judged] = collections.deque()  # answered, not read
         self._changed = threading.Condition()
         self._thread = threading.Thread(target=self._run, name="prevalidation", daemon=True)
         self._thread.start()
@@ -95,12 +131,33 @@ class Prevalidation:
         """Until the first ``records`` data records (as ``clean_rows`` counts them) have
         their verdicts in the cache, or the pool has stopped."""
         with self._changed:
+            self._let_go(records - 1)
             self._changed.wait_for(lambda: self._done or self._through >= records)
+
+    def judged(self, record: int) -> Judged | None:
+        """The answered chunk that holds data record ``record``, once it is answered; None
+        when the pool will not answer for it (it stopped, or never started). Chunks before
+        it are let go: the read asks in file order."""
+        with self._changed:
+            self._let_go(record)
+            self._changed.wait_for(lambda: self._done or self._through > record)
+            if self._judged and self._judged[0].start <= record < self._judged[0].end:
+                return self._judged[0]
+            return None
+
+    def _let_go(self, record: int) -> None:
+        """Drop the answered chunks that end before data record ``record`` (the read is past
+        them), making room for the pool's next answers. Under ``_changed``."""
+        while self._judged and self._judged[0].end <= record:
+            self._judged.popleft()
+        self._changed.notify_all()
 
     def close(self) -> int:
         """Stop after the chunks in hand (a reader that stopped early); how many the pool
         validated."""
-        self._stopping = True
+        with self._changed:
+            self._stopping = True
+            self._changed.notify_all()
         self._thread.join()
         return self.validated
 
@@ -114,40 +171,47 @@ class Prevalidation:
                 self._done = True
                 self._changed.notify_all()
 
-    def _advance(self, through: int) -> None:
+    def _advance(self, judged: Judged) -> None:
+        """Hand the read an answered chunk, once it has read past all but ``HELD`` of those
+        it holds."""
         with self._changed:
-            self._through = through
+            self._changed.wait_for(lambda: self._stopping or len(self._judged) < HELD)
+            self._judged.append(judged)
+            self._through = judged.end
             self._changed.notify_all()
+
+    def _take_answer(self, worker: subprocess.Popen[str], start: int, chunk: list[str]) -> None:
+        validated, irregular = _answer(worker, len(chunk))
+        self.validated += validated
+        self._advance(Judged.of(start, chunk, irregular))
 
     def _validate(self) -> None:
         try:
-            batches = _address_batches(self._path)
             with contextlib.closing(AddressCache(self._cache_file)) as cache:
-                first, through = _take_unknown(batches, cache, self._pool_from)
+                unknown = _count_unknown(_address_batches(self._path), cache, self._pool_from)
         except (OSError, ListError):
             return  # left to the read, which reports it
-        if len(first) < self._pool_from:
+        if unknown < self._pool_from:
             return
         workers = [_start_worker(self._cache_file) for _ in range(_processes())]
         # Two chunks each where a pipe can hold a whole chunk: the next is there when a
         # process answers, and it never waits for this thread to send it one.
         workers *= 2 if all(_widened(worker) for worker in workers) else 1
-        busy: collections.deque[tuple[subprocess.Popen[str], int, int]] = collections.deque()
+        busy: collections.deque[tuple[subprocess.Popen[str], int, list[str]]] = \
+            collections.deque()
         try:  # a worker that fails leaves the rest of the file to the row-by-row read
-            for chunk, upto in _chunked(first, through, batches):
+            for start, chunk in _chunked(_address_batches(self._path)):
                 if self._stopping:
                     break
                 if len(busy) == len(workers):  # all in hand: take the oldest chunk's answer
-                    worker, sent, done_through = busy.popleft()
-                    self.validated += _answer(worker, sent)
-                    self._advance(done_through)
+                    worker, sent_start, sent = busy.popleft()
+                    self._take_answer(worker, sent_start, sent)
                 else:
                     worker = workers[len(busy)]
                 _send(worker, chunk)
-                busy.append((worker, len(chunk), upto))
-            for worker, sent, done_through in busy:
-                self.validated += _answer(worker, sent)
-                self._advance(done_through)
+                busy.append((worker, start, chunk))
+            for worker, sent_start, sent in busy:
+                self._take_answer(worker, sent_start, sent)
         finally:
             for worker in dict.fromkeys(workers):
                 _stop(worker)
@@ -183,17 +247,20 @@ def _send(worker: subprocess.Popen[str], chunk: list[str]) -> None:
     stdin.flush()
 
 
-def _answer(worker: subprocess.Popen[str], sent: int) -> int:
-    """How many of the ``sent`` addresses last sent to ``worker`` it validated; their
-    verdicts are in the cache (committed) by then."""
+def _answer(worker: subprocess.Popen[str], sent: int) -> tuple[int, list[Irregular]]:
+    """How many of the ``sent`` addresses last sent to ``worker`` it validated (their
+    verdicts are in the cache, committed, by then), and the records it did not accept as
+    written."""
     assert worker.stdout is not None
     line = worker.stdout.readline()
     if not line:
         raise OSError(f"an address validation process ended (exit code {worker.wait()})")
-    validated = int(line)
+    validated, irregular = json.loads(line)
     if not 0 <= validated <= sent:
         raise ValueError(f"{validated} verdicts for {sent} addresses")
-    return validated
+    if not all(0 <= at < sent for at, _, _ in irregular):
+        raise ValueError(f"a verdict on no record of a chunk of {sent}")
+    return int(validated), [(int(at), form, reason) for at, form, reason in irregular]
 
 
 def _stop(worker: subprocess.Popen[str]) -> None:
@@ -205,54 +272,47 @@ def _stop(worker: subprocess.Popen[str]) -> None:
     worker.wait()
 
 
-def _address_batches(path: Path) -> Iterator[tuple[list[str], int]]:
-    """The file's non-empty addresses, a few hundred at a time, each batch with the count of
-    data records read through its last address.
+def _address_batches(path: Path) -> Iterator[list[str]]:
+    """The address of each data record of the file, in order, ``LOOKUP`` records at a time:
+    stripped, as the row-by-row read asks the cache about it, or "" where the record has
+    none to ask about (no address, or not as many fields as columns).
 
-    Only a hint for the row-by-row read that follows (an address missed here is validated
-    there), so the rows are split the lean way (``clean_rows``, a third of ``iter_records``'
-    cost), and the scan ends where the file stops being well-formed CSV."""
+    The rows are split the lean way (``clean_rows``, a third of ``iter_records``' cost); the
+    scan ends where the file stops being well-formed CSV, and the read checks the records
+    after it the full way."""
     with path.open(encoding="utf-8-sig", newline="", buffering=SCAN_BUFFER) as handle:
         header = first_header(iter_records(handle, path), path)
         at, width = header.email_index, len(header.columns)
         batch: list[str] = []
-        records = 0
         with contextlib.suppress(csv.Error, UnicodeDecodeError):
-            for records, fields in enumerate(clean_rows(handle), 1):  # after the header
-                if len(fields) == width and (address := fields[at].strip()):
-                    batch.append(address)  # as the row-by-row read asks the cache about it
-                    if len(batch) >= LOOKUP:
-                        yield batch, records
-                        batch = []
+            for fields in clean_rows(handle):  # after the header
+                batch.append(fields[at].strip() if len(fields) == width else "")
+                if len(batch) >= LOOKUP:
+                    yield batch
+                    batch = []
         if batch:
-            yield batch, records
+            yield batch
 
 
-def _take_unknown(
-    batches: Iterator[tuple[list[str], int]], cache: AddressCache, count: int
-) -> tuple[list[str], int]:
-    """Addresses of ``batches`` that ``cache`` does not know, until there are ``count``, and
-    the data records read through them."""
-    taken: list[str] = []
-    for batch, through in batches:
-        taken.extend(cache.unknown(batch))
-        if len(taken) >= count:
-            return taken, through
-    return taken, 0  # too few for a pool
+def _count_unknown(batches: Iterator[list[str]], cache: AddressCache, count: int) -> int:
+    """How many addresses of ``batches`` ``cache`` does not know, counting up to ``count``."""
+    unknown = 0
+    for batch in batches:
+        unknown += len(cache.unknown([address for address in batch if address]))
+        if unknown >= count:
+            break
+    return unknown
 
 
-def _chunked(
-    first: list[str], through: int, rest: Iterator[tuple[list[str], int]]
-) -> Iterator[tuple[list[str], int]]:
-    """Chunks of about ``CHUNK`` addresses, each with the data records read through its
-    last address (``first``'s pieces all with ``through``: only the last one is known)."""
-    for at in range(0, len(first), CHUNK):
-        yield first[at:at + CHUNK], through
+def _chunked(batches: Iterator[list[str]]) -> Iterator[tuple[int, list[str]]]:
+    """Chunks of about ``CHUNK`` records' addresses, each with its first record's place."""
     chunk: list[str] = []
-    for batch, through in rest:
+    start = 0
+    for batch in batches:
         chunk.extend(batch)
         if len(chunk) >= CHUNK:
-            yield chunk, through
+            yield start, chunk
+            start += len(chunk)
             chunk = []
     if chunk:
-        yield chunk, through
+        yield start, chunk
