@@ -109,3 +109,14 @@ def test_signup_bench_sends_each_accepted_sign_up_one_confirmation() -> None:
     figures = json.loads(done.stdout)
     assert figures["each_accepted_one_confirmation_sent"] is True
     assert figures["messages_sent"] == figures["signup_requests"] > 0
+
+
+def test_collect_bench_times_a_command_pass_and_a_daemon_pass() -> None:
+    done = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "collect.py"), "--feeds", "4", "--hosts", "2"],
+        capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert re.search(r"first pass \d+\.\d\d s .* second \(all 304\) \d+\.\d\d s", done.stdout)
+    assert re.search(r"a pass in the running daemon \(all 304\) \d+\.\d\d s \(CPU \d+\.\d\d s\); "
+                     r"a process only importing what collect needs \d+\.\d\d s", done.stdout)
