@@ -10,8 +10,8 @@ answer carries an ETag and a Last-Modified, so the second pass is all 304s.
 
 ``newsletter collect`` runs as a process (imports included) on a fresh SQLite database,
 twice, its modules compiled to bytecode beforehand as an installed package's are; then
-an all-304 pass as ``newsletter daemon`` runs it (the scheduler's collection job, timed the
-second time it runs in one process: imports made, store open), and a process that only
+an all-304 pass as the daemon (``newsletter run``) runs it (the scheduler's collection job,
+timed the second time it runs in one process: imports made, store open), and a process that only
 imports what ``collect`` needs, the floor of a pass run as a command.
 rss2email, the reference, runs when ``--rss2email`` names its ``r2e`` command, installed
 apart from this project:
@@ -202,7 +202,7 @@ def run_ours(env: dict[str, str], home: Path) -> Pass:
     return timed(command, env, cwd=home)
 
 
-#: A pass as ``newsletter daemon`` runs it: its scheduler's collection job, in a process
+#: A pass as ``newsletter run`` (the daemon) runs it: its scheduler's collection job, in a process
 #: that has run it once already (imports made, the store open), timed on the second run.
 DAEMON_PASS = """
 import logging, resource, sys, time
@@ -316,7 +316,7 @@ def main() -> None:
             f"second (all 304) {second.seconds:.2f} s (CPU {second.cpu:.2f} s)"
         )
     print(
-        f"newsletter daemon      a pass in the running daemon (all 304) {daemon.seconds:.2f} s "
+        f"newsletter run daemon  a pass in the running daemon (all 304) {daemon.seconds:.2f} s "
         f"(CPU {daemon.cpu:.2f} s); a process only importing what collect needs "
         f"{imports.seconds:.2f} s (CPU {imports.cpu:.2f} s)"
     )
