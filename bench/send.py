@@ -25,6 +25,7 @@ import os
 import resource
 import shutil
 import socket
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -201,6 +202,7 @@ def python_speed() -> float:
 
 
 class SendRun(NamedTuple):
+    issue_id: int
     articles: list[int]
     elapsed: float  # queued → the ledger committed
     counts: dict[str, int]
@@ -235,7 +237,9 @@ def send_once(
     with store.engine.connect() as conn:
         articles = issue_store.article_ids(conn, issue_id)
     store.close()
-    return SendRun(articles, elapsed, report.counts, frozen[0] - started, report.by_helpers)
+    return SendRun(
+        issue_id, articles, elapsed, report.counts, frozen[0] - started, report.by_helpers
+    )
 
 
 def loopback_ceiling(port: int, recipients: int, concurrency: int) -> float:
@@ -288,6 +292,60 @@ def merge_rate(home: Path, env: dict[str, str], seconds: float = 3.0) -> tuple[f
         count += 1
     store.close()
     return count / (time.perf_counter() - started), len(prepared.html.render(values).encode())
+
+
+def ledger_floor(home: Path, env: dict[str, str], sent: SendRun, chunk: int = 5_000) -> float:
+    """CPU seconds SQLite alone takes to write ``sent``'s ledger rows again, for a new issue:
+    copied from the table by the freeze's statement, ``chunk`` rows to a transaction with
+    their batches, foreign keys unchecked, as a freeze writes them, but with no Python per
+    row. The least a freeze of this audience can cost on SQLite; the rest of a freeze is
+    reading the list and handing its rows over."""
+    settings = load_settings(home, environ=env)
+    store = Store.open(settings.database_url)
+    try:
+        (issue_id,) = Publisher(settings, store).draft("bench", article_ids=sent.articles)
+    finally:
+        store.close()
+    db = sqlite3.connect(home / "var" / "bench.db", isolation_level=None)
+    try:
+        db.execute("PRAGMA foreign_keys=OFF")
+        ids = [i for (i,) in db.execute(
+            "SELECT id FROM recipients WHERE issue_id = ? ORDER BY id", (sent.issue_id,))]
+        started = time.process_time()
+        for start in range(0, len(ids), chunk):
+            _copy_ledger_chunk(db, issue_id, sent.issue_id, ids[start:start + chunk], start)
+        spent = time.process_time() - started
+        (copied,) = db.execute("SELECT count(*) FROM recipients WHERE issue_id = ?", (issue_id,))
+        if copied[0] != len(ids):
+            raise SystemExit(f"the ledger floor copied {copied[0]} rows of {len(ids)}")
+        return spent
+    finally:
+        db.close()
+
+
+def _copy_ledger_chunk(
+    db: sqlite3.Connection, issue_id: int, source: int, ids: list[int], first: int
+) -> None:
+    batch = 1_000
+    first_seq = first // batch
+    db.execute("BEGIN IMMEDIATE")
+    db.executemany(
+        "INSERT INTO batches (issue_id, seq, state, size, attempts, idempotency_key, "
+        "provider_batch_id, error, next_attempt_at, lease_owner, lease_until, updated_at) "
+        "VALUES (?, ?, 'pending', ?, 0, ?, '', '', 0, '', 0, '2026-01-01 00:00:00')",
+        [(issue_id, seq, min(batch, len(ids) - n), f"floor-{issue_id}-{seq}")
+         for seq, n in enumerate(range(0, len(ids), batch), start=first_seq)],
+    )
+    db.execute(
+        "INSERT INTO recipients (issue_id, batch_id, email, email_as_written, name, fields, "
+        "list_id, status, provider_message_id, error) "
+        "SELECT ?, b.id, r.email, r.email_as_written, r.name, r.fields, r.list_id, 'queued', "
+        "'', '' FROM recipients r JOIN batches b ON b.issue_id = ? AND b.seq = ? + "
+        "(r.id - ?) / ? WHERE r.issue_id = ? AND r.id BETWEEN ? AND ? ORDER BY r.id "
+        "ON CONFLICT (issue_id, email) DO NOTHING",
+        (issue_id, issue_id, first_seq, ids[0], batch, source, ids[0], ids[-1]),
+    )
+    db.execute("COMMIT")
 
 
 @contextmanager
@@ -358,6 +416,8 @@ def main() -> None:
             rate, html_bytes = (0.0, 0) if args.no_extras else merge_rate(
                 home, env, args.merge_seconds
             )
+            on_sqlite = database.startswith("sqlite")
+            floor = ledger_floor(home, env, run) if on_sqlite and not args.no_extras else 0.0
         finally:
             fake.terminate()
             fake.wait(10)
@@ -398,6 +458,9 @@ def main() -> None:
         f"local merge            {rate:,.0f} recipients/s on one core "
         f"({html_bytes // 1024} KB HTML)"
     )
+    if floor:
+        print(f"ledger rows alone      {floor:.2f} s of CPU: SQLite writing the same {sent:,} "
+              "ledger rows again, as a freeze does but with no Python per row (its floor)")
 
 
 if __name__ == "__main__":

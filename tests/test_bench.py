@@ -33,7 +33,11 @@ def assert_sent_once(output: str) -> None:
 
 
 def test_bench_on_sqlite() -> None:
-    assert_sent_once(run_bench())
+    output = run_bench()
+    assert_sent_once(output)
+    # The freeze's floor: the same rows written again by SQLite alone, for a third issue.
+    floor = r"ledger rows alone\s+\d+\.\d\d s of CPU: SQLite writing the same 1,500 "
+    assert re.search(floor, output)
 
 
 def schemas_and_tables() -> set[str]:
@@ -120,3 +124,21 @@ def test_collect_bench_times_a_command_pass_and_a_daemon_pass() -> None:
     assert re.search(r"first pass \d+\.\d\d s .* second \(all 304\) \d+\.\d\d s", done.stdout)
     assert re.search(r"a pass in the running daemon \(all 304\) \d+\.\d\d s \(CPU \d+\.\d\d s\); "
                      r"a process only importing what collect needs \d+\.\d\d s", done.stdout)
+
+
+def test_desk_lists_bench_counts_the_same_list_every_way_it_is_read() -> None:
+    done = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "desk_lists.py"), "--rows", "3000",
+         "--suppressed", "30"],
+        capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    views = re.findall(r"^(.+?)\s+\d+\.\d\d s   members ([\d,]+), suppressed ([\d,]+), "
+                       r"invalid (\d+)$", done.stdout, re.M)
+    assert [label for label, *_ in views] == [
+        "first view, address cache cold", "first view, address cache warm",
+        "another process's first view (check kept)", "again, nothing changed",
+        "again, one more suppression",
+    ]
+    assert {tuple(counts) for _, *counts in views[:4]} == {("3,000", "30", "0")}
+    assert tuple(views[4][1:]) == ("3,000", "31", "0")

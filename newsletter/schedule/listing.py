@@ -3,9 +3,10 @@ title, cadence, schedule and next run (from the scheduler's job store), its memb
 suppressed and invalid counts, and the problems ``newsletter lists check`` would report.
 
 Checking a list reads every row of its files (through the address cache the command line
-uses), which takes tens of seconds for a list of a million members. ``ListsReader``
-remembers each list's check while the bytes of its files stay the same, so only the first
-page after a change to them waits for it. With the check it keeps the members' addresses
+uses), which takes about ten seconds for a list of a million members. ``ListsReader``
+remembers each list's check while the bytes of its files stay the same, and keeps it on
+disk for every other process and the next start (``keptchecks``), so only the first page
+after a change to them waits for it. With the check it keeps the members' addresses
 as a sorted array of their hashes (8 bytes a member: the first of the one-way hash that
 stands for a forgotten reader), against which the suppressions, forgotten readers
 included, are counted afresh at every page: they change all the time, the files seldom.
@@ -28,6 +29,7 @@ from ..lists.config import PublicationConfig
 from ..lists.problems import Problem
 from ..models import Cadence, MailingList
 from ..store import Store, suppressions
+from . import keptchecks
 from .scheduler import read_schedule
 
 #: Problems shown for each list; ``newsletter lists check`` prints every one.
@@ -179,20 +181,37 @@ class ListsReader:
         self, check: PublicationCheck, config: PublicationConfig, list_id: str,
         cache: AddressCache,
     ) -> _Kept:
+        """The list's check: this process's, else the one kept on disk by any process, else
+        made now (and kept both ways) while the list's files stay the same."""
         digests = _digests(config.member_paths(list_id))
         kept = self._kept.get(list_id)
         if digests is not None and kept is not None and kept.digests == digests:
             return kept
+        if digests is None:  # a file cannot be read: nothing to keep the check against
+            return self._made(check, config, list_id, cache, ())
+        key = keptchecks.CheckKey(digests, self.settings.check_deliverability)
+        path = keptchecks.kept_path(self.settings.var_dir, list_id)
+        found = keptchecks.load(path, key)
+        if found is not None:
+            kept = _Kept(digests, *found)
+        else:
+            kept = self._made(check, config, list_id, cache, digests)
+            keptchecks.save(path, key, kept.check, kept.members)
+        self._kept[list_id] = kept
+        return kept
+
+    @staticmethod
+    def _made(
+        check: PublicationCheck, config: PublicationConfig, list_id: str,
+        cache: AddressCache, digests: keptchecks.Digests,
+    ) -> _Kept:
         members: array[int] = array("q")
         checked = check.check_list(config, list_id, cache,
                                    lambda a: members.append(_member_key(a) or 0))
-        fresh = _Kept(digests or (), checked, array("q", sorted(members)))
-        if digests is not None:
-            self._kept[list_id] = fresh
-        return fresh
+        return _Kept(digests, checked, array("q", sorted(members)))
 
 
-def _digests(paths: Iterable[Path]) -> tuple[tuple[str, str], ...] | None:
+def _digests(paths: Iterable[Path]) -> keptchecks.Digests | None:
     """The SHA-256 of each file; None when one cannot be read (such a list is read every
     time, which is quick: nothing is in it)."""
     try:

@@ -1,0 +1,150 @@
+"""Each list's check kept on disk (``var/cache/lists/``), shared by every process.
+
+Checking a list of a million members takes about ten seconds. Each process that serves the
+desk or the API (``newsletter serve --workers 2`` runs two, each with both) would otherwise
+make its own on its first page after a start, and every start would make them again. A
+check is written here once it is made and read back by any process, until the bytes of
+the list's files change.
+
+A kept check names what it was made from: the SHA-256 of each file, whether deliverability
+was checked, and this format's version; it is used only while all of them match. It is
+written to a temporary file in the same folder and renamed into place, so a reader finds
+a whole check or none. One that cannot be read (written by another version of this
+format, cut short by a full disk, edited by hand) is logged and made again.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import os
+import sys
+import tempfile
+from array import array
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from ..lists.check import ListCheck
+from ..lists.problems import Counts, Problem, Severity
+
+log = logging.getLogger(__name__)
+
+#: Raised when what a kept check holds changes shape; older files are then made again.
+FORMAT = 1
+
+Digests = tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class CheckKey:
+    """What a list's check depends on, besides the code that makes it."""
+
+    digests: Digests
+    check_deliverability: bool
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT,
+            "byteorder": sys.byteorder,
+            "digests": [list(pair) for pair in self.digests],
+            "check_deliverability": self.check_deliverability,
+        }
+
+
+def kept_path(var_dir: Path, list_id: str) -> Path:
+    """Where ``list_id``'s check is kept (list ids are letters, digits, ``-`` and ``_``)."""
+    return var_dir / "cache" / "lists" / f"{list_id}.json"
+
+
+def load(path: Path, key: CheckKey) -> tuple[ListCheck, array[int]] | None:
+    """The check kept at ``path`` and its members' sorted address keys, if it was made from
+    what ``key`` names; None when there is none, or it is stale or unreadable."""
+    try:
+        kept = orjson.loads(path.read_bytes())
+    except FileNotFoundError:
+        return None
+    except (OSError, orjson.JSONDecodeError) as exc:
+        log.warning("%s: a list's kept check could not be read (%s); checking again", path, exc)
+        return None
+    if not isinstance(kept, dict) or kept.get("key") != key.as_json():
+        return None
+    try:
+        return _check_from(kept["check"]), _members_from(kept["members"])
+    except (KeyError, TypeError, ValueError) as exc:
+        log.warning("%s: a list's kept check is not as written (%r); checking again", path, exc)
+        return None
+
+
+def save(path: Path, key: CheckKey, check: ListCheck, members: array[int]) -> None:
+    """Keep ``check`` and ``members`` at ``path``, replacing any check kept there. A failure
+    to write is logged, not raised: the check is still good for this process."""
+    document = {
+        "key": key.as_json(),
+        "check": _check_json(check),
+        "members": base64.b64encode(members.tobytes()).decode("ascii"),
+    }
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _replace(path, orjson.dumps(document))
+    except OSError as exc:
+        log.warning("%s: could not keep the list's check (%s)", path, exc)
+
+
+def _replace(path: Path, content: bytes) -> None:
+    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(content)
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+
+
+def _check_json(check: ListCheck) -> dict[str, Any]:
+    counts = check.counts
+    return {
+        "list_id": check.list_id,
+        "files": [str(p) for p in check.files],
+        "counts": [counts.rows, counts.members, counts.invalid, counts.duplicates],
+        "problems": [_problem_json(p) for p in check.problems],
+        "errors": check.errors,
+        "warnings": check.warnings,
+    }
+
+
+def _problem_json(problem: Problem) -> list[Any]:
+    first = [str(problem.first[0]), problem.first[1]] if problem.first else None
+    return [str(problem.path), problem.line, problem.reason, str(problem.severity), first]
+
+
+def _check_from(kept: dict[str, Any]) -> ListCheck:
+    rows, members, invalid, duplicates = kept["counts"]
+    return ListCheck(
+        list_id=str(kept["list_id"]),
+        files=tuple(Path(p) for p in kept["files"]),
+        counts=Counts(int(rows), int(members), int(invalid), int(duplicates)),
+        problems=tuple(_problem_from(p) for p in kept["problems"]),
+        errors=int(kept["errors"]),
+        warnings=int(kept["warnings"]),
+    )
+
+
+def _problem_from(kept: list[Any]) -> Problem:
+    path, line, reason, severity, first = kept
+    return Problem(
+        Path(path),
+        None if line is None else int(line),
+        str(reason),
+        Severity(severity),
+        (Path(first[0]), int(first[1])) if first else None,
+    )
+
+
+def _members_from(encoded: str) -> array[int]:
+    members: array[int] = array("q")
+    members.frombytes(base64.b64decode(encoded, validate=True))
+    return members
