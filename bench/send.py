@@ -336,12 +336,14 @@ def _copy_ledger_chunk(
         [(issue_id, seq, min(batch, len(ids) - n), f"floor-{issue_id}-{seq}")
          for seq, n in enumerate(range(0, len(ids), batch), start=first_seq)],
     )
+    # ``+r.issue_id``: the chunk's rows are found by their ids; on the issue's index SQLite
+    # would walk all of the issue's rows for every chunk.
     db.execute(
         "INSERT INTO recipients (issue_id, batch_id, email, email_as_written, name, fields, "
         "list_id, status, provider_message_id, error) "
         "SELECT ?, b.id, r.email, r.email_as_written, r.name, r.fields, r.list_id, 'queued', "
         "'', '' FROM recipients r JOIN batches b ON b.issue_id = ? AND b.seq = ? + "
-        "(r.id - ?) / ? WHERE r.issue_id = ? AND r.id BETWEEN ? AND ? ORDER BY r.id "
+        "(r.id - ?) / ? WHERE +r.issue_id = ? AND r.id BETWEEN ? AND ? ORDER BY r.id "
         "ON CONFLICT (issue_id, email) DO NOTHING",
         (issue_id, issue_id, first_seq, ids[0], batch, source, ids[0], ids[-1]),
     )
