@@ -280,6 +280,10 @@ events = Table(
     Column("at", UtcDateTime(), nullable=False),
     Column("detail", Text, nullable=False, default=""),
     UniqueConstraint("provider", "event_id", name="uq_events_provider_event"),
+    # A reader's events, for ``subscribers show`` and ``forget``: by address, and, for those
+    # a provider sent without one (an empty address), by the id of one of their messages.
+    # Without it a reader's data request read every event the publication ever had.
+    Index("ix_events_email_message", "email", "provider_message_id"),
 )
 
 # Webhook tokens already seen (Mailgun asks receivers to refuse a replayed token).
