@@ -30,8 +30,8 @@ sys.path.insert(0, str(BENCH))
 from members import write_csv  # noqa: E402
 
 from newsletter.config import Settings, load_settings  # noqa: E402
+from newsletter.lists.keptchecks import kept_path  # noqa: E402
 from newsletter.models import SuppressionReason  # noqa: E402
-from newsletter.schedule.keptchecks import kept_path  # noqa: E402
 from newsletter.schedule.listing import ListsReader  # noqa: E402
 from newsletter.store import Store, suppressions  # noqa: E402
 

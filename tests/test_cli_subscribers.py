@@ -22,6 +22,7 @@ from newsletter.lists import edit
 from newsletter.lists.addresscache import cache_path
 from newsletter.models import DeliveryStatus, WebhookEvent
 from newsletter.publisher import Publisher
+from newsletter.schedule.listing import ListsReader
 from newsletter.store import Store, tally
 from newsletter.store.events import apply_event
 from newsletter.store.tables import metadata, recipients
@@ -191,6 +192,28 @@ def test_forget_erases_everything_but_a_hashed_suppression(sent: Sent) -> None:
     assert data["forgotten"]["kept_as"] == report["kept"]["suppression"]
     assert [data[k] for k in ("member_files", "suppressions", "ledger", "events")] == [[]] * 4
     assert (data["soft_bounces"], data["address_cache"]) == (None, [])
+
+
+def test_forget_drops_the_lists_checks_the_desk_keeps(sent: Sent) -> None:
+    """A kept check holds what was read of her (a key of her address among the members', and
+    possibly her row quoted in a problem): every one goes, and the next view makes them again
+    from the files without her."""
+    folder = sent.home / "var" / "cache" / "lists"
+    settings = load_settings(sent.home, environ=sent.env)
+    store = sent.store()
+    try:
+        before = ListsReader(settings, store).overview()
+        assert sorted(p.name for p in folder.iterdir()) == ["every-article.json", "weekly.json"]
+
+        result = sent.run("subscribers", "forget", ZOE, "--yes")
+        assert result.exit_code == 0, result.output
+        assert list(folder.iterdir()) == []
+
+        after = ListsReader(settings, store).overview()
+    finally:
+        store.close()
+    assert [m.members for m in after.lists] == [m.members - 1 for m in before.lists]
+    assert sorted(p.name for p in folder.iterdir()) == ["every-article.json", "weekly.json"]
 
 
 def counts(sent: Sent) -> dict[str, int]:

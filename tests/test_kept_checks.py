@@ -1,4 +1,4 @@
-"""A list's check kept on disk (``schedule.keptchecks``): made once by any process, read by
+"""A list's check kept on disk (``lists.keptchecks``): made once by any process, read by
 the next one and after a restart, made again when a file's bytes change, and never trusted
 when it is damaged, stale or written by another format."""
 
@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 
 from newsletter.config import Settings
+from newsletter.lists import keptchecks
 from newsletter.lists.check import PublicationCheck
 from newsletter.models import SuppressionReason
-from newsletter.schedule import keptchecks
 from newsletter.schedule.listing import ListsReader
 from newsletter.store import Store, suppressions
 from tests.conftest import REPO
@@ -148,7 +148,7 @@ def test_a_damaged_kept_check_is_logged_and_made_again(
     path = kept_file(lists_home)
     path.write_text(damage(path.read_text()))
 
-    with caplog.at_level(logging.WARNING, logger="newsletter.schedule.keptchecks"):
+    with caplog.at_level(logging.WARNING, logger="newsletter.lists.keptchecks"):
         shown = overview(lists_home, store)
 
     assert shown == expected
@@ -184,7 +184,7 @@ def test_a_check_that_cannot_be_kept_is_logged_and_still_shown(
     folder.parent.mkdir(parents=True, exist_ok=True)
     folder.write_text("a file where the folder would be")
 
-    with caplog.at_level(logging.WARNING, logger="newsletter.schedule.keptchecks"):
+    with caplog.at_level(logging.WARNING, logger="newsletter.lists.keptchecks"):
         shown = overview(lists_home, store)
 
     assert next(m for m in shown["lists"] if m["id"] == "weekly")["members"] == 7

@@ -3,8 +3,9 @@
 What goes: the address's rows in every list's member files, through the edit ``lists
 remove`` uses (streamed into a temporary file, every other byte copied as it was, put in
 place by an atomic rename, and abandoned if someone else changed the file meanwhile); its
-suppressions and soft-bounce count; what the address cache remembers of it, and the
-unsubscribe tokens kept for it (``tokencache``). Its ledger rows and provider events are
+suppressions and soft-bounce count; what the address cache remembers of it, the
+unsubscribe tokens kept for it (``tokencache``), and the lists' checks the desk keeps
+(``keptchecks``), which may quote its row. Its ledger rows and provider events are
 made anonymous (``store.reader_rows``), so that every issue's
 numbers stay true.
 
@@ -43,7 +44,7 @@ from ..errors import IssueStateError, ListError
 from ..store import Store, reader_signups, suppressions
 from ..store import reader_rows as rows
 from ..store.reader_signups import SIGNUP_KINDS, SignupRows
-from . import tokencache
+from . import keptchecks, tokencache
 from .addresscache import AddressCache, cache_path
 from .appending import held
 from .config import PublicationConfig
@@ -233,8 +234,10 @@ def _note_erased(report: ForgetReport, erased: rows.Erased) -> None:
 
 def _forget_in_cache(var_dir: Path, key: str) -> int:
     """The address cache's entries for ``key`` (how many), and the unsubscribe tokens kept
-    for it, which are not counted: they are the address again, signed."""
+    for it, which are not counted: they are the address again, signed. The lists' kept
+    checks go too (``keptchecks``): one may quote the address in a problem."""
     tokencache.forget(var_dir, key)
+    keptchecks.forget_all(var_dir)
     path = cache_path(var_dir)
     if not path.exists():
         return 0

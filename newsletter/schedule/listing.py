@@ -23,13 +23,13 @@ from datetime import datetime
 from pathlib import Path
 
 from ..config import Settings
+from ..lists import keptchecks
 from ..lists.addresscache import AddressCache, file_digest, opened_cache
 from ..lists.check import ListCheck, PublicationCheck
 from ..lists.config import PublicationConfig
 from ..lists.problems import Problem
 from ..models import Cadence, MailingList
 from ..store import Store, suppressions
-from . import keptchecks
 from .scheduler import read_schedule
 
 #: Problems shown for each list; ``newsletter lists check`` prints every one.

@@ -27,8 +27,8 @@ from typing import Any
 
 import orjson
 
-from ..lists.check import ListCheck
-from ..lists.problems import Counts, Problem, Severity
+from .check import ListCheck
+from .problems import Counts, Problem, Severity
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,11 @@ class CheckKey:
 
 def kept_path(var_dir: Path, list_id: str) -> Path:
     """Where ``list_id``'s check is kept (list ids are letters, digits, ``-`` and ``_``)."""
-    return var_dir / "cache" / "lists" / f"{list_id}.json"
+    return _folder(var_dir) / f"{list_id}.json"
+
+
+def _folder(var_dir: Path) -> Path:
+    return var_dir / "cache" / "lists"
 
 
 def load(path: Path, key: CheckKey) -> tuple[ListCheck, array[int]] | None:
@@ -91,6 +95,16 @@ def save(path: Path, key: CheckKey, check: ListCheck, members: array[int]) -> No
         _replace(path, orjson.dumps(document))
     except OSError as exc:
         log.warning("%s: could not keep the list's check (%s)", path, exc)
+
+
+def forget_all(var_dir: Path) -> int:
+    """Remove every kept check (how many): a problem it keeps quotes a member's row, which
+    a reader forgotten at their request may be in. Each is made again on its next view."""
+    removed = 0
+    for path in _folder(var_dir).glob("*.json"):
+        path.unlink(missing_ok=True)
+        removed += 1
+    return removed
 
 
 def _replace(path: Path, content: bytes) -> None:
