@@ -32,7 +32,7 @@ from .problems import Counts, Problem, Severity
 
 log = logging.getLogger(__name__)
 
-#: Raised when what a kept check holds changes shape; older files are then made again.
+#: Bumped when what a kept check holds changes shape; older files are then made again.
 FORMAT = 1
 
 Digests = tuple[tuple[str, str], ...]
@@ -98,8 +98,9 @@ def save(path: Path, key: CheckKey, check: ListCheck, members: array[int]) -> No
 
 
 def forget_all(var_dir: Path) -> int:
-    """Remove every kept check (how many): a problem it keeps quotes a member's row, which
-    a reader forgotten at their request may be in. Each is made again on its next view."""
+    """Remove every kept check (how many): each holds what was read of the members (a key
+    of every address, problems that may quote a row), and a reader forgotten at their
+    request may be among them. Each is made again on its next view."""
     removed = 0
     for path in _folder(var_dir).glob("*.json"):
         path.unlink(missing_ok=True)
