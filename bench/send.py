@@ -306,7 +306,8 @@ def ledger_floor(home: Path, env: dict[str, str], sent: SendRun, chunk: int = 5_
         (issue_id,) = Publisher(settings, store).draft("bench", article_ids=sent.articles)
     finally:
         store.close()
-    db = sqlite3.connect(home / "var" / "bench.db", isolation_level=None)
+    db = sqlite3.connect(str(sqlalchemy.make_url(settings.database_url).database),
+                         isolation_level=None)
     try:
         db.execute("PRAGMA foreign_keys=OFF")
         ids = [i for (i,) in db.execute(
