@@ -15,14 +15,18 @@ from tests.conftest import PG_ADMIN_URL, REPO, require_postgres
 POSTGRES_TEMP_SCHEMA = re.compile(r"pg_(toast_)?temp_\d+(\.|$)")
 
 
-def run_bench(*args: str) -> str:
+def bench(script: str, *args: str, timeout: float = 120) -> str:
+    """``bench/<script>`` run with ``args`` in a process of its own; its output."""
     done = subprocess.run(
-        [sys.executable, str(REPO / "bench" / "send.py"), "--recipients", "1500",
-         "--merge-seconds", "0.1", *args],
-        capture_output=True, text=True, timeout=120, check=False,
+        [sys.executable, str(REPO / "bench" / script), *args],
+        capture_output=True, text=True, timeout=timeout, check=False,
     )
     assert done.returncode == 0, done.stderr
     return done.stdout
+
+
+def run_bench(*args: str) -> str:
+    return bench("send.py", "--recipients", "1500", "--merge-seconds", "0.1", *args)
 
 
 def assert_sent_once(output: str) -> None:
@@ -67,13 +71,9 @@ def ours_or_postgres(name: str) -> bool:
 
 
 def test_desk_bench_signs_in_measures_the_pages_and_watches_a_send() -> None:
-    done = subprocess.run(
-        [sys.executable, str(REPO / "bench" / "desk.py"), "--recipients", "1500", "--issues",
-         "12", "--duration", "0.3", "--send-runs", "1", "--watch-every", "0.1", "--json"],
-        capture_output=True, text=True, timeout=240, check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    result = json.loads(done.stdout)
+    stdout = bench("desk.py", "--recipients", "1500", "--issues", "12", "--duration", "0.3",
+                   "--send-runs", "1", "--watch-every", "0.1", "--json", timeout=240)
+    result = json.loads(stdout)
     measured = {p["path"]: p for p in result["probes"] if "skipped" not in p}
     issue = result["issue"]
     assert {"/desk/issues", f"/desk/issues/{issue}", "/healthz"} <= set(measured)
@@ -90,51 +90,33 @@ def test_desk_bench_signs_in_measures_the_pages_and_watches_a_send() -> None:
 
 
 def test_preferences_bench_reads_both_readers_pages_and_confirms() -> None:
-    done = subprocess.run(
-        [sys.executable, str(REPO / "bench" / "preferences.py"), "--members", "2000",
-         "--repeat", "3"],
-        capture_output=True, text=True, timeout=180, check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    assert re.search(r"in it, first view \(index made\): \d+ ms", done.stdout)
-    assert re.search(r"in it, warm: [\d.]+ ms", done.stdout)
-    assert re.search(r"not in it, warm: [\d.]+ ms", done.stdout)
-    assert re.search(r"confirming a sign-up .*: [\d.]+ ms", done.stdout)
-    assert re.search(r"reading every file of the list: \d+ ms", done.stdout)
+    stdout = bench("preferences.py", "--members", "2000", "--repeat", "3", timeout=180)
+    assert re.search(r"in it, first view \(index made\): \d+ ms", stdout)
+    assert re.search(r"in it, warm: [\d.]+ ms", stdout)
+    assert re.search(r"not in it, warm: [\d.]+ ms", stdout)
+    assert re.search(r"confirming a sign-up .*: [\d.]+ ms", stdout)
+    assert re.search(r"reading every file of the list: \d+ ms", stdout)
 
 
 def test_signup_bench_sends_each_accepted_sign_up_one_confirmation() -> None:
-    done = subprocess.run(
-        [sys.executable, str(REPO / "bench" / "signup.py"), "--workers", "1", "--clients", "4",
-         "--duration", "1", "--json"],
-        capture_output=True, text=True, timeout=300, check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    figures = json.loads(done.stdout)
+    stdout = bench("signup.py", "--workers", "1", "--clients", "4", "--duration", "1",
+                   "--json", timeout=300)
+    figures = json.loads(stdout)
     assert figures["each_accepted_one_confirmation_sent"] is True
     assert figures["messages_sent"] == figures["signup_requests"] > 0
 
 
 def test_collect_bench_times_a_command_pass_and_a_daemon_pass() -> None:
-    done = subprocess.run(
-        [sys.executable, str(REPO / "bench" / "collect.py"), "--feeds", "4", "--hosts", "2"],
-        capture_output=True, text=True, timeout=120, check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    assert re.search(r"first pass \d+\.\d\d s .* second \(all 304\) \d+\.\d\d s", done.stdout)
+    stdout = bench("collect.py", "--feeds", "4", "--hosts", "2")
+    assert re.search(r"first pass \d+\.\d\d s .* second \(all 304\) \d+\.\d\d s", stdout)
     assert re.search(r"a pass in the running daemon \(all 304\) \d+\.\d\d s \(CPU \d+\.\d\d s\); "
-                     r"a process only importing what collect needs \d+\.\d\d s", done.stdout)
+                     r"a process only importing what collect needs \d+\.\d\d s", stdout)
 
 
 def test_desk_lists_bench_counts_the_same_list_every_way_it_is_read() -> None:
-    done = subprocess.run(
-        [sys.executable, str(REPO / "bench" / "desk_lists.py"), "--rows", "3000",
-         "--suppressed", "30"],
-        capture_output=True, text=True, timeout=120, check=False,
-    )
-    assert done.returncode == 0, done.stderr
+    stdout = bench("desk_lists.py", "--rows", "3000", "--suppressed", "30")
     views = re.findall(r"^(.+?)\s+\d+\.\d\d s   members ([\d,]+), suppressed ([\d,]+), "
-                       r"invalid (\d+)$", done.stdout, re.M)
+                       r"invalid (\d+)$", stdout, re.M)
     assert [label for label, *_ in views] == [
         "first view, address cache cold", "first view, address cache warm",
         "another process's first view (check kept)", "again, nothing changed",

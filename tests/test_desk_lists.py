@@ -141,9 +141,8 @@ def test_a_list_with_many_bad_rows_shows_the_first_and_counts_the_rest(
     assert "<i>bad" not in weekly and "&lt;i&gt;bad0@" in weekly
 
 
-def test_a_list_is_read_again_only_when_its_files_change(
-    desk: Desk, web: WebApp, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def counted_checks(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The lists this process checks (reads the files of) from now on, in order."""
     checked: list[str] = []
     real = PublicationCheck.check_list
 
@@ -152,6 +151,13 @@ def test_a_list_is_read_again_only_when_its_files_change(
         return real(self, config, list_id, *args)
 
     monkeypatch.setattr(PublicationCheck, "check_list", counting)
+    return checked
+
+
+def test_a_list_is_read_again_only_when_its_files_change(
+    desk: Desk, web: WebApp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    checked = counted_checks(monkeypatch)
     client = signed_in(web)
     first = client.get(web.url("/desk/lists")).text
     again = client.get(web.url("/desk/lists")).text

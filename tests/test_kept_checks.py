@@ -16,12 +16,11 @@ import pytest
 
 from newsletter.config import Settings
 from newsletter.lists import keptchecks
-from newsletter.lists.check import PublicationCheck
 from newsletter.models import SuppressionReason
 from newsletter.schedule.listing import ListsReader
 from newsletter.store import Store, suppressions
 from tests.conftest import REPO
-from tests.test_desk_lists import BAD_ROWS
+from tests.test_desk_lists import BAD_ROWS, counted_checks
 
 OVERVIEW_IN_A_PROCESS = """
 import json, sys
@@ -56,15 +55,7 @@ def store(lists_home: Settings) -> Iterator[Store]:
 @pytest.fixture
 def checks(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The lists this process checks (reads the files of), in order."""
-    checked: list[str] = []
-    real = PublicationCheck.check_list
-
-    def counting(self: PublicationCheck, config: Any, list_id: str, *args: Any) -> Any:
-        checked.append(list_id)
-        return real(self, config, list_id, *args)
-
-    monkeypatch.setattr(PublicationCheck, "check_list", counting)
-    return checked
+    return counted_checks(monkeypatch)
 
 
 def overview(settings: Settings, store: Store) -> dict[str, Any]:
