@@ -5,8 +5,8 @@ remove`` uses (streamed into a temporary file, every other byte copied as it was
 place by an atomic rename, and abandoned if someone else changed the file meanwhile); its
 suppressions and soft-bounce count; what the address cache remembers of it, the
 unsubscribe tokens kept for it (``tokencache``), and the lists' checks the desk keeps
-(``keptchecks``), which may quote its row. Its ledger rows and provider events are
-made anonymous (``store.reader_rows``), so that every issue's
+(``keptchecks``), which hold a key of its address and may quote its row. Its ledger rows
+and provider events are made anonymous (``store.reader_rows``), so that every issue's
 numbers stay true.
 
 What stays: one suppression for every list keyed by a one-way hash of the address
@@ -235,7 +235,7 @@ def _note_erased(report: ForgetReport, erased: rows.Erased) -> None:
 def _forget_in_cache(var_dir: Path, key: str) -> int:
     """The address cache's entries for ``key`` (how many), and the unsubscribe tokens kept
     for it, which are not counted: they are the address again, signed. The lists' kept
-    checks go too (``keptchecks``): one may quote the address in a problem."""
+    checks go too (``keptchecks``): they hold a key of the address, and may quote its row."""
     tokencache.forget(var_dir, key)
     keptchecks.forget_all(var_dir)
     path = cache_path(var_dir)
