@@ -9,7 +9,7 @@ and ``--suppressed`` of them suppressed, then times ``schedule.listing.ListsRead
 a list nobody has read yet), a first view with it warm (as after a change to the file of
 a list read before), the first view of another process (or after a restart), which reads
 the check kept on disk, then views of the unchanged lists, one after a suppression was
-added.
+added, and views after readers signed up (their file is read, the members file is not).
 Figures only; nothing is checked.
 """
 
@@ -53,6 +53,14 @@ def suppress(store: Store, rows: int, count: int) -> None:
                              at=datetime.now(UTC))
 
 
+def sign_up(settings: Settings, who: str) -> None:
+    """A confirmed reader, as the desk's host appends them to the list's sign-up file."""
+    path = settings.subscribers_dir / "weekly-signups.csv"
+    header = "" if path.exists() else "email,name\n"
+    with path.open("a", encoding="utf-8") as handle:
+        handle.write(f"{header}{who}-reader@example.net,{who.title()} Reader\n")
+
+
 def timed(label: str, reader: ListsReader) -> None:
     started = time.perf_counter()
     overview = reader.overview()
@@ -83,6 +91,10 @@ def main() -> None:
                 suppressions.add(conn, "subscriber1@example.org", SuppressionReason.MANUAL,
                                  at=datetime.now(UTC))
             timed("again, one more suppression", reader)
+            sign_up(settings, "first")
+            timed("after a sign-up (in another process)", ListsReader(settings, store))
+            sign_up(settings, "second")
+            timed("after another sign-up", reader)
         finally:
             store.close()
 

@@ -146,9 +146,11 @@ def counted_checks(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     checked: list[str] = []
     real = PublicationCheck.check_list
 
-    def counting(self: PublicationCheck, config: Any, list_id: str, *args: Any) -> Any:
+    def counting(
+        self: PublicationCheck, config: Any, list_id: str, *args: Any, **kwargs: Any
+    ) -> Any:
         checked.append(list_id)
-        return real(self, config, list_id, *args)
+        return real(self, config, list_id, *args, **kwargs)
 
     monkeypatch.setattr(PublicationCheck, "check_list", counting)
     return checked

@@ -10,9 +10,9 @@ with no members are warnings.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from ..config import Settings
 from ..errors import ListError
@@ -20,6 +20,7 @@ from .addresscache import AddressCache
 from .admin import reader_for
 from .config import ConfigFileError, PublicationConfig, load_config
 from .problems import Counts, Problem, Severity
+from .seen import Earlier
 
 ProblemSink = Callable[[Problem], None]
 
@@ -52,6 +53,32 @@ class ListCheck:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class CheckSoFar:
+    """A list's check after its first ``files`` files: what ``check_list`` takes up."""
+
+    files: int = 0
+    counts: Counts = field(default_factory=Counts)
+    problems: tuple[Problem, ...] = ()
+    errors: int = 0
+    warnings: int = 0
+    #: Where an address was read in those files, as (file index, line), if it was.
+    earlier: Earlier | None = None
+
+
+class FileWatch(Protocol):
+    """Told, as a list is checked, of each member and of each file read to its end."""
+
+    def member(self, key: str, line: int) -> None: ...
+
+    def file_read(self, index: int, so_far: CheckSoFar) -> None: ...
+
+
+def _added(a: Counts, b: Counts) -> Counts:
+    return Counts(a.rows + b.rows, a.members + b.members, a.invalid + b.invalid,
+                  a.duplicates + b.duplicates)
+
+
 class PublicationCheck:
     """One check: ``load`` the publication file, then ``check_list`` each list."""
 
@@ -78,12 +105,16 @@ class PublicationCheck:
 
     def check_list(
         self, config: PublicationConfig, list_id: str, cache: AddressCache | None,
-        on_address: Callable[[str], None] | None = None,
+        on_address: Callable[[str], None] | None = None, *,
+        resume: CheckSoFar | None = None, files: FileWatch | None = None,
     ) -> ListCheck:
         """Read the list's files once, handing each member's address (as suppressions
-        compare them) to ``on_address`` if given."""
-        kept: list[Problem] = []
-        found = {Severity.ERROR: 0, Severity.WARNING: 0}
+        compare them) to ``on_address`` if given. ``resume``: the check of the list's first
+        files, taken up from there (only the others are read). ``files``: told of each
+        member and of each file's end."""
+        start = resume or CheckSoFar()
+        kept: list[Problem] = list(start.problems)
+        found = {Severity.ERROR: start.errors, Severity.WARNING: start.warnings}
 
         def report(problem: Problem) -> None:
             found[problem.severity] += 1
@@ -93,15 +124,25 @@ class PublicationCheck:
 
         reader = reader_for(config, list_id, on_problem=report, cache=cache,
                             check_deliverability=self.settings.check_deliverability)
-        if on_address is None:
-            reader.count()
-        else:
-            for address in reader.addresses():
-                on_address(address)
-        if reader.counts.members == 0:
+
+        def file_read(index: int) -> None:
+            if files is not None:
+                files.file_read(index, CheckSoFar(
+                    index + 1, _added(start.counts, reader.counts), tuple(kept),
+                    found[Severity.ERROR], found[Severity.WARNING]))
+
+        noted = files.member if files is not None else None
+        for member in reader.members(start=start.files, earlier=start.earlier,
+                                     after_file=file_read):
+            if noted is not None:
+                noted(member.key, member.line)
+            if on_address is not None:
+                on_address(member.key)
+        counts = _added(start.counts, reader.counts)
+        if counts.members == 0:
             report(Problem(reader.paths[0], None, f"list {list_id!r} has no members",
                            Severity.WARNING))
-        return ListCheck(list_id, reader.paths, reader.counts, tuple(kept),
+        return ListCheck(list_id, reader.paths, counts, tuple(kept),
                          found[Severity.ERROR], found[Severity.WARNING])
 
     def tally(self, severity: Severity) -> int:

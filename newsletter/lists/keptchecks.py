@@ -92,7 +92,7 @@ def save(path: Path, key: CheckKey, check: ListCheck, members: array[int]) -> No
     }
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        _replace(path, orjson.dumps(document))
+        replace_file(path, orjson.dumps(document))
     except OSError as exc:
         log.warning("%s: could not keep the list's check (%s)", path, exc)
 
@@ -108,7 +108,7 @@ def forget_all(var_dir: Path) -> int:
     return removed
 
 
-def _replace(path: Path, content: bytes) -> None:
+def replace_file(path: Path, content: bytes) -> None:
     fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as handle:
@@ -125,13 +125,13 @@ def _check_json(check: ListCheck) -> dict[str, Any]:
         "list_id": check.list_id,
         "files": [str(p) for p in check.files],
         "counts": [counts.rows, counts.members, counts.invalid, counts.duplicates],
-        "problems": [_problem_json(p) for p in check.problems],
+        "problems": [problem_json(p) for p in check.problems],
         "errors": check.errors,
         "warnings": check.warnings,
     }
 
 
-def _problem_json(problem: Problem) -> list[Any]:
+def problem_json(problem: Problem) -> list[Any]:
     first = [str(problem.first[0]), problem.first[1]] if problem.first else None
     return [str(problem.path), problem.line, problem.reason, str(problem.severity), first]
 
@@ -142,13 +142,13 @@ def _check_from(kept: dict[str, Any]) -> ListCheck:
         list_id=str(kept["list_id"]),
         files=tuple(Path(p) for p in kept["files"]),
         counts=Counts(int(rows), int(members), int(invalid), int(duplicates)),
-        problems=tuple(_problem_from(p) for p in kept["problems"]),
+        problems=tuple(problem_from(p) for p in kept["problems"]),
         errors=int(kept["errors"]),
         warnings=int(kept["warnings"]),
     )
 
 
-def _problem_from(kept: list[Any]) -> Problem:
+def problem_from(kept: list[Any]) -> Problem:
     path, line, reason, severity, first = kept
     return Problem(
         Path(path),

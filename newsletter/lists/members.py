@@ -25,7 +25,7 @@ from .csvfile import NAME, Header, Record, clean_rows, first_header, iter_record
 from .leanread import NO_FIELDS, lean_recipients, make_recipient
 from .prevalidate import POOL_FROM, Judged, Prevalidation, Verdict
 from .problems import Counts, Problem, Severity
-from .seen import SeenAddresses
+from .seen import Earlier, SeenAddresses
 
 #: Rows whose addresses are looked up in the cache together (``_looked_up``).
 LOOK_AHEAD = 500
@@ -111,15 +111,20 @@ class MemberReader:
     def __iter__(self) -> Iterator[Subscriber]:
         return (member.subscriber for member in self.members())
 
-    def members(self) -> Iterator[Member]:
+    def members(
+        self, *, start: int = 0, earlier: Earlier | None = None,
+        after_file: Callable[[int], None] | None = None,
+    ) -> Iterator[Member]:
+        """The members of the files from index ``start`` on; ``earlier`` says where an
+        address was read in the files before it (they count as read first, for repeats).
+        ``after_file`` is called with each file's index once it is read."""
         self.counts = Counts()
-        if not self.dedupe:
-            for index, path in enumerate(self.paths):
-                yield from self._read_file(index, path, self._checking(index, path, None))
-            return
-        with closing(SeenAddresses()) as seen:
-            for index, path in enumerate(self.paths):
-                yield from self._read_file(index, path, self._checking(index, path, seen))
+        with closing(SeenAddresses(earlier)) as seen:
+            for index, path in enumerate(self.paths[start:], start=start):
+                checking = self._checking(index, path, seen if self.dedupe else None)
+                yield from self._read_file(index, path, checking)
+                if after_file is not None:
+                    after_file(index)
 
     def recipients(self, list_id: str, keep: Set[str] | None = None) -> Iterator[Recipient]:
         """The members as an issue's recipients, with only the ``keep`` columns (None: all).

@@ -4,12 +4,20 @@ de-duplication costs disk pages, not hundreds of megabytes of memory."""
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
+
+#: Where an address was first read, as (file index, line), if it was.
+Earlier = Callable[[str], "tuple[int, int] | None"]
 
 
 class SeenAddresses:
-    """Addresses already read for one list, with the file and line of each (first wins)."""
+    """Addresses already read for one list, with the file and line of each (first wins).
 
-    def __init__(self) -> None:
+    ``earlier``: where an address was read in files this read starts after (a check taken
+    up again after its first files, ``keptfiles``); those come first."""
+
+    def __init__(self, earlier: Earlier | None = None) -> None:
+        self._earlier = earlier
         # An empty file name gives a private on-disk database that SQLite deletes on close.
         self._db = sqlite3.connect("", isolation_level=None)
         self._db.execute("PRAGMA journal_mode=OFF")
@@ -21,6 +29,8 @@ class SeenAddresses:
 
     def first(self, key: str, file: int, line: int) -> tuple[int, int] | None:
         """Record ``key`` at (file, line); if it was already there, where it was first."""
+        if self._earlier is not None and (before := self._earlier(key)) is not None:
+            return before
         cursor = self._db.execute("INSERT OR IGNORE INTO seen VALUES (?, ?, ?)", (key, file, line))
         if cursor.rowcount:
             return None

@@ -6,7 +6,9 @@ Checking a list reads every row of its files (through the address cache the comm
 uses), which takes about ten seconds for a list of a million members. ``ListsReader``
 remembers each list's check while the bytes of its files stay the same, and keeps it on
 disk for every other process and the next start (``keptchecks``), so only the first page
-after a change to them waits for it. With the check it keeps the members' addresses
+after a change to them waits for it; and with it what each file gave (``keptfiles``), so
+that after a change to the last files (a sign-up, which goes to the sign-up file, read
+last) only those are read. With the check it keeps the members' addresses
 as a sorted array of their hashes (8 bytes a member: the first of the one-way hash that
 stands for a forgotten reader), against which the suppressions, forgotten readers
 included, are counted afresh at every page: they change all the time, the files seldom.
@@ -23,7 +25,7 @@ from datetime import datetime
 from pathlib import Path
 
 from ..config import Settings
-from ..lists import keptchecks
+from ..lists import keptchecks, keptfiles
 from ..lists.addresscache import AddressCache, file_digest, opened_cache
 from ..lists.check import ListCheck, PublicationCheck
 from ..lists.config import PublicationConfig
@@ -151,6 +153,12 @@ def _member_key(address: str) -> int | None:
     return int.from_bytes(digest[:8], "big", signed=True)
 
 
+def _address_key(address: str) -> int:
+    """``_member_key`` of an address read from a member file (never a forgotten reader's
+    key, which is not an address)."""
+    return int.from_bytes(suppressions.forgotten_digest(address)[:8], "big", signed=True)
+
+
 class ListsReader:
     """Reads the lists afresh each time, but remembers each list's check (its counts and
     problems) while its files' bytes are unchanged. Safe to share between threads."""
@@ -188,27 +196,33 @@ class ListsReader:
         if digests is not None and kept is not None and kept.digests == digests:
             return kept
         if digests is None:  # a file cannot be read: nothing to keep the check against
-            return self._made(check, config, list_id, cache, ())
+            return self._made(check, config, list_id, cache, (), None)
         key = keptchecks.CheckKey(digests, self.settings.check_deliverability)
         path = keptchecks.kept_path(self.settings.var_dir, list_id)
         found = keptchecks.load(path, key)
         if found is not None:
             kept = _Kept(digests, *found)
         else:
-            kept = self._made(check, config, list_id, cache, digests)
+            kept = self._made(check, config, list_id, cache, digests, path)
             keptchecks.save(path, key, kept.check, kept.members)
         self._kept[list_id] = kept
         return kept
 
-    @staticmethod
     def _made(
-        check: PublicationCheck, config: PublicationConfig, list_id: str,
-        cache: AddressCache, digests: keptchecks.Digests,
+        self, check: PublicationCheck, config: PublicationConfig, list_id: str,
+        cache: AddressCache, digests: keptchecks.Digests, kept_at: Path | None,
     ) -> _Kept:
-        members: array[int] = array("q")
-        checked = check.check_list(config, list_id, cache,
-                                   lambda a: members.append(_member_key(a) or 0))
-        return _Kept(digests, checked, array("q", sorted(members)))
+        """The list checked now: only the files after those unchanged since the check kept
+        file by file at ``kept_at`` (``keptfiles``), which is kept again; every file when
+        ``kept_at`` is None."""
+        recorder = keptfiles.FileRecorder(_address_key, digests)
+        deliverability = self.settings.check_deliverability
+        files_at = keptfiles.files_path(kept_at) if kept_at is not None else None
+        resume = recorder.resume(files_at, deliverability) if files_at is not None else None
+        checked = check.check_list(config, list_id, cache, resume=resume, files=recorder)
+        if files_at is not None:
+            recorder.save(files_at, deliverability, checked)
+        return _Kept(digests, checked, recorder.members())
 
 
 def _digests(paths: Iterable[Path]) -> keptchecks.Digests | None:
