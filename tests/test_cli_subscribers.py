@@ -194,16 +194,21 @@ def test_forget_erases_everything_but_a_hashed_suppression(sent: Sent) -> None:
     assert (data["soft_bounces"], data["address_cache"]) == (None, [])
 
 
+#: What the desk keeps of each list: its check, and what each of its files gave.
+KEPT_FOR_THE_DESK = ["every-article.files.json", "every-article.json", "weekly.files.json",
+                     "weekly.json"]
+
+
 def test_forget_drops_the_lists_checks_the_desk_keeps(sent: Sent) -> None:
     """A kept check holds what was read of her (a key of her address among the members', and
-    possibly her row quoted in a problem): every one goes, and the next view makes them again
-    from the files without her."""
+    possibly her row quoted in a problem), and so does what is kept file by file (her key and
+    line): every one goes, and the next view makes them again from the files without her."""
     folder = sent.home / "var" / "cache" / "lists"
     settings = load_settings(sent.home, environ=sent.env)
     store = sent.store()
     try:
         before = ListsReader(settings, store).overview()
-        assert sorted(p.name for p in folder.iterdir()) == ["every-article.json", "weekly.json"]
+        assert sorted(p.name for p in folder.iterdir()) == KEPT_FOR_THE_DESK
 
         result = sent.run("subscribers", "forget", ZOE, "--yes")
         assert result.exit_code == 0, result.output
@@ -213,7 +218,7 @@ def test_forget_drops_the_lists_checks_the_desk_keeps(sent: Sent) -> None:
     finally:
         store.close()
     assert [m.members for m in after.lists] == [m.members - 1 for m in before.lists]
-    assert sorted(p.name for p in folder.iterdir()) == ["every-article.json", "weekly.json"]
+    assert sorted(p.name for p in folder.iterdir()) == KEPT_FOR_THE_DESK
 
 
 def counts(sent: Sent) -> dict[str, int]:
