@@ -44,6 +44,13 @@ def test_bench_on_sqlite() -> None:
     assert re.search(floor, output)
 
 
+def test_bench_times_the_sends_alone_with_the_audience_frozen_first() -> None:
+    output = run_bench("--frozen-first", "--no-extras")
+    assert_sent_once(output)
+    assert "the audience was frozen before the clock started" in output
+    assert "of which freezing" not in output
+
+
 def schemas_and_tables() -> set[str]:
     engine = create_engine(PG_ADMIN_URL)
     with engine.connect() as conn:
