@@ -51,6 +51,13 @@ def test_bench_times_the_sends_alone_with_the_audience_frozen_first() -> None:
     assert "of which freezing" not in output
 
 
+def test_batch_build_bench_builds_what_a_send_builds_both_ways() -> None:
+    stdout = bench("batch_build.py", "--recipients", "2500", "--repeat", "1")
+    assert "batches                3 of up to 1,000 recipients (2,500 in all)" in stdout
+    assert re.search(r"^today\s+\d+\.\d\d ms", stdout, re.M)
+    assert re.search(r"^the least\s+\d+\.\d\d ms", stdout, re.M)
+
+
 def schemas_and_tables() -> set[str]:
     engine = create_engine(PG_ADMIN_URL)
     with engine.connect() as conn:
