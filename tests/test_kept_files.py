@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 
 from newsletter.config import Settings
-from newsletter.lists import keptchecks, keptfiles
+from newsletter.lists import keptchecks, keptfiles, signups
 from newsletter.lists.members import MemberReader
-from newsletter.models import SuppressionReason
+from newsletter.models import Subscriber, SuppressionReason
 from newsletter.schedule.listing import PROBLEMS_KEPT, ListsReader
 from newsletter.store import Store, suppressions
 from tests.test_desk_lists import BAD_ROWS
@@ -77,11 +77,17 @@ def weekly(overview: dict[str, Any]) -> dict[str, Any]:
 
 
 def sign_up(settings: Settings, *rows: str) -> None:
-    """Rows appended to the weekly list's sign-up file, as confirming readers does."""
+    """Readers confirmed, appended to the weekly list's sign-up file as the journal is
+    applied (``signups.append_rows``); a row that is not an address is written as an edit
+    by hand would."""
     path = settings.subscribers_dir / SIGNUPS
-    new = not path.exists()
-    with path.open("a", encoding="utf-8") as handle:
-        handle.write(("email,name\n" if new else "") + "".join(f"{row}\n" for row in rows))
+    for row in rows:
+        email, name = row.split(",")
+        if "@" in email:
+            signups.append_rows(path, [Subscriber(email, name)])
+        else:
+            with path.open("a", encoding="utf-8") as handle:
+                handle.write(f"{row}\n")
 
 
 def files_kept(settings: Settings) -> Path:
