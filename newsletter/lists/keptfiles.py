@@ -32,6 +32,7 @@ import orjson
 from .check import CheckSoFar, ListCheck
 from .keptchecks import Digests, problem_from, problem_json, replace_file
 from .problems import Counts
+from .seen import Earlier
 
 log = logging.getLogger(__name__)
 
@@ -91,16 +92,9 @@ class FileRecorder:
     def resume(self, kept: Path, check_deliverability: bool) -> CheckSoFar | None:
         """The check kept at ``kept`` as it stood after the files unchanged since (their
         records taken over), or None when the first file changed or nothing is kept."""
-        found = _load(kept, check_deliverability)
-        if found is None:
-            return None
-        files = found
-        same = 0
-        for read, (path, digest) in zip(files, self.digests, strict=False):
-            if (read.path, read.digest) != (path, digest):
-                break
-            same += 1
-        if same == 0:
+        files = _load(kept, check_deliverability)
+        same = _unchanged(files or [], self.digests)
+        if not files or same == 0:
             return None
         self.files = files[:same]
         last = self.files[-1].so_far
@@ -121,7 +115,17 @@ class FileRecorder:
             log.warning("%s: could not keep the list's files (%s)", kept, exc)
 
 
-def _earlier(files: Sequence[FileRead], member_key: MemberKey) -> Callable[[str], Any]:
+def _unchanged(files: Sequence[FileRead], digests: Digests) -> int:
+    """How many of the list's first files are as they were when ``files`` were kept."""
+    same = 0
+    for read, (path, digest) in zip(files, digests, strict=False):
+        if (read.path, read.digest) != (path, digest):
+            break
+        same += 1
+    return same
+
+
+def _earlier(files: Sequence[FileRead], member_key: MemberKey) -> Earlier:
     def earlier(key: str) -> tuple[int, int] | None:
         wanted = member_key(key)
         for index, read in enumerate(files):
