@@ -27,14 +27,16 @@ BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH.parent))
 sys.path.insert(0, str(BENCH))
 
-from send import environment, make_home, python_speed  # noqa: E402
+from send import environment, make_home, python_speed, queued_issue  # noqa: E402
 
 from newsletter.bulkwork import fewer_collections  # noqa: E402
 from newsletter.config import load_settings  # noqa: E402
-from newsletter.delivery.base import HttpRequest  # noqa: E402
+from newsletter.delivery.base import HttpRequest, PreparedIssue  # noqa: E402
+from newsletter.delivery.engine import Engine  # noqa: E402
 from newsletter.publisher import Publisher  # noqa: E402
 from newsletter.render.greeting import greeting_name  # noqa: E402
 from newsletter.store import Store, ledger  # noqa: E402
+from newsletter.store.ledger import ClaimedBatch  # noqa: E402
 from newsletter.tokens import preferences_prefix, unsubscribe_prefix  # noqa: E402
 
 
@@ -54,72 +56,89 @@ def variables_of(request: HttpRequest) -> object:
     return orjson.loads(parts["recipient-variables"][1])
 
 
+def frozen_issue(home: Path) -> tuple[Publisher, PreparedIssue, Engine, list[ClaimedBatch]]:
+    """The bench list's issue, started (its audience frozen), with every batch claimed by
+    an engine that sends nothing."""
+    env = environment(9, f"sqlite:///{home / 'var' / 'bench.db'}", 2)  # port 9: nothing sent
+    settings = load_settings(home, environ=env)
+    publisher = Publisher(settings, Store.open(settings.database_url))
+    issue_id = queued_issue(publisher)
+    prepared = publisher.start(issue_id)
+    engine = publisher.engine()
+    claimed = []
+    while (batch := engine._claim(issue_id)) is not None:
+        claimed.append(batch)
+    return publisher, prepared, engine, claimed
+
+
+def built_today(prepared: PreparedIssue, engine: Engine, claimed: list[ClaimedBatch],
+                made: list[HttpRequest]) -> int:
+    """Each batch as ``Engine._attempt`` makes it before its request goes out; the last
+    request is kept in ``made``."""
+    built = 0
+    for batch in claimed:
+        outgoing = engine._outgoing(prepared, batch)
+        made.append(engine.provider.build_request(prepared, outgoing))
+        built += len(outgoing.recipients)
+    return built
+
+
+def built_least(publisher: Publisher, engine: Engine, claimed: list[ClaimedBatch],
+                merged: list[bytes]) -> int:
+    """Each batch the least way: its rows and kept tokens read, a dict per recipient, the
+    JSON (kept in ``merged``) and the To field."""
+    kept, base = engine.values._kept, publisher.base_url
+    assert kept is not None
+    unsubscribe, preferences = unsubscribe_prefix(base), preferences_prefix(base)
+    built = 0
+    for batch in claimed:
+        with publisher.store.engine.connect() as conn:
+            rows = ledger.open_rows(conn, batch.id, with_fields=False)
+        tokens = kept.batch("bench", batch.seq)
+        variables = {}
+        for rid, email, name, _, _ in rows:
+            token = tokens[email.lower()]
+            variables[email] = {
+                "greeting_name": greeting_name(name),
+                "unsubscribe_url": unsubscribe + token,
+                "preferences_url": preferences + token,
+                "nl_rid": str(rid),
+            }
+        merged.append(orjson.dumps(variables))
+        ", ".join([f"{name} <{email}>" for _, email, name, _, _ in rows])
+        built += len(variables)
+    return built
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--recipients", type=int, default=50_000)
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
+    made: list[HttpRequest] = []  # today's requests
+    merged: list[bytes] = []  # the least way's variables, each batch's
     with tempfile.TemporaryDirectory() as folder:
-        home = make_home(Path(folder), args.recipients)
-        env = environment(9, f"sqlite:///{home / 'var' / 'bench.db'}", 2)  # nothing is sent
-        settings = load_settings(home, environ=env)
-        store = Store.open(settings.database_url)
+        publisher, prepared, engine, claimed = frozen_issue(make_home(Path(folder),
+                                                                      args.recipients))
         try:
-            publisher = Publisher(settings, store)
-            publisher.collect()
-            (issue_id,) = publisher.draft("bench")
-            publisher.queue(issue_id)
-            prepared = publisher.start(issue_id)
-            engine = publisher.engine()
-            claimed = []
-            while (batch := engine._claim(issue_id)) is not None:
-                claimed.append(batch)
-            provider, kept = engine.provider, engine.values._kept
-            assert kept is not None
-            base = publisher.base_url
-            unsubscribe, preferences = unsubscribe_prefix(base), preferences_prefix(base)
-
-            def today() -> int:
-                built = 0
-                for batch in claimed:  # as ``Engine._attempt`` does before a request goes out
-                    outgoing = engine._outgoing(prepared, batch)
-                    request = provider.build_request(prepared, outgoing)
-                    built += len(outgoing.recipients)
-                made.append(request)
-                return built
-
-            def least() -> int:
-                built = 0
-                for batch in claimed:
-                    with store.engine.connect() as conn:
-                        rows = ledger.open_rows(conn, batch.id, with_fields=False)
-                    tokens = kept.batch("bench", batch.seq)
-                    variables = {}
-                    for rid, email, name, _, _ in rows:
-                        token = tokens[email.lower()]
-                        variables[email] = {
-                            "greeting_name": greeting_name(name),
-                            "unsubscribe_url": unsubscribe + token,
-                            "preferences_url": preferences + token,
-                            "nl_rid": str(rid),
-                        }
-                    merged.append(orjson.dumps(variables))
-                    ", ".join([f"{name} <{email}>" for _, email, name, _, _ in rows])
-                    built += len(variables)
-                return built
-
-            made: list[HttpRequest] = []  # today's requests, the last of each round
-            merged: list[bytes] = []  # the least way's variables, each batch's
             with fewer_collections():  # as a send runs
-                today()  # the tokens signed and kept, as by the send before
-                now, sent = best_ms_per_batch(today, len(claimed), args.repeat)
-                floor, built = best_ms_per_batch(least, len(claimed), args.repeat)
+                built_today(prepared, engine, claimed, [])  # tokens kept, as by a send before
+                now, sent = best_ms_per_batch(
+                    lambda: built_today(prepared, engine, claimed, made), len(claimed),
+                    args.repeat)
+                floor, built = best_ms_per_batch(
+                    lambda: built_least(publisher, engine, claimed, merged), len(claimed),
+                    args.repeat)
         finally:
-            store.close()
+            publisher.store.close()
     if sent != built or orjson.loads(merged[-1]) != variables_of(made[-1]):
         raise SystemExit("the least way did not build what today's does")
+    report(len(claimed), sent, now, floor)
+
+
+def report(batches: int, recipients: int, now: float, floor: float) -> None:
     print(f"python speed           {python_speed():.1f} µs for sum(range(1000)) (machine speed)")
-    print(f"batches                {len(claimed):,} of up to 1,000 recipients ({sent:,} in all)")
+    print(f"batches                {batches:,} of up to 1,000 recipients ({recipients:,} in all)")
     print(f"today                  {now:.2f} ms of CPU a batch: rows read, values made, "
           "Mailgun's request built")
     print(f"the least              {floor:.2f} ms of CPU a batch: rows read, one dict per "

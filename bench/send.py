@@ -211,6 +211,15 @@ class SendRun(NamedTuple):
     by_helpers: list[int]  # recipients each helper process sent
 
 
+def queued_issue(publisher: Publisher, article_ids: list[int] | None = None) -> int:
+    """A new issue to the bench's list, of the articles collected (or ``article_ids``),
+    queued."""
+    publisher.collect()
+    (issue_id,) = publisher.draft("bench", article_ids=article_ids)
+    publisher.queue(issue_id)
+    return issue_id
+
+
 def send_once(
     home: Path,
     env: dict[str, str],
@@ -225,9 +234,7 @@ def send_once(
     settings = load_settings(home, environ=env)
     store = Store.open(settings.database_url)
     publisher = Publisher(settings, store)
-    publisher.collect()
-    (issue_id,) = publisher.draft("bench", article_ids=article_ids)
-    publisher.queue(issue_id)
+    issue_id = queued_issue(publisher, article_ids)
     if frozen_first:
         publisher.start(issue_id)
     at_start()

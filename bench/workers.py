@@ -54,6 +54,7 @@ from send import (
     free_port,
     make_home,
     python_speed,
+    queued_issue,
     send_once,
     start_fake,
     validate_members,
@@ -104,9 +105,7 @@ def queue_and_freeze(home: Path, env: dict[str, str], freeze: bool) -> tuple[int
     store = Store.open(settings.database_url)
     try:
         publisher = Publisher(settings, store)
-        publisher.collect()
-        (issue_id,) = publisher.draft("bench")
-        publisher.queue(issue_id)
+        issue_id = queued_issue(publisher)
         if not freeze:
             return issue_id, 0.0, 0.0
         cpu, started = own_cpu(), time.perf_counter()

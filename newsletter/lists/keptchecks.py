@@ -66,17 +66,11 @@ def _folder(var_dir: Path) -> Path:
 def load(path: Path, key: CheckKey) -> tuple[ListCheck, array[int]] | None:
     """The check kept at ``path`` and its members' sorted address keys, if it was made from
     what ``key`` names; None when there is none, or it is stale or unreadable."""
-    try:
-        kept = orjson.loads(path.read_bytes())
-    except FileNotFoundError:
-        return None
-    except (OSError, orjson.JSONDecodeError) as exc:
-        log.warning("%s: a list's kept check could not be read (%s); checking again", path, exc)
-        return None
-    if not isinstance(kept, dict) or kept.get("key") != key.as_json():
+    kept = read_document(path, key.as_json(), "check")
+    if kept is None:
         return None
     try:
-        return _check_from(kept["check"]), _members_from(kept["members"])
+        return _check_from(kept["check"]), decoded(kept["members"], "q")
     except (KeyError, TypeError, ValueError) as exc:
         log.warning("%s: a list's kept check is not as written (%r); checking again", path, exc)
         return None
@@ -88,7 +82,7 @@ def save(path: Path, key: CheckKey, check: ListCheck, members: array[int]) -> No
     document = {
         "key": key.as_json(),
         "check": _check_json(check),
-        "members": base64.b64encode(members.tobytes()).decode("ascii"),
+        "members": encoded(members),
     }
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -159,7 +153,29 @@ def problem_from(kept: list[Any]) -> Problem:
     )
 
 
-def _members_from(encoded: str) -> array[int]:
-    members: array[int] = array("q")
-    members.frombytes(base64.b64decode(encoded, validate=True))
-    return members
+def read_document(path: Path, key: dict[str, Any], what: str) -> dict[str, Any] | None:
+    """The JSON document kept at ``path`` if it was made from what ``key`` names; None when
+    there is none or it is stale, and, logged, when it cannot be read (``what`` it holds)."""
+    try:
+        kept = orjson.loads(path.read_bytes())
+    except FileNotFoundError:
+        return None
+    except (OSError, orjson.JSONDecodeError) as exc:
+        log.warning("%s: a list's kept %s could not be read (%s); made again", path, what, exc)
+        return None
+    if not isinstance(kept, dict) or kept.get("key") != key:
+        return None
+    return kept
+
+
+def encoded(values: array[int]) -> str:
+    """An array of integers as text for a JSON document (machine byte order, which the
+    documents' keys name)."""
+    return base64.b64encode(values.tobytes()).decode("ascii")
+
+
+def decoded(text: str, typecode: str) -> array[int]:
+    """``encoded``'s array back; ValueError if it is not what it encoded."""
+    values: array[int] = array(typecode)
+    values.frombytes(base64.b64decode(text, validate=True))
+    return values

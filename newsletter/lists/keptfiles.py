@@ -17,7 +17,6 @@ Two addresses whose hashes share their first 8 bytes would read as one: about on
 
 from __future__ import annotations
 
-import base64
 import logging
 import sys
 from array import array
@@ -30,7 +29,15 @@ from typing import Any
 import orjson
 
 from .check import CheckSoFar, ListCheck
-from .keptchecks import Digests, problem_from, problem_json, replace_file
+from .keptchecks import (
+    Digests,
+    decoded,
+    encoded,
+    problem_from,
+    problem_json,
+    read_document,
+    replace_file,
+)
 from .problems import Counts
 from .seen import Earlier
 
@@ -148,19 +155,13 @@ def _file_json(read: FileRead) -> dict[str, Any]:
         "path": read.path, "digest": read.digest,
         "counts": [counts.rows, counts.members, counts.invalid, counts.duplicates],
         "problems": len(so_far.problems), "errors": so_far.errors, "warnings": so_far.warnings,
-        "keys": _encoded(read.keys), "lines": _encoded(read.lines),
+        "keys": encoded(read.keys), "lines": encoded(read.lines),
     }
 
 
 def _load(kept: Path, check_deliverability: bool) -> list[FileRead] | None:
-    try:
-        document = orjson.loads(kept.read_bytes())
-    except FileNotFoundError:
-        return None
-    except (OSError, orjson.JSONDecodeError) as exc:
-        log.warning("%s: a list's kept files could not be read (%s); reading them", kept, exc)
-        return None
-    if not isinstance(document, dict) or document.get("key") != _key(check_deliverability):
+    document = read_document(kept, _key(check_deliverability), "files")
+    if document is None:
         return None
     try:
         problems = tuple(problem_from(p) for p in document["problems"])
@@ -177,17 +178,7 @@ def _file_from(kept: dict[str, Any], problems: tuple[Any, ...]) -> FileRead:
     if not 0 <= count <= len(problems):
         raise ValueError(f"{count} problems of {len(problems)}")
     so_far = CheckSoFar(0, counts, problems[:count], int(kept["errors"]), int(kept["warnings"]))
-    keys, lines = _decoded(kept["keys"], "q"), _decoded(kept["lines"], "i")
+    keys, lines = decoded(kept["keys"], "q"), decoded(kept["lines"], "i")
     if len(keys) != len(lines):
         raise ValueError(f"{len(keys)} members but {len(lines)} lines")
     return FileRead(str(kept["path"]), str(kept["digest"]), so_far, keys, lines)
-
-
-def _encoded(values: array[int]) -> str:
-    return base64.b64encode(values.tobytes()).decode("ascii")
-
-
-def _decoded(encoded: str, typecode: str) -> array[int]:
-    values: array[int] = array(typecode)
-    values.frombytes(base64.b64decode(encoded, validate=True))
-    return values
