@@ -48,6 +48,7 @@ from newsletter.config import load_settings  # noqa: E402
 from newsletter.devtools.scratchschema import scratch_schema  # noqa: E402
 from newsletter.publisher import Publisher  # noqa: E402
 from newsletter.store import Store  # noqa: E402
+from newsletter.store import issues as issue_store  # noqa: E402
 
 PUBLICATION = """\
 [publication]
@@ -237,6 +238,9 @@ def send_once(
     issue_id = queued_issue(publisher, article_ids)
     if frozen_first:
         publisher.start(issue_id)
+        with store.engine.connect() as conn:
+            if not issue_store.get(conn, issue_id).audience_frozen:
+                raise SystemExit(f"issue {issue_id}: started, but its audience is not frozen")
     at_start()
     frozen: list[float] = []
 
@@ -248,8 +252,6 @@ def send_once(
     started = time.perf_counter()
     report = publisher.send_issue(issue_id, progress=progress)
     elapsed = time.perf_counter() - started
-    from newsletter.store import issues as issue_store
-
     with store.engine.connect() as conn:
         articles = issue_store.article_ids(conn, issue_id)
     store.close()
@@ -295,8 +297,6 @@ def merge_rate(home: Path, env: dict[str, str], seconds: float = 3.0) -> tuple[f
     store = Store.open(settings.database_url)
     publisher = Publisher(settings, store)
     issue_id = publisher.due_issues()[0] if publisher.due_issues() else None
-    from newsletter.store import issues as issue_store
-
     with store.engine.connect() as conn:
         last = issue_store.find(conn, limit=1)[0]
     prepared = publisher.prepared(issue_id or last.id)

@@ -104,14 +104,12 @@ class PublicationCheck:
             return None
 
     def check_list(
-        self, config: PublicationConfig, list_id: str, cache: AddressCache | None,
-        on_address: Callable[[str], None] | None = None, *,
+        self, config: PublicationConfig, list_id: str, cache: AddressCache | None, *,
         resume: CheckSoFar | None = None, files: FileWatch | None = None,
     ) -> ListCheck:
-        """Read the list's files once, handing each member's address (as suppressions
-        compare them) to ``on_address`` if given. ``resume``: the check of the list's first
-        files, taken up from there (only the others are read). ``files``: told of each
-        member and of each file's end."""
+        """Read the list's files once. ``resume``: the check of the list's first files,
+        taken up from there (only the others are read). ``files``: told of each member (its
+        address as suppressions compare them, and its line) and of each file's end."""
         start = resume or CheckSoFar()
         kept: list[Problem] = list(start.problems)
         found = {Severity.ERROR: start.errors, Severity.WARNING: start.warnings}
@@ -136,8 +134,6 @@ class PublicationCheck:
                                      after_file=file_read):
             if noted is not None:
                 noted(member.key, member.line)
-            if on_address is not None:
-                on_address(member.key)
         counts = _added(start.counts, reader.counts)
         if counts.members == 0:
             report(Problem(reader.paths[0], None, f"list {list_id!r} has no members",

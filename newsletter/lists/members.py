@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Callable, Iterator, Mapping, Sequence, Set
-from contextlib import closing
+from contextlib import closing, nullcontext
 from dataclasses import dataclass, field
 from itertools import chain, islice
 from pathlib import Path
@@ -119,9 +119,9 @@ class MemberReader:
         address was read in the files before it (they count as read first, for repeats).
         ``after_file`` is called with each file's index once it is read."""
         self.counts = Counts()
-        with closing(SeenAddresses(earlier)) as seen:
+        with closing(SeenAddresses(earlier)) if self.dedupe else nullcontext() as seen:
             for index, path in enumerate(self.paths[start:], start=start):
-                checking = self._checking(index, path, seen if self.dedupe else None)
+                checking = self._checking(index, path, seen)
                 yield from self._read_file(index, path, checking)
                 if after_file is not None:
                     after_file(index)
