@@ -143,20 +143,22 @@ class _Kept:
 def _member_key(address: str) -> int | None:
     """8 bytes of the hash of a (lower-cased) address, or of a forgotten reader's key (None
     for a key not in that form)."""
-    if address.startswith(suppressions.FORGOTTEN):
-        try:
-            digest = bytes.fromhex(address.removeprefix(suppressions.FORGOTTEN))
-        except ValueError:
-            return None
-    else:
-        digest = suppressions.forgotten_digest(address)
-    return int.from_bytes(digest[:8], "big", signed=True)
+    if not address.startswith(suppressions.FORGOTTEN):
+        return _address_key(address)
+    try:
+        return _first_bytes(bytes.fromhex(address.removeprefix(suppressions.FORGOTTEN)))
+    except ValueError:
+        return None
 
 
 def _address_key(address: str) -> int:
     """``_member_key`` of an address read from a member file (never a forgotten reader's
     key, which is not an address)."""
-    return int.from_bytes(suppressions.forgotten_digest(address)[:8], "big", signed=True)
+    return _first_bytes(suppressions.forgotten_digest(address))
+
+
+def _first_bytes(digest: bytes) -> int:
+    return int.from_bytes(digest[:8], "big", signed=True)
 
 
 class ListsReader:
