@@ -76,7 +76,9 @@ def test_chunks_freeze_what_one_transaction_would(store: Store) -> None:
     assert counts == audience.FreezeCounts(26, 1, 1, 24, 7)
     statuses, sizes = _ledger(store, issue_id)
     assert len(statuses) == 25 and statuses["user13@example.org"] == "suppressed"
-    assert sizes == [4, 4, 4, 3, 4, 4, 1]  # chunks of 8 (whole batches); 13 fell from the 4th
+    # Chunks of 8 (whole batches) from runs of 8, 16 and 16 members, each run in address
+    # order (user10 … user19, user20 … user23, user8, user9): 13 fell from the 3rd batch.
+    assert sizes == [4, 4, 3, 4, 4, 4, 1]
     with store.engine.connect() as conn:  # what a progress bar counts down from
         assert tally.open_recipients(conn, issue_id) == 24
     record = _record(store, issue_id)
@@ -109,20 +111,20 @@ def test_a_dead_workers_freeze_is_taken_over_keeping_what_it_committed(store: St
     issue_id = _issue(store)
     dead = _lease(_dead_owner())
 
-    def dies_in_the_third_chunk() -> Iterator[Recipient]:
-        yield from _members(20)
+    def dies_in_the_third_run() -> Iterator[Recipient]:
+        yield from _members(28)  # runs of 8 and 16, then 4 of the next
         raise RuntimeError("killed")
 
     with pytest.raises(RuntimeError):
-        audience.freeze_audience(store.engine, issue_id, dies_in_the_third_chunk(),
+        audience.freeze_audience(store.engine, issue_id, dies_in_the_third_run(),
                                  batch_size=4, chunk_size=8, at=NOW, lease=dead)
     statuses, sizes = _ledger(store, issue_id)
-    assert (len(statuses), sizes) == (16, [4, 4, 4, 4])  # two whole chunks
+    assert (len(statuses), sizes) == (24, [4] * 6)  # three whole chunks: two whole runs
     record = _record(store, issue_id)
     assert not record.audience_frozen and not audience.freeze_going_on(record, now=1000.0)
     counts = audience.freeze_audience(store.engine, issue_id, _members(30), batch_size=4,
                                       chunk_size=8, at=NOW, lease=_lease("me"))
-    assert counts is not None and (counts.duplicates, counts.queued) == (16, 14)
+    assert counts is not None and (counts.duplicates, counts.queued) == (24, 6)
     statuses, sizes = _ledger(store, issue_id)
     assert len(statuses) == 30 and sum(sizes) == 30 and max(sizes) == 4
     with store.engine.connect() as conn:
@@ -190,7 +192,7 @@ def test_foreign_keys_are_enforced_again_after_a_freeze_that_failed(store: Store
     issue_id = _issue(store)
 
     def members() -> Iterator[Recipient]:
-        yield from _members(8)
+        yield from _members(12)  # runs of 4 and 8
         raise OSError("the member file went away")
 
     with pytest.raises(OSError):
@@ -206,4 +208,33 @@ def test_foreign_keys_are_enforced_again_after_a_freeze_that_failed(store: Store
     finally:
         for conn in connections:
             conn.close()
-    assert _ledger(store, issue_id)[1] == [4, 4]
+    assert _ledger(store, issue_id)[1] == [4, 4, 4]
+
+
+def test_members_are_frozen_in_runs_sorted_by_address() -> None:
+    """Each run is twice the one before, up to the most (in whole first runs), and sorted
+    by the address as the ledger keys it; a repeat in another case stays behind its first
+    spelling, so the freeze keeps the first, as it does in list order."""
+    names = ["d", "B", "c", "a", "b", "e", "H", "g", "f", "C", "i", "k", "j", "h", "l", "m"]
+    members = [Recipient(f" {n}@example.org", n, {}, "weekly") for n in names]
+    ordered = list(audience.in_address_runs(members, first=2, most=5))
+    runs = [n.split("@")[0].strip() for n in (m.email for m in ordered)]
+    # Runs of 2, 4, then 6 (5 rounded up to whole runs of 2), then what is left.
+    assert runs == ["B", "d", "a", "b", "c", "e", "C", "f", "g", "H", "i", "k", "h", "j",
+                    "l", "m"]
+    assert [m.name for m in ordered][2:6] == ["a", "b", "c", "e"]  # sorted ignoring case
+
+
+def test_a_repeat_sorted_beside_its_first_spelling_is_dropped(store: Store) -> None:
+    issue_id = _issue(store)
+    members = [Recipient("Zed@example.org", "first", {}, "weekly"), *_members(3),
+               Recipient("zed@EXAMPLE.org", "second", {}, "weekly")]
+    counts = audience.freeze_audience(store.engine, issue_id, members, batch_size=2, at=NOW)
+    assert counts == audience.FreezeCounts(5, 1, 0, 4, 2)
+    with store.engine.connect() as conn:
+        rows = conn.execute(select(recipients.c.email, recipients.c.email_as_written,
+                                   recipients.c.name).order_by(recipients.c.id)).all()
+    assert [tuple(r) for r in rows] == [
+        ("user0@example.org", None, "User 0"), ("user1@example.org", None, "User 1"),
+        ("user2@example.org", None, "User 2"), ("zed@example.org", "Zed@example.org", "first"),
+    ]

@@ -200,8 +200,10 @@ def test_the_cache_stores_its_pending_verdicts_all_or_none(tmp_path: Path) -> No
     cache.put("bo@example.org", object())  # type: ignore[arg-type]  # cannot be stored
     with pytest.raises(sqlite3.Error):
         cache.flush()
-    assert cache.get("ann@example.org") is None  # not kept from a flush that failed
-    cache._pending = [("ann@example.org", "ann@example.org")]
+    left = AddressCache(tmp_path / "addresses.sqlite")
+    assert left.get("ann@example.org") is None  # not stored by a flush that failed
+    left.close()
+    cache._pending = {"ann@example.org": "ann@example.org"}
     cache.close()
     reopened = AddressCache(tmp_path / "addresses.sqlite")
     assert reopened.get("ann@example.org") == "ann@example.org"

@@ -99,9 +99,10 @@ def test_a_script_without_a_main_guard_can_read_a_new_file(tmp_path: Path) -> No
     assert members > 300 and pooled > 300
 
 
-def worker(cache_file: Path) -> subprocess.Popen[str]:
+def worker(cache_file: Path, *commit_every: int) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "newsletter.lists.validateworker", str(cache_file)],
+        [sys.executable, "-m", "newsletter.lists.validateworker", str(cache_file),
+         *map(str, commit_every)],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
         env={**os.environ, "PYTHONPATH": str(REPO)},
     )
@@ -138,31 +139,35 @@ def irregular(chunk: list[str]) -> list[list[object]]:
 
 
 def test_a_validation_process_stores_its_verdicts_itself(tmp_path: Path) -> None:
-    """It answers how many it validated once their verdicts are committed, and validates
-    only what the cache does not know; it names every record not accepted as written,
-    known or new, with its verdict."""
+    """It answers how many it validated, and validates only what it and the cache do not
+    know; it names every record not accepted as written, known or new, with its verdict.
+    The verdicts are stored in transactions of many chunks, the last as it exits."""
     cache_file = tmp_path / "c.sqlite"
     AddressCache(cache_file).close()
     chunk = addresses(1200)
     with worker(cache_file) as process:
         assert ask(process, chunk) == (1200, irregular(chunk))
-        assert stored(cache_file) == dict(zip(chunk, verdicts(chunk), strict=True))
+        assert stored(cache_file) == {}  # held for the next transaction, and known
         again = [*chunk[::-1], "new@example.org", "", "reader2@example.org"]
         validated, answer = ask(process, again)
         assert validated == 2  # only the new ones, accepted as written: not named
         assert answer == [*irregular(again[:-3]), [1201, None, None]]  # "": nothing to ask
         process.stdin.close()  # type: ignore[union-attr]
     assert process.returncode == 0
-    assert stored(cache_file)["new@example.org"] == ("new@example.org", None)
+    everything = [*chunk, "new@example.org", "reader2@example.org"]
+    assert stored(cache_file) == dict(zip(everything, verdicts(everything), strict=True))
+    with worker(cache_file) as process:  # another process finds them stored
+        assert ask(process, chunk) == (0, irregular(chunk))
+        process.stdin.close()  # type: ignore[union-attr]
 
 
 def test_a_validation_process_killed_leaves_no_wrong_verdict(tmp_path: Path) -> None:
-    """Killed wherever it is, it leaves a chunk's verdicts all or none, each the verdict
-    email-validator gives."""
+    """Killed wherever it is, it leaves a transaction's verdicts all or none, each the
+    verdict email-validator gives (here a transaction holds 3,000)."""
     cache_file = tmp_path / "c.sqlite"
     AddressCache(cache_file).close()
     first, second = addresses(3000), [f"other{i}@example.org" for i in range(3000)]
-    with worker(cache_file) as process:
+    with worker(cache_file, 3000) as process:
         assert process.stdin is not None and process.stdout is not None
         assert ask(process, first) == (3000, irregular(first))
         process.stdin.write(json.dumps(second) + "\n")

