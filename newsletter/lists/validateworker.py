@@ -11,8 +11,8 @@ row, the bottleneck of a first read) decoding and inserting a verdict per addres
 with the exceptions alone lets it take every other record as accepted without asking the
 cache, so it never reads a verdict back. Committing a transaction per chunk cost more than
 validating: a real list's addresses come in no order, so each chunk's 5,000 land all over
-the cache's index, and every commit rewrote pages across it (a million new addresses: 41 s
-of CPU in these processes, 23 s committing every 100,000, 16 s with each transaction's rows
+the cache's index, and every commit rewrote pages across it (a million new addresses: 30 s
+of CPU in these processes, about 16 s committing every 100,000 with each transaction's rows
 sorted; ``bench/first_read.py``). A process killed mid-way loses the verdicts it had not
 committed, and nothing else: each transaction is whole, so every verdict in the cache is one
 email-validator gave, and a verdict missing is validated again by the next read."""
