@@ -57,6 +57,7 @@ from .bulk import bulk_write
 from .db import dialect_insert
 from .issues import IssueRecord
 from .ledger import idempotency_key, next_seq
+from .suppressions import normalise
 from .tables import batches, issues, recipients, suppressions
 
 
@@ -234,7 +235,7 @@ def in_address_runs(members: Iterable[Recipient], first: int,
 
 
 def _address_order(member: Recipient) -> str:
-    return member.email.strip().lower()
+    return normalise(member.email)  # the key the ledger's unique index holds
 
 
 def _freeze_chunk(
