@@ -223,9 +223,10 @@ def in_address_runs(members: Iterable[Recipient], first: int,
     The ledger's unique index on (issue, address) is where a freeze's database time goes.
     A real list is in no particular address order, so each chunk's rows land all over the
     index and every commit rewrites pages across it: a million members in list order cost
-    SQLite about 25 s of CPU, in runs of up to 100,000 under 4 s, wholly sorted about 3 s
-    (``bench/send.py``'s ledger floor). A run is sorted before any of it is written, so the
-    first one is short: senders start on it while the rest is read."""
+    SQLite about 25 s of CPU, in runs of up to 100,000 under 4 s (``bench/send.py``'s ledger
+    floor). Sorting the whole list would save somewhat more, but hold all of it. A run is
+    sorted before any of it is written, so the first one is short: senders start on it
+    while the rest is read."""
     iterator, size = iter(members), first
     most = -(-most // first) * first
     while run := list(islice(iterator, size)):
