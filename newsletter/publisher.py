@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from .bulkwork import fewer_collections
 from .config import Settings
 from .delivery.base import PreparedIssue, Provider
-from .delivery.beside import Freeze, after_call, send_beside
+from .delivery.beside import Freeze, send_beside
 from .delivery.engine import Engine
 from .delivery.fanout import helpers_for
 from .delivery.outage import resume_after_outage
@@ -26,6 +26,7 @@ from .delivery.rounds import HAND_BACK_SECONDS, DueRounds
 from .errors import IssueMovedOnError, IssueStateError
 from .issues import sendtime
 from .issues.drafting import Drafter, DraftText
+from .lists.audience_key import audience_key
 from .lists.config import PublicationConfig, load_config
 from .lists.members import stream_recipients
 from .lists.problems import SkippedRows
@@ -37,7 +38,7 @@ from .models import (
     Recipient,
     check_transition,
 )
-from .store import Store, ledger, suppressions, tally
+from .store import Store, audience_sources, ledger, suppressions, tally
 from .store import articles as article_store
 from .store import audience as audience_store
 from .store import issues as issue_store
@@ -340,13 +341,9 @@ class Publisher:
         """The ledger keeps of each member only the columns the issue's templates use.
         ``taken`` is called once the freeze's lease is held (its members are read then)."""
         self.apply_signups(mailing_list.id)
-        members, settings = after_call(taken, self.audience(mailing_list, fields)), self.settings
         try:
             with fewer_collections():  # a million members made and dropped (``bulkwork``)
-                counts = audience_store.freeze_audience(
-                    self.store.engine, issue_id, members, batch_size=self.batch_size(),
-                    at=self.store.now(), chunk_size=settings.freeze_chunk,
-                    lease_seconds=settings.lease_seconds)
+                counts = self._frozen(issue_id, mailing_list, fields, taken)
         except audience_store.FreezeLost:
             log.warning("issue %s: another worker took over the audience's freeze", issue_id)
             return
@@ -356,6 +353,33 @@ class Publisher:
         numbers = (counts.queued, counts.batches, counts.suppressed, counts.duplicates)
         log.info("issue %s: %s recipients in %s batches (%s suppressed, %s duplicates)",
                  issue_id, *numbers)
+
+    def _frozen(self, issue_id: int, mailing_list: MailingList, fields: Set[str],
+                taken: Callable[[], None]) -> audience_store.FreezeCounts | None:
+        """The audience copied from an earlier issue read from the same files, else read."""
+        list_id, settings = mailing_list.id, self.settings
+        key = self._audience_key(list_id, fields)
+        with self.store.engine.connect() as conn:
+            source = audience_sources.find(conn, list_id, key) if key else None
+        still = lambda: key if self._audience_key(list_id, fields) == key else ""  # noqa: E731
+        counts = audience_store.freeze_audience(
+            self.store.engine, issue_id, source or self.audience(mailing_list, fields),
+            batch_size=self.batch_size(), at=self.store.now(), chunk_size=settings.freeze_chunk,
+            lease_seconds=settings.lease_seconds, on_taken=taken,
+            provenance=audience_store.Provenance(list_id, still) if key else None)
+        if counts is not None and source is not None:
+            log.info("issue %s: audience copied from issue %s, whose list files read the same",
+                     issue_id, source.issue_id)
+        return counts
+
+    def _audience_key(self, list_id: str, fields: Set[str]) -> str:
+        """What the list's audience would be read from (``lists.audience_key``); "" when it
+        cannot be copied."""
+        with self.store.engine.connect() as conn:
+            forgotten = suppressions.forgotten_digests(conn)
+        return audience_key(self.config.member_paths(list_id), list_id, fields,
+                            var_dir=self.settings.var_dir, forgotten=forgotten,
+                            check_deliverability=self.settings.check_deliverability)
 
     def apply_signups(self, list_id: str) -> None:
         """Copy sign-ups confirmed on any host into this host's files (``apply_before_send``)."""

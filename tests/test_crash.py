@@ -28,6 +28,7 @@ from tests.crash.publication import (
     BATCH_SIZE,
     FREEZE_CHUNK,
     Audience,
+    queue_again,
     queue_weekly_issue,
     sender_environment,
     write_members,
@@ -212,6 +213,30 @@ def test_sigkill_between_commits_then_resume(
     assert all(bool(crashed.received[e]) == was_sent for e in flying)
     seen = scenario.resume_and_check()
     assert len(seen.with_status("unknown")) == expected_unknown(point, provider, len(flying))
+
+
+# -- SIGKILL while the audience is copied from the issue before -----------------------------
+@pytest.mark.parametrize("database_url", [SQLITE, POSTGRESQL], indirect=True)
+def test_sigkill_while_the_audience_is_copied_then_resume(
+    scenario_for: Make, home: Path, server: HoldingServer,
+) -> None:
+    """The second issue to an unchanged list copies the first's audience, page by page; the
+    copier dies with two pages committed and the third staged. The resumed send copies it
+    again over what was committed, and applies a suppression added between the issues."""
+    first = scenario_for("outbox")
+    first.resume_and_check()
+    left = "reader150@example.com"
+    second_id = queue_again(home, first.sender.environment, first.issue_id, unsubscribed=left)
+    second = Scenario("outbox", second_id,
+                      Audience(first.audience.members, first.audience.suppressed | {left}),
+                      first.sender, mailbox_for("outbox", home, second_id, server),
+                      first.database_url)
+    second.sender.crash_at("copying", 3)
+    crashed = second.observe()
+    assert (crashed.state, len(crashed.rows)) == ("sending", 2 * FREEZE_CHUNK)
+    seen = second.resume_and_check()
+    assert {e: r.status for e, r in seen.rows.items() if e != left} == {
+        e: r.status for e, r in first.observe().rows.items() if e != left}
 
 
 # -- SIGKILL while the request is on the wire -----------------------------------------------

@@ -15,16 +15,12 @@ there the freeze comes first, as before.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TypeVar
 
 from .base import PreparedIssue
 from .engine import Engine
 from .report import Progress, SendReport
-
-T = TypeVar("T")
-
 
 #: What freezes an audience, given what to call once it holds the freeze's lease.
 Freeze = Callable[[Callable[[], None]], None]
@@ -95,10 +91,3 @@ def send_beside(engine: Engine, prepared: PreparedIssue, freeze: Freeze | None,
         return engine.run(prepared, progress)
     with freezing_beside(freeze, engine) as freezing:
         return engine.run(prepared, freezing.progress(progress))
-
-
-def after_call(first: Callable[[], None], items: Iterable[T]) -> Iterator[T]:
-    """``items``, with ``first()`` called when the first is asked for: a freeze asks for
-    its members once it holds its lease."""
-    first()
-    yield from items

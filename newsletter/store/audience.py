@@ -2,10 +2,12 @@
 
 Members are read in runs, each sorted by address (``in_address_runs``), and written in
 chunks of whole batches, so a batch holds neighbours in address order, not in the list's.
-Each chunk is streamed into a temporary table
-with the driver's bulk path, then copied into ``recipients`` by one ``INSERT … SELECT``:
-each row's batch is its position in the chunk divided by the batch size, and the unique
-index on ``(issue_id, email)`` drops repeats, the first one winning (across chunks too).
+Each chunk is streamed into a temporary table (``audience_stage``) with the driver's bulk
+path, then copied into ``recipients`` by one ``INSERT … SELECT``: each row's batch is its
+position in the chunk divided by the batch size, and the unique index on
+``(issue_id, email)`` drops repeats, the first one winning (across chunks too).
+When an earlier issue to the list was frozen from the very same files (``audience_sources``),
+its rows are copied instead, page by page in SQL, through the same stage (``copy_audience``).
 On PostgreSQL a chunk goes straight into ``recipients`` by COPY instead, its batches made
 first (``audience_copy``), unless one of its addresses is in the ledger already.
 Suppressed addresses keep a row (``suppressed``, in no batch); batches left with gaps are
@@ -25,40 +27,31 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from itertools import islice
 
-import orjson
-from sqlalchemy import (
-    JSON,
-    BigInteger,
-    Column,
-    Connection,
-    Engine,
-    Integer,
-    MetaData,
-    String,
-    Table,
-    Text,
-    and_,
-    delete,
-    func,
-    insert,
-    literal,
-    or_,
-    select,
-    update,
-)
+from sqlalchemy import Connection, Engine, func, select, update
 
-from ..models import ALL_LISTS, BatchState, DeliveryStatus, Recipient
+from ..models import Recipient
 from ..processes import current_owner, owner_is_dead
-from . import audience_copy
+from . import audience_copy, audience_sources
 from . import issues as issue_store
-from .bulk import bulk_write
-from .db import dialect_insert
+from .audience_sources import AudienceSource
+from .audience_stage import (
+    AUDIENCE_STAGE,
+    clear_stage,
+    insert_staged,
+    mark_suppressed,
+    new_batches,
+    settle_batches,
+    stage_copy,
+    stage_members,
+    staged_copy,
+)
 from .issues import IssueRecord
-from .ledger import idempotency_key, next_seq
+from .ledger import next_seq
 from .suppressions import normalise
-from .tables import batches, issues, recipients, suppressions
+from .tables import issues, recipients
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,35 +123,107 @@ DEFAULT_CHUNKS = {"sqlite": 5_000, "postgresql": 20_000}
 DEFAULT_LEASE_SECONDS = 120.0
 
 
+@dataclass(frozen=True, slots=True)
+class Provenance:
+    """What a freeze read its audience from, recorded once it is whole (``audience_sources``)
+    so that a later issue may copy it. ``key`` is asked after the last chunk: the list's
+    files may have changed while they were read, and then it answers "" (nothing recorded)."""
+
+    list_id: str
+    key: Callable[[], str]
+
+
 def freeze_audience(
     engine: Engine,
     issue_id: int,
-    members: Iterable[Recipient],
+    audience: Iterable[Recipient] | AudienceSource,
     *,
     batch_size: int,
     at: datetime,
     chunk_size: int = 0,
     lease_seconds: float = DEFAULT_LEASE_SECONDS,
     lease: FreezeLease | None = None,
+    provenance: Provenance | None = None,
+    on_taken: Callable[[], None] = lambda: None,
 ) -> FreezeCounts | None:
-    """Write the issue's audience and batches, a chunk per transaction; None (and nothing
-    read of ``members``) when it is frozen, or a live worker is freezing it. ``FreezeLost``
-    when another worker took the freeze over meanwhile (this one's lease ran out).
+    """Write the issue's audience and batches, a chunk per transaction: members read from
+    the list, or a copy of an earlier issue's rows (``AudienceSource``), in the order that
+    issue froze them, so the same members fall in the same batches; today's suppressions
+    apply either way. None (and nothing read of ``audience``) when it is frozen, or a live
+    worker is freezing it. ``FreezeLost`` when another worker took the freeze over
+    meanwhile (this one's lease ran out).
+
     ``chunk_size``: members per transaction (0: ``DEFAULT_CHUNKS`` for the database).
-    ``lease``: who freezes (by default this process, for ``lease_seconds`` a chunk)."""
+    ``lease``: who freezes (by default this process, for ``lease_seconds`` a chunk);
+    ``on_taken`` is called once it holds the lease, before anything is written.
+    ``provenance``: what to record the audience as read from, once it is whole."""
     lease = lease or FreezeLease(current_owner(), lease_seconds, time.time)
+    per_chunk = _per_chunk(engine, batch_size, chunk_size)
+    run = _FreezeRun(issue_id, batch_size, lease, at, provenance, on_taken)
+    if isinstance(audience, AudienceSource):
+        run.carried = FreezeCounts(members=audience.duplicates, duplicates=audience.duplicates)
+        return _freeze(engine, run, _CopyPages(audience, per_chunk, audience.first_row - 1))
+    return _freeze(engine, run, _chunks(in_address_runs(audience, per_chunk), per_chunk))
+
+
+def _per_chunk(engine: Engine, batch_size: int, chunk_size: int) -> int:
     chunk_size = chunk_size or DEFAULT_CHUNKS.get(engine.dialect.name, 20_000)
-    per_chunk = batch_size * max(1, chunk_size // batch_size)  # a batch never spans two
+    return batch_size * max(1, chunk_size // batch_size)  # a batch never spans two
+
+
+@dataclass(slots=True)
+class _FreezeRun:
+    """One freeze: whose issue, how its chunks are cut, and what it records at the end."""
+
+    issue_id: int
+    batch_size: int
+    lease: FreezeLease
+    at: datetime
+    provenance: Provenance | None
+    on_taken: Callable[[], None]
+    carried: FreezeCounts = FreezeCounts()  # counted before the first chunk (a copy's)
+    whole: bool = True  # no row of the issue was written before: its rows are all this run's
+    floor: int = 0  # the newest ledger row's id before the first chunk
+
+
+@dataclass(slots=True)
+class _CopyPages:
+    """The pages of ``source``'s rows a copy stages one chunk at a time, in id order."""
+
+    source: AudienceSource
+    size: int
+    after: int  # the id of the last row copied
+    done: bool = False
+
+    def __iter__(self) -> Iterator[_CopyPages]:
+        while not self.done:
+            yield self
+
+    def stage_next(self, conn: Connection) -> int:
+        stage_copy(conn, self.source.issue_id, self.after, self.source.last_row, self.size)
+        copied, last = staged_copy(conn)
+        self.after = last if copied else self.after
+        self.done = copied < self.size
+        return copied
+
+
+#: A chunk of a freeze: members read from the list, or the next page of a copy.
+Chunk = list[Recipient] | _CopyPages
+
+
+def _freeze(engine: Engine, run: _FreezeRun, chunks: Iterable[Chunk]) -> FreezeCounts | None:
     with engine.connect() as conn:
         with conn.begin():
-            if not take_freeze(conn, issue_store.get(conn, issue_id), lease):
+            if not take_freeze(conn, issue_store.get(conn, run.issue_id), run.lease):
                 return None
+            run.whole = not audience_sources.has_rows(conn, run.issue_id)
+            run.floor = _last_row_id(conn)
             AUDIENCE_STAGE.drop(conn, checkfirst=True)
             AUDIENCE_STAGE.create(conn)
         try:
+            run.on_taken()
             with _foreign_keys_unchecked(conn):
-                chunks = _chunks(in_address_runs(members, per_chunk), per_chunk)
-                return _freeze_chunks(conn, issue_id, chunks, batch_size, lease, at)
+                return _freeze_chunks(conn, run, chunks)
         finally:
             with conn.begin():
                 AUDIENCE_STAGE.drop(conn, checkfirst=True)
@@ -185,22 +250,27 @@ def _foreign_keys_unchecked(conn: Connection) -> Iterator[None]:
             conn.exec_driver_sql("PRAGMA foreign_keys=ON")
 
 
-def _freeze_chunks(
-    conn: Connection,
-    issue_id: int,
-    chunks: Iterable[list[Recipient]],
-    batch_size: int,
-    lease: FreezeLease,
-    at: datetime,
-) -> FreezeCounts:
-    counts = FreezeCounts()
+def _freeze_chunks(conn: Connection, run: _FreezeRun, chunks: Iterable[Chunk]) -> FreezeCounts:
+    counts = run.carried
     for number, chunk in enumerate(chunks):
         with conn.begin():
-            counts += _freeze_chunk(conn, issue_id, chunk, batch_size, lease, at)
+            counts += _freeze_chunk(conn, run, chunk)
         _refresh_statistics(conn, number)
     with conn.begin():
-        _end_freeze(conn, issue_id, lease)
+        _end_freeze(conn, run.issue_id, run.lease)
+        _record_provenance(conn, run, counts)
     return counts
+
+
+def _record_provenance(conn: Connection, run: _FreezeRun, counts: FreezeCounts) -> None:
+    """Say what the audience was read from, if this run wrote all of it and it still holds."""
+    if run.provenance is None or not run.whole:
+        return
+    key = run.provenance.key()
+    if key:
+        rows = AudienceSource(run.issue_id, run.floor + 1, _last_row_id(conn),
+                              counts.members - counts.duplicates, counts.duplicates)
+        audience_sources.record(conn, run.issue_id, run.provenance.list_id, key, rows)
 
 
 def _chunks(members: Iterable[Recipient], size: int) -> Iterator[list[Recipient]]:
@@ -239,40 +309,29 @@ def _address_order(member: Recipient) -> str:
     return normalise(member.email)  # the key the ledger's unique index holds
 
 
-def _freeze_chunk(
-    conn: Connection,
-    issue_id: int,
-    members: list[Recipient],
-    batch_size: int,
-    lease: FreezeLease,
-    at: datetime,
-) -> FreezeCounts:
-    """One chunk, inside the caller's transaction: COPYed on PostgreSQL unless an address
-    of it is in the ledger already, else through the stage."""
+def _freeze_chunk(conn: Connection, run: _FreezeRun, chunk: Chunk) -> FreezeCounts:
+    """One chunk, inside the caller's transaction: a copy's page through the stage; members
+    COPYed on PostgreSQL unless an address of them is in the ledger already, else through
+    the stage."""
+    if isinstance(chunk, _CopyPages):
+        return _stage_chunk(conn, run, chunk.stage_next)
     if conn.dialect.name == "postgresql":
-        copied = _copy_chunk(conn, issue_id, members, batch_size, lease, at)
+        copied = _copy_chunk(conn, run, chunk)
         if copied is not None:
             return copied
-    return _stage_chunk(conn, issue_id, members, batch_size, lease, at)
+    return _stage_chunk(conn, run, partial(stage_members, members=chunk))
 
 
-def _copy_chunk(
-    conn: Connection,
-    issue_id: int,
-    members: list[Recipient],
-    batch_size: int,
-    lease: FreezeLease,
-    at: datetime,
-) -> FreezeCounts | None:
+def _copy_chunk(conn: Connection, run: _FreezeRun, members: list[Recipient]) -> FreezeCounts | None:
     """The chunk written by ``audience_copy``; None, with nothing of it written, when an
     address of it is in the ledger already (an earlier chunk's, or a dead freeze's)."""
     rows = audience_copy.unique_rows(members)
-    _renew(conn, issue_id, lease)
-    first_seq = next_seq(conn, issue_id)
+    _renew(conn, run.issue_id, run.lease)
+    first_seq = next_seq(conn, run.issue_id)
     try:
         with conn.begin_nested():
-            copied = audience_copy.copy_chunk(conn, issue_id, rows, batch_size=batch_size,
-                                              first_seq=first_seq, at=at)
+            copied = audience_copy.copy_chunk(conn, run.issue_id, rows, batch_size=run.batch_size,
+                                              first_seq=first_seq, at=run.at)
     except Exception as exc:  # the driver's own error: COPY goes around SQLAlchemy
         if audience_copy.is_repeat(exc):
             return None
@@ -283,28 +342,26 @@ def _copy_chunk(
 
 
 def _stage_chunk(
-    conn: Connection,
-    issue_id: int,
-    members: list[Recipient],
-    batch_size: int,
-    lease: FreezeLease,
-    at: datetime,
+    conn: Connection, run: _FreezeRun, fill: Callable[[Connection], int]
 ) -> FreezeCounts:
-    """The chunk streamed into the stage, then copied into the ledger by one statement."""
-    conn.execute(delete(AUDIENCE_STAGE))
-    total = _stage_members(conn, members)
+    """The chunk put in the stage by ``fill``, then copied into the ledger by one statement."""
+    clear_stage(conn)
+    total = fill(conn)
+    if not total:
+        return FreezeCounts()
+    issue_id, batch_size = run.issue_id, run.batch_size
     # The first write to the ledger's database: on SQLite it waits for the write lock (and
     # takes it) before anything of the ledger is read, so what is read next stays true.
-    _renew(conn, issue_id, lease)
+    _renew(conn, issue_id, run.lease)
     start_seq = next_seq(conn, issue_id)
     last_row = _last_row_id(conn)
     sizes = [min(batch_size, total - start) for start in range(0, total, batch_size)]
-    _new_batches(conn, issue_id, start_seq, sizes, at)
-    inserted = _insert_staged(conn, issue_id, start_seq, batch_size, last_row)
-    suppressed = _mark_suppressed(conn, issue_id, at, last_row)
+    new_batches(conn, issue_id, start_seq, sizes, run.at)
+    inserted = insert_staged(conn, issue_id, start_seq, batch_size, last_row)
+    suppressed = mark_suppressed(conn, issue_id, run.at, last_row)
     queued = inserted - suppressed
     # Repeats or suppressions left gaps: then the batches are what they hold.
-    batch_count = len(sizes) if queued == total else _settle_batches(conn, issue_id, start_seq)
+    batch_count = len(sizes) if queued == total else settle_batches(conn, issue_id, start_seq)
     return FreezeCounts(total, total - inserted, suppressed, queued, batch_count)
 
 
@@ -344,123 +401,3 @@ def _refresh_statistics(conn: Connection, chunk_number: int) -> None:
     if conn.dialect.name == "postgresql" and done & (done - 1) == 0:
         with conn.begin():
             conn.exec_driver_sql("ANALYZE recipients")
-
-
-#: Where a freeze streams a chunk of members before they become ledger rows.
-AUDIENCE_STAGE = Table(
-    "audience_stage",
-    MetaData(),
-    Column("pos", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
-    Column("email", String(320), nullable=False),
-    Column("email_as_written", String(320), nullable=True),
-    Column("name", Text, nullable=False),
-    Column("fields", JSON, nullable=False),
-    Column("list_id", String(100), nullable=False),
-    prefixes=["TEMPORARY"],
-)
-
-
-def _stage_members(conn: Connection, members: Iterable[Recipient]) -> int:
-    """Stream ``members`` into the stage; returns how many there were. Each address is
-    compared lower-cased, and kept as written too when that differs (then it is sent so)."""
-    dumps = orjson.dumps
-    rows = (
-        (pos, key := (written := m.email.strip()).lower(), None if key == written else written,
-         m.name, dumps(m.fields).decode() if m.fields else "{}", m.list_id)
-        for pos, m in enumerate(members)
-    )
-    return bulk_write(conn, AUDIENCE_STAGE, rows)
-
-
-def _insert_staged(
-    conn: Connection, issue_id: int, start_seq: int, batch_size: int, after: int
-) -> int:
-    """Copy the stage into the ledger; returns how many rows it added (above ``after``)."""
-    stage = AUDIENCE_STAGE.c
-    rows = (
-        select(
-            literal(issue_id),
-            batches.c.id,
-            stage.email,
-            stage.email_as_written,
-            stage.name,
-            stage.fields,
-            stage.list_id,
-            literal(str(DeliveryStatus.QUEUED)),
-        )
-        .where(
-            batches.c.issue_id == issue_id,
-            batches.c.seq == start_seq + stage.pos // batch_size,
-        )
-        .order_by(stage.pos)
-    )
-    # No ``updated_at``: a row's is set when its status changes; until then the issue's start
-    # says when it was frozen, and leaving it out is 8 % of the database's work per row.
-    columns = ["issue_id", "batch_id", "email", "email_as_written", "name", "fields", "list_id",
-               "status"]
-    stmt = dialect_insert(conn, recipients).from_select(columns, rows)
-    added = conn.execute(stmt.on_conflict_do_nothing(index_elements=["issue_id", "email"]))
-    if added.rowcount >= 0:  # SQLite says how many it inserted; psycopg here does not
-        return int(added.rowcount)
-    new = select(func.count()).where(recipients.c.issue_id == issue_id, recipients.c.id > after)
-    return int(conn.execute(new).scalar() or 0)
-
-
-def _mark_suppressed(conn: Connection, issue_id: int, at: datetime, after: int) -> int:
-    """Suppressions always win over the list files: such rows are recorded, never batched.
-    Only this chunk's rows (ids above ``after``) are looked at, found through the stage: a
-    look-up per staged member rather than a scan of the issue's ledger per chunk."""
-    stage = AUDIENCE_STAGE.c
-    candidates = select(stage.email).join(suppressions, suppressions.c.email == stage.email)
-    applies = (
-        select(suppressions.c.email)
-        .where(
-            suppressions.c.email == recipients.c.email,
-            or_(suppressions.c.scope == ALL_LISTS, suppressions.c.scope == recipients.c.list_id),
-        )
-        .exists()
-    )
-    result = conn.execute(
-        update(recipients)
-        .where(
-            recipients.c.issue_id == issue_id,
-            recipients.c.email.in_(candidates),
-            recipients.c.id > after,
-            applies,
-        )
-        .values(status=str(DeliveryStatus.SUPPRESSED), batch_id=None, updated_at=at)
-    )
-    return int(result.rowcount)
-
-
-def _settle_batches(conn: Connection, issue_id: int, start_seq: int) -> int:
-    """Give the new batches their real sizes and drop empty ones; returns how many remain."""
-    new = and_(batches.c.issue_id == issue_id, batches.c.seq >= start_seq)
-    held = (
-        select(func.count())
-        .where(recipients.c.batch_id == batches.c.id)
-        .scalar_subquery()
-    )
-    conn.execute(update(batches).where(new).values(size=held))
-    conn.execute(delete(batches).where(new, batches.c.size == 0))
-    return int(conn.execute(select(func.count()).where(new)).scalar() or 0)
-
-
-def _new_batches(
-    conn: Connection, issue_id: int, first_seq: int, sizes: list[int], at: datetime
-) -> None:
-    rows = [
-        {
-            "issue_id": issue_id,
-            "seq": seq,
-            "state": str(BatchState.PENDING),
-            "size": size,
-            "attempts": 0,
-            "idempotency_key": idempotency_key(issue_id, seq),
-            "next_attempt_at": 0.0,
-            "updated_at": at,
-        }
-        for seq, size in enumerate(sizes, start=first_seq)
-    ]
-    if rows:
-        conn.execute(insert(batches), rows)

@@ -246,6 +246,22 @@ recipients = Table(
     ),
 )
 
+# What each issue's audience was frozen from (``store.audience_sources``): a later issue to
+# the same list, read from the very same bytes, copies that audience rather than reading the
+# list again. The ids bound where its rows are, so the copy needs no index on the issue.
+audience_sources = Table(
+    "audience_sources",
+    metadata,
+    Column("issue_id", ForeignKey("issues.id", ondelete="CASCADE"), primary_key=True),
+    Column("list_id", String(100), nullable=False),
+    Column("key", String(64), nullable=False),
+    Column("first_row", BigInteger, nullable=False),
+    Column("last_row", BigInteger, nullable=False),
+    Column("rows", BigInteger, nullable=False),
+    Column("duplicates", BigInteger, nullable=False),
+    Index("ix_audience_sources_list_key", "list_id", "key"),
+)
+
 suppressions = Table(
     "suppressions",
     metadata,

@@ -11,7 +11,7 @@ from pathlib import Path
 from newsletter.config import VARIABLES, Settings, load_settings
 from newsletter.models import SuppressionReason
 from newsletter.publisher import Publisher
-from newsletter.store import Store, suppressions
+from newsletter.store import Store, issues, suppressions
 
 REPO = Path(__file__).resolve().parents[2]
 MEMBER_COUNT = 300
@@ -78,6 +78,23 @@ def queue_weekly_issue(home: Path, environment: Mapping[str, str]) -> int:
     try:
         _suppress(store, SUPPRESSED)
         return _queue(settings, store)
+    finally:
+        store.close()
+
+
+def queue_again(home: Path, environment: Mapping[str, str], issue_id: int, *,
+                unsubscribed: str) -> int:
+    """Queue another weekly issue of ``issue_id``'s articles, once ``unsubscribed`` left."""
+    settings = load_settings(home, environ=environment)
+    store = Store.open(settings.database_url)
+    try:
+        _suppress(store, frozenset({unsubscribed}))
+        publisher = Publisher(settings, store)
+        with store.engine.connect() as conn:
+            articles = issues.article_ids(conn, issue_id)
+        [again] = publisher.draft("weekly", article_ids=articles)
+        publisher.queue(again)
+        return again
     finally:
         store.close()
 

@@ -1,0 +1,201 @@
+"""An issue's audience copied from an earlier issue frozen from the same files
+(``store.audience_sources``), on SQLite and PostgreSQL: the same members in the same
+batches, today's suppressions applied, and a source used only while it is whole."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
+from itertools import count
+from typing import Any
+
+import pytest
+from sqlalchemy import delete, select
+
+from newsletter.models import IssueKind, IssueState, Recipient, SuppressionReason
+from newsletter.store import Store, audience, audience_sources, suppressions
+from newsletter.store import issues as issue_store
+from newsletter.store.tables import audience_sources as sources_table
+from newsletter.store.tables import batches, recipients
+from tests.test_freeze import _dead_owner, _lease
+
+NOW = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
+KEY = "k" * 64
+
+
+def new_issue(store: Store) -> int:
+    with store.engine.begin() as conn:
+        issue_id = issue_store.create(conn, list_id="weekly", kind=IssueKind.DIGEST,
+                                      subject="S", preheader="", intro_md="", article_ids=[],
+                                      at=NOW)
+        issue_store.transition(conn, issue_id, IssueState.QUEUED, NOW)
+        issue_store.transition(conn, issue_id, IssueState.SENDING, NOW)
+    return issue_id
+
+
+def members(*, repeat: bool = True) -> list[Recipient]:
+    """Thirty members in no address order, one written in capitals, one repeated."""
+    found = [Recipient(f"r{(i * 7) % 30:02d}@example.org", f"Reader {i}", {"city": f"C{i}"},
+                       "weekly") for i in range(30)]
+    found[4] = Recipient("R28@Example.ORG", "Capitals", {"city": "Truro"}, "weekly")
+    return [*found, Recipient("r03@example.org", "Again", {}, "weekly")] if repeat else found
+
+
+def provenance(key: str = KEY) -> audience.Provenance:
+    return audience.Provenance("weekly", lambda: key)
+
+
+def freeze(store: Store, issue_id: int,
+           source: Iterable[Recipient] | audience_sources.AudienceSource,
+           **options: object) -> audience.FreezeCounts | None:
+    return audience.freeze_audience(store.engine, issue_id, source, batch_size=3, chunk_size=6,
+                                    at=NOW, provenance=provenance(), **options)  # type: ignore[arg-type]
+
+
+def suppress(store: Store, email: str) -> None:
+    with store.engine.begin() as conn:
+        suppressions.add(conn, email, SuppressionReason.UNSUBSCRIBED, at=NOW)
+
+
+def found(store: Store, key: str = KEY) -> audience_sources.AudienceSource | None:
+    with store.engine.connect() as conn:
+        return audience_sources.find(conn, "weekly", key)
+
+
+def ledger(store: Store, issue_id: int) -> dict[str, tuple[object, ...]]:
+    """Each row as a send reads it: spelling, name, fields, status."""
+    columns = recipients.c
+    stmt = select(columns.email, columns.email_as_written, columns.name, columns.fields,
+                  columns.status).where(columns.issue_id == issue_id)
+    with store.engine.connect() as conn:
+        return {row[0]: tuple(row[1:]) for row in conn.execute(stmt)}
+
+
+def batch_members(store: Store, issue_id: int) -> list[frozenset[str]]:
+    """Who is in each batch, in batch order, and every batch's size as what it holds."""
+    with store.engine.connect() as conn:
+        held = conn.execute(
+            select(batches.c.seq, batches.c.size, recipients.c.email)
+            .join(recipients, recipients.c.batch_id == batches.c.id)
+            .where(batches.c.issue_id == issue_id)
+            .order_by(batches.c.seq)
+        ).all()
+        empty = conn.execute(select(batches.c.id).where(
+            batches.c.issue_id == issue_id, batches.c.size == 0)).all()
+    assert not empty
+    groups: dict[int, set[str]] = {}
+    sizes: dict[int, int] = {}
+    for seq, size, email in held:
+        groups.setdefault(seq, set()).add(email)
+        sizes[seq] = size
+    assert all(len(groups[seq]) == sizes[seq] for seq in groups)
+    return [frozenset(groups[seq]) for seq in sorted(groups)]
+
+
+def test_a_copy_has_the_same_members_in_the_same_batches_with_todays_suppressions(
+    store: Store,
+) -> None:
+    suppress(store, "r10@example.org")
+    first = new_issue(store)
+    assert freeze(store, first, members(repeat=False)) == audience.FreezeCounts(30, 0, 1, 29, 10)
+    source = found(store)
+    assert source is not None and (source.issue_id, source.rows, source.duplicates) == (
+        first, 30, 0)
+    # Between the issues one reader is let back in and another leaves.
+    with store.engine.begin() as conn:
+        suppressions.remove(conn, "r10@example.org")
+    suppress(store, "r21@example.org")
+
+    second = new_issue(store)
+    assert freeze(store, second, source) == audience.FreezeCounts(30, 0, 1, 29, 10)
+    before, after = ledger(store, first), ledger(store, second)
+    assert after["r28@example.org"] == ("R28@Example.ORG", "Capitals", {"city": "Truro"},
+                                        "queued")
+    assert before["r10@example.org"][3] == "suppressed" and after["r10@example.org"][3] == "queued"
+    assert after["r21@example.org"][3] == "suppressed"
+    moved = {"r10@example.org", "r21@example.org"}
+    assert {e: after[e] for e in set(before) - moved} == {e: before[e] for e in set(before) - moved}
+    assert len(after) == 30
+    # The same batches, but for the two readers whose suppression changed.
+    assert [b - moved for b in batch_members(store, second)] == [
+        b - moved for b in batch_members(store, first)]
+    assert found(store).issue_id == second  # type: ignore[union-attr]  # the newest source
+
+
+def test_a_copy_reports_the_repeats_its_source_dropped(store: Store) -> None:
+    first = new_issue(store)
+    assert freeze(store, first, members()) == audience.FreezeCounts(31, 1, 0, 30, 11)
+    source = found(store)
+    assert source is not None and (source.rows, source.duplicates) == (30, 1)
+    second = new_issue(store)
+    # 31 places cut into 11 batches, one with a gap; the copy's 30 fill 10.
+    assert freeze(store, second, source) == audience.FreezeCounts(31, 1, 0, 30, 10)
+    assert ledger(store, second) == ledger(store, first)
+    assert ledger(store, second)["r03@example.org"][1] != "Again"  # the first spelling won
+
+
+def test_a_source_missing_a_row_or_not_frozen_is_not_copied(store: Store) -> None:
+    first = new_issue(store)
+    freeze(store, first, members())
+    second = new_issue(store)
+    freeze(store, second, members())
+    assert found(store).issue_id == second  # type: ignore[union-attr]
+    with store.engine.begin() as conn:  # a row gone from the newest: the one before serves
+        conn.execute(delete(recipients).where(recipients.c.issue_id == second,
+                                              recipients.c.email == "r05@example.org"))
+    assert found(store) is None  # the newest with the key decides; it is not whole
+    with store.engine.begin() as conn:
+        conn.execute(delete(sources_table).where(sources_table.c.issue_id == second))
+    assert found(store).issue_id == first  # type: ignore[union-attr]
+    assert found(store, "another key") is None
+
+
+def test_nothing_is_recorded_when_the_files_changed_while_they_were_read(store: Store) -> None:
+    issue_id = new_issue(store)
+    audience.freeze_audience(store.engine, issue_id, members(), batch_size=3, at=NOW,
+                             provenance=provenance(""))
+    assert found(store) is None
+    with store.engine.connect() as conn:
+        assert conn.execute(select(sources_table)).all() == []
+
+
+@pytest.mark.parametrize("copying", [False, True])
+def test_a_taken_over_freeze_finishes_the_audience_and_records_nothing(
+    store: Store, copying: bool, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A worker died mid-way, reading the list or copying an earlier issue; another takes
+    over the same way, and the audience is whole, each member once, each batch's size what
+    it holds. What the rows were read from is no longer one thing: nothing is recorded."""
+    first = new_issue(store)
+    freeze(store, first, members())
+    source = found(store)
+    assert source is not None
+    second = new_issue(store)
+    doomed: Iterable[Recipient] | audience_sources.AudienceSource
+    if copying:
+        pages, real = count(1), audience.stage_copy
+
+        def dies_on_the_third_page(*args: Any) -> None:
+            if next(pages) == 3:
+                raise RuntimeError("killed")
+            real(*args)
+
+        monkeypatch.setattr(audience, "stage_copy", dies_on_the_third_page)
+        doomed, committed = source, 12  # two pages of 6
+    else:
+        doomed, committed = dies_in_the_third_run(), 18  # runs of 6 and 12
+    with pytest.raises(RuntimeError):
+        freeze(store, second, doomed, lease=_lease(_dead_owner()))
+    assert len(ledger(store, second)) == committed
+    monkeypatch.undo()
+
+    counts = freeze(store, second, source if copying else members(), lease=_lease("me"))
+    assert counts is not None and (counts.members, counts.duplicates) == (31, committed + 1)
+    assert ledger(store, second) == ledger(store, first)
+    assert sum(map(len, batch_members(store, second))) == 30
+    assert found(store).issue_id == first  # type: ignore[union-attr]
+
+
+def dies_in_the_third_run() -> Iterator[Recipient]:
+    yield from members()[:18]
+    raise RuntimeError("killed")
