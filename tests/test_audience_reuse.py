@@ -4,6 +4,7 @@ batches, today's suppressions applied, and a source used only while it is whole.
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from itertools import count
@@ -199,3 +200,39 @@ def test_a_taken_over_freeze_finishes_the_audience_and_records_nothing(
 def dies_in_the_third_run() -> Iterator[Recipient]:
     yield from members()[:18]
     raise RuntimeError("killed")
+
+
+def test_a_copy_on_sqlite_holds_the_write_lock_before_it_reads_a_page(
+    store: Store, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """SQLite cannot let a transaction that has read write once another has committed
+    meanwhile: it answers "database is locked" at once, whatever the busy timeout. So a
+    page is read only once the copy holds the write lock, and a sender's write waits."""
+    if store.engine.dialect.name != "sqlite":
+        pytest.skip("PostgreSQL has no single writer")
+    first = new_issue(store)
+    freeze(store, first, members())
+    source = found(store)
+    assert source is not None
+    second = new_issue(store)
+    real, path = audience.stage_copy, store.engine.url.database
+    kept_out: list[bool] = []
+
+    def a_sender_tries_to_write(*args: Any) -> None:
+        real(*args)
+        sender = sqlite3.connect(str(path), timeout=0, isolation_level=None)
+        try:
+            sender.execute("BEGIN IMMEDIATE")
+            sender.execute("UPDATE issues SET subject = subject WHERE id = ?", (first,))
+            sender.execute("COMMIT")
+            kept_out.append(False)
+        except sqlite3.OperationalError as exc:
+            assert "locked" in str(exc)
+            kept_out.append(True)
+        finally:
+            sender.close()
+
+    monkeypatch.setattr(audience, "stage_copy", a_sender_tries_to_write)
+    counts = freeze(store, second, source)
+    assert counts is not None and counts.queued == 30
+    assert kept_out == [True] * 6  # five pages of six, and the empty one that ends it

@@ -314,6 +314,11 @@ def _freeze_chunk(conn: Connection, run: _FreezeRun, chunk: Chunk) -> FreezeCoun
     COPYed on PostgreSQL unless an address of them is in the ledger already, else through
     the stage."""
     if isinstance(chunk, _CopyPages):
+        # The page is read from the ledger: on SQLite a transaction that has read cannot
+        # take the write lock once another has written meanwhile ("database is locked" at
+        # once), so the lease is renewed first, taking it. The copy is quick SQL: senders
+        # wait only for it.
+        _renew(conn, run.issue_id, run.lease)
         return _stage_chunk(conn, run, chunk.stage_next)
     if conn.dialect.name == "postgresql":
         copied = _copy_chunk(conn, run, chunk)
