@@ -32,7 +32,7 @@ from newsletter.config import load_settings
 from newsletter.delivery.engine import Engine
 from newsletter.delivery.request_start import RequestStart
 from newsletter.publisher import Publisher
-from newsletter.store import Store, audience, ledger
+from newsletter.store import Store, audience_reuse, ledger
 
 
 class Tripwire:
@@ -110,8 +110,8 @@ class Point:
 POINTS: dict[str, Point] = {
     "freeze": Point(_each_member, "audience being frozen, nothing committed yet"),
     "frozen": Point(_after(Publisher, "_freeze"), "audience and batches committed"),
-    "copying": Point(_after(audience, "stage_copy"),
-                     "audience being copied from an earlier issue, a page staged, uncommitted"),
+    "copying": Point(_after(audience_reuse, "_insert_page"),
+                     "audience being copied from an earlier issue, a page written, uncommitted"),
     # A batch is claimed alone or with the outcome of the one before; either way its rows
     # are read next, before the provider is called.
     "claimed": Point(_before(Engine, "_outgoing"),

@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import delete, select
 
 from newsletter.models import IssueKind, IssueState, Recipient, SuppressionReason
-from newsletter.store import Store, audience, audience_sources, suppressions
+from newsletter.store import Store, audience, audience_reuse, audience_sources, suppressions
 from newsletter.store import issues as issue_store
 from newsletter.store.tables import audience_sources as sources_table
 from newsletter.store.tables import batches, recipients
@@ -53,9 +53,9 @@ def freeze(store: Store, issue_id: int,
                                     at=NOW, provenance=provenance(), **options)  # type: ignore[arg-type]
 
 
-def suppress(store: Store, email: str) -> None:
+def suppress(store: Store, email: str, scope: str = "*") -> None:
     with store.engine.begin() as conn:
-        suppressions.add(conn, email, SuppressionReason.UNSUBSCRIBED, at=NOW)
+        suppressions.add(conn, email, SuppressionReason.UNSUBSCRIBED, scope=scope, at=NOW)
 
 
 def found(store: Store, key: str = KEY) -> audience_sources.AudienceSource | None:
@@ -102,22 +102,26 @@ def test_a_copy_has_the_same_members_in_the_same_batches_with_todays_suppression
     source = found(store)
     assert source is not None and (source.issue_id, source.rows, source.duplicates) == (
         first, 30, 0)
-    # Between the issues one reader is let back in and another leaves.
+    # Between the issues one reader is let back in, another leaves every list, one leaves
+    # this list and one leaves another list only.
     with store.engine.begin() as conn:
         suppressions.remove(conn, "r10@example.org")
     suppress(store, "r21@example.org")
+    suppress(store, "r22@example.org", scope="weekly")
+    suppress(store, "r23@example.org", scope="daily")
 
     second = new_issue(store)
-    assert freeze(store, second, source) == audience.FreezeCounts(30, 0, 1, 29, 10)
+    assert freeze(store, second, source) == audience.FreezeCounts(30, 0, 2, 28, 10)
     before, after = ledger(store, first), ledger(store, second)
     assert after["r28@example.org"] == ("R28@Example.ORG", "Capitals", {"city": "Truro"},
                                         "queued")
     assert before["r10@example.org"][3] == "suppressed" and after["r10@example.org"][3] == "queued"
-    assert after["r21@example.org"][3] == "suppressed"
-    moved = {"r10@example.org", "r21@example.org"}
+    assert after["r21@example.org"][3] == after["r22@example.org"][3] == "suppressed"
+    assert after["r23@example.org"][3] == "queued"
+    moved = {"r10@example.org", "r21@example.org", "r22@example.org"}
     assert {e: after[e] for e in set(before) - moved} == {e: before[e] for e in set(before) - moved}
     assert len(after) == 30
-    # The same batches, but for the two readers whose suppression changed.
+    # The same batches, but for the readers whose suppression changed.
     assert [b - moved for b in batch_members(store, second)] == [
         b - moved for b in batch_members(store, first)]
     assert found(store).issue_id == second  # type: ignore[union-attr]  # the newest source
@@ -174,14 +178,14 @@ def test_a_taken_over_freeze_finishes_the_audience_and_records_nothing(
     second = new_issue(store)
     doomed: Iterable[Recipient] | audience_sources.AudienceSource
     if copying:
-        pages, real = count(1), audience.stage_copy
+        pages, real = count(1), audience_reuse._insert_page
 
-        def dies_on_the_third_page(*args: Any) -> None:
+        def dies_on_the_third_page(*args: Any) -> int:
             if next(pages) == 3:
                 raise RuntimeError("killed")
-            real(*args)
+            return real(*args)
 
-        monkeypatch.setattr(audience, "stage_copy", dies_on_the_third_page)
+        monkeypatch.setattr(audience_reuse, "_insert_page", dies_on_the_third_page)
         doomed, committed = source, 12  # two pages of 6
     else:
         doomed, committed = dies_in_the_third_run(), 18  # runs of 6 and 12
@@ -215,11 +219,11 @@ def test_a_copy_on_sqlite_holds_the_write_lock_before_it_reads_a_page(
     source = found(store)
     assert source is not None
     second = new_issue(store)
-    real, path = audience.stage_copy, store.engine.url.database
+    real, path = audience_reuse._page_bounds, store.engine.url.database
     kept_out: list[bool] = []
 
-    def a_sender_tries_to_write(*args: Any) -> None:
-        real(*args)
+    def a_sender_tries_to_write(*args: Any) -> tuple[int, int]:
+        bounds = real(*args)
         sender = sqlite3.connect(str(path), timeout=0, isolation_level=None)
         try:
             sender.execute("BEGIN IMMEDIATE")
@@ -231,8 +235,9 @@ def test_a_copy_on_sqlite_holds_the_write_lock_before_it_reads_a_page(
             kept_out.append(True)
         finally:
             sender.close()
+        return bounds
 
-    monkeypatch.setattr(audience, "stage_copy", a_sender_tries_to_write)
+    monkeypatch.setattr(audience_reuse, "_page_bounds", a_sender_tries_to_write)
     counts = freeze(store, second, source)
     assert counts is not None and counts.queued == 30
     assert kept_out == [True] * 6  # five pages of six, and the empty one that ends it

@@ -7,7 +7,7 @@ path, then copied into ``recipients`` by one ``INSERT … SELECT``: each row's b
 position in the chunk divided by the batch size, and the unique index on
 ``(issue_id, email)`` drops repeats, the first one winning (across chunks too).
 When an earlier issue to the list was frozen from the very same files (``audience_sources``),
-its rows are copied instead, page by page in SQL, through the same stage (``copy_audience``).
+its rows are copied instead, page by page in SQL (``audience_reuse``).
 On PostgreSQL a chunk goes straight into ``recipients`` by COPY instead, its batches made
 first (``audience_copy``), unless one of its addresses is in the ledger already.
 Suppressed addresses keep a row (``suppressed``, in no batch); batches left with gaps are
@@ -25,9 +25,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
-from functools import partial
 from itertools import islice
 
 from sqlalchemy import Connection, Engine, func, select, update
@@ -36,40 +35,23 @@ from ..models import Recipient
 from ..processes import current_owner, owner_is_dead
 from . import audience_copy, audience_sources
 from . import issues as issue_store
+from .audience_reuse import CopyPages
 from .audience_sources import AudienceSource
 from .audience_stage import (
     AUDIENCE_STAGE,
+    FreezeCounts,
     clear_stage,
+    full_batches,
     insert_staged,
     mark_suppressed,
     new_batches,
     settle_batches,
-    stage_copy,
     stage_members,
-    staged_copy,
 )
 from .issues import IssueRecord
 from .ledger import next_seq
 from .suppressions import normalise
 from .tables import issues, recipients
-
-
-@dataclass(frozen=True, slots=True)
-class FreezeCounts:
-    members: int = 0
-    duplicates: int = 0
-    suppressed: int = 0
-    queued: int = 0
-    batches: int = 0
-
-    def __add__(self, other: FreezeCounts) -> FreezeCounts:
-        return FreezeCounts(
-            self.members + other.members,
-            self.duplicates + other.duplicates,
-            self.suppressed + other.suppressed,
-            self.queued + other.queued,
-            self.batches + other.batches,
-        )
 
 
 class FreezeLost(Exception):
@@ -162,7 +144,7 @@ def freeze_audience(
     run = _FreezeRun(issue_id, batch_size, lease, at, provenance, on_taken)
     if isinstance(audience, AudienceSource):
         run.carried = FreezeCounts(members=audience.duplicates, duplicates=audience.duplicates)
-        return _freeze(engine, run, _CopyPages(audience, per_chunk, audience.first_row - 1))
+        return _freeze(engine, run, CopyPages(audience, per_chunk, audience.first_row - 1))
     return _freeze(engine, run, _chunks(in_address_runs(audience, per_chunk), per_chunk))
 
 
@@ -181,34 +163,13 @@ class _FreezeRun:
     at: datetime
     provenance: Provenance | None
     on_taken: Callable[[], None]
-    carried: FreezeCounts = FreezeCounts()  # counted before the first chunk (a copy's)
+    carried: FreezeCounts = field(default_factory=FreezeCounts)  # a copy's, from its source
     whole: bool = True  # no row of the issue was written before: its rows are all this run's
     floor: int = 0  # the newest ledger row's id before the first chunk
 
 
-@dataclass(slots=True)
-class _CopyPages:
-    """The pages of ``source``'s rows a copy stages one chunk at a time, in id order."""
-
-    source: AudienceSource
-    size: int
-    after: int  # the id of the last row copied
-    done: bool = False
-
-    def __iter__(self) -> Iterator[_CopyPages]:
-        while not self.done:
-            yield self
-
-    def stage_next(self, conn: Connection) -> int:
-        stage_copy(conn, self.source.issue_id, self.after, self.source.last_row, self.size)
-        copied, last = staged_copy(conn)
-        self.after = last if copied else self.after
-        self.done = copied < self.size
-        return copied
-
-
 #: A chunk of a freeze: members read from the list, or the next page of a copy.
-Chunk = list[Recipient] | _CopyPages
+Chunk = list[Recipient] | CopyPages
 
 
 def _freeze(engine: Engine, run: _FreezeRun, chunks: Iterable[Chunk]) -> FreezeCounts | None:
@@ -310,21 +271,20 @@ def _address_order(member: Recipient) -> str:
 
 
 def _freeze_chunk(conn: Connection, run: _FreezeRun, chunk: Chunk) -> FreezeCounts:
-    """One chunk, inside the caller's transaction: a copy's page through the stage; members
-    COPYed on PostgreSQL unless an address of them is in the ledger already, else through
-    the stage."""
-    if isinstance(chunk, _CopyPages):
+    """One chunk, inside the caller's transaction: a copy's next page; members COPYed on
+    PostgreSQL unless an address of them is in the ledger already, else through the stage."""
+    if isinstance(chunk, CopyPages):
         # The page is read from the ledger: on SQLite a transaction that has read cannot
         # take the write lock once another has written meanwhile ("database is locked" at
         # once), so the lease is renewed first, taking it. The copy is quick SQL: senders
         # wait only for it.
         _renew(conn, run.issue_id, run.lease)
-        return _stage_chunk(conn, run, chunk.stage_next)
+        return chunk.copy_next(conn, run.issue_id, run.batch_size, run.at)
     if conn.dialect.name == "postgresql":
         copied = _copy_chunk(conn, run, chunk)
         if copied is not None:
             return copied
-    return _stage_chunk(conn, run, partial(stage_members, members=chunk))
+    return _stage_chunk(conn, run, chunk)
 
 
 def _copy_chunk(conn: Connection, run: _FreezeRun, members: list[Recipient]) -> FreezeCounts | None:
@@ -346,21 +306,17 @@ def _copy_chunk(conn: Connection, run: _FreezeRun, members: list[Recipient]) -> 
                         copied.batches)
 
 
-def _stage_chunk(
-    conn: Connection, run: _FreezeRun, fill: Callable[[Connection], int]
-) -> FreezeCounts:
-    """The chunk put in the stage by ``fill``, then copied into the ledger by one statement."""
+def _stage_chunk(conn: Connection, run: _FreezeRun, members: list[Recipient]) -> FreezeCounts:
+    """The chunk streamed into the stage, then copied into the ledger by one statement."""
     clear_stage(conn)
-    total = fill(conn)
-    if not total:
-        return FreezeCounts()
+    total = stage_members(conn, members)
     issue_id, batch_size = run.issue_id, run.batch_size
     # The first write to the ledger's database: on SQLite it waits for the write lock (and
     # takes it) before anything of the ledger is read, so what is read next stays true.
     _renew(conn, issue_id, run.lease)
     start_seq = next_seq(conn, issue_id)
     last_row = _last_row_id(conn)
-    sizes = [min(batch_size, total - start) for start in range(0, total, batch_size)]
+    sizes = full_batches(total, batch_size)
     new_batches(conn, issue_id, start_seq, sizes, run.at)
     inserted = insert_staged(conn, issue_id, start_seq, batch_size, last_row)
     suppressed = mark_suppressed(conn, issue_id, run.at, last_row)

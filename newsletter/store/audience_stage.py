@@ -1,16 +1,15 @@
-"""Where a freeze puts a chunk of its audience before it becomes ledger rows.
+"""Where a freeze puts a chunk of members read from the list before they become ledger
+rows, and the statements that make rows and batches of a chunk (``store.audience``).
 
-A chunk reaches the stage one of two ways: members read from the list's files
-(``stage_members``), or a page of an earlier issue's rows copied in SQL (``stage_copy``).
-From there the same statements make it the issue's rows and batches (``store.audience``):
-each row's batch is its place in the chunk divided by the batch size, the unique index on
+Each row's batch is its place in the chunk divided by the batch size, the unique index on
 ``(issue_id, email)`` drops repeats (the first one winning, across chunks too), and
-suppressed addresses keep a row in no batch.
+suppressed addresses keep a row in no batch; batches left with gaps get their real sizes.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
 
 import orjson
@@ -40,6 +39,30 @@ from .db import dialect_insert
 from .ledger import idempotency_key
 from .tables import batches, recipients, suppressions
 
+
+@dataclass(frozen=True, slots=True)
+class FreezeCounts:
+    members: int = 0
+    duplicates: int = 0
+    suppressed: int = 0
+    queued: int = 0
+    batches: int = 0
+
+    def __add__(self, other: FreezeCounts) -> FreezeCounts:
+        return FreezeCounts(
+            self.members + other.members,
+            self.duplicates + other.duplicates,
+            self.suppressed + other.suppressed,
+            self.queued + other.queued,
+            self.batches + other.batches,
+        )
+
+
+def full_batches(total: int, batch_size: int) -> list[int]:
+    """The sizes of the batches ``total`` rows are cut into, in order."""
+    return [min(batch_size, total - start) for start in range(0, total, batch_size)]
+
+
 #: A temporary table: each connection has its own, and it goes with the connection.
 AUDIENCE_STAGE = Table(
     "audience_stage",
@@ -50,14 +73,8 @@ AUDIENCE_STAGE = Table(
     Column("name", Text, nullable=False),
     Column("fields", JSON, nullable=False),
     Column("list_id", String(100), nullable=False),
-    # The ledger row a copied member comes from (NULL for members read from the files).
-    Column("source_row", BigInteger, nullable=True),
     prefixes=["TEMPORARY"],
 )
-
-
-#: What a member read from the files gives the stage.
-MEMBER_COLUMNS = ("pos", "email", "email_as_written", "name", "fields", "list_id")
 
 
 def stage_members(conn: Connection, members: Iterable[Recipient]) -> int:
@@ -69,33 +86,7 @@ def stage_members(conn: Connection, members: Iterable[Recipient]) -> int:
          m.name, dumps(m.fields).decode() if m.fields else "{}", m.list_id)
         for pos, m in enumerate(members)
     )
-    return bulk_write(conn, AUDIENCE_STAGE, rows, columns=MEMBER_COLUMNS)
-
-
-def stage_copy(conn: Connection, source_issue: int, after: int, last: int, limit: int) -> None:
-    """Copy into the empty stage the next ``limit`` rows of ``source_issue``'s audience,
-    those with ids above ``after`` and up to ``last``, in id order: the order that issue
-    froze them in, so its batches are cut again as they were (``staged_copy`` says how
-    many it copied)."""
-    rows = recipients.c
-    page = (
-        select(rows.id, rows.email, rows.email_as_written, rows.name, rows.fields, rows.list_id)
-        .where(rows.id > after, rows.id <= last, rows.issue_id == source_issue)
-        .order_by(rows.id)
-        .limit(limit)
-        .subquery()
-    )
-    position = func.row_number().over(order_by=page.c.id) - 1
-    copied = select(position, page.c.email, page.c.email_as_written, page.c.name,
-                    page.c.fields, page.c.list_id, page.c.id)
-    conn.execute(insert(AUDIENCE_STAGE).from_select([*MEMBER_COLUMNS, "source_row"], copied))
-
-
-def staged_copy(conn: Connection) -> tuple[int, int]:
-    """How many rows ``stage_copy`` staged (psycopg does not say), and the id of the last."""
-    stage = AUDIENCE_STAGE.c
-    staged, last = conn.execute(select(func.count(), func.max(stage.source_row))).one()
-    return int(staged), int(last or 0)
+    return bulk_write(conn, AUDIENCE_STAGE, rows)
 
 
 def clear_stage(conn: Connection) -> None:
