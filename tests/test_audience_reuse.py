@@ -18,6 +18,7 @@ from newsletter.store import Store, audience, audience_reuse, audience_sources, 
 from newsletter.store import issues as issue_store
 from newsletter.store.tables import audience_sources as sources_table
 from newsletter.store.tables import batches, recipients
+from newsletter.store.tables import issues as issues_table
 from tests.test_freeze import _dead_owner, _lease
 
 NOW = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
@@ -49,8 +50,9 @@ def provenance(key: str = KEY) -> audience.Provenance:
 def freeze(store: Store, issue_id: int,
            source: Iterable[Recipient] | audience_sources.AudienceSource,
            **options: object) -> audience.FreezeCounts | None:
-    return audience.freeze_audience(store.engine, issue_id, source, batch_size=3, chunk_size=6,
-                                    at=NOW, provenance=provenance(), **options)  # type: ignore[arg-type]
+    settings: dict[str, object] = {"chunk_size": 6, **options}
+    return audience.freeze_audience(store.engine, issue_id, source, batch_size=3, at=NOW,
+                                    provenance=provenance(), **settings)  # type: ignore[arg-type]
 
 
 def suppress(store: Store, email: str, scope: str = "*") -> None:
@@ -241,3 +243,45 @@ def test_a_copy_on_sqlite_holds_the_write_lock_before_it_reads_a_page(
     counts = freeze(store, second, source)
     assert counts is not None and counts.queued == 30
     assert kept_out == [True] * 6  # five pages of six, and the empty one that ends it
+
+
+def test_a_source_whose_rows_are_interleaved_with_another_issue_is_copied_whole(
+    store: Store,
+) -> None:
+    """Two issues frozen at once write their rows between each other's: a page of the
+    source then has gaps in its ids, and its rows are numbered rather than placed by id."""
+    first, other = new_issue(store), new_issue(store)
+
+    def members_with_another_freeze_between() -> Iterator[Recipient]:
+        for number, member in enumerate(members(repeat=False)):
+            if number in (6, 19):  # between two chunks of the first issue's freeze
+                audience.freeze_audience(
+                    store.engine, other, [Recipient(f"o{number}-{n}@example.org", "", {},
+                                                    "weekly") for n in range(4)],
+                    batch_size=3, at=NOW, lease=_lease("other"))
+                with store.engine.begin() as conn:  # let it freeze once more
+                    conn.execute(issues_table.update().where(issues_table.c.id == other)
+                                 .values(audience_frozen=0))
+            yield member
+
+    freeze(store, first, members_with_another_freeze_between())
+    source = found(store)
+    assert source is not None and source.last_row - source.first_row + 1 > source.rows
+    second = new_issue(store)
+    # Pages of 9 against the first issue's chunks of 6: some pages span a gap.
+    copied = freeze(store, second, source, chunk_size=9)
+    assert copied == audience.FreezeCounts(30, 0, 0, 30, 10)
+    assert ledger(store, second) == ledger(store, first)
+    assert batch_members(store, second) == batch_members(store, first)
+
+
+def test_an_address_suppressed_for_every_list_and_for_this_one_is_one_row(store: Store) -> None:
+    first = new_issue(store)
+    freeze(store, first, members(repeat=False))
+    source = found(store)
+    assert source is not None
+    suppress(store, "r07@example.org")
+    suppress(store, "r07@example.org", scope="weekly")
+    second = new_issue(store)
+    assert freeze(store, second, source) == audience.FreezeCounts(30, 0, 1, 29, 10)
+    assert ledger(store, second)["r07@example.org"][3] == "suppressed"
