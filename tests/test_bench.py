@@ -48,6 +48,8 @@ def test_bench_times_the_sends_alone_with_the_audience_frozen_first() -> None:
     output = run_bench("--frozen-first", "--no-extras")
     assert_sent_once(output)
     assert "the audience was frozen before the clock started" in output
+    alone = r"that freeze, alone\s+\d+\.\d\d s \(\d+\.\d\d s of this process's CPU"
+    assert re.search(alone, output)
     assert "of which freezing" not in output
 
 
