@@ -217,21 +217,22 @@ def _freeze_chunks(conn: Connection, run: _FreezeRun, chunks: Iterable[Chunk]) -
         with conn.begin():
             counts += _freeze_chunk(conn, run, chunk)
         _refresh_statistics(conn, number)
+    # Asked before the last transaction: the files are hashed again, which would hold up
+    # the senders waiting for SQLite's lock.
+    key = run.provenance.key() if run.provenance is not None and run.whole else ""
     with conn.begin():
         _end_freeze(conn, run.issue_id, run.lease)
-        _record_provenance(conn, run, counts)
+        if key and run.provenance is not None:
+            _record_provenance(conn, run, run.provenance.list_id, key, counts)
     return counts
 
 
-def _record_provenance(conn: Connection, run: _FreezeRun, counts: FreezeCounts) -> None:
-    """Say what the audience was read from, if this run wrote all of it and it still holds."""
-    if run.provenance is None or not run.whole:
-        return
-    key = run.provenance.key()
-    if key:
-        rows = AudienceSource(run.issue_id, run.floor + 1, _last_row_id(conn),
-                              counts.members - counts.duplicates, counts.duplicates)
-        audience_sources.record(conn, run.issue_id, run.provenance.list_id, key, rows)
+def _record_provenance(conn: Connection, run: _FreezeRun, list_id: str, key: str,
+                       counts: FreezeCounts) -> None:
+    """Say what the audience was read from: this run wrote all of it, under ``key``."""
+    rows = AudienceSource(run.issue_id, run.floor + 1, _last_row_id(conn),
+                          counts.members - counts.duplicates, counts.duplicates)
+    audience_sources.record(conn, run.issue_id, list_id, key, rows)
 
 
 def _chunks(members: Iterable[Recipient], size: int) -> Iterator[list[Recipient]]:
