@@ -13,26 +13,16 @@ from typing import Any
 import pytest
 from sqlalchemy import delete, select
 
-from newsletter.models import IssueKind, IssueState, Recipient, SuppressionReason
+from newsletter.models import Recipient, SuppressionReason
 from newsletter.store import Store, audience, audience_reuse, audience_sources, suppressions
-from newsletter.store import issues as issue_store
 from newsletter.store.tables import audience_sources as sources_table
 from newsletter.store.tables import batches, recipients
 from newsletter.store.tables import issues as issues_table
 from tests.test_freeze import _dead_owner, _lease
+from tests.test_freeze import _issue as new_issue
 
 NOW = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
 KEY = "k" * 64
-
-
-def new_issue(store: Store) -> int:
-    with store.engine.begin() as conn:
-        issue_id = issue_store.create(conn, list_id="weekly", kind=IssueKind.DIGEST,
-                                      subject="S", preheader="", intro_md="", article_ids=[],
-                                      at=NOW)
-        issue_store.transition(conn, issue_id, IssueState.QUEUED, NOW)
-        issue_store.transition(conn, issue_id, IssueState.SENDING, NOW)
-    return issue_id
 
 
 def members(*, repeat: bool = True) -> list[Recipient]:
