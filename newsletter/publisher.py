@@ -361,12 +361,15 @@ class Publisher:
         key = self._audience_key(list_id, fields)
         with self.store.engine.connect() as conn:
             source = audience_sources.find(conn, list_id, key) if key else None
-        still = lambda: key if self._audience_key(list_id, fields) == key else ""  # noqa: E731
+
+        def still_read_from() -> str:  # asked once the list is read: "" if a file changed
+            return key if self._audience_key(list_id, fields) == key else ""
+
         counts = audience_store.freeze_audience(
             self.store.engine, issue_id, source or self.audience(mailing_list, fields),
             batch_size=self.batch_size(), at=self.store.now(), chunk_size=settings.freeze_chunk,
             lease_seconds=settings.lease_seconds, on_taken=taken,
-            provenance=audience_store.Provenance(list_id, still) if key else None)
+            provenance=audience_store.Provenance(list_id, still_read_from) if key else None)
         if counts is not None and source is not None:
             log.info("issue %s: audience copied from issue %s, whose list files read the same",
                      issue_id, source.issue_id)
