@@ -18,8 +18,14 @@ from sqlalchemy import ColumnElement, Connection, and_, case, func, literal, sel
 
 from ..models import ALL_LISTS, DeliveryStatus
 from .audience_sources import AudienceSource
-from .audience_stage import FreezeCounts, full_batches, new_batches, settle_batches
-from .db import dialect_insert
+from .audience_stage import (
+    ROW_COLUMNS,
+    FreezeCounts,
+    full_batches,
+    insert_rows,
+    new_batches,
+    settle_batches,
+)
 from .ledger import next_seq
 from .tables import UtcDateTime, batches, recipients, suppressions
 
@@ -137,14 +143,7 @@ def _insert_page(conn: Connection, page: _Page, newest: int) -> int:
                                       suppressions.c.scope.in_([ALL_LISTS, rows_of.list_id])))
         .order_by(rows_of.id)  # the page's order: the next copy cuts the same batches
     )
-    columns = ["issue_id", "batch_id", "email", "email_as_written", "name", "fields", "list_id",
-               "status", "updated_at"]
-    stmt = dialect_insert(conn, recipients).from_select(columns, rows)
-    added = conn.execute(stmt.on_conflict_do_nothing(index_elements=["issue_id", "email"]))
-    if added.rowcount >= 0:  # SQLite says how many it inserted; psycopg here does not
-        return int(added.rowcount)
-    new = select(func.count()).where(recipients.c.id > newest, _of_issue(page.issue_id))
-    return int(conn.execute(new).scalar() or 0)
+    return insert_rows(conn, page.issue_id, rows, newest, (*ROW_COLUMNS, "updated_at"))
 
 
 def _batched(conn: Connection, issue_id: int, start_seq: int) -> int:

@@ -8,9 +8,10 @@ suppressed addresses keep a row in no batch; batches left with gaps get their re
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import orjson
 from sqlalchemy import (
@@ -20,6 +21,7 @@ from sqlalchemy import (
     Connection,
     Integer,
     MetaData,
+    Select,
     String,
     Table,
     Text,
@@ -117,13 +119,24 @@ def insert_staged(
     )
     # No ``updated_at``: a row's is set when its status changes; until then the issue's start
     # says when it was frozen, and leaving it out is 8 % of the database's work per row.
-    columns = ["issue_id", "batch_id", "email", "email_as_written", "name", "fields", "list_id",
-               "status"]
-    stmt = dialect_insert(conn, recipients).from_select(columns, rows)
+    return insert_rows(conn, issue_id, rows, after)
+
+
+#: What a freeze writes of each ledger row, in this order (``updated_at`` may follow).
+ROW_COLUMNS = ("issue_id", "batch_id", "email", "email_as_written", "name", "fields", "list_id",
+               "status")
+
+
+def insert_rows(conn: Connection, issue_id: int, rows: Select[Any], after: int,
+                columns: Sequence[str] = ROW_COLUMNS) -> int:
+    """``rows`` (a SELECT of ``columns``) added to the issue's ledger, an address already
+    there skipped; returns how many were added (their ids are above ``after``)."""
+    stmt = dialect_insert(conn, recipients).from_select(list(columns), rows)
     added = conn.execute(stmt.on_conflict_do_nothing(index_elements=["issue_id", "email"]))
     if added.rowcount >= 0:  # SQLite says how many it inserted; psycopg here does not
         return int(added.rowcount)
-    new = select(func.count()).where(recipients.c.issue_id == issue_id, recipients.c.id > after)
+    # ``+ 0``: the ids above ``after`` are read, not the issue's whole unique index.
+    new = select(func.count()).where(recipients.c.id > after, recipients.c.issue_id + 0 == issue_id)
     return int(conn.execute(new).scalar() or 0)
 
 
