@@ -37,7 +37,7 @@ def write_file(path: Path, rows: int, bad_percent: float) -> None:
 
 
 def read_once(path: Path, var_dir: Path) -> dict[str, float]:
-    from newsletter.lists.members import stream_recipients
+    from newsletter.lists.reading import stream_recipients
 
     started = time.perf_counter()
     problems = 0

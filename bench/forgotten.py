@@ -19,7 +19,7 @@ import timeit
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from newsletter.lists.members import stream_recipients
+from newsletter.lists.reading import stream_recipients
 from newsletter.models import Recipient
 from newsletter.store.suppressions import ForgottenScreen, forgotten_digest
 

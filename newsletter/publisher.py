@@ -7,9 +7,10 @@ beyond wiring the stages (``sources``, ``issues``, ``render``, ``delivery``, ``s
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator, Sequence, Set
+from collections.abc import Callable, Iterable, Iterator, Sequence, Set
 from datetime import datetime
 from functools import cached_property
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .bulkwork import fewer_collections
@@ -26,10 +27,12 @@ from .delivery.rounds import HAND_BACK_SECONDS, DueRounds
 from .errors import IssueMovedOnError, IssueStateError
 from .issues import sendtime
 from .issues.drafting import Drafter, DraftText
-from .lists.audience_key import audience_key
+from .lists.addresscache import opened_cache
+from .lists.appended import TailStart
+from .lists.audience_key import Reuse, audience_key, reusable
 from .lists.config import PublicationConfig, load_config
-from .lists.members import stream_recipients
 from .lists.problems import SkippedRows
+from .lists.reading import stream_recipients
 from .lists.signups import apply_before_send
 from .lists.tokencache import TokenCache, token_cache_path
 from .models import (
@@ -38,10 +41,11 @@ from .models import (
     Recipient,
     check_transition,
 )
-from .store import Store, audience_sources, ledger, suppressions, tally
+from .store import Store, ledger, suppressions, tally
 from .store import articles as article_store
 from .store import audience as audience_store
 from .store import issues as issue_store
+from .store.audience_sources import AudienceSource, Continued, SourceKey
 from .tokens import TokenSigner
 
 if TYPE_CHECKING:
@@ -285,9 +289,11 @@ class Publisher:
         return min(native, self.settings.batch_size) if self.settings.batch_size else native
 
     def audience(
-        self, mailing_list: MailingList, fields: Set[str] | None = None
+        self, mailing_list: MailingList, fields: Set[str] | None = None, *,
+        after: TailStart | None = None,
     ) -> Iterator[Recipient]:
-        """The list's members, streamed, with only the ``fields`` columns (None: all); invalid
+        """The list's members, streamed, with only the ``fields`` columns (None: all), or only
+        those appended to its last file from ``after`` on; invalid
         rows are skipped, and logged once the list is read as one line per file with their
         count (a list with 100,000 bad rows logged a line for each on every send). Repeats
         are left in: the ledger drops them. Readers forgotten at their request are left out
@@ -297,7 +303,7 @@ class Publisher:
         recipients = stream_recipients(
             paths, mailing_list.id, var_dir=self.settings.var_dir,
             check_deliverability=self.settings.check_deliverability,
-            on_problem=skipped.add, keep=fields,
+            on_problem=skipped.add, keep=fields, after=after,
         )
         with self.store.engine.connect() as conn:
             forgotten = suppressions.ForgottenScreen(suppressions.forgotten_digests(conn))
@@ -356,33 +362,46 @@ class Publisher:
 
     def _frozen(self, issue_id: int, mailing_list: MailingList, fields: Set[str],
                 taken: Callable[[], None]) -> audience_store.FreezeCounts | None:
-        """The audience copied from an earlier issue read from the same files, else read."""
+        """The audience copied from an earlier issue read from the same files (then the rows
+        appended to the last one since read), else read."""
         list_id, settings = mailing_list.id, self.settings
         key = self._audience_key(list_id, fields)
-        with self.store.engine.connect() as conn:
-            source = audience_sources.find(conn, list_id, key) if key else None
+        reuse = self._reusable(list_id, key) if key is not None else None
 
-        def still_read_from() -> str:  # asked once the list is read: "" if a file changed
-            return key if self._audience_key(list_id, fields) == key else ""
+        def still_read_from() -> SourceKey | None:  # asked once the list is read
+            return key if self._audience_key(list_id, fields) == key else None
 
         counts = audience_store.freeze_audience(
-            self.store.engine, issue_id, source or self.audience(mailing_list, fields),
+            self.store.engine, issue_id, self._audience_from(mailing_list, fields, reuse),
             batch_size=self.batch_size(), at=self.store.now(), chunk_size=settings.freeze_chunk,
             lease_seconds=settings.lease_seconds, on_taken=taken,
             provenance=audience_store.Provenance(list_id, still_read_from) if key else None)
-        if counts is not None and source is not None:
-            log.info("issue %s: audience copied from issue %s, whose list files read the same",
-                     issue_id, source.issue_id)
+        if counts is not None and reuse is not None:
+            _log_reuse(issue_id, reuse, self.config.member_paths(list_id))
         return counts
 
-    def _audience_key(self, list_id: str, fields: Set[str]) -> str:
-        """What the list's audience would be read from (``lists.audience_key``); "" when it
+    def _audience_from(
+        self, mailing_list: MailingList, fields: Set[str], reuse: Reuse | None
+    ) -> Iterable[Recipient] | AudienceSource | Continued:
+        if reuse is None:
+            return self.audience(mailing_list, fields)
+        if reuse.after is None:
+            return reuse.source
+        return Continued(reuse.source, self.audience(mailing_list, fields, after=reuse.after))
+
+    def _audience_key(self, list_id: str, fields: Set[str]) -> SourceKey | None:
+        """What the list's audience would be read from (``lists.audience_key``); None when it
         cannot be copied."""
         with self.store.engine.connect() as conn:
             forgotten = suppressions.forgotten_digests(conn)
         return audience_key(self.config.member_paths(list_id), list_id, fields,
                             var_dir=self.settings.var_dir, forgotten=forgotten,
                             check_deliverability=self.settings.check_deliverability)
+
+    def _reusable(self, list_id: str, key: SourceKey) -> Reuse | None:
+        paths = self.config.member_paths(list_id)
+        with self.store.engine.connect() as conn, opened_cache(self.settings.var_dir) as cache:
+            return reusable(conn, list_id, key, paths, cache)
 
     def apply_signups(self, list_id: str) -> None:
         """Copy sign-ups confirmed on any host into this host's files (``apply_before_send``)."""
@@ -464,3 +483,12 @@ class Publisher:
         return [
             f"{r.email}: {r.status}{' — ' + r.error if r.error else ''}" for r in result.results
         ]
+
+
+def _log_reuse(issue_id: int, reuse: Reuse, paths: Sequence[Path]) -> None:
+    copied = f"issue {issue_id}: audience copied from issue {reuse.source.issue_id}"
+    if reuse.after is None:
+        log.info("%s, whose list files read the same", copied)
+    else:
+        log.info("%s, then the rows appended to %s since (from line %s) read", copied,
+                 paths[-1].name, reuse.after.lines + 1)

@@ -22,7 +22,7 @@ from tests.test_freeze import _dead_owner, _lease
 from tests.test_freeze import _issue as new_issue
 
 NOW = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
-KEY = "k" * 64
+KEY = audience_sources.SourceKey("k" * 64, (audience_sources.FileMark("weekly.csv", 40, "d" * 64),))
 
 
 def members(*, repeat: bool = True) -> list[Recipient]:
@@ -33,7 +33,7 @@ def members(*, repeat: bool = True) -> list[Recipient]:
     return [*found, Recipient("r03@example.org", "Again", {}, "weekly")] if repeat else found
 
 
-def provenance(key: str = KEY) -> audience.Provenance:
+def provenance(key: audience_sources.SourceKey | None = KEY) -> audience.Provenance:
     return audience.Provenance("weekly", lambda: key)
 
 
@@ -50,7 +50,8 @@ def suppress(store: Store, email: str, scope: str = "*") -> None:
         suppressions.add(conn, email, SuppressionReason.UNSUBSCRIBED, scope=scope, at=NOW)
 
 
-def found(store: Store, key: str = KEY) -> audience_sources.AudienceSource | None:
+def found(store: Store, key: audience_sources.SourceKey = KEY,
+          ) -> audience_sources.AudienceSource | None:
     with store.engine.connect() as conn:
         return audience_sources.find(conn, "weekly", key)
 
@@ -140,17 +141,18 @@ def test_a_source_missing_a_row_or_not_frozen_is_not_copied(store: Store) -> Non
     with store.engine.begin() as conn:  # a row gone from the newest: the one before serves
         conn.execute(delete(recipients).where(recipients.c.issue_id == second,
                                               recipients.c.email == "r05@example.org"))
-    assert found(store) is None  # the newest with the key decides; it is not whole
+    assert found(store).issue_id == first  # type: ignore[union-attr]  # the newest whole one
     with store.engine.begin() as conn:
         conn.execute(delete(sources_table).where(sources_table.c.issue_id == second))
     assert found(store).issue_id == first  # type: ignore[union-attr]
-    assert found(store, "another key") is None
+    assert found(store, audience_sources.SourceKey("another key", KEY.files)) is None
+    assert found(store, audience_sources.SourceKey(KEY.rules, ())) is None  # other files
 
 
 def test_nothing_is_recorded_when_the_files_changed_while_they_were_read(store: Store) -> None:
     issue_id = new_issue(store)
     audience.freeze_audience(store.engine, issue_id, members(), batch_size=3, at=NOW,
-                             provenance=provenance(""))
+                             provenance=provenance(None))
     assert found(store) is None
     with store.engine.connect() as conn:
         assert conn.execute(select(sources_table)).all() == []
@@ -275,3 +277,64 @@ def test_an_address_suppressed_for_every_list_and_for_this_one_is_one_row(store:
     second = new_issue(store)
     assert freeze(store, second, source) == audience.FreezeCounts(30, 0, 1, 29, 10)
     assert ledger(store, second)["r07@example.org"][3] == "suppressed"
+
+
+# -- a copy continued by the rows appended since ---------------------------------------------
+def appended() -> list[Recipient]:
+    """Rows appended to the list's last file: a new member, a repeat of one copied (the copy's
+    spelling wins), one suppressed since, and a repeat among themselves."""
+    return [Recipient("new1@example.org", "New One", {"city": "Truro"}, "weekly"),
+            Recipient("R05@example.org", "Again", {}, "weekly"),
+            Recipient("new2@example.org", "New Two", {}, "weekly"),
+            Recipient("NEW1@example.org", "Twice", {}, "weekly")]
+
+
+def test_a_copy_continued_by_the_rows_appended_since(store: Store) -> None:
+    first = new_issue(store)
+    freeze(store, first, members())
+    source = found(store)
+    assert source is not None
+    suppress(store, "new2@example.org")
+    second = new_issue(store)
+    counts = freeze(store, second, audience_sources.Continued(source, appended()))
+    # 30 copied in 10 batches (and the repeat the source dropped), then the 4 appended: two
+    # repeats dropped, one suppressed, one queued in an 11th batch.
+    assert counts == audience.FreezeCounts(35, 3, 1, 31, 11)
+    rows = ledger(store, second)
+    assert {e: rows.pop(e) for e in ("new1@example.org", "new2@example.org")} == {
+        "new1@example.org": (None, "New One", {"city": "Truro"}, "queued"),
+        "new2@example.org": (None, "New Two", {}, "suppressed")}
+    assert rows == ledger(store, first)
+    plain = new_issue(store)  # the same source copied alone: the same batches, less one
+    freeze(store, plain, source)
+    assert batch_members(store, second) == [*batch_members(store, plain),
+                                            frozenset({"new1@example.org"})]
+    with store.engine.connect() as conn:  # recorded: the next issue copies this one
+        [continued, *_] = audience_sources.candidates(conn, "weekly", KEY.rules)[1:]
+    assert continued.issue_id == second
+    assert (continued.rows, continued.duplicates) == (32, 3)
+
+
+def test_a_taken_over_continued_copy_finishes_whole(store: Store) -> None:
+    """The worker died reading the appended rows, after the copy; the next one copies again
+    (every row there already) and reads them all."""
+    first = new_issue(store)
+    freeze(store, first, members())
+    source = found(store)
+    assert source is not None
+    second = new_issue(store)
+
+    def dies_after_one() -> Iterator[Recipient]:
+        yield appended()[0]
+        raise RuntimeError("killed")
+
+    with pytest.raises(RuntimeError):
+        freeze(store, second, audience_sources.Continued(source, dies_after_one()),
+               lease=_lease(_dead_owner()), chunk_size=3)
+    assert len(ledger(store, second)) == 30
+    counts = freeze(store, second, audience_sources.Continued(source, appended()),
+                    lease=_lease("me"))
+    assert counts is not None and (counts.members, counts.queued) == (35, 2)  # this run's
+    assert set(ledger(store, second)) == {*ledger(store, first), "new1@example.org",
+                                          "new2@example.org"}
+    assert found(store).issue_id == first  # type: ignore[union-attr]  # nothing recorded

@@ -30,8 +30,9 @@ if TYPE_CHECKING:
     )
     from .config import ConfigFileError, PublicationConfig, load_config, load_config_file
     from .edit import append_members, remove_member
-    from .members import Member, MemberReader, iter_members
+    from .members import Member, MemberReader
     from .problems import Counts, Problem, Severity
+    from .reading import iter_members
     from .signups import ApplyReport, append_rows, apply_all, apply_journal
 
 #: The module of this package each exported name comes from.
@@ -55,7 +56,7 @@ _HOMES = {
     "remove_member": "edit",
     "Member": "members",
     "MemberReader": "members",
-    "iter_members": "members",
+    "iter_members": "reading",
     "Counts": "problems",
     "Problem": "problems",
     "Severity": "problems",

@@ -166,6 +166,11 @@ class AddressCache:
         )
         return {int(r[0]): RowNote(int(r[1]), r[2], r[3]) for r in rows}
 
+    def is_noted(self, digest: str) -> bool:
+        """Whether a file with these bytes was read before and its notes remembered."""
+        found = self._db.execute("SELECT 1 FROM noted_files WHERE sha256 = ?", (digest,))
+        return found.fetchone() is not None
+
     def remember_notes(self, digest: str, notes: Iterable[tuple[int, RowNote]]) -> None:
         self.flush()
         self._db.execute("BEGIN")

@@ -13,6 +13,7 @@ import functools
 import io
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -51,9 +52,9 @@ class Record:
 class _LineFeed:
     """Gives ``csv.reader`` physical lines, holding back comments and blanks between records."""
 
-    def __init__(self, lines: Iterable[str]) -> None:
+    def __init__(self, lines: Iterable[str], number: int = 0) -> None:
         self._lines = iter(lines)
-        self.number = 0
+        self.number = number  # of the last line given
         self.raw: list[str] = []
         self.held: list[Record] = []
 
@@ -92,9 +93,10 @@ class _LineFeed:
         return taken
 
 
-def iter_records(lines: Iterable[str], path: Path) -> Iterator[Record]:
-    """Every record and comment line of a member file, in order, streaming."""
-    feed = _LineFeed(lines)
+def iter_records(lines: Iterable[str], path: Path, lines_before: int = 0) -> Iterator[Record]:
+    """Every record and comment line of a member file, in order, streaming; ``lines`` may
+    start after ``lines_before`` lines of the file (numbering goes on from there)."""
+    feed = _LineFeed(lines, lines_before)
     # strict: a quote left open must be an error, not a value that swallows the rest of the file
     reader = csv.reader(feed, strict=True)
     while True:
@@ -264,3 +266,22 @@ def format_row(values: Sequence[str], newline: str = "\n") -> str:
 def fields_of(pairs: Mapping[str, str]) -> dict[str, str]:
     """Template fields with keys lower-cased, as a member file's columns are."""
     return {key.strip().lower(): value for key, value in pairs.items()}
+
+
+def column_count_problem(record: Record, header: Header) -> str:
+    """Why ``record`` does not fit ``header``: its count of fields, and the likely cause."""
+    found = len(record.fields or [])
+    reason = f"expected {len(header.columns)} columns ({','.join(header.columns)}), found {found}"
+    if record.last_line > record.line:
+        reason += f"; the row runs on to line {record.last_line}: is a quote left open?"
+    elif found > len(header.columns):
+        reason += "; put values that contain commas in double quotes"
+    return reason
+
+
+@contextmanager
+def text_from(path: Path, offset: int) -> Iterator[io.TextIOWrapper]:
+    """The file's text from byte ``offset`` (where a line begins) on."""
+    with path.open("rb") as raw:
+        raw.seek(offset)
+        yield io.TextIOWrapper(raw, encoding="utf-8", newline="")

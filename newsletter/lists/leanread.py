@@ -68,3 +68,10 @@ def lean_recipients(
         counts.rows += made + refused
         counts.invalid += refused
         counts.members += made
+
+
+def kept_fields(values: Mapping[str, str], names: Set[str] | None) -> Mapping[str, str]:
+    """A member's extra columns, limited to ``names`` (None: all of them)."""
+    if names is None:
+        return values
+    return {k: v for k, v in values.items() if k in names} if names and values else NO_FIELDS

@@ -9,7 +9,7 @@ megabytes of memory. Invalid rows are errors; duplicates are warnings (the first
 from __future__ import annotations
 
 import csv
-from collections.abc import Callable, Iterator, Mapping, Sequence, Set
+from collections.abc import Callable, Iterator, Sequence, Set
 from contextlib import closing, nullcontext
 from dataclasses import dataclass, field
 from itertools import chain, islice
@@ -20,9 +20,19 @@ from ..errors import ConfigError, ListError
 from ..models import Recipient, Subscriber
 from ..render.message import UNFIT_FOR_HEADERS, describe_character
 from .address import address_key, normalise_address
-from .addresscache import AddressCache, RowNote, file_digest, opened_cache
-from .csvfile import NAME, Header, Record, clean_rows, first_header, iter_records
-from .leanread import NO_FIELDS, lean_recipients, make_recipient
+from .addresscache import AddressCache, RowNote, file_digest
+from .appended import TailStart
+from .csvfile import (
+    NAME,
+    Header,
+    Record,
+    clean_rows,
+    column_count_problem,
+    first_header,
+    iter_records,
+    text_from,
+)
+from .leanread import NO_FIELDS, kept_fields, lean_recipients, make_recipient
 from .prevalidate import POOL_FROM, Judged, Prevalidation, Verdict
 from .problems import Counts, Problem, Severity
 from .seen import Earlier, SeenAddresses
@@ -126,8 +136,10 @@ class MemberReader:
                 if after_file is not None:
                     after_file(index)
 
-    def recipients(self, list_id: str, keep: Set[str] | None = None) -> Iterator[Recipient]:
-        """The members as an issue's recipients, with only the ``keep`` columns (None: all).
+    def recipients(self, list_id: str, keep: Set[str] | None = None, *,
+                   after: TailStart | None = None) -> Iterator[Recipient]:
+        """The members as an issue's recipients, with only the ``keep`` columns (None: all);
+        with ``after``, only those of the rows appended to the last file from there on.
 
         A file the address cache vouches for (these very bytes were read before, with nothing
         to correct) takes a lean path: none of its rows needs checking again, which makes
@@ -136,6 +148,11 @@ class MemberReader:
         """
         self.counts = Counts()
         self.keep_unsendable = True
+        if after is not None:
+            index, path = len(self.paths) - 1, self.paths[-1]
+            checked = self._as_recipients(index, path, list_id, keep)
+            yield from self._read_file(index, path, checked, after=after)
+            return
         for index, path in enumerate(self.paths):
             checked = self._as_recipients(index, path, list_id, keep)
             yield from self._read_file(index, path, checked, self._lean(path, list_id, keep))
@@ -159,10 +176,12 @@ class MemberReader:
         path: Path,
         read: Callable[[Iterator[Record], Header], Iterator[_T]],
         lean: Callable[[Iterator[list[str]], Header], Iterator[_T]] | None = None,
+        after: TailStart | None = None,
     ) -> Iterator[_T]:
-        """``lean`` reads a file the address cache vouches for, if given."""
+        """``lean`` reads a file the address cache vouches for, if given; ``after``, only the
+        rows appended from there on (the header still from the top)."""
         try:
-            self._file = self._start_file(index, path)
+            self._file = self._start_file(index, path, after)
             handle = path.open(encoding="utf-8-sig", newline="", buffering=READ_BUFFER)
         except OSError as exc:
             self._end_pool()
@@ -176,7 +195,11 @@ class MemberReader:
                 except ListError as exc:
                     self._problem(exc.path, exc.line, exc.reason)
                     return
-                if lean is not None and (self._file.vouched or self._file.notes is not None):
+                if after is not None:
+                    with text_from(path, after.offset) as rest:
+                        records = iter_records(rest, path, after.lines)
+                        yield from read(self._until_unreadable(records), header)
+                elif lean is not None and (self._file.vouched or self._file.notes is not None):
                     yield from lean(clean_rows(handle), header)  # from after the header
                 else:
                     yield from read(self._until_unreadable(records), header)
@@ -256,9 +279,10 @@ class MemberReader:
                     continue
             row = self._checked_row(record, header, where, None)
             if row is not None:
-                yield make_recipient(Recipient, (row[0], row[1], _kept(row[2], keep), list_id))
+                columns = kept_fields(row[2], keep)
+                yield make_recipient(Recipient, (row[0], row[1], columns, list_id))
         for address, name, columns in rows:
-            yield make_recipient(Recipient, (address, name, _kept(columns, keep), list_id))
+            yield make_recipient(Recipient, (address, name, kept_fields(columns, keep), list_id))
 
     def _looked_up(self, records: Iterator[Record], header: Header) -> Iterator[list[Record]]:
         """The records a few hundred at a time, the cache's verdicts on their addresses read
@@ -282,7 +306,7 @@ class MemberReader:
             if self._file.pool is not None:
                 return self._judged_recipients(records, header, (index, path), list_id, keep)
             return (
-                make_recipient(Recipient, (email, name, _kept(fields, keep), list_id))
+                make_recipient(Recipient, (email, name, kept_fields(fields, keep), list_id))
                 for email, name, fields in self._rows(records, header, (index, path))
             )
 
@@ -302,9 +326,11 @@ class MemberReader:
 
         return read
 
-    def _start_file(self, index: int, path: Path) -> _FileRead:
+    def _start_file(self, index: int, path: Path, after: TailStart | None = None) -> _FileRead:
         if self.cache is None:
             return _FileRead(index, path)
+        if after is not None:  # vouched for whole, if at all: never with notes of a part
+            return _FileRead(index, path, after.vouch_as, replayable=False)
         digest = file_digest(path)
         if self.cache.is_clean(digest):
             return _FileRead(index, path, digest, vouched=True)
@@ -405,7 +431,7 @@ class MemberReader:
         """The record's normalised address, name and other columns; ConfigError if invalid."""
         fields = record.fields or []
         if len(fields) != len(header.columns):
-            raise ConfigError(_column_count(record, header))
+            raise ConfigError(column_count_problem(record, header))
         email, name, others = header.split(fields)
         return self._normalise(email, record.line), name, others
 
@@ -454,54 +480,3 @@ class MemberReader:
     def _problem(self, path: Path, line: int | None, reason: str) -> None:
         self._file.spotless = self._file.replayable = False
         self._report(Problem(path, line, reason))
-
-
-def _column_count(record: Record, header: Header) -> str:
-    found = len(record.fields or [])
-    reason = f"expected {len(header.columns)} columns ({','.join(header.columns)}), found {found}"
-    if record.last_line > record.line:
-        reason += f"; the row runs on to line {record.last_line}: is a quote left open?"
-    elif found > len(header.columns):
-        reason += "; put values that contain commas in double quotes"
-    return reason
-
-
-def iter_members(
-    path: Path, check_deliverability: bool = False, problems: list[Problem] | None = None
-) -> Iterator[Subscriber]:
-    """The valid subscribers of one member file, streaming.
-
-    Problems are appended to ``problems`` when it is given; without it the first invalid
-    row raises ``ListError`` (duplicates are still dropped quietly, the first row winning).
-    """
-
-    def fail(problem: Problem) -> None:
-        if problem.severity == Severity.ERROR:
-            raise problem.as_error()
-
-    report = problems.append if problems is not None else fail
-    yield from MemberReader([path], check_deliverability=check_deliverability, on_problem=report)
-
-
-def _kept(values: Mapping[str, str], names: Set[str] | None) -> Mapping[str, str]:
-    """A member's extra columns, limited to ``names`` (None: all of them)."""
-    if names is None:
-        return values
-    return {k: v for k, v in values.items() if k in names} if names and values else NO_FIELDS
-
-
-def stream_recipients(
-    paths: Sequence[Path],
-    list_id: str,
-    *,
-    var_dir: Path,
-    check_deliverability: bool,
-    on_problem: Callable[[Problem], None],
-    keep: Set[str] | None = None,
-) -> Iterator[Recipient]:
-    """A list's members as recipients, streamed with the address cache under ``var_dir``;
-    an invalid row goes to ``on_problem`` and is skipped. Repeats are left in."""
-    with opened_cache(var_dir) as cache:
-        reader = MemberReader(paths, check_deliverability=check_deliverability,
-                              on_problem=on_problem, cache=cache, dedupe=False)
-        yield from reader.recipients(list_id, keep)

@@ -7,7 +7,8 @@ path, then copied into ``recipients`` by one ``INSERT … SELECT``: each row's b
 position in the chunk divided by the batch size, and the unique index on
 ``(issue_id, email)`` drops repeats, the first one winning (across chunks too).
 When an earlier issue to the list was frozen from the very same files (``audience_sources``),
-its rows are copied instead, page by page in SQL (``audience_reuse``).
+its rows are copied instead, page by page in SQL (``audience_reuse``); when rows were appended
+to the list's last file since, they are read after the copy (``Continued``).
 On PostgreSQL a chunk goes straight into ``recipients`` by COPY instead, its batches made
 first (``audience_copy``), unless one of its addresses is in the ledger already.
 Suppressed addresses keep a row (``suppressed``, in no batch); batches left with gaps are
@@ -27,7 +28,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from itertools import islice
+from itertools import chain, islice
 
 from sqlalchemy import Connection, Engine, func, select, update
 
@@ -36,7 +37,7 @@ from ..processes import current_owner, owner_is_dead
 from . import audience_copy, audience_sources
 from . import issues as issue_store
 from .audience_reuse import CopyPages
-from .audience_sources import AudienceSource
+from .audience_sources import AudienceSource, Continued, SourceKey
 from .audience_stage import (
     AUDIENCE_STAGE,
     FreezeCounts,
@@ -109,16 +110,16 @@ DEFAULT_LEASE_SECONDS = 120.0
 class Provenance:
     """What a freeze read its audience from, recorded once it is whole (``audience_sources``)
     so that a later issue may copy it. ``key`` is asked after the last chunk: the list's
-    files may have changed while they were read, and then it answers "" (nothing recorded)."""
+    files may have changed while they were read, and then it answers None (nothing recorded)."""
 
     list_id: str
-    key: Callable[[], str]
+    key: Callable[[], SourceKey | None]
 
 
 def freeze_audience(
     engine: Engine,
     issue_id: int,
-    audience: Iterable[Recipient] | AudienceSource,
+    audience: Iterable[Recipient] | AudienceSource | Continued,
     *,
     batch_size: int,
     at: datetime,
@@ -130,10 +131,10 @@ def freeze_audience(
 ) -> FreezeCounts | None:
     """Write the issue's audience and batches, a chunk per transaction: members read from
     the list, or a copy of an earlier issue's rows (``AudienceSource``), in the order that
-    issue froze them, so the same members fall in the same batches; today's suppressions
-    apply either way. None (and nothing read of ``audience``) when it is frozen, or a live
-    worker is freezing it. ``FreezeLost`` when another worker took the freeze over
-    meanwhile (this one's lease ran out).
+    issue froze them, so the same members fall in the same batches, followed by members read
+    (``Continued``); today's suppressions apply either way. None (and nothing read of
+    ``audience``) when it is frozen, or a live worker is freezing it. ``FreezeLost`` when
+    another worker took the freeze over meanwhile (this one's lease ran out).
 
     ``chunk_size``: members per transaction (0: ``DEFAULT_CHUNKS`` for the database).
     ``lease``: who freezes (by default this process, for ``lease_seconds`` a chunk);
@@ -143,9 +144,17 @@ def freeze_audience(
     per_chunk = _per_chunk(engine, batch_size, chunk_size)
     run = _FreezeRun(issue_id, batch_size, lease, at, provenance, on_taken)
     if isinstance(audience, AudienceSource):
-        run.carried = FreezeCounts(members=audience.duplicates, duplicates=audience.duplicates)
-        return _freeze(engine, run, CopyPages(audience, per_chunk, audience.first_row - 1))
-    return _freeze(engine, run, _chunks(in_address_runs(audience, per_chunk), per_chunk))
+        audience = Continued(audience, ())
+    if isinstance(audience, Continued):
+        source = audience.source
+        run.carried = FreezeCounts(members=source.duplicates, duplicates=source.duplicates)
+        pages = CopyPages(source, per_chunk, source.first_row - 1)
+        return _freeze(engine, run, chain(pages, _read_chunks(audience.members, per_chunk)))
+    return _freeze(engine, run, _read_chunks(audience, per_chunk))
+
+
+def _read_chunks(members: Iterable[Recipient], size: int) -> Iterator[list[Recipient]]:
+    return _chunks(in_address_runs(members, size), size)
 
 
 def _per_chunk(engine: Engine, batch_size: int, chunk_size: int) -> int:
@@ -219,15 +228,15 @@ def _freeze_chunks(conn: Connection, run: _FreezeRun, chunks: Iterable[Chunk]) -
         _refresh_statistics(conn, number)
     # Asked before the last transaction: the files are hashed again, which would hold up
     # the senders waiting for SQLite's lock.
-    key = run.provenance.key() if run.provenance is not None and run.whole else ""
+    key = run.provenance.key() if run.provenance is not None and run.whole else None
     with conn.begin():
         _end_freeze(conn, run.issue_id, run.lease)
-        if key and run.provenance is not None:
+        if key is not None and run.provenance is not None:
             _record_provenance(conn, run, run.provenance.list_id, key, counts)
     return counts
 
 
-def _record_provenance(conn: Connection, run: _FreezeRun, list_id: str, key: str,
+def _record_provenance(conn: Connection, run: _FreezeRun, list_id: str, key: SourceKey,
                        counts: FreezeCounts) -> None:
     """Say what the audience was read from: this run wrote all of it, under ``key``."""
     rows = AudienceSource(run.issue_id, run.floor + 1, _last_row_id(conn),

@@ -259,6 +259,9 @@ audience_sources = Table(
     Column("last_row", BigInteger, nullable=False),
     Column("rows", BigInteger, nullable=False),
     Column("duplicates", BigInteger, nullable=False),
+    # Each member file's name, size and SHA-256, in order: a later read of the same files
+    # with rows appended to the last one copies these rows and reads only the new ones.
+    Column("files", JSON, nullable=True),
     Index("ix_audience_sources_list_key", "list_id", "key"),
 )
 
