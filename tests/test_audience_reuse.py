@@ -38,8 +38,8 @@ def provenance(key: audience_sources.SourceKey | None = KEY) -> audience.Provena
 
 
 def freeze(store: Store, issue_id: int,
-           source: Iterable[Recipient] | audience_sources.AudienceSource,
-           **options: object) -> audience.FreezeCounts | None:
+           source: Iterable[Recipient] | audience_sources.AudienceSource
+           | audience_sources.Continued, **options: object) -> audience.FreezeCounts | None:
     settings: dict[str, object] = {"chunk_size": 6, **options}
     return audience.freeze_audience(store.engine, issue_id, source, batch_size=3, at=NOW,
                                     provenance=provenance(), **settings)  # type: ignore[arg-type]
@@ -216,7 +216,7 @@ def test_a_copy_on_sqlite_holds_the_write_lock_before_it_reads_a_page(
     real, path = audience_reuse._page_bounds, store.engine.url.database
     kept_out: list[bool] = []
 
-    def a_sender_tries_to_write(*args: Any) -> tuple[int, int]:
+    def a_sender_tries_to_write(*args: Any) -> tuple[int, int, int]:
         bounds = real(*args)
         sender = sqlite3.connect(str(path), timeout=0, isolation_level=None)
         try:

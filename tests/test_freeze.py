@@ -57,7 +57,7 @@ def _ledger(store: Store, issue_id: int) -> tuple[dict[str, str], list[int]]:
                             .where(recipients.c.issue_id == issue_id)).all()
         sizes = conn.execute(select(batches.c.size).where(batches.c.issue_id == issue_id)
                              .order_by(batches.c.seq)).scalars().all()
-    return dict(rows), list(sizes)  # type: ignore[arg-type]
+    return dict(rows), list(sizes)
 
 
 def _record(store: Store, issue_id: int) -> issue_store.IssueRecord:
