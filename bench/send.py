@@ -6,6 +6,7 @@
     python bench/send.py --recipients 1000000 --bad-rows 10            # a list not quite clean
     python bench/send.py --recipients 1000000 --bad-rows 10 --cleaned  # the same list, cleaned
     python bench/send.py --recipients 1000000 --frozen-first  # the second send's sends alone
+    python bench/send.py --recipients 1000000 --signups 2000  # readers signed up in between
 
 ``--latency-ms`` makes the fake provider hold each request as a provider across a real
 network does: what the loopback hides, and what NEWSLETTER_CONCURRENCY is there to overlap.
@@ -46,6 +47,8 @@ sys.path.insert(0, str(REPO))
 
 from newsletter.config import load_settings  # noqa: E402
 from newsletter.devtools.scratchschema import scratch_schema  # noqa: E402
+from newsletter.lists.signups import append_rows  # noqa: E402
+from newsletter.models import Subscriber  # noqa: E402
 from newsletter.publisher import Publisher  # noqa: E402
 from newsletter.store import Store  # noqa: E402
 from newsletter.store import issues as issue_store  # noqa: E402
@@ -70,6 +73,7 @@ sources = ["articles"]
 cadence = "digest"
 approval = "editor"
 template = "digest"
+signups = "bench-signups.csv"
 """
 
 
@@ -232,6 +236,14 @@ class SendRun(NamedTuple):
     by_helpers: list[int]  # recipients each helper process sent
     #: ``frozen_first``: the freeze before the clock, wall and this process's CPU seconds
     frozen_before: tuple[float, float] = (0.0, 0.0)
+
+
+def sign_up(home: Path, first: int, count: int) -> None:
+    """Readers ``first`` onwards (after the list's members) confirmed, as the sign-up form
+    appends them to the list's sign-up file."""
+    readers = (member_address(i) for i in range(first, first + count))
+    append_rows(home / "subscribers" / "bench-signups.csv",
+                [Subscriber(f"{local}@{domain}", "New Reader") for local, domain in readers])
 
 
 def queued_issue(publisher: Publisher, article_ids: list[int] | None = None) -> int:
@@ -437,6 +449,10 @@ def main() -> None:
     parser.add_argument(
         "--cleaned", action="store_true", help="with --bad-rows: the same list with them fixed"
     )
+    parser.add_argument(
+        "--signups", type=int, default=0, metavar="N",
+        help="N readers sign up between the two sends (one did before the first)",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp, database_for_bench(args.database) as given:
         home = make_home(Path(tmp), args.recipients, args.bad_rows, args.cleaned)
@@ -446,9 +462,13 @@ def main() -> None:
         try:
             env = environment(port, database, args.concurrency)
             rss_before = peak_rss_mb()
+            if args.signups:
+                sign_up(home, args.recipients, 1)
             cold = cpu_now(fake.pid)
             first = send_once(home, env)
             first_cpu = [b - a for a, b in zip(cold, cpu_now(fake.pid), strict=True)]
+            if args.signups:
+                sign_up(home, args.recipients + 1, args.signups)
             requests.post(f"http://127.0.0.1:{port}/_fake/reset", timeout=10)
             started: list[tuple[float, float, float]] = []
             run = send_once(home, env, first.articles, frozen_first=args.frozen_first,
@@ -474,6 +494,8 @@ def main() -> None:
     print(f"python speed           {python_speed():.1f} µs for sum(range(1000)) (machine speed)")
     print(f"recipients             {args.recipients:,} (bad rows: {args.bad_rows:g} %"
           f"{', cleaned out' if args.cleaned else ''})")
+    if args.signups:
+        print(f"sign-ups               1 before the first send, {args.signups:,} between the two")
     print(f"concurrency            {args.concurrency} (NEWSLETTER_CONCURRENCY)")
     print(f"provider latency       {args.latency_ms or 'none (loopback)'} ms per request")
     print(f"database               {database.split(':')[0]}")
@@ -492,7 +514,7 @@ def main() -> None:
               "the first issue's audience copied when the member file is unchanged)")
     else:
         print(f"  of which freezing    {run.freeze:.2f} s (the audience read and written, or "
-              "copied from the first issue when the member file is unchanged)")
+              "copied from the first issue when the member files are unchanged, or only grew)")
     sent = sum(run.counts.values())  # fewer than --recipients with --bad-rows
     print(f"send rate              {sent / run.elapsed:,.0f} recipients/s")
     print(f"second send CPU        {sum(cpu[:2]):.1f} s (sender and helpers)")

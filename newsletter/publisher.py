@@ -489,6 +489,8 @@ def _log_reuse(issue_id: int, reuse: Reuse, paths: Sequence[Path]) -> None:
     copied = f"issue {issue_id}: audience copied from issue {reuse.source.issue_id}"
     if reuse.after is None:
         log.info("%s, whose list files read the same", copied)
+    elif not reuse.after.offset:
+        log.info("%s, then %s, new since, read", copied, paths[-1].name)
     else:
         log.info("%s, then the rows appended to %s since (from line %s) read", copied,
                  paths[-1].name, reuse.after.lines + 1)

@@ -144,6 +144,21 @@ def test_rows_appended_to_the_sign_up_file_are_read_after_a_copy(
     assert ledger(publisher, read_again) == ledger(publisher, third)
 
 
+def test_the_first_sign_up_makes_a_file_read_after_a_copy(
+    publisher: Publisher, caplog: pytest.LogCaptureFixture,
+) -> None:
+    first = send(publisher)
+    sign_up(publisher, ("ada@example.org", "Ada"), ("jose.nunez@example.org", "Again"))
+    with caplog.at_level(logging.INFO, logger="newsletter.publisher"):
+        second = send(publisher, after=first)
+    assert f"{COPIED} {first}, then weekly-signups.csv, new since, read" in caplog.text
+    assert "(0 suppressed, 1 duplicates)" in caplog.text
+    assert set(ledger(publisher, second)) == {*ledger(publisher, first), "ada@example.org"}
+    assert ledger(publisher, second)["jose.nunez@example.org"][1] == "José Núñez"
+    third = send_read_whole(publisher, after=first)
+    assert ledger(publisher, third) == ledger(publisher, second)
+
+
 def send_read_whole(publisher: Publisher, after: int) -> int:
     """An issue whose audience is read from every file: no earlier one is there to copy."""
     with publisher.store.engine.begin() as conn:

@@ -31,7 +31,7 @@ PIECE = 1 << 20
 class TailStart:
     """Where the rows appended to a member file begin."""
 
-    offset: int  # bytes before them
+    offset: int  # bytes before them; 0: the whole file (one added since), header and all
     lines: int  # lines before them: the first one appended is line ``lines + 1``
     #: The whole file's SHA-256, for the address cache to vouch for it once the appended
     #: rows read clean (the bytes before them did); "" when it cannot (they had notes).

@@ -8,8 +8,9 @@ which are email-validator's version and this project's reading rules (the addres
 is named after both, ``addresscache.cache_path``) and ``FORMAT`` below. Two freezes with
 the same key read the same audience, so the second may copy the first's ledger rows
 (``store.audience_sources``); when the files differ only by rows appended to the last one,
-it copies them and reads the appended rows (``lists.appended``). Suppressions are not in
-the key: every freeze applies them.
+it copies them and reads the appended rows (``lists.appended``), and when a file was added
+after the others, it copies them and reads that file. Suppressions are not in the key: every
+freeze applies them.
 
 A list checked for deliverability has no key: its verdicts depend on DNS at the time.
 """
@@ -50,7 +51,6 @@ def audience_key(
     shape = {
         "format": FORMAT,
         "list": list_id,
-        "files": [path.name for path in paths],
         "columns": None if keep is None else sorted(keep),
         "rules": cache_path(var_dir).name,
         "forgotten": hashlib.sha256(b"".join(sorted(forgotten))).hexdigest(),
@@ -91,7 +91,10 @@ def reusable(conn: Connection, list_id: str, key: SourceKey, paths: Sequence[Pat
 
 def _appended(then: tuple[FileMark, ...], now: tuple[FileMark, ...], paths: Sequence[Path],
               cache: AddressCache) -> TailStart | None:
-    """Where the rows appended to the last file begin, when every other file is as it was."""
+    """Where the rows appended to the last file begin, when every other file is as it was;
+    a last file added since (a list's first sign-up makes its sign-up file) is read whole."""
+    if now and then == now[:-1]:
+        return TailStart(0, 0)
     if not now or len(then) != len(now) or then[:-1] != now[:-1]:
         return None
     return appended_since(paths[-1], then[-1], now[-1], cache)

@@ -151,7 +151,10 @@ class MemberReader:
         if after is not None:
             index, path = len(self.paths) - 1, self.paths[-1]
             checked = self._as_recipients(index, path, list_id, keep)
-            yield from self._read_file(index, path, checked, after=after)
+            if after.offset:
+                yield from self._read_file(index, path, checked, after=after)
+            else:  # the whole file
+                yield from self._read_file(index, path, checked, self._lean(path, list_id, keep))
             return
         for index, path in enumerate(self.paths):
             checked = self._as_recipients(index, path, list_id, keep)
