@@ -511,7 +511,8 @@ def main() -> None:
         wall, cpu_s = run.frozen_before
         print("  the audience was frozen before the clock started: the sends alone")
         print(f"  that freeze, alone   {wall:.2f} s ({cpu_s:.2f} s of this process's CPU; "
-              "the first issue's audience copied when the member file is unchanged)")
+              "the first issue's audience copied when the member files are unchanged, or only "
+              "grew)")
     else:
         print(f"  of which freezing    {run.freeze:.2f} s (the audience read and written, or "
               "copied from the first issue when the member files are unchanged, or only grew)")

@@ -45,6 +45,7 @@ from .store import Store, ledger, suppressions, tally
 from .store import articles as article_store
 from .store import audience as audience_store
 from .store import issues as issue_store
+from .store.audience_origins import AudienceOrigin
 from .store.audience_sources import AudienceSource, Continued, SourceKey
 from .tokens import TokenSigner
 
@@ -387,7 +388,9 @@ class Publisher:
             return self.audience(mailing_list, fields)
         if reuse.after is None:
             return reuse.source
-        return Continued(reuse.source, self.audience(mailing_list, fields, after=reuse.after))
+        paths, after = self.config.member_paths(mailing_list.id), reuse.after
+        return Continued(reuse.source, self.audience(mailing_list, fields, after=after),
+                         paths[-1].name, after.lines + 1)
 
     def _audience_key(self, list_id: str, fields: Set[str]) -> SourceKey | None:
         """What the list's audience would be read from (``lists.audience_key``); None when it
@@ -486,11 +489,7 @@ class Publisher:
 
 
 def _log_reuse(issue_id: int, reuse: Reuse, paths: Sequence[Path]) -> None:
-    copied = f"issue {issue_id}: audience copied from issue {reuse.source.issue_id}"
-    if reuse.after is None:
-        log.info("%s, whose list files read the same", copied)
-    elif not reuse.after.offset:
-        log.info("%s, then %s, new since, read", copied, paths[-1].name)
-    else:
-        log.info("%s, then the rows appended to %s since (from line %s) read", copied,
-                 paths[-1].name, reuse.after.lines + 1)
+    origin = AudienceOrigin(reuse.source.issue_id)
+    if reuse.after is not None:
+        origin = AudienceOrigin(reuse.source.issue_id, paths[-1].name, reuse.after.lines + 1)
+    log.info("issue %s: audience %s", issue_id, origin.describe())

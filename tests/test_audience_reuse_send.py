@@ -3,6 +3,7 @@ and reads the list again whenever anything that shapes its audience has changed.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,6 +12,7 @@ import pytest
 from sqlalchemy import delete, select
 
 from newsletter.config import Settings
+from newsletter.editor import report
 from newsletter.lists.audience_key import audience_key
 from newsletter.lists.forget import forget
 from newsletter.lists.signups import append_rows
@@ -18,8 +20,10 @@ from newsletter.models import Subscriber
 from newsletter.publisher import Publisher
 from newsletter.store import Store, tally
 from newsletter.store import issues as issue_store
+from newsletter.store.audience_origins import AudienceOrigin
 from newsletter.store.audience_sources import SourceKey
 from newsletter.store.tables import audience_sources, recipients
+from tests.test_cli_issue import ok
 
 COPIED = "audience copied from issue"
 
@@ -157,6 +161,30 @@ def test_the_first_sign_up_makes_a_file_read_after_a_copy(
     assert ledger(publisher, second)["jose.nunez@example.org"][1] == "José Núñez"
     third = send_read_whole(publisher, after=first)
     assert ledger(publisher, third) == ledger(publisher, second)
+
+
+def test_how_each_audience_was_frozen_is_kept_for_editors(publisher: Publisher) -> None:
+    """``issue show``, its JSON, the report (the desk's and the API's) say it."""
+    signups = sign_up(publisher, ("ada@example.org", "Ada"))
+    first = send(publisher)
+    sign_up(publisher, ("bea@example.org", "Bea"), ("Zoe.Angstrom@example.org", "Again"))
+    second = send(publisher, after=first)
+    third = send(publisher, after=first)
+    home, lines = publisher.settings.home, len(signups.read_text().splitlines()) - 1
+    shown = ok(home, "issue", "show", str(first))
+    assert "  Audience:   read from the list's files\n" in shown
+    shown = ok(home, "issue", "show", str(second))
+    assert f"  Audience:   copied from issue {first}, then the rows appended to " \
+           f"weekly-signups.csv since (from line {lines}) read; 1 repeated address dropped" \
+           in shown
+    as_json = json.loads(ok(home, "issue", "show", str(third), "--json"))["audience"]
+    assert as_json == {
+        "origin": f"copied from issue {second}, whose list files read the same",
+        "copied_from": second, "appended_to": None, "from_line": None,
+        "rows": len(ledger(publisher, third)), "duplicates": 1}
+    found = report.report(publisher.store, second).audience
+    assert found is not None and (found.rows, found.duplicates) == (9, 1)
+    assert found.origin == AudienceOrigin(first, "weekly-signups.csv", lines)
 
 
 def send_read_whole(publisher: Publisher, after: int) -> int:

@@ -22,7 +22,7 @@ from sqlalchemy import func, insert, select
 from newsletter.editor import report
 from newsletter.errors import ConfigError
 from newsletter.models import DeliveryStatus, IssueState, WebhookEvent
-from newsletter.store import Store, recipient_search, tally
+from newsletter.store import Store, audience_origins, recipient_search, tally
 from newsletter.store import events as event_store
 from newsletter.store.tables import batches, recipients
 from tests.conftest import REPO
@@ -302,10 +302,16 @@ def test_the_report_page_draws_and_tabulates_the_numbers(
     desk: Desk, web: WebApp, roster: int
 ) -> None:
     client = signed_in(web)
+    origin = audience_origins.AudienceOrigin(7, "<i>signups</i>.csv", 1203)
+    with desk.store.engine.begin() as conn:
+        audience_origins.record(conn, roster, audience_origins.FrozenAudience(origin, 24, 3))
 
     page = client.get(web.url(f"/desk/issues/{roster}/report"))
 
     assert page.status_code == 200
+    assert "<dt>Audience</dt><dd>Copied from issue 7, then the rows appended to " \
+           "&lt;i&gt;signups&lt;/i&gt;.csv since (from line 1,203) read; 3 repeated " \
+           "addresses dropped</dd>" in page.text
     assert page.text.count("<svg") == 2  # outcomes and events; no events over time yet
     assert " style=" not in page.text
     assert f'href="/desk/issues/{roster}/recipients?status=failed"' in page.text

@@ -8,14 +8,15 @@ from typing import IO, Any
 from zoneinfo import ZoneInfo
 
 import click
+from sqlalchemy import Connection
 
 from ..delivery.outage import resumes_at
 from ..editor import editing, preview
 from ..errors import NewsletterError
 from ..issues import sendtime
 from ..models import IssueState
+from ..store import audience_origins, tally
 from ..store import issues as issue_store
-from ..store import tally
 from . import cli
 from .context import AppContext, echo_json, json_option, pass_app
 
@@ -118,6 +119,7 @@ def show_command(app: AppContext, issue_id: int, as_json: bool) -> None:
             "batches": tally.batch_counts(conn, issue_id),
             **recipients.problem_report(conn, issue_id),
             "history": issue_store.events(conn, issue_id),
+            "audience": _audience(conn, issue_id),
             "resumes_at": resumes_at(record, app.settings.outage_resume_minutes),
             "timezone": list_timezone(app, record.list_id),
         }
@@ -125,6 +127,18 @@ def show_command(app: AppContext, issue_id: int, as_json: bool) -> None:
         echo_json(data)
         return
     _print_show(data)
+
+
+def _audience(conn: Connection, issue_id: int) -> dict[str, Any] | None:
+    frozen = audience_origins.of(conn, issue_id)
+    return frozen.as_dict() if frozen is not None else None
+
+
+def _audience_line(audience: dict[str, Any]) -> str:
+    repeats = audience["duplicates"]
+    dropped = f"; {repeats:,} repeated address{'es' if repeats != 1 else ''} dropped" \
+        if repeats else ""
+    return f"{audience['origin']}{dropped}"
 
 
 def list_timezone(app: AppContext, list_id: str) -> str:
@@ -163,6 +177,8 @@ def _print_show(data: dict[str, Any]) -> None:
         click.echo(
             "  Batches:    " + ", ".join(f"{n} {s}" for s, n in sorted(data["batches"].items()))
         )
+    if data["audience"] is not None:
+        click.echo(f"  Audience:   {_audience_line(data['audience'])}")
     recipients.print_problems(data)
     click.echo("  History:")
     for event in data["history"]:

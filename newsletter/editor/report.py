@@ -18,8 +18,9 @@ from sqlalchemy import Connection
 
 from ..errors import ConfigError
 from ..models import DeliveryStatus, IssueState
-from ..store import Store, tally, watch
+from ..store import Store, audience_origins, tally, watch
 from ..store import issues as issue_store
+from ..store.audience_origins import FrozenAudience
 from ..store.issues import IssueRecord
 from ..store.recipient_search import FoundRecipient, Search, page
 
@@ -166,6 +167,9 @@ class Report:
     events: tuple[tuple[str, int], ...]
     bucket_seconds: int
     timeline: tuple[EventBucket, ...]
+    #: How the audience was frozen (None before it was, or for an issue frozen before this
+    #: was kept).
+    audience: FrozenAudience | None = None
 
     @property
     def recipients(self) -> int:
@@ -179,6 +183,7 @@ class Report:
             "outcomes": dict(self.outcomes), "events": dict(self.events),
             "bucket_seconds": self.bucket_seconds,
             "timeline": [b.as_dict() for b in self.timeline],
+            "audience": self.audience.as_dict() if self.audience is not None else None,
         }
 
 
@@ -189,12 +194,13 @@ def report(store: Store, issue_id: int) -> Report:
         by_status = tally.status_counts(conn, issue_id)
         by_type = watch.event_counts(conn, issue_id)
         width, timeline = _timeline(conn, record)
+        audience = audience_origins.of(conn, issue_id)
     return Report(
         issue_id=record.id, state=str(record.state), subject=record.subject,
         list_id=record.list_id, started_at=record.started_at, finished_at=record.finished_at,
         outcomes=tuple((s, by_status[s]) for s in STATUSES if by_status.get(s)),
         events=tuple((t, by_type.get(t, 0)) for t in EVENT_TYPES),
-        bucket_seconds=int(width.total_seconds()), timeline=timeline,
+        bucket_seconds=int(width.total_seconds()), timeline=timeline, audience=audience,
     )
 
 

@@ -34,8 +34,9 @@ from sqlalchemy import Connection, Engine, func, select, update
 
 from ..models import Recipient
 from ..processes import current_owner, owner_is_dead
-from . import audience_copy, audience_sources
+from . import audience_copy, audience_origins, audience_sources
 from . import issues as issue_store
+from .audience_origins import AudienceOrigin, FrozenAudience
 from .audience_reuse import CopyPages
 from .audience_sources import AudienceSource, Continued, SourceKey
 from .audience_stage import (
@@ -147,6 +148,7 @@ def freeze_audience(
         audience = Continued(audience, ())
     if isinstance(audience, Continued):
         source = audience.source
+        run.origin = AudienceOrigin(source.issue_id, audience.appended_to, audience.from_line)
         run.carried = FreezeCounts(members=source.duplicates, duplicates=source.duplicates)
         pages = CopyPages(source, per_chunk, source.first_row - 1)
         return _freeze(engine, run, chain(pages, _read_chunks(audience.members, per_chunk)))
@@ -173,6 +175,7 @@ class _FreezeRun:
     provenance: Provenance | None
     on_taken: Callable[[], None]
     carried: FreezeCounts = field(default_factory=FreezeCounts)  # a copy's, from its source
+    origin: AudienceOrigin = field(default_factory=AudienceOrigin)  # read, unless a copy
     whole: bool = True  # no row of the issue was written before: its rows are all this run's
     floor: int = 0  # the newest ledger row's id before the first chunk
 
@@ -231,9 +234,18 @@ def _freeze_chunks(conn: Connection, run: _FreezeRun, chunks: Iterable[Chunk]) -
     key = run.provenance.key() if run.provenance is not None and run.whole else None
     with conn.begin():
         _end_freeze(conn, run.issue_id, run.lease)
+        _record_origin(conn, run, counts)
         if key is not None and run.provenance is not None:
             _record_provenance(conn, run, run.provenance.list_id, key, counts)
     return counts
+
+
+def _record_origin(conn: Connection, run: _FreezeRun, counts: FreezeCounts) -> None:
+    """Say how the audience was frozen; its counts only if this run wrote all of it."""
+    rows, repeats = counts.members - counts.duplicates, counts.duplicates
+    frozen = FrozenAudience(run.origin, rows, repeats) if run.whole else \
+        FrozenAudience(run.origin, None, None)
+    audience_origins.record(conn, run.issue_id, frozen)
 
 
 def _record_provenance(conn: Connection, run: _FreezeRun, list_id: str, key: SourceKey,

@@ -67,6 +67,8 @@ class Continued:
 
     source: AudienceSource
     members: Iterable[Recipient]
+    appended_to: str = ""  # the file they come from, for editors to read (``audience_origins``)
+    from_line: int = 0  # its first line they come from (1: the whole file)
 
 
 def candidates(conn: Connection, list_id: str, rules: str) -> list[AudienceSource]:

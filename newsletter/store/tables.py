@@ -265,6 +265,20 @@ audience_sources = Table(
     Index("ix_audience_sources_list_key", "list_id", "key"),
 )
 
+# How each issue's audience was frozen (``store.audience_origins``), for editors to read:
+# read from the list's files, or copied from an earlier issue (then the rows appended to a
+# file since read), with the rows and the repeats dropped.
+issue_audiences = Table(
+    "issue_audiences",
+    metadata,
+    Column("issue_id", ForeignKey("issues.id", ondelete="CASCADE"), primary_key=True),
+    Column("copied_from", BigInteger, nullable=True),  # an issue id; None: read
+    Column("appended_to", String(255), nullable=False, default=""),  # the file read after it
+    Column("from_line", BigInteger, nullable=False, default=0),  # 1: the whole file
+    Column("rows", BigInteger, nullable=True),  # None: a freeze taken over (not one run's)
+    Column("duplicates", BigInteger, nullable=True),
+)
+
 suppressions = Table(
     "suppressions",
     metadata,

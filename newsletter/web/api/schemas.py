@@ -364,6 +364,18 @@ class EventBucket(Answer):
     counts: dict[str, int] = Field(description="The provider events, by type.")
 
 
+class FrozenAudience(Answer):
+    origin: str = Field(description="How it was frozen, in words.")
+    copied_from: int | None = Field(
+        description="The issue whose audience was copied; null: read from the list's files.")
+    appended_to: str | None = Field(
+        description="The member file whose rows appended since were read after the copy.")
+    from_line: int | None = Field(description="The first line of it read (1: all of it).")
+    rows: int | None = Field(
+        description="Recipients it holds; null when its freeze was taken over mid-way.")
+    duplicates: int | None = Field(description="Repeated addresses dropped (the first kept).")
+
+
 class IssueReport(Answer):
     issue_id: int
     state: IssueState
@@ -377,6 +389,8 @@ class IssueReport(Answer):
     bucket_seconds: int
     timeline: list[EventBucket] = Field(
         description="The events over time, from the send's start to the last one.")
+    audience: FrozenAudience | None = Field(
+        description="How the audience was frozen; null before it was.")
 
 
 class RecipientOut(Answer):
