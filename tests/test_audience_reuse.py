@@ -14,7 +14,14 @@ import pytest
 from sqlalchemy import delete, select
 
 from newsletter.models import Recipient, SuppressionReason
-from newsletter.store import Store, audience, audience_reuse, audience_sources, suppressions
+from newsletter.store import (
+    Store,
+    audience,
+    audience_origins,
+    audience_reuse,
+    audience_sources,
+    suppressions,
+)
 from newsletter.store.tables import audience_sources as sources_table
 from newsletter.store.tables import batches, recipients
 from newsletter.store.tables import issues as issues_table
@@ -313,6 +320,10 @@ def test_a_copy_continued_by_the_rows_appended_since(store: Store) -> None:
         [continued, *_] = audience_sources.candidates(conn, "weekly", KEY.rules)[1:]
     assert continued.issue_id == second
     assert (continued.rows, continued.duplicates) == (32, 3)
+    assert origin_of(store, second) == audience_origins.FrozenAudience(
+        audience_origins.AudienceOrigin(first), 32, 3)
+    assert origin_of(store, first) == audience_origins.FrozenAudience(
+        audience_origins.AudienceOrigin(), 30, 1)
 
 
 def test_a_taken_over_continued_copy_finishes_whole(store: Store) -> None:
@@ -338,3 +349,10 @@ def test_a_taken_over_continued_copy_finishes_whole(store: Store) -> None:
     assert set(ledger(store, second)) == {*ledger(store, first), "new1@example.org",
                                           "new2@example.org"}
     assert found(store).issue_id == first  # type: ignore[union-attr]  # nothing recorded
+    assert origin_of(store, second) == audience_origins.FrozenAudience(  # nor counted
+        audience_origins.AudienceOrigin(first), None, None)
+
+
+def origin_of(store: Store, issue_id: int) -> audience_origins.FrozenAudience | None:
+    with store.engine.connect() as conn:
+        return audience_origins.of(conn, issue_id)
