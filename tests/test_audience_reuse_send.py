@@ -179,7 +179,8 @@ def test_how_each_audience_was_frozen_is_kept_for_editors(publisher: Publisher) 
            in shown
     as_json = json.loads(ok(home, "issue", "show", str(third), "--json"))["audience"]
     assert as_json == {
-        "origin": f"copied from issue {second}, whose list files read the same",
+        "summary": f"copied from issue {second}, whose list files read the same; 1 repeated "
+                   "address dropped",
         "copied_from": second, "appended_to": None, "from_line": None,
         "rows": len(ledger(publisher, third)), "duplicates": 1}
     found = report.report(publisher.store, second).audience

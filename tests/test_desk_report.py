@@ -309,9 +309,11 @@ def test_the_report_page_draws_and_tabulates_the_numbers(
     page = client.get(web.url(f"/desk/issues/{roster}/report"))
 
     assert page.status_code == 200
-    assert "<dt>Audience</dt><dd>Copied from issue 7, then the rows appended to " \
+    line = "<dt>Audience</dt><dd>Copied from issue 7, then the rows appended to " \
            "&lt;i&gt;signups&lt;/i&gt;.csv since (from line 1,203) read; 3 repeated " \
-           "addresses dropped</dd>" in page.text
+           "addresses dropped</dd>"
+    assert line in page.text
+    assert line in client.get(web.url(f"/desk/issues/{roster}")).text  # the issue's page
     assert page.text.count("<svg") == 2  # outcomes and events; no events over time yet
     assert " style=" not in page.text
     assert f'href="/desk/issues/{roster}/recipients?status=failed"' in page.text

@@ -134,13 +134,6 @@ def _audience(conn: Connection, issue_id: int) -> dict[str, Any] | None:
     return frozen.as_dict() if frozen is not None else None
 
 
-def _audience_line(audience: dict[str, Any]) -> str:
-    repeats = audience["duplicates"]
-    dropped = f"; {repeats:,} repeated address{'es' if repeats != 1 else ''} dropped" \
-        if repeats else ""
-    return f"{audience['origin']}{dropped}"
-
-
 def list_timezone(app: AppContext, list_id: str) -> str:
     """The list's timezone; UTC (and labelled so) for an issue whose list has left the
     configuration, or while the configuration cannot be read: a listing still works."""
@@ -178,7 +171,7 @@ def _print_show(data: dict[str, Any]) -> None:
             "  Batches:    " + ", ".join(f"{n} {s}" for s, n in sorted(data["batches"].items()))
         )
     if data["audience"] is not None:
-        click.echo(f"  Audience:   {_audience_line(data['audience'])}")
+        click.echo(f"  Audience:   {data['audience']['summary']}")
     recipients.print_problems(data)
     click.echo("  History:")
     for event in data["history"]:

@@ -15,9 +15,10 @@ from typing import TYPE_CHECKING
 
 from ..errors import NewsletterError
 from ..models import EDITABLE_STATES, IssueState
+from ..store import audience_origins, watch
 from ..store import issues as issue_store
-from ..store import watch
 from ..store.articles import Carrier
+from ..store.audience_origins import FrozenAudience
 from ..store.issues import IssueRecord
 from .articles import ArticleEntry, article_entries
 from .editing import IssueArticle, articles_of
@@ -60,6 +61,8 @@ class IssueOverview:
     #: Recipients by outcome (``store.watch.OUTCOMES``); the report breaks them down by status.
     counts: dict[str, int]
     candidates: list[Candidate] = field(default_factory=list)
+    #: How its audience was frozen (``store.audience_origins``); None before it was.
+    audience: FrozenAudience | None = None
     checks: LintReport | None = None
     text: str = ""
     #: Why the checks or the text part could not be worked out ("" when they were).
@@ -83,13 +86,14 @@ def issue_overview(publisher: Publisher, issue_id: int) -> IssueOverview:
         articles = articles_of(conn, issue_id)
         events = issue_store.events(conn, issue_id)
         counts = watch.outcome_counts(conn, issue_id)
+        audience = audience_origins.of(conn, issue_id)
     addable = candidates(publisher, record, articles) if record.state in EDITABLE_STATES else []
     checks, checks_problem = _checks(publisher, record)
     text, text_problem = _text_part(publisher, issue_id)
     return IssueOverview(
         record, list_timezone(publisher, record.list_id), articles, events, counts,
         candidates=addable, checks=checks, checks_problem=checks_problem,
-        text=text, text_problem=text_problem,
+        text=text, text_problem=text_problem, audience=audience,
     )
 
 

@@ -48,9 +48,16 @@ class FrozenAudience:
     rows: int | None
     duplicates: int | None
 
+    def summary(self) -> str:
+        """How it was frozen, and the repeats dropped, in words."""
+        repeats = self.duplicates
+        dropped = f"; {repeats:,} repeated address{'es' if repeats != 1 else ''} dropped" \
+            if repeats else ""
+        return self.origin.describe() + dropped
+
     def as_dict(self) -> dict[str, Any]:
         return {
-            "origin": self.origin.describe(), "copied_from": self.origin.copied_from,
+            "summary": self.summary(), "copied_from": self.origin.copied_from,
             "appended_to": self.origin.appended_to or None,
             "from_line": self.origin.from_line or None,
             "rows": self.rows, "duplicates": self.duplicates,

@@ -365,7 +365,7 @@ class EventBucket(Answer):
 
 
 class FrozenAudience(Answer):
-    origin: str = Field(description="How it was frozen, in words.")
+    summary: str = Field(description="How it was frozen, and the repeats dropped, in words.")
     copied_from: int | None = Field(
         description="The issue whose audience was copied; null: read from the list's files.")
     appended_to: str | None = Field(
