@@ -378,7 +378,8 @@ class Publisher:
             lease_seconds=settings.lease_seconds, on_taken=taken,
             provenance=audience_store.Provenance(list_id, still_read_from) if key else None)
         if counts is not None and reuse is not None:
-            _log_reuse(issue_id, reuse, self.config.member_paths(list_id))
+            origin = _origin(reuse, self.config.member_paths(list_id))
+            log.info("issue %s: audience %s", issue_id, origin.describe())
         return counts
 
     def _audience_from(
@@ -388,9 +389,9 @@ class Publisher:
             return self.audience(mailing_list, fields)
         if reuse.after is None:
             return reuse.source
-        paths, after = self.config.member_paths(mailing_list.id), reuse.after
-        return Continued(reuse.source, self.audience(mailing_list, fields, after=after),
-                         paths[-1].name, after.lines + 1)
+        origin = _origin(reuse, self.config.member_paths(mailing_list.id))
+        return Continued(reuse.source, self.audience(mailing_list, fields, after=reuse.after),
+                         origin.appended_to, origin.from_line)
 
     def _audience_key(self, list_id: str, fields: Set[str]) -> SourceKey | None:
         """What the list's audience would be read from (``lists.audience_key``); None when it
@@ -488,8 +489,8 @@ class Publisher:
         ]
 
 
-def _log_reuse(issue_id: int, reuse: Reuse, paths: Sequence[Path]) -> None:
-    origin = AudienceOrigin(reuse.source.issue_id)
-    if reuse.after is not None:
-        origin = AudienceOrigin(reuse.source.issue_id, paths[-1].name, reuse.after.lines + 1)
-    log.info("issue %s: audience %s", issue_id, origin.describe())
+def _origin(reuse: Reuse, paths: Sequence[Path]) -> AudienceOrigin:
+    """Where a reused audience comes from: the issue copied, and the file read after it."""
+    if reuse.after is None:
+        return AudienceOrigin(reuse.source.issue_id)
+    return AudienceOrigin(reuse.source.issue_id, paths[-1].name, reuse.after.lines + 1)
