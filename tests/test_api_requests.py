@@ -184,7 +184,7 @@ def test_a_bug_is_a_500_problem_that_tells_nothing_and_is_logged(
 # -- routes, methods, queries ----------------------------------------------------------------
 def test_a_route_that_does_not_exist_is_a_404_problem(api: Api) -> None:
     for path in ("/api/v1/nothing", "/api/v1/", "/api/v1/issues/1/x", "/api/v1/%00",
-                 "/api/v1/articles/1/issues"):
+                 "/api/v1/articles/1/issues", "/api/v1/issues/%0A/articles/1", "/api/v1"):
         response = api.client().session.get(api.web.url(path))
 
         api.check.check_problem(response)

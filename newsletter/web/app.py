@@ -30,7 +30,8 @@ from ..readers.outbox import OutboxSender
 from ..readers.signup import Signups
 from ..store import Store
 from ..tokens import TokenSigner
-from .api import api_routes
+from .api import api_routes, http_problem
+from .api.routing import PREFIX as API_PREFIX
 from .archive import ArchiveEndpoints
 from .desk import desk_routes
 from .pages import STYLESHEET, Pages, SecurityHeaders, Site
@@ -152,6 +153,10 @@ class CoreEndpoints:
         headers = exc.headers if isinstance(exc, HTTPException) else None
         if request.url.path.startswith("/webhooks/"):
             return PlainTextResponse(str(status), status_code=status, headers=headers)
+        if _under(request.url.path, API_PREFIX):
+            # A path the API's mount does not match (a line break in it, say) is still the
+            # API's: its clients read problem documents, never a page.
+            return await http_problem(request, exc)
         response = self.pages.render("error.html", status=status, status_code=status)
         response.headers.update(headers or {})
         return response
@@ -159,3 +164,7 @@ class CoreEndpoints:
     def _ping(self) -> None:
         with self.store.engine.connect() as conn:
             conn.execute(text("SELECT 1")).scalar_one()
+
+
+def _under(path: str, prefix: str) -> bool:
+    return path == prefix or path.startswith(prefix + "/")
