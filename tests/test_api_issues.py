@@ -115,6 +115,12 @@ def test_an_issue_shows_its_record_articles_counts_and_history(api: Api) -> None
     assert shown["recipients"] == {}
     assert [e["to"] for e in shown["history"]] == ["draft", "queued"]
     assert {e["by"] for e in shown["history"]} == {"system"}  # not the API: made directly
+    assert shown["audience"] is None  # not frozen yet
+    desk.publisher.send_issue(desk.issue_id)
+    sent = api.client().ok("GET", f"/issues/{desk.issue_id}")["audience"]
+    assert sent["summary"] == "read from the list's files" and sent["copied_from"] is None
+    assert sent["rows"] == sum(api.client().ok("GET", f"/issues/{desk.issue_id}/report")[
+        "outcomes"].values())
 
 
 def test_send_times_that_cannot_be_are_422s_naming_at(api: Api) -> None:

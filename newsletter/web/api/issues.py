@@ -18,7 +18,7 @@ from ...editor import editing
 from ...errors import ConfigError, NewsletterError
 from ...issues.lint import LintReport
 from ...publisher import Publisher
-from ...store import browse, watch
+from ...store import audience_origins, browse, watch
 from ...store import issues as issue_store
 from ...store.issues import IssueRecord
 from ...store.shared import Shared
@@ -143,6 +143,7 @@ class IssueApi:
                 "pause_reason": record.pause_reason,
                 "articles": self._articles(conn, issue_id),
                 "history": [_event(e) for e in issue_store.events(conn, issue_id)],
+                "audience": _audience(conn, issue_id),
             })
 
     def _articles(self, conn: Connection, issue_id: int) -> list[IssueArticleOut]:
@@ -272,3 +273,8 @@ def _event(event: dict[str, object]) -> HistoryEvent:
     return HistoryEvent.model_validate(
         {**event, "by": event["by"] or "system"}
     )
+
+
+def _audience(conn: Connection, issue_id: int) -> dict[str, object] | None:
+    frozen = audience_origins.of(conn, issue_id)
+    return frozen.as_dict() if frozen is not None else None

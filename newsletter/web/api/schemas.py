@@ -209,12 +209,26 @@ class IssueSummary(Answer):
         "The desk's report breaks them down by delivery status.")
 
 
+class FrozenAudience(Answer):
+    summary: str = Field(description="How it was frozen, and the repeats dropped, in words.")
+    copied_from: int | None = Field(
+        description="The issue whose audience was copied; null: read from the list's files.")
+    appended_to: str | None = Field(
+        description="The member file whose rows appended since were read after the copy.")
+    from_line: int | None = Field(description="The first line of it read (1: all of it).")
+    rows: int | None = Field(
+        description="Recipients it holds; null when its freeze was taken over mid-way.")
+    duplicates: int | None = Field(description="Repeated addresses dropped (the first kept).")
+
+
 class IssueDetail(IssueSummary):
     intro_md: str
     provider: str
     pause_reason: str
     articles: list[IssueArticleOut]
     history: list[HistoryEvent]
+    audience: FrozenAudience | None = Field(
+        description="How the audience was frozen; null before it was.")
 
 
 class IssuePage(Answer):
@@ -362,18 +376,6 @@ class IssueProgress(Answer):
 class EventBucket(Answer):
     start: datetime
     counts: dict[str, int] = Field(description="The provider events, by type.")
-
-
-class FrozenAudience(Answer):
-    summary: str = Field(description="How it was frozen, and the repeats dropped, in words.")
-    copied_from: int | None = Field(
-        description="The issue whose audience was copied; null: read from the list's files.")
-    appended_to: str | None = Field(
-        description="The member file whose rows appended since were read after the copy.")
-    from_line: int | None = Field(description="The first line of it read (1: all of it).")
-    rows: int | None = Field(
-        description="Recipients it holds; null when its freeze was taken over mid-way.")
-    duplicates: int | None = Field(description="Repeated addresses dropped (the first kept).")
 
 
 class IssueReport(Answer):
