@@ -8,7 +8,6 @@ from typing import IO, Any
 from zoneinfo import ZoneInfo
 
 import click
-from sqlalchemy import Connection
 
 from ..delivery.outage import resumes_at
 from ..editor import editing, preview
@@ -119,7 +118,7 @@ def show_command(app: AppContext, issue_id: int, as_json: bool) -> None:
             "batches": tally.batch_counts(conn, issue_id),
             **recipients.problem_report(conn, issue_id),
             "history": issue_store.events(conn, issue_id),
-            "audience": _audience(conn, issue_id),
+            "audience": audience_origins.as_dict(conn, issue_id),
             "resumes_at": resumes_at(record, app.settings.outage_resume_minutes),
             "timezone": list_timezone(app, record.list_id),
         }
@@ -127,11 +126,6 @@ def show_command(app: AppContext, issue_id: int, as_json: bool) -> None:
         echo_json(data)
         return
     _print_show(data)
-
-
-def _audience(conn: Connection, issue_id: int) -> dict[str, Any] | None:
-    frozen = audience_origins.of(conn, issue_id)
-    return frozen.as_dict() if frozen is not None else None
 
 
 def list_timezone(app: AppContext, list_id: str) -> str:

@@ -73,6 +73,12 @@ def record(conn: Connection, issue_id: int, frozen: FrozenAudience) -> None:
     ).on_conflict_do_nothing(index_elements=["issue_id"]))
 
 
+def as_dict(conn: Connection, issue_id: int) -> dict[str, Any] | None:
+    """``of``, as the JSON of ``issue show --json`` and the API give it."""
+    frozen = of(conn, issue_id)
+    return frozen.as_dict() if frozen is not None else None
+
+
 def of(conn: Connection, issue_id: int) -> FrozenAudience | None:
     """How the issue's audience was frozen; None before it was (or for an issue frozen
     before this was kept)."""

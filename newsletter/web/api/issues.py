@@ -143,7 +143,7 @@ class IssueApi:
                 "pause_reason": record.pause_reason,
                 "articles": self._articles(conn, issue_id),
                 "history": [_event(e) for e in issue_store.events(conn, issue_id)],
-                "audience": _audience(conn, issue_id),
+                "audience": audience_origins.as_dict(conn, issue_id),
             })
 
     def _articles(self, conn: Connection, issue_id: int) -> list[IssueArticleOut]:
@@ -273,8 +273,3 @@ def _event(event: dict[str, object]) -> HistoryEvent:
     return HistoryEvent.model_validate(
         {**event, "by": event["by"] or "system"}
     )
-
-
-def _audience(conn: Connection, issue_id: int) -> dict[str, object] | None:
-    frozen = audience_origins.of(conn, issue_id)
-    return frozen.as_dict() if frozen is not None else None
