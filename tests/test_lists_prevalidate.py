@@ -62,6 +62,30 @@ def test_a_pool_validates_a_new_file_as_one_process_does(tmp_path: Path) -> None
     assert again[0] == 0 and again[1:] == alone[1:]  # nothing new: no pool
 
 
+def test_a_check_takes_the_pool_s_verdicts_from_its_answers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A read that checks every row (``lists check``, ``lists show``, the desk's lists page)
+    validates no address itself while the pool answers, though the processes store their
+    verdicts in the cache only with a later transaction (here, after the read). A read that
+    looked them up there validated most of the file a second time."""
+    monkeypatch.setattr(prevalidate, "WORKER_MODULE", "tests.late_storing_validateworker")
+    validated: list[str] = []
+    validate = members.normalise_address
+
+    def counted(raw: str, **options: bool) -> str:
+        validated.append(raw)
+        return validate(raw, **options)
+
+    monkeypatch.setattr(members, "normalise_address", counted)
+    path = odd_rows(tmp_path / "a.csv")
+    pooled = read(path, tmp_path / "pooled.sqlite", pool_from=1)
+    assert pooled[0] > 300 and [raw for raw in validated if raw.strip()] == []
+    monkeypatch.undo()
+    alone = read(path, tmp_path / "alone.sqlite", pool_from=10**9)
+    assert pooled[1:3] == alone[1:3]  # members, problems (this pool stores no verdicts)
+
+
 def test_a_row_that_is_not_csv_ends_the_pool_s_share_not_the_read(tmp_path: Path) -> None:
     """The pool's scan stops at a malformed row; the rows after it are validated by the
     row-by-row read, with the same members, reasons and cache as one process gives."""
@@ -318,8 +342,7 @@ class StalePool:
     def judged(self, record: int) -> prevalidate.Judged | None:
         return self.judgment if record < self.judgment.end else None
 
-    def wait_for(self, records: int) -> None:
-        pass
+    verdicts_on = prevalidate.Prevalidation.verdicts_on
 
     def close(self) -> int:
         return 0
@@ -340,6 +363,23 @@ def test_a_row_the_pool_judged_otherwise_is_checked_the_full_way(
     alone = read_recipients(path, tmp_path / "alone.sqlite", pool_from=10**9)
     same_read(stale, alone)
     assert any("@@" in problem for problem in stale["problems"])  # type: ignore[attr-defined]
+
+
+def test_a_check_with_a_stale_pool_checks_a_changed_row_the_full_way(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The same on a read that checks every row (``lists check``): the pool's verdict on
+    the address it scanned is not taken for the one the read finds."""
+    before = member_file(tmp_path / "before.csv")
+    path = tmp_path / "a.csv"
+    path.write_text(before.read_text().replace("@example.org,Reader 2", "@@example.org,Reader 2"))
+    StalePool.before = before
+    monkeypatch.setattr(members, "Prevalidation", StalePool)
+    stale = read(path, tmp_path / "stale.sqlite", pool_from=1)
+    monkeypatch.undo()
+    alone = read(path, tmp_path / "alone.sqlite", pool_from=10**9)
+    assert stale[1:3] == alone[1:3]  # members, problems (a fake pool stores no verdicts)
+    assert any("@@" in problem for problem in stale[2])  # type: ignore[attr-defined]
 
 
 def test_a_validation_process_killed_mid_read_leaves_the_rest_to_the_read(

@@ -14,9 +14,9 @@ send's helper processes are: a forked child would inherit the parent's threads a
 connections, and ``multiprocessing``'s spawn re-runs the parent's main script, which a
 script without an ``if __name__ == "__main__"`` guard cannot survive. Each takes one chunk
 at a time (a JSON line on its standard input: the address of every record, in file order)
-and answers with a short line once its verdicts are committed: how many it validated, and
-the records whose address is not accepted as written (``validateworker``), so neither side
-ever waits on a full pipe.
+and answers with a short line: how many it validated, and the records whose address is not
+accepted as written (``validateworker``), so neither side ever waits on a full pipe. It
+stores the verdicts in the cache too, later, many chunks to a transaction.
 
 Those answers (``Judged``) let the read take every other record of a chunk as it does in a
 file the cache vouches for: no look-up, no validation, only a test that the address it
@@ -36,7 +36,7 @@ import os
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO, NamedTuple
 
@@ -109,17 +109,18 @@ class Prevalidation:
 
     The read used to wait for the whole pool before its first row, so one core idled through
     each phase (the main process while the pool validated, the pool while the main process
-    read). Now the read asks ``wait_for`` before each block of rows, which returns as soon as
-    the verdicts of those rows are committed; chunks are answered in the order they were
-    sent, so the rows done only ever grow. Waiting is only for speed: an address the read
-    meets before its verdict is stored is validated by the read itself, with the same
-    verdict (``INSERT OR IGNORE`` keeps one). A read of recipients asks ``judged`` instead,
-    for each chunk it reaches, which also says which records it may take as they are."""
+    read). Now the read asks for the pool's answers as it reaches their rows: ``judged`` (a
+    read of recipients) for each chunk, which also says which records it may take as they
+    are, or ``verdicts_on`` (a read that checks every row) for each block of rows. Chunks
+    are answered in the order they were sent, so the rows answered only ever grow. The
+    answers, not the cache, carry the verdicts to the read: a process stores them in
+    transactions of many chunks, so the cache has them only later (a read that looked them
+    up there validated most of the file a second time itself)."""
 
     def __init__(self, path: Path, cache_file: Path, pool_from: int = POOL_FROM) -> None:
         self.validated = 0  # by the pool, once ``close`` has returned
         self._path, self._cache_file, self._pool_from = path, cache_file, pool_from
-        self._through = 0  # data records of the file whose verdicts are all committed
+        self._through = 0  # data records of the file the pool has answered for
         self._done = False  # no more verdicts will come: nothing to wait for
         self._stopping = False
         self._judged: collections.deque[Judged] = collections.deque()  # answered, not read
@@ -127,12 +128,23 @@ class Prevalidation:
         self._thread = threading.Thread(target=self._run, name="prevalidation", daemon=True)
         self._thread.start()
 
-    def wait_for(self, records: int) -> None:
-        """Until the first ``records`` data records (as ``clean_rows`` counts them) have
-        their verdicts in the cache, or the pool has stopped."""
-        with self._changed:
-            self._let_go(records - 1)
-            self._changed.wait_for(lambda: self._done or self._through >= records)
+    def verdicts_on(self, first: int, addresses: Sequence[str]) -> dict[str, Verdict]:
+        """The pool's verdicts on ``addresses``, those of data records ``first`` onwards in
+        order ("" for a record with none to ask about), once it has answered for them:
+        accepted as written, or what it told. An address the pool judged as another (the
+        file changed since its scan) or did not answer for is left out: the read looks it
+        up or validates it itself."""
+        found: dict[str, Verdict] = {}
+        chunk: Judged | None = None
+        for index, address in enumerate(addresses, start=first):
+            if chunk is None or index >= chunk.end:
+                chunk = self.judged(index)
+                if chunk is None:
+                    break
+            at = index - chunk.start
+            if address and chunk.addresses[at] == address:
+                found[address] = chunk.told[address] if at in chunk.irregular else (address, None)
+        return found
 
     def judged(self, record: int) -> Judged | None:
         """The answered chunk that holds data record ``record``, once it is answered; None
@@ -249,8 +261,8 @@ def _send(worker: subprocess.Popen[str], chunk: list[str]) -> None:
 
 def _answer(worker: subprocess.Popen[str], sent: int) -> tuple[int, list[Irregular]]:
     """How many of the ``sent`` addresses last sent to ``worker`` it validated (their
-    verdicts are in the cache, committed, by then), and the records it did not accept as
-    written."""
+    verdicts reach the cache with its next transaction), and the records it did not accept
+    as written."""
     assert worker.stdout is not None
     line = worker.stdout.readline()
     if not line:
