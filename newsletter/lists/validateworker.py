@@ -4,7 +4,9 @@ until the end of its input. It validates those the address cache (named by its o
 does not know and answers with a line (JSON): how many it validated, and the records whose
 address is not accepted as written, each with its verdict (``[place in the chunk, normalised
 or null, reason or null]``). It stores the verdicts in the cache itself, in transactions of
-many chunks, the last one as it exits (``prevalidate`` waits for that).
+many chunks, the last one as it exits (``prevalidate`` waits for that); a chunk is
+answered before its verdicts are handed to the cache, so the read goes on while a
+transaction commits.
 
 Storing here, not in the main process, spares that process (the one reading the file row by
 row, the bottleneck of a first read) decoding and inserting a verdict per address; answering
@@ -31,8 +33,10 @@ def serve(cache_file: Path, commit_every: int = COMMIT_EVERY) -> None:
     cache = AddressCache(cache_file, commit_every)
     try:
         for line in sys.stdin:
-            sys.stdout.write(json.dumps(store(json.loads(line), cache)) + "\n")
+            answer, new = judge(json.loads(line), cache)
+            sys.stdout.write(json.dumps(answer) + "\n")
             sys.stdout.flush()
+            keep(cache, new)  # after the answer: the read goes on while a transaction commits
     except BrokenPipeError:
         pass  # the reader has gone: the verdicts are stored all the same
     finally:
@@ -43,10 +47,21 @@ def serve(cache_file: Path, commit_every: int = COMMIT_EVERY) -> None:
 SAMPLE = 500
 
 
-def store(chunk: list[str], cache: AddressCache) -> tuple[int, list[Irregular]]:
-    """Validate the addresses of ``chunk`` the cache does not know and hand it their verdicts
-    (stored with its next transaction); how many were validated, and the chunk's records not
-    accepted as written.
+def store(chunk: list[str], cache: AddressCache) -> Answer:
+    """``judge`` the chunk and hand the cache the new verdicts (stored with its next
+    transaction); the answer."""
+    answer, new = judge(chunk, cache)
+    keep(cache, new)
+    return answer
+
+
+#: How many of a chunk's addresses were validated, and its records not accepted as written.
+Answer = tuple[int, list[Irregular]]
+
+
+def judge(chunk: list[str], cache: AddressCache) -> tuple[Answer, dict[str, Verdict]]:
+    """Validate the addresses of ``chunk`` the cache does not know: the answer, and those
+    new verdicts.
 
     In a new file, asking the cache about each address costs a tenth of validating it, for
     nothing: when none of the chunk's first ``SAMPLE`` is known, the rest is validated without
@@ -57,14 +72,16 @@ def store(chunk: list[str], cache: AddressCache) -> tuple[int, list[Irregular]]:
         for part in range(SAMPLE, len(raws), SAMPLE):
             known.update(cache.verdicts(raws[part:part + SAMPLE]))
     new = [raw for raw in raws if raw not in known]
-    found = verdicts(new)
-    cache.put_many(
-        [(raw, v[0]) for raw, v in zip(new, found, strict=True) if v[0] is not None],
-        [(raw, v[1]) for raw, v in zip(new, found, strict=True) if v[1] is not None],
-    )
-    known.update(zip(new, found, strict=True))
-    return len(new), [(at, *_verdict(raw, known)) for at, raw in enumerate(chunk)
-                      if not raw or known[raw] != (raw, None)]
+    found = dict(zip(new, verdicts(new), strict=True))
+    known.update(found)
+    irregular = [(at, *_verdict(raw, known)) for at, raw in enumerate(chunk)
+                 if not raw or known[raw] != (raw, None)]
+    return (len(new), irregular), found
+
+
+def keep(cache: AddressCache, found: dict[str, Verdict]) -> None:
+    cache.put_many([(raw, form) for raw, (form, _) in found.items() if form is not None],
+                   [(raw, why) for raw, (_, why) in found.items() if why is not None])
 
 
 def _verdict(raw: str, known: dict[str, Verdict]) -> Verdict:
