@@ -27,7 +27,7 @@ BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH.parent))
 sys.path.insert(0, str(BENCH))
 
-from members import write_csv  # noqa: E402
+from members import address, write_csv  # noqa: E402
 
 from newsletter.config import Settings, load_settings  # noqa: E402
 from newsletter.lists.keptchecks import kept_path  # noqa: E402
@@ -49,7 +49,7 @@ def suppress(store: Store, rows: int, count: int) -> None:
     step = max(rows // max(count, 1), 1)
     with store.engine.begin() as conn:
         for n in range(0, step * count, step):
-            suppressions.add(conn, f"subscriber{n}@example.org", SuppressionReason.UNSUBSCRIBED,
+            suppressions.add(conn, address(n), SuppressionReason.UNSUBSCRIBED,
                              at=datetime.now(UTC))
 
 
@@ -88,7 +88,7 @@ def main() -> None:
             timed("another process's first view (check kept)", reader)
             timed("again, nothing changed", reader)
             with store.engine.begin() as conn:
-                suppressions.add(conn, "subscriber1@example.org", SuppressionReason.MANUAL,
+                suppressions.add(conn, address(1), SuppressionReason.MANUAL,
                                  at=datetime.now(UTC))
             timed("again, one more suppression", reader)
             sign_up(settings, "first")

@@ -77,6 +77,33 @@ def test_a_file_with_bad_rows_is_read_the_lean_way_the_second_time(tmp_path: Pat
     ]
 
 
+def test_a_check_of_a_file_with_notes_replays_them(tmp_path: Path) -> None:
+    """``lists check`` and ``lists show`` (every row checked, repeats reported) take a
+    remembered file's verdicts from its notes too: no address is looked up, and what they
+    report is what the first check reported."""
+    path = tmp_path / "a.csv"
+    path.write_text(MIXED + "Ann@Example.org,Ann again,Port\n")
+
+    def checked() -> tuple[list[object], list[Problem], int, object]:
+        cache = CountingCache(tmp_path / "cache" / "addresses.sqlite")
+        reader = MemberReader([path], cache=cache)
+        try:
+            found = [(m.subscriber, m.line) for m in reader.members()]
+        finally:
+            cache.close()
+        return found, reader.problems, cache.lookups, reader.counts
+
+    first, again = checked(), checked()
+    assert first[2] > 0 and again[2] == 0
+    assert again[0] == first[0] and again[1] == first[1] and again[3] == first[3]
+    assert [(line, s.email) for s, line in again[0]] == [  # type: ignore[attr-defined]
+        (3, "ann@example.org"), (7, "bo@example.org"), (12, "dee@example.org"),
+        (14, "fay@example.org"),
+    ]
+    assert [p.line for p in again[1]] == [4, 7, 9, 10, 13, 15]  # 7: a line break in a city
+    assert again[1][-1].reason == "duplicate of line 3 (kept the first)"
+
+
 def test_a_refused_address_is_remembered_with_its_reason(tmp_path: Path) -> None:
     path = tmp_path / "a.csv"
     path.write_text("email\nnot-an-address\n")

@@ -1,9 +1,9 @@
 """Streaming a list's member CSV files: valid, de-duplicated subscribers out, problems noted.
 
 Files are read a record at a time with ``csv``; nothing holds a whole file. The addresses
-already met (needed to drop duplicates across a list's files) are kept in a private
-temporary SQLite database, so a million-member list costs disk pages, not hundreds of
-megabytes of memory. Invalid rows are errors; duplicates are warnings (the first row wins).
+already met (needed to drop duplicates across a list's files) are kept in a private SQLite
+database (``seen``), not in a set of hundreds of megabytes. Invalid rows are errors;
+duplicates are warnings (the first row wins).
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from __future__ import annotations
 import csv
 from collections.abc import Callable, Iterator, Sequence, Set
 from contextlib import closing, nullcontext
-from dataclasses import dataclass, field
 from itertools import chain, islice
 from pathlib import Path
 from typing import NamedTuple, TypeVar
@@ -32,8 +31,9 @@ from .csvfile import (
     iter_records,
     text_from,
 )
+from .fileread import FileRead
 from .leanread import NO_FIELDS, kept_fields, lean_recipients, make_recipient
-from .prevalidate import POOL_FROM, Judged, Prevalidation, Verdict
+from .prevalidate import POOL_FROM, Judged, Prevalidation
 from .problems import Counts, Problem, Severity
 from .seen import Earlier, SeenAddresses
 
@@ -46,9 +46,6 @@ READ_BUFFER = 1 << 20
 _T = TypeVar("_T")
 #: A checked row: its normalised address, its name and its other columns.
 _Row = tuple[str, str, dict[str, str]]
-#: A file with more rows to note than this is not remembered (the notes are loaded into
-#: memory on every read): it is read the full way each time, as before.
-MAX_NOTES = 250_000
 
 
 class Member(NamedTuple):  # one per member read: a tuple is the cheapest to make
@@ -61,25 +58,6 @@ class Member(NamedTuple):  # one per member read: a tuple is the cheapest to mak
     @property
     def key(self) -> str:
         return address_key(self.subscriber.email)
-
-
-@dataclass(slots=True)
-class _FileRead:
-    """One member file being read, and what the address cache knows of its bytes."""
-
-    index: int
-    path: Path
-    digest: str = ""  # set when a cache can vouch for files
-    vouched: bool = False  # these bytes were read before with nothing to correct
-    spotless: bool = True  # nothing to correct so far in this read
-    #: These bytes were read before, and these rows (by record index) need refusing or
-    #: correcting: the lean path replays them. None: not remembered.
-    notes: dict[int, RowNote] | None = None
-    record: int = -1  # index of the data record being read, as ``clean_rows`` counts them
-    noted: dict[int, RowNote] = field(default_factory=dict)  # this read's, to remember
-    replayable: bool = True  # every row to correct so far is one that notes can replay
-    pool: Prevalidation | None = None  # validating the file's new addresses meanwhile
-    told: dict[str, Verdict] = field(default_factory=dict)  # the pool's, on the rows it flagged
 
 
 class MemberReader:
@@ -115,8 +93,9 @@ class MemberReader:
         #: Keep a member whose name cannot go in a header (``recipients`` does): see
         #: ``_unfit_for_headers``.
         self.keep_unsendable = False
-        self._report = on_problem if on_problem is not None else self.problems.append
-        self._file = _FileRead(-1, Path())
+        self._on_problem = on_problem if on_problem is not None else self.problems.append
+        self._held: list[Problem] | None = None  # a block's problems, until its repeats are known
+        self._file = FileRead(-1, Path())
 
     def __iter__(self) -> Iterator[Subscriber]:
         return (member.subscriber for member in self.members())
@@ -208,7 +187,8 @@ class MemberReader:
                     yield from read(self._until_unreadable(records), header)
         finally:
             self._end_pool()
-        self._vouch_for(self._file)
+        if self.cache is not None:
+            self._file.remember_in(self.cache)
 
     def _end_pool(self) -> None:
         """Stop the file's validation pool if it still runs (a read left off), and count."""
@@ -223,12 +203,42 @@ class MemberReader:
 
         def read(records: Iterator[Record], header: Header) -> Iterator[Member]:
             for block in self._looked_up(records, header):
-                for record in block:
-                    row = self._checked_row(record, header, (index, path), seen)
-                    if row is not None:
-                        yield Member(Subscriber(*row), path, record.line)
+                yield from self._block_members(block, header, (index, path), seen)
 
         return read
+
+    def _block_members(
+        self, block: list[Record], header: Header, where: tuple[int, Path],
+        seen: SeenAddresses | None,
+    ) -> list[Member]:
+        """The members of a block of records, repeats left out (asked about in one go), and
+        the block's problems reported in line order, as a row at a time reported them."""
+        held: list[Problem] = []
+        self._held = held
+        try:
+            rows = [(record.line, row) for record in block
+                    if (row := self._checked_row(record, header, where)) is not None]
+            if seen is not None:
+                rows = self._first_spellings(rows, where, seen)
+        finally:
+            self._held = None
+            for problem in sorted(held, key=lambda problem: problem.line or 0):
+                self._report(problem)
+        return [Member(Subscriber(*row), where[1], line) for line, row in rows]
+
+    def _first_spellings(
+        self, rows: list[tuple[int, _Row]], where: tuple[int, Path], seen: SeenAddresses
+    ) -> list[tuple[int, _Row]]:
+        """``rows`` without those whose address was read before (each reported)."""
+        firsts = seen.firsts([(address_key(row[0]), where[0], line) for line, row in rows])
+        kept = []
+        for (line, row), first in zip(rows, firsts, strict=True):
+            if first is None:
+                kept.append((line, row))
+            else:
+                self.counts.members -= 1
+                self._duplicate(where[1], line, (self.paths[first[0]], first[1]))
+        return kept
 
     def _rows(
         self, records: Iterator[Record], header: Header, where: tuple[int, Path]
@@ -236,7 +246,7 @@ class MemberReader:
         """Each valid row, every row checked and its problems reported (repeats left in)."""
         for block in self._looked_up(records, header):
             for record in block:
-                row = self._checked_row(record, header, where, None)
+                row = self._checked_row(record, header, where)
                 if row is not None:
                     yield row
 
@@ -280,7 +290,7 @@ class MemberReader:
                         list_id,
                     ))
                     continue
-            row = self._checked_row(record, header, where, None)
+            row = self._checked_row(record, header, where)
             if row is not None:
                 columns = kept_fields(row[2], keep)
                 yield make_recipient(Recipient, (row[0], row[1], columns, list_id))
@@ -292,7 +302,7 @@ class MemberReader:
         for each block in one query: one query a row was a third of a first read's time."""
         at, width = header.email_index, len(header.columns)
         while block := list(islice(records, LOOK_AHEAD)):
-            if self.cache is not None and not self._file.vouched:
+            if self.cache is not None and not self._file.vouched and self._file.notes is None:
                 asked = [r.fields[at].strip() if len(r.fields) == width else ""
                          for r in block if r.fields is not None]  # one per data record
                 if self._file.pool is not None:  # its answers: neither looked up nor validated
@@ -330,34 +340,20 @@ class MemberReader:
 
         return read
 
-    def _start_file(self, index: int, path: Path, after: TailStart | None = None) -> _FileRead:
+    def _start_file(self, index: int, path: Path, after: TailStart | None = None) -> FileRead:
         if self.cache is None:
-            return _FileRead(index, path)
+            return FileRead(index, path)
         if after is not None:  # vouched for whole, if at all: never with notes of a part
-            return _FileRead(index, path, after.vouch_as, replayable=False)
+            return FileRead(index, path, after.vouch_as, replayable=False)
         digest = file_digest(path)
         if self.cache.is_clean(digest):
-            return _FileRead(index, path, digest, vouched=True)
+            return FileRead(index, path, digest, vouched=True)
         notes = self.cache.notes(digest)
         if notes is not None:
-            return _FileRead(index, path, digest, notes=notes)
+            return FileRead(index, path, digest, notes=notes)
         # To be read row by row: what is new is validated over every core meanwhile.
         pool = Prevalidation(path, self.cache.path, self.pool_from)
-        return _FileRead(index, path, digest, pool=pool)
-
-    def _vouch_for(self, read: _FileRead) -> None:
-        """Remember a file read in full (unless it changed meanwhile): as clean, or with the
-        notes of the rows the lean path must refuse or correct."""
-        if self.cache is None or read.vouched or read.notes is not None:
-            return
-        if not read.spotless and not (read.replayable and len(read.noted) <= MAX_NOTES):
-            return
-        if file_digest(read.path) != read.digest:
-            return
-        if read.spotless:
-            self.cache.mark_clean(read.digest)
-        else:
-            self.cache.remember_notes(read.digest, read.noted.items())
+        return FileRead(index, path, digest, pool=pool)
 
     def _until_unreadable(self, records: Iterator[Record]) -> Iterator[Record]:
         """The records, stopping (with a problem noted) where the file cannot be decoded."""
@@ -371,9 +367,9 @@ class MemberReader:
         record: Record,
         header: Header,
         where: tuple[int, Path],
-        seen: SeenAddresses | None,
     ) -> _Row | None:
-        """The row's (email, name, other columns) if it is a member to keep."""
+        """The row's (email, name, other columns) if it is a valid one (it counts as a member:
+        a repeat is told apart later, by the block)."""
         if record.error:
             self.counts.rows += 1
             self.counts.invalid += 1
@@ -398,11 +394,6 @@ class MemberReader:
         if not joined.isprintable() and self._unfit_for_headers(row, where[1], record.line):
             self.counts.invalid += 1
             return None
-        if seen is not None:
-            first = seen.first(address_key(row[0]), where[0], record.line)
-            if first is not None:
-                self._duplicate(where[1], record.line, (self.paths[first[0]], first[1]))
-                return None
         self.counts.members += 1
         return row
 
@@ -442,6 +433,8 @@ class MemberReader:
     def _normalise(self, raw: str, line: int) -> str:
         if self._file.vouched:
             return raw.strip()
+        if self._file.notes is not None:  # these bytes were read before: their verdicts
+            return self._file.as_noted(raw)
         if self.cache is None:
             return normalise_address(raw, check_deliverability=self.check_deliverability)
         told = self._file.told.get(raw)  # stored in the cache too: a look-up would find it
@@ -468,6 +461,12 @@ class MemberReader:
             raise
         cache.put(raw, known)
         return known
+
+    def _report(self, problem: Problem) -> None:
+        if self._held is not None:
+            self._held.append(problem)
+        else:
+            self._on_problem(problem)
 
     def _duplicate(self, path: Path, line: int, first: tuple[Path, int]) -> None:
         self.counts.duplicates += 1
