@@ -122,18 +122,6 @@ class AddressCache:
         row = self._db.execute("SELECT reason FROM refused WHERE raw = ?", (raw,)).fetchone()
         return None if row is None else str(row[0])
 
-    def unknown(self, raws: list[str]) -> list[str]:
-        """Those of ``raws`` (at most a few hundred) known neither as accepted nor refused,
-        each once, in order."""
-        marks = ",".join("?" * len(raws))
-        known = {row[0] for row in self._db.execute(
-            f"SELECT raw FROM accepted WHERE raw IN ({marks})"
-            f" UNION ALL SELECT raw FROM refused WHERE raw IN ({marks})", raws + raws
-        )}
-        return [raw for raw in dict.fromkeys(raws)
-                if raw not in known and raw not in self._pending
-                and raw not in self._pending_refused]
-
     def verdicts(self, raws: list[str]) -> dict[str, tuple[str | None, str | None]]:
         """The known verdicts on ``raws`` (at most a few hundred), stored or pending:
         (normalised, None) for an accepted address, (None, reason) for a refused one; an

@@ -79,8 +79,8 @@ class MemberReader:
     ) -> None:
         """``dedupe=False`` leaves dropping repeated addresses to the caller (the ledger's
         unique index does it when an audience is frozen), and reports no duplicates.
-        A file with at least ``pool_from`` addresses the cache does not know has them
-        validated by a pool of processes first (``prevalidate``)."""
+        A file with at least ``pool_from`` addresses, not vouched for, has them judged by a
+        pool of processes as it is read (``prevalidate``)."""
         self.paths = tuple(paths)
         self.dedupe = dedupe
         self.check_deliverability = check_deliverability
@@ -435,7 +435,7 @@ class MemberReader:
             return raw.strip()
         if self._file.notes is not None:  # these bytes were read before: their verdicts
             return self._file.as_noted(raw)
-        if self.cache is None:
+        if self.cache is None or not raw:  # an empty cell is refused without asking
             return normalise_address(raw, check_deliverability=self.check_deliverability)
         told = self._file.told.get(raw)  # stored in the cache too: a look-up would find it
         if told is not None and told[1] is not None:

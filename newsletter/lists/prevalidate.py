@@ -1,4 +1,4 @@
-"""The addresses of a member file not seen before, validated by a pool of processes.
+"""The addresses of a member file not read before as it is, judged by a pool of processes.
 
 email-validator costs about 40-100 µs an address in pure Python, so the first read of a new
 1,000,000-member list spent most of a minute on one core. While such a file is read row by
@@ -6,8 +6,12 @@ row, its addresses are handed, ahead of the read, in chunks to one process per c
 validates those the address cache does not know yet and stores every verdict (accepted with
 the normalised form, or refused with the reason) in the cache itself; the read, waiting for
 the verdicts of the rows it reaches (``Prevalidation``), finds each address there and reports
-exactly what it would have reported alone. A file with fewer unknown addresses than
-``POOL_FROM`` is left to that read: a pool takes longer to start than they take.
+exactly what it would have reported alone. A file with fewer addresses than ``POOL_FROM``
+is left to that read: a pool takes longer to start than they take. A larger one goes to the
+pool even when the cache knows its addresses (a list edited since it was last read): the
+processes look them up in parallel, and the read takes each row they accept without asking
+the cache. A read that looked every address up itself took longer than a pool's first
+validation of the same list (``bench/desk_lists.py``, "after an edit of one row").
 
 The processes are fresh interpreters (``python -m newsletter.lists.validateworker``), as the
 send's helper processes are: a forked child would inherit the parent's threads and database
@@ -43,7 +47,6 @@ from typing import IO, NamedTuple
 from ..errors import ConfigError, ListError
 from ..processes import child_environment
 from .address import normalise_address
-from .addresscache import AddressCache
 from .csvfile import clean_rows, first_header, iter_records
 
 log = logging.getLogger(__name__)
@@ -199,12 +202,10 @@ class Prevalidation:
 
     def _validate(self) -> None:
         try:
-            with contextlib.closing(AddressCache(self._cache_file)) as cache:
-                unknown = _count_unknown(_address_batches(self._path), cache, self._pool_from)
+            if not _at_least(_address_batches(self._path), self._pool_from):
+                return
         except (OSError, ListError):
             return  # left to the read, which reports it
-        if unknown < self._pool_from:
-            return
         workers = [_start_worker(self._cache_file) for _ in range(_processes())]
         # Two chunks each where a pipe can hold a whole chunk: the next is there when a
         # process answers, and it never waits for this thread to send it one.
@@ -306,14 +307,14 @@ def _address_batches(path: Path) -> Iterator[list[str]]:
             yield batch
 
 
-def _count_unknown(batches: Iterator[list[str]], cache: AddressCache, count: int) -> int:
-    """How many addresses of ``batches`` ``cache`` does not know, counting up to ``count``."""
-    unknown = 0
+def _at_least(batches: Iterator[list[str]], count: int) -> bool:
+    """Whether ``batches`` hold ``count`` addresses or more (read only that far)."""
+    found = 0
     for batch in batches:
-        unknown += len(cache.unknown([address for address in batch if address]))
-        if unknown >= count:
-            break
-    return unknown
+        found += sum(1 for address in batch if address)
+        if found >= count:
+            return True
+    return found >= count
 
 
 def _chunked(batches: Iterator[list[str]]) -> Iterator[tuple[int, list[str]]]:
