@@ -39,9 +39,8 @@ class FileRead:
         note = self.notes.get(self.record)
         if note is None:
             return raw.strip()
-        if note.reason is not None:
-            raise ConfigError(note.reason)
-        assert note.normalised is not None
+        if note.normalised is None:  # refused, as the lean path refuses it
+            raise ConfigError(note.reason or "invalid row")
         return note.normalised
 
     def remember_in(self, cache: AddressCache) -> None:
