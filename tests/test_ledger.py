@@ -7,7 +7,14 @@ from typing import Any
 
 from sqlalchemy import select
 
-from newsletter.models import BatchState, DeliveryStatus, IssueKind, Recipient, SuppressionReason
+from newsletter.models import (
+    BatchState,
+    DeliveryStatus,
+    IssueKind,
+    IssueState,
+    Recipient,
+    SuppressionReason,
+)
 from newsletter.store import Store, audience, ledger, suppressions, tally
 from newsletter.store import issues as issue_store
 from newsletter.store.tables import batches, recipients
@@ -16,8 +23,9 @@ NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
 
 def _issue(store: Store) -> int:
+    """An issue being sent (only a sending issue's batches can be claimed)."""
     with store.engine.begin() as conn:
-        return issue_store.create(
+        issue_id = issue_store.create(
             conn,
             list_id="weekly",
             kind=IssueKind.DIGEST,
@@ -27,6 +35,9 @@ def _issue(store: Store) -> int:
             article_ids=[],
             at=NOW,
         )
+        issue_store.transition(conn, issue_id, IssueState.QUEUED, NOW)
+        issue_store.transition(conn, issue_id, IssueState.SENDING, NOW)
+        return issue_id
 
 
 def _freeze(
@@ -91,6 +102,24 @@ def test_claims_take_each_batch_once_in_order(store: Store) -> None:
     in_address_order = sorted(f"user{i}@example.org" for i in range(30))
     assert [r.email for r in rows] == in_address_order[:10]
     assert rows[0].fields == {"city": "Port"}
+
+
+def test_a_batch_put_back_as_its_issue_is_paused_is_not_claimed(store: Store) -> None:
+    """A sender met a refusal of the credentials: in one transaction its batch went back to
+    pending and the issue was paused. Another sender that had read the issue as sending just
+    before must not take that batch: the claim itself requires a sending issue (on SQLite
+    the state read before it is not of the claim's snapshot)."""
+    issue_id = _issue(store)
+    _freeze(store, issue_id, _members(3), batch_size=10, at=NOW)
+    with store.engine.begin() as conn:
+        refused = ledger.claim(conn, issue_id, owner="a", now=1000.0, lease_seconds=60, at=NOW)
+        assert refused is not None
+    with store.engine.begin() as conn:
+        ledger.retry_later(conn, refused.id, not_before=0.0, at=NOW, error="401")
+        assert issue_store.pause_sending(conn, issue_id, NOW, "credentials refused")
+    with store.engine.begin() as conn:
+        assert ledger.claim(conn, issue_id, owner="b", now=1000.0, lease_seconds=60, at=NOW) is None
+        assert tally.batch_counts(conn, issue_id) == {"pending": 1}
 
 
 def test_retry_later_waits_and_expired_leases_are_stale(store: Store) -> None:

@@ -27,7 +27,7 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, case, func, insert, select, update
 
-from ..models import BatchState, DeliveryStatus
+from ..models import BatchState, DeliveryStatus, IssueState
 from ..processes import owner_is_dead
 from .ledger_rows import (
     LedgerRow,
@@ -146,10 +146,18 @@ def _claim_statement(*, skip_locked: bool, untried_first: bool) -> Any:
     )
     if skip_locked:
         candidate = candidate.with_for_update(skip_locked=True)
+    # The issue must still be sending, in this very statement: a sender that read its state
+    # just before another paused it (and put its batch back) would otherwise take the batch
+    # and send it after the pause. On SQLite the driver opens the transaction only at the
+    # UPDATE, so a state read first is not of the same snapshot.
+    sending = select(issues.c.id).where(
+        issues.c.id == bindparam("for_issue"), issues.c.state == str(IssueState.SENDING)
+    )
     return (
         update(batches)
         .where(
-            batches.c.id == candidate.scalar_subquery(), batches.c.state == str(BatchState.PENDING)
+            batches.c.id == candidate.scalar_subquery(), batches.c.state == str(BatchState.PENDING),
+            sending.exists(),
         )
         .values(
             state=str(BatchState.SENDING),
