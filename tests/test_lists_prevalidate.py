@@ -371,16 +371,22 @@ class StalePool:
         return 0
 
 
-def test_a_row_the_pool_judged_otherwise_is_checked_the_full_way(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """A file that changes between the pool's scan and the read: a row whose address is not
-    the one the pool judged is checked by the read itself, never sent on the pool's word."""
+def judged_stale(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A file whose row 2 was broken after a pool (``StalePool``, put in place) scanned it."""
     before = member_file(tmp_path / "before.csv")
     path = tmp_path / "a.csv"
     path.write_text(before.read_text().replace("@example.org,Reader 2", "@@example.org,Reader 2"))
     StalePool.before = before
     monkeypatch.setattr(members, "Prevalidation", StalePool)
+    return path
+
+
+def test_a_row_the_pool_judged_otherwise_is_checked_the_full_way(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A file that changes between the pool's scan and the read: a row whose address is not
+    the one the pool judged is checked by the read itself, never sent on the pool's word."""
+    path = judged_stale(tmp_path, monkeypatch)
     stale = read_recipients(path, tmp_path / "stale.sqlite", pool_from=1)
     monkeypatch.undo()
     alone = read_recipients(path, tmp_path / "alone.sqlite", pool_from=10**9)
@@ -393,11 +399,7 @@ def test_a_check_with_a_stale_pool_checks_a_changed_row_the_full_way(
 ) -> None:
     """The same on a read that checks every row (``lists check``): the pool's verdict on
     the address it scanned is not taken for the one the read finds."""
-    before = member_file(tmp_path / "before.csv")
-    path = tmp_path / "a.csv"
-    path.write_text(before.read_text().replace("@example.org,Reader 2", "@@example.org,Reader 2"))
-    StalePool.before = before
-    monkeypatch.setattr(members, "Prevalidation", StalePool)
+    path = judged_stale(tmp_path, monkeypatch)
     stale = read(path, tmp_path / "stale.sqlite", pool_from=1)
     monkeypatch.undo()
     alone = read(path, tmp_path / "alone.sqlite", pool_from=10**9)
