@@ -23,7 +23,7 @@ def test_firsts_names_where_each_repeat_was_first_read() -> None:
             ("old@example.org", 1, 8),  # read in a file this read starts after
             ("d@example.org", 2, 2),
         ]) == [None, (1, 2), (1, 4), (0, 7), None]
-        assert seen.first("d@example.org", 2, 9) == (2, 2)
+        assert seen.firsts([("d@example.org", 2, 9)]) == [(2, 2)]
         assert seen.firsts([]) == []
 
 

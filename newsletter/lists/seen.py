@@ -1,11 +1,11 @@
 """The addresses already read for one list, kept in a private SQLite database: a
-million-member list's de-duplication costs about 60 MB of pages, not the few hundred a
+million-member list's de-duplication costs about 50 MB of pages, not the few hundred a
 Python set of its addresses would.
 
 Its pages stay in memory up to ``PAGE_CACHE_KIB``, about a million members' worth; a larger
 list's spill to a temporary file. With SQLite's default cache of 2 MB every new address (they
 come in no order) evicted a page to that file and read another back: a third of the time of
-checking a million-member list went to the disk (``bench/members.py --check``)."""
+checking a million-member list went to the disk (``bench/members.py``, ``checked``)."""
 
 from __future__ import annotations
 
@@ -38,13 +38,10 @@ class SeenAddresses:
         )
         self._db.execute("BEGIN")
 
-    def first(self, key: str, file: int, line: int) -> tuple[int, int] | None:
-        """Record ``key`` at (file, line); if it was already there, where it was first."""
-        return self.firsts([(key, file, line)])[0]
-
     def firsts(self, read: Sequence[tuple[str, int, int]]) -> list[tuple[int, int] | None]:
-        """``first`` for each of ``read`` (a block of rows, in file order), in one statement:
-        a statement a row was three quarters of checking a list. A block with no repeat, the
+        """Record each key of ``read`` (key, file, line: a block of rows, in file order); for
+        each, where it was first read if that was elsewhere, else None. In one statement: a
+        statement a row was three quarters of checking a list. A block with no repeat, the
         common case, is answered by the count of rows it added alone."""
         found: list[tuple[int, int] | None] = (
             [self._earlier(key) for key, _, _ in read] if self._earlier else [None] * len(read))

@@ -47,16 +47,16 @@ def serve(cache_file: Path, commit_every: int = COMMIT_EVERY) -> None:
 SAMPLE = 500
 
 
+#: How many of a chunk's addresses were validated, and its records not accepted as written.
+Answer = tuple[int, list[Irregular]]
+
+
 def store(chunk: list[str], cache: AddressCache) -> Answer:
     """``judge`` the chunk and hand the cache the new verdicts (stored with its next
     transaction); the answer."""
     answer, new = judge(chunk, cache)
     keep(cache, new)
     return answer
-
-
-#: How many of a chunk's addresses were validated, and its records not accepted as written.
-Answer = tuple[int, list[Irregular]]
 
 
 def judge(chunk: list[str], cache: AddressCache) -> tuple[Answer, dict[str, Verdict]]:
