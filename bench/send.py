@@ -216,6 +216,13 @@ def cpu_now(fake_pid: int) -> tuple[float, float, float]:
     return usage.ru_utime + usage.ru_stime, children_cpu(), cpu_seconds(fake_pid)
 
 
+def busy_share(cpu: list[float], wall: float) -> float:
+    """How much of the machine's cores the parties' CPU seconds (``cpu_now``'s three) filled
+    over ``wall`` seconds: wall time is about the CPU over the cores and this share, so a
+    slower machine changes the CPU, and a change in how the parties overlap changes this."""
+    return sum(cpu) / ((os.cpu_count() or 1) * wall) if wall > 0 else 0.0
+
+
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
@@ -503,6 +510,9 @@ def main() -> None:
     print(f"fake server received   {received}")
     print(f"first send             {first.elapsed:.2f} s (cold address-validation cache; CPU "
           f"{sum(first_cpu[:2]):.1f} s in the sender, its helpers and validation processes)")
+    print(f"  cores kept busy      {busy_share(first_cpu, first.elapsed):.0%} of "
+          f"{os.cpu_count() or 1} (that CPU and the fake server's {first_cpu[2]:.1f} s): the "
+          "rest of the time, the parties waited on one another")
     print(
         f"send wall time         {run.elapsed:.2f} s "
         "(queued → every batch acknowledged and committed)"

@@ -34,6 +34,7 @@ def assert_sent_once(output: str) -> None:
     assert "'accepted': {'mailgun': 1500}" in output
     assert "'recipients_with_duplicates': {'mailgun': 0}" in output
     assert re.search(r"send wall time\s+\d+\.\d\d s", output)
+    assert re.search(r"cores kept busy\s+\d+% of \d+ \(that CPU and the fake server's", output)
 
 
 def test_bench_on_sqlite() -> None:
