@@ -64,12 +64,12 @@ def sign_up(settings: Settings, who: str) -> None:
 
 
 def edit_one_row(path: Path, member: int) -> None:
-    """A member's name changed, as an admin edits a row: the file's digest changes, so the
+    """The name of member ``member`` (or of the next one with a name of its own: a bad row or
+    a repeat has none) changed, as an admin edits a row: the file's digest changes, so the
     next view checks it whole, every address found in the address cache."""
     text = path.read_text(encoding="utf-8")
-    name = f",Subscriber {member},"
-    assert name in text, name
-    path.write_text(text.replace(name, f",Subscriber {member} (edited),", 1), encoding="utf-8")
+    name = next(name for n in range(member, member + 3) if (name := f",Subscriber {n},") in text)
+    path.write_text(text.replace(name, f"{name[:-1]} (edited),", 1), encoding="utf-8")
 
 
 def timed(label: str, reader: ListsReader) -> None:

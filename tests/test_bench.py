@@ -3,10 +3,12 @@ test)."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 from sqlalchemy import create_engine, text
 
@@ -144,3 +146,16 @@ def test_desk_lists_bench_counts_the_same_list_every_way_it_is_read() -> None:
     assert {tuple(counts) for _, *counts in views[:5]} == {("3,000", "30", "0")}
     assert tuple(views[5][1:]) == ("3,000", "31", "0")
     assert [tuple(view[1:]) for view in views[6:]] == [("3,001", "31", "0"), ("3,002", "31", "0")]
+
+
+def test_desk_lists_bench_edits_a_named_row_when_the_middle_one_is_a_repeat(tmp_path: Path) -> None:
+    """At 100,000 rows the middle row is the list's repeat, which has no name of its own."""
+    spec = importlib.util.spec_from_file_location("desk_lists", REPO / "bench" / "desk_lists.py")
+    assert spec is not None and spec.loader is not None
+    desk_lists = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(desk_lists)
+    members = tmp_path / "weekly.csv"
+    desk_lists.write_csv(members, 100_000)
+    desk_lists.edit_one_row(members, 50_000)
+    edited = [line for line in members.read_text().splitlines() if "(edited)" in line]
+    assert [line.split(",")[1] for line in edited] == ["Subscriber 50001 (edited)"]
