@@ -61,8 +61,9 @@ class RowNote(NamedTuple):
 
 
 def _in_key_order(verdicts: dict[str, str]) -> list[tuple[str, str]]:
-    """The items sorted by their keys alone, which are unique: comparing pairs cost four
-    times as much (1.7 s of CPU for a million, against 0.4 s for the keys)."""
+    """The items sorted by their keys alone, which are unique: comparing pairs costs about
+    four times as much (a million sorted at once: 1.7 s of CPU against 0.4 s; in a first
+    read's transactions of 100,000, 0.45 s a million)."""
     return [(raw, verdicts[raw]) for raw in sorted(verdicts)]
 
 

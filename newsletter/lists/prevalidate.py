@@ -74,7 +74,8 @@ Irregular = tuple[int, str | None, str | None]
 #: A send's read stops to sort and write each run of up to 100,000 members it has read
 #: (``store.audience.in_address_runs``); with room for a run's chunks, the pool validates
 #: the next run meanwhile. With 4, it idled through each write: a first send of 1,000,000
-#: new members kept two cores 89-93 % busy, against 96-97 % now, for the same CPU.
+#: new members kept two cores 89 % busy, against 95 % now, for the same CPU (``bench/send.py``
+#: prints the share).
 HELD = 24
 
 
