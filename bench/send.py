@@ -16,9 +16,9 @@ On PostgreSQL the bench works in a schema of its own, dropped when it ends.
 Prints: wall time from "queued" to every batch acknowledged and the ledger committed,
 recipients/s, the first send's time, CPU and share of the cores kept busy (its CPU over the
 cores and its wall time: what compares across machines of different speeds), the sender's
-peak RSS, the same number of pre-built batch POSTs with no
-pipeline (the loopback ceiling), and the local per-recipient merge rate (what Postmark-
-and Resend-style providers need: one merged HTML per recipient).
+peak RSS, the same number of pre-built batch POSTs with no pipeline (the loopback
+ceiling), and the local per-recipient merge rate (what Postmark- and Resend-style providers
+need: one merged HTML per recipient).
 """
 
 from __future__ import annotations
