@@ -5,6 +5,7 @@ refusals as problems; and clients racing each other."""
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Iterator
 from datetime import datetime, timedelta
@@ -17,7 +18,7 @@ from newsletter.models import ISSUE_TRANSITIONS, IssueState
 from newsletter.store import issues as issue_store
 from newsletter.web.api import tokens
 from tests.api_support import EDITOR_TOKEN, Api, Client, fields, problem, serve_api
-from tests.desk_support import Desk
+from tests.desk_support import XSS_TITLE, Desk
 
 ACTOR = f"api:{EDITOR_TOKEN}"
 
@@ -209,11 +210,50 @@ def test_a_drafts_articles_refused_name_the_field(api: Api) -> None:
     assert f"article 999999 is not in issue {desk.issue_id}" in problem(not_in, 404)["detail"]
 
 
+def test_a_preview_is_the_message_the_sample_reader_would_get(api: Api) -> None:
+    desk, client = api.desk, api.client()
+    client.ok("PATCH", f"/issues/{desk.issue_id}", {"subject": "Ferry news & more"})
+
+    shown = client.ok("GET", f"/issues/{desk.issue_id}/preview")
+
+    assert (shown["issue_id"], shown["to"]) == (desk.issue_id, "reader@example.org")
+    assert shown["subject"] == "Ferry news & more"
+    assert "<title>Ferry news &amp; more</title>" in shown["html"]  # rendered again on edit
+    titles = [a["title"] for a in client.ok("GET", f"/issues/{desk.issue_id}")["articles"]]
+    assert titles and all(t in shown["text"] for t in titles)
+    assert 'style="' in shown["html"]  # the CSS inlined, as mail programs need it
+    token = re.search(r"/unsubscribe/([\w.-]+)", shown["text"])
+    assert token, shown["text"][-500:]
+    signed = desk.publisher.signer.verify(token.group(1))
+    assert (signed.email, signed.list_id) == ("reader@example.org", "weekly")
+
+
+def test_a_preview_cannot_be_merged_for_a_chosen_reader(api: Api) -> None:
+    """Merged for anyone named, it would hand a token holder that reader's unsubscribe
+    link: the sample reader is the only one, whatever the query says."""
+    desk, client = api.desk, api.client()
+
+    shown = client.ok("GET", f"/issues/{desk.issue_id}/preview?to=victim@example.org"
+                      "&email=victim@example.org")
+
+    assert shown["to"] == "reader@example.org"
+    assert "victim" not in shown["html"] + shown["text"]
+
+
+def test_a_preview_carries_hostile_titles_as_text(api: Api) -> None:
+    shown = api.client().get(f"/issues/{api.desk.xss_issue_id}/preview")
+
+    assert shown.headers["Content-Type"] == "application/json"
+    html = shown.json()["html"]
+    assert XSS_TITLE not in html and "&lt;img src=x onerror=alert(1)&gt;" in html
+    assert "<script" not in html.lower()
+
+
 def test_unknown_issues_are_404s(api: Api) -> None:
     client = api.client()
 
-    for path in ("/issues/999999", "/issues/999999/check", "/issues/" + "9" * 40,
-                 "/issues/abc", "/issues/0", "/issues/-1"):
+    for path in ("/issues/999999", "/issues/999999/check", "/issues/999999/preview",
+                 "/issues/" + "9" * 40, "/issues/abc", "/issues/0", "/issues/-1"):
         assert "no issue" in problem(client.get(path), 404)["detail"], path
     for action in ("queue", "pause", "cancel", "test", "retry"):
         problem(client.post(f"/issues/999999/{action}", {}), 404)

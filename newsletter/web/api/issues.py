@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Connection, Engine
 
 from ...editor import editing
+from ...editor.preview import sample_address, sample_copy
 from ...errors import ConfigError, NewsletterError
 from ...issues.lint import LintReport
 from ...publisher import Publisher
@@ -38,6 +39,7 @@ from .schemas import (
     IssueArticles,
     IssueDetail,
     IssuePage,
+    IssuePreview,
     IssueQuery,
     IssueSummary,
     MoveArticleBody,
@@ -86,6 +88,9 @@ class IssueApi:
             Operation("PATCH", one, "editIssue", "Change a draft's subject, preheader or "
                       "introduction", self.edit, IssueDetail, body=EditBody, refusals=(409,),
                       tags=TAGS),
+            Operation("GET", f"{one}/preview", "previewIssue", "The issue as a reader gets "
+                      "it: subject, HTML and text, merged for a sample reader", self.preview,
+                      IssuePreview, refusals=(422,), tags=TAGS),
             Operation("GET", f"{one}/check", "checkIssue", "The pre-send checks' findings",
                       self.check, Findings, refusals=(422,), tags=TAGS),
             Operation("POST", f"{one}/queue", "queueIssue", "Queue a draft, now or at a "
@@ -170,6 +175,14 @@ class IssueApi:
         issue_id = call.ids["issue_id"]
         return _READINGS((self.store.engine, issue_id), lambda: self.detail(issue_id),
                          call.asked_at)
+
+    def preview(self, call: Call) -> IssuePreview:
+        """What the desk's preview frames show. Merged for the sample reader only: a token
+        holder naming any address would get that reader's unsubscribe link."""
+        issue_id = call.ids["issue_id"]
+        copy = sample_copy(self.publisher, issue_id)
+        return IssuePreview(issue_id=issue_id, to=sample_address(self.publisher),
+                            subject=copy.subject, html=copy.html, text=copy.text)
 
     def check(self, call: Call) -> Findings:
         return _findings(self.publisher.check(call.ids["issue_id"]))

@@ -262,6 +262,15 @@ class TestSendAnswer(Answer):
     results: list[str] = Field(description="Each address and what the provider said.")
 
 
+class IssuePreview(Answer):
+    issue_id: int
+    to: str = Field(description="The sample reader it is merged for: the first test "
+                    "recipient (NEWSLETTER_TEST_RECIPIENTS), else a made-up one.")
+    subject: str
+    html: str = Field(description="The HTML part, styles inlined, as a mail program gets it.")
+    text: str = Field(description="The plain-text part.")
+
+
 class IssueArticles(Answer):
     issue_id: int
     articles: list[IssueArticleOut]
