@@ -5,15 +5,19 @@ Every answer is checked against the API's document (``tests/api_support.py``).""
 
 from __future__ import annotations
 
+import csv
+import io
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 from sqlalchemy import insert
 
-from newsletter.editor import report
+from newsletter.cli import cli
+from newsletter.editor import recipients_export, report
 from newsletter.models import DeliveryStatus, SuppressionReason, WebhookEvent
 from newsletter.schedule.listing import lists_overview
 from newsletter.store import Store, recipient_search, suppressions
@@ -72,7 +76,7 @@ def test_a_draft_has_an_empty_progress_and_no_issue_none(api: Api) -> None:
     draft = client.ok("GET", f"/issues/{api.desk.issue_id}/progress")
 
     assert (draft["total"], draft["live"], draft["seconds_left"]) == (0, False, 0)
-    for part in ("progress", "report", "recipients"):
+    for part in ("progress", "report", "recipients", "recipients.csv"):
         assert "no issue" in problem(client.get(f"/issues/999999/{part}"), 404)["detail"]
 
 
@@ -229,6 +233,74 @@ def test_bad_recipient_queries_are_400s_naming_the_parameter(
     assert message in fields(response)[field], found
     assert found["errors"][0]["in"] == "query"
     assert "<b>" not in found["detail"]
+
+
+# -- every recipient as CSV ------------------------------------------------------------------
+def command_csv(desk: Desk, issue_id: int, *args: str) -> str:
+    (desk.settings.home / ".env").write_text(
+        f"NEWSLETTER_DATABASE_URL={desk.settings.database_url}\n", encoding="utf-8")
+    done = CliRunner().invoke(cli, ["--home", str(desk.settings.home), "issue", "recipients",
+                                    str(issue_id), "--csv", *args])
+    assert done.exit_code == 0, done.output
+    return done.output
+
+
+def test_the_recipients_csv_is_the_commands_read_a_page_at_a_time(
+    api: Api, roster: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(recipients_export, "PAGE", 3)  # 25 rows: nine pages
+    client = api.client()
+
+    every = client.get(f"/issues/{roster}/recipients.csv")
+    failed = client.get(f"/issues/{roster}/recipients.csv?status=failed")
+
+    assert every.headers["Content-Type"] == "text/csv; charset=utf-8"
+    assert every.headers["Content-Disposition"] == \
+        f'attachment; filename="issue-{roster}-recipients.csv"'
+    assert "Content-Length" not in every.headers  # streamed
+    assert every.text == command_csv(api.desk, roster)
+    assert failed.text == command_csv(api.desk, roster, "--status", "failed")
+    rows = list(csv.DictReader(io.StringIO(every.text)))
+    assert sorted(r["email"] for r in rows) == sorted(a.lower() for a in ADDRESSES)
+    assert {r["email"] for r in csv.DictReader(io.StringIO(failed.text))} == \
+        {a for a, s in ADDRESSES.items() if s == "failed"}
+
+
+def test_the_recipients_csv_for_spreadsheets_is_the_desks_download(
+    api: Api, roster: int
+) -> None:
+    add_row(api.desk.store, roster, "formula@example.org", status="failed",
+            error="=HYPERLINK(\"https://evil.example\")")
+    client, desk_user = api.client(), signed_in(api.web)
+
+    plain = client.get(f"/issues/{roster}/recipients.csv?status=failed")
+    safe = client.get(f"/issues/{roster}/recipients.csv?status=failed&spreadsheet=true")
+    download = desk_user.get(api.web.url(f"/desk/issues/{roster}/recipients.csv"),
+                             params={"status": "failed"})
+
+    assert download.status_code == 200
+    assert download.headers["Content-Disposition"] == \
+        f'attachment; filename="issue-{roster}-failed-recipients.csv"'
+    assert download.text == safe.text != plain.text
+    errors = {r["email"]: r["error"] for r in csv.DictReader(io.StringIO(safe.text))}
+    assert errors["formula@example.org"] == "'=HYPERLINK(\"https://evil.example\")"
+    assert errors["ada@example.org"] == "550 no such mailbox"
+
+
+def test_bad_recipients_csv_queries_are_refused_by_name(api: Api, roster: int) -> None:
+    client, desk_user = api.client(), signed_in(api.web)
+
+    for query, name in (("status=nope", "status"), ("spreadsheet=perhaps", "spreadsheet")):
+        response = client.get(f"/issues/{roster}/recipients.csv?{query}")
+        problem(response, 400)
+        assert name in fields(response), query
+    page = desk_user.get(api.web.url(f"/desk/issues/{roster}/recipients.csv"),
+                         params={"status": "<b>nope</b>"})
+    missing = desk_user.get(api.web.url("/desk/issues/999999/recipients.csv"))
+
+    assert page.status_code == 400 and "is not a status" in page.text
+    assert "<b>nope" not in page.text
+    assert missing.status_code == 404
 
 
 def test_a_cursor_of_another_list_is_refused(api: Api, roster: int) -> None:

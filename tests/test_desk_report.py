@@ -6,7 +6,11 @@ recipients found by prefix and status, page by page; the pages over real HTTP.
 
 from __future__ import annotations
 
+import csv
+import html
+import io
 import json
+import re
 import subprocess
 import sys
 from datetime import datetime, timedelta
@@ -344,6 +348,26 @@ def test_the_recipients_page_lists_and_pages(desk: Desk, web: WebApp, roster: in
     assert "Next page" not in first.text
     assert bad.status_code == 400 and "status: " in bad.text and "<b>nope" not in bad.text
     assert client.get(web.url("/desk/issues/999999/recipients")).status_code == 404
+
+
+def test_the_recipients_page_offers_its_status_as_csv(
+    desk: Desk, web: WebApp, roster: int
+) -> None:
+    client = signed_in(web)
+    url = web.url(f"/desk/issues/{roster}/recipients")
+
+    failed = client.get(url, params={"status": "failed", "q": "reader"}).text
+    anyone = client.get(url).text
+    link = re.search(r'<a href="([^"]+\.csv[^"]*)" download>([^<]+)</a>', failed)
+
+    assert link, failed
+    assert link.group(2) == "Download every recipient with the status failed as CSV"
+    assert f'href="/desk/issues/{roster}/recipients.csv" download>Download every ' \
+           "recipient as CSV" in anyone
+    download = client.get(web.url(html.unescape(link.group(1))))
+    rows = list(csv.DictReader(io.StringIO(download.text)))
+    assert download.status_code == 200 and len(rows) == 5  # every failed one, not the search's
+    assert {r["status"] for r in rows} == {"failed"}
 
 
 def test_a_sending_issue_shows_its_progress_on_the_desk(desk: Desk, web: WebApp) -> None:

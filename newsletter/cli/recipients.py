@@ -18,6 +18,7 @@ import click
 import orjson
 from sqlalchemy import Connection
 
+from ..editor.recipients_export import COLUMNS, csv_values
 from ..models import DeliveryStatus
 from ..store import issues as issue_store
 from ..store import tally
@@ -25,7 +26,6 @@ from ..store.tally import RecipientRow
 from .context import AppContext, pass_app
 from .issue import issue
 
-COLUMNS = ("email", "status", "batch", "error", "message_id", "updated_at")
 SHOWN_PROBLEMS = 50
 
 
@@ -97,9 +97,7 @@ def _csv_writer(out: TextIO) -> Callable[[RecipientRow], None]:
     writer.writerow(COLUMNS)
 
     def write(row: RecipientRow) -> None:
-        updated = row.updated_at.isoformat() if row.updated_at else ""
-        batch = "" if row.batch is None else row.batch
-        writer.writerow((row.email, row.status, batch, row.error, row.message_id, updated))
+        writer.writerow(csv_values(row))
 
     return write
 

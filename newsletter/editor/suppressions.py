@@ -24,6 +24,7 @@ from ..models import ALL_LISTS, SuppressionReason
 from ..store import Store, events
 from ..store import suppressions as suppression_store
 from ..store.suppressions import Suppression
+from .csvtext import drained, inert
 
 #: The columns of an export, in order (``Suppression.as_dict`` gives them).
 EXPORT_COLUMNS = ("email", "scope", "reason", "source", "detail", "created_at")
@@ -37,10 +38,6 @@ WHY_RISKY = (
     "spam or get the sending account suspended. A complaint means the reader marked the "
     "mail as spam; mailing them again without their word does the same harm, and worse."
 )
-#: Spreadsheets run a cell that starts with one of these as a formula.
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
 class InvalidAddressError(ConfigError):
     """The address given is not one mail can be sent to; ``reason`` says why."""
 
@@ -213,19 +210,9 @@ def csv_chunks(rows: Iterable[Suppression], *, for_spreadsheets: bool = False) -
     for n, row in enumerate(rows, 1):
         values = row.as_dict()
         if for_spreadsheets:
-            values["source"], values["detail"] = _inert(row.source), _inert(row.detail)
+            values["source"], values["detail"] = inert(row.source), inert(row.detail)
         writer.writerow(values)
         if n % 500 == 0:
-            yield _drained(buffer)
-    yield _drained(buffer)
+            yield drained(buffer)
+    yield drained(buffer)
 
-
-def _inert(value: str) -> str:
-    return f"'{value}" if value.startswith(_FORMULA_START) else value
-
-
-def _drained(buffer: io.StringIO) -> str:
-    text = buffer.getvalue()
-    buffer.seek(0)
-    buffer.truncate()
-    return text

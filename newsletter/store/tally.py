@@ -13,6 +13,7 @@ from sqlalchemy import (
     BindParameter,
     Connection,
     Row,
+    Select,
     Subquery,
     and_,
     bindparam,
@@ -160,6 +161,7 @@ def problem_counts(conn: Connection, issue_id: int) -> dict[str, dict[str, int]]
 
 #: email, status, batch, error, message_id, updated_at
 RecipientRow = Row[str, str, int | None, str, str, datetime | None]
+RecipientValues = tuple[str, str, int | None, str, str, datetime | None]
 
 
 def recipient_rows(
@@ -172,6 +174,27 @@ def recipient_rows(
     Columns: email, status, batch (its seq; None for rows kept out of every batch),
     error, message_id, updated_at.
     """
+    result = conn.execution_options(yield_per=chunk).execute(
+        _recipient_rows(issue_id, statuses))
+    try:
+        yield from result
+    finally:
+        result.close()
+
+
+def recipient_rows_after(
+    conn: Connection, issue_id: int, statuses: Sequence[str], after: int, limit: int
+) -> list[tuple[int, RecipientValues]]:
+    """Up to ``limit`` rows as ``recipient_rows`` gives them, each with its ledger id,
+    after the row whose id is ``after``: a page a download reads in a short transaction of
+    its own, so that it holds no connection while the client takes its time."""
+    stmt = _recipient_rows(issue_id, statuses).add_columns(recipients.c.id) \
+        .where(recipients.c.id > after).limit(limit)
+    return [(row.id, (row.email, row.status, row.batch, row.error, row.message_id,
+                      row.updated_at)) for row in conn.execute(stmt)]
+
+
+def _recipient_rows(issue_id: int, statuses: Sequence[str]) -> Select[Any]:
     status = recipient_status.label("status")
     stmt = (
         select(
@@ -185,13 +208,7 @@ def recipient_rows(
         .where(recipients.c.issue_id == issue_id)
         .order_by(recipients.c.id)
     )
-    if statuses:
-        stmt = stmt.where(recipient_status.in_(list(statuses)))
-    result = conn.execution_options(yield_per=chunk).execute(stmt)
-    try:
-        yield from result
-    finally:
-        result.close()
+    return stmt.where(recipient_status.in_(list(statuses))) if statuses else stmt
 
 
 def open_work(conn: Connection, issue_id: int) -> int:

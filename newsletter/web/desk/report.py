@@ -1,4 +1,5 @@
-"""An issue's live progress, its report and its recipients, on the desk.
+"""An issue's live progress, its report and its recipients (a page at a time, or all of them
+as a CSV download), on the desk.
 
 The numbers come from ``editor.report``, which the HTTP API serves too. The progress block
 (``templates/desk/progress.html``) shows them at page load; while the issue is live a small
@@ -17,9 +18,10 @@ from sqlalchemy import Connection
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from ...editor import recipients_export
 from ...editor import report as reading
 from ...editor.report import Progress
 from ...errors import ConfigError, NotFoundError
@@ -154,6 +156,8 @@ class ReportEndpoints:
             Route("/desk/issues/{issue_id}/report", guard(self.report), methods=["GET"]),
             Route("/desk/issues/{issue_id}/recipients", guard(self.recipients),
                   methods=["GET"]),
+            Route("/desk/issues/{issue_id}/recipients.csv", guard(self.export),
+                  methods=["GET"]),
         ]
 
     async def script_file(
@@ -212,3 +216,26 @@ class ReportEndpoints:
             return self.pages.render("recipients.html", session, 400, status_code=400,
                                      found=None, error=str(exc), **context)
         return self.pages.render("recipients.html", session, found=found, error="", **context)
+
+    async def export(
+        self, request: Request, session: DeskSession, form: FormData | None
+    ) -> Response:
+        """Every recipient (of the status asked for), made safe to open in a spreadsheet."""
+        issue_id = issue_id_from_path(request.path_params["issue_id"])
+        status = request.query_params.get("status", "")
+        try:
+            if issue_id is None:
+                raise NotFoundError("no such issue")
+            rows = await run_in_threadpool(
+                recipients_export.export_rows, self.store, issue_id, status)
+        except NotFoundError:
+            return self._missing(session, request.path_params["issue_id"])
+        except ConfigError as exc:
+            return self.pages.render("error.html", session, 400, status_code=400,
+                                     message=str(exc))
+        chunks = recipients_export.csv_chunks(rows, for_spreadsheets=True)
+        name = f"issue-{issue_id}-{status or 'all'}-recipients.csv"
+        return StreamingResponse(
+            (chunk.encode("utf-8") for chunk in chunks), media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="{name}"'},
+        )
