@@ -1,6 +1,7 @@
 """A send watched in a real browser (the system's Chromium, driven by Playwright): the issues
 list and the issue's page follow it to the end through ``progress.js``, then the report and
-the recipients page; axe-core on each, screenshots at 1280 and 375 px in the test's folder.
+the recipients page and its CSV download; axe-core on each, screenshots at 1280 and 375 px
+in the test's folder.
 
 The send is held mid-way by the test's provider and let go on a condition; every wait in
 the browser is Playwright's own (``expect``): nothing sleeps.
@@ -8,6 +9,7 @@ the browser is Playwright's own (``expect``): nothing sleeps.
 
 from __future__ import annotations
 
+import csv
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -94,6 +96,15 @@ def test_an_editor_watches_a_send_to_its_end(
     page.get_by_role("button", name="Search").click()
     expect(page.locator("table.recipients tbody tr")).to_have_count(9)  # 10–19 but 11
     visit.check("recipients")
+
+    with page.expect_download() as caught:
+        page.get_by_role("link", name="Download every recipient with the status sent").click()
+    saved = tmp_path / caught.value.suggested_filename
+    caught.value.save_as(saved)
+    rows = list(csv.DictReader(saved.read_text(encoding="utf-8").splitlines()))
+    assert saved.name == f"issue-{desk.issue_id}-sent-recipients.csv"
+    assert {r["status"] for r in rows} == {"sent"}  # all of them, not only the search's
+    assert len(rows) == dict(report.report(desk.store, desk.issue_id).outcomes)["sent"] > 9
 
     page.get_by_label("Address starts with").fill(XSS_TITLE)
     page.get_by_role("button", name="Search").click()
