@@ -75,6 +75,15 @@ class Publisher:
         self._provider = provider
 
     # -- wiring ----------------------------------------------------------------------------
+    def reading_again(self) -> Publisher:
+        """One for the same settings, store and provider that reads the publication file
+        again: a long-lived process (the web app) loads it once, and a collection asked for
+        there must see a source added since."""
+        again = Publisher(self.settings, self.store, provider=self._provider)
+        if "renderer" in self.__dict__:  # its parsed stylesheets
+            again.renderer = self.renderer
+        return again
+
     @property
     def config(self) -> PublicationConfig:
         if self._config is None:

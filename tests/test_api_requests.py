@@ -29,7 +29,7 @@ from newsletter.web.api.openapi import REF
 from newsletter.web.api.problems import MEDIA_TYPE
 from newsletter.web.api.routing import MAX_BODY, Call, Operation
 from newsletter.web.api.schemas import Findings, IssueDetail, QueueBody
-from newsletter.web.api.service import Coalesced
+from newsletter.web.coalesced import Coalesced
 from tests.api_support import Api, fields, problem, serve_api
 from tests.desk_support import Desk, make_desk
 from tests.servers.webapp import WebApp, add_issue
@@ -372,6 +372,30 @@ def test_collect_finds_a_new_article_at_once(api: Api) -> None:
     [instant] = collected["instant"]
     assert instant["list"] == "every-article"
     assert issues_carrying(api, newest["id"]) == instant["drafted"][-1:]
+
+
+def test_collect_reads_a_source_added_to_the_file_since_the_start(api: Api) -> None:
+    """The web app loads the publication file once; a collection asked for there reads it
+    again, as each of the scheduler's runs does."""
+    api.client().ok("POST", "/collect")  # the file is read, and kept by the app
+    add_folder_source(api.desk.settings.home, "notices", ARTICLE.format(
+        date=f"{datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ}"))
+
+    collected = api.client().ok("POST", "/collect")
+
+    assert sorted(s["source_id"] for s in collected["sources"]) == ["articles", "notices"]
+    assert collected["new"] == 1
+
+
+def add_folder_source(home: Path, name: str, article: str) -> None:
+    """A folder source ``name`` with one article, added to the publication file."""
+    (home / name).mkdir()
+    (home / name / "first.md").write_text(article, encoding="utf-8")
+    config = home / "subscribers" / "publication.toml"
+    text = config.read_text(encoding="utf-8")
+    config.write_text(text.replace("[sources.articles]", f'[sources.{name}]\ntype = "folder"'
+                                   f'\npath = "{name}"\n\n[sources.articles]', 1),
+                      encoding="utf-8")
 
 
 def issues_carrying(api: Api, article_id: int) -> list[int]:

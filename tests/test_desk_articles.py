@@ -14,6 +14,7 @@ from markupsafe import escape
 from sqlalchemy import insert
 
 from newsletter.editor import editing
+from newsletter.schedule import cadence
 from newsletter.store import articles as article_store
 from newsletter.store import issues as issue_store
 from newsletter.store.tables import articles
@@ -26,6 +27,7 @@ from tests.desk_support import (
     signed_in,
 )
 from tests.servers.webapp import WebApp
+from tests.test_api_requests import add_folder_source
 
 
 @pytest.fixture
@@ -244,3 +246,84 @@ def test_bad_choices_name_their_field(
     assert alert_of(response) == expected
     assert "<b>nope" not in response.text
     assert issue_count(desk) == before
+
+
+# -- collect now -----------------------------------------------------------------------------
+def publish(desk: Desk, slug: str, title: str) -> None:
+    """An article written into the publication's Markdown folder, dated now."""
+    (desk.settings.home / "articles" / f"{slug}.md").write_text(
+        f'---\ntitle: "{title}"\ndate: {desk.store.now():%Y-%m-%dT%H:%M:%SZ}\n---\n\nNews.\n',
+        encoding="utf-8")
+
+
+def collect_now(client: requests.Session, web: WebApp) -> requests.Response:
+    token = csrf_of(client.get(web.url("/desk/articles")).text)
+    return client.post(web.url("/desk/articles/collect"), data={"csrf": token},
+                       allow_redirects=False)
+
+
+def test_collect_now_reads_every_source_and_says_what_came_of_it(
+    desk: Desk, web: WebApp
+) -> None:
+    client = signed_in(web)
+    cadence.after_collection(desk.publisher)  # the sample articles' instant issues, made
+    publish(desk, "harbour-lights", "Harbour lights switched on")
+
+    done = collect_now(client, web)
+
+    assert done.status_code == 303
+    assert done.headers["Location"].startswith("/desk/articles?notice=")
+    page = client.get(web.url(done.headers["Location"])).text
+    notice = re.search(r'<p class="notice" role="status">([^<]+)</p>', page)
+    assert notice, page
+    with desk.store.engine.connect() as conn:
+        made = issue_store.find(conn, list_id="every-article", limit=1)[0]
+        history = issue_store.events(conn, made.id)
+    assert html.unescape(notice.group(1)) == (
+        f"Collected 1 new article from 1 source. every-article: issue {made.id} queued.")
+    assert "Harbour lights switched on" in page
+    assert made.subject.endswith("Harbour lights switched on") and made.state == "queued"
+    assert {e["by"] for e in history} == {f"desk:{EDITOR}"}
+
+    again = client.get(web.url(collect_now(client, web).headers["Location"])).text
+    assert "Collected 0 new articles from 1 source." in again
+    with desk.store.engine.connect() as conn:
+        assert issue_store.find(conn, list_id="every-article", limit=1)[0].id == made.id
+
+
+def test_collect_now_reads_a_source_added_to_the_file_since(desk: Desk, web: WebApp) -> None:
+    client = signed_in(web)
+    assert client.get(web.url("/desk/articles")).status_code == 200  # the file is kept
+    add_folder_source(desk.settings.home, "notices", f"---\ntitle: Notice\n"
+                      f"date: {desk.store.now():%Y-%m-%dT%H:%M:%SZ}\n---\n\nText.\n")
+
+    page = client.get(web.url(collect_now(client, web).headers["Location"])).text
+
+    assert "Collected 1 new article from 2 sources." in page
+
+
+def test_a_notice_the_desk_did_not_sign_is_not_shown(desk: Desk, web: WebApp) -> None:
+    client = signed_in(web)
+    other = signed_in(web)  # another session signs with another secret
+    elsewhere = collect_now(other, web).headers["Location"]
+
+    forged = client.get(web.url("/desk/articles"), params={"notice": "Your account is closed"})
+    borrowed = client.get(web.url(elsewhere))
+
+    for page in (forged, borrowed):
+        assert page.status_code == 200 and 'class="notice"' not in page.text
+    assert "Your account is closed" not in forged.text
+
+
+def test_collect_now_with_a_broken_publication_file_says_where(
+    desk: Desk, web: WebApp
+) -> None:
+    client = signed_in(web)
+    token = csrf_of(client.get(web.url("/desk/articles")).text)
+    config = desk.settings.subscribers_dir / "publication.toml"
+    config.write_text(config.read_text(encoding="utf-8") + "\n[oops\n", encoding="utf-8")
+
+    page = client.post(web.url("/desk/articles/collect"), data={"csrf": token})
+
+    assert page.status_code == 422
+    assert alert_of(page).startswith("Collect now: ") and "publication.toml" in alert_of(page)

@@ -21,6 +21,7 @@ from ..models import Approval, Cadence, MailingList
 
 if TYPE_CHECKING:
     from ..publisher import Publisher
+    from ..sources.collect import CollectReport
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +98,23 @@ def instant_lists(publisher: Publisher) -> list[MailingList]:
 def after_collection(publisher: Publisher) -> list[ListOutcome]:
     """Turn each new article into an issue for every ``instant`` list."""
     return [publish_new(publisher, m.id) for m in instant_lists(publisher)]
+
+
+@dataclass(frozen=True, slots=True)
+class Collection:
+    """What a collection found, and what each ``instant`` list made of it."""
+
+    report: CollectReport
+    lists: list[ListOutcome]
+
+
+def collect_and_publish(publisher: Publisher) -> Collection:
+    """What the scheduler's collection does, for whoever asks for one (the desk, the API):
+    collect, then draft (and queue, for an ``auto`` list) an issue of each new article for
+    every ``instant`` list. The drafts claim their articles, so a scheduler drafting at the
+    same moment cannot draft one twice (``issue_store.create``). A long-lived caller passes
+    ``publisher.reading_again()``, so that a source added to the file since is read."""
+    return Collection(publisher.collect(), after_collection(publisher))
 
 
 def run_digest(publisher: Publisher, list_id: str) -> ListOutcome:

@@ -184,15 +184,13 @@ def _run(what: str, home: str, work: Callable[[Runtime], object]) -> None:
 
 
 def _collect(runtime: Runtime) -> None:
-    publisher = runtime.publisher()
-    report = publisher.collect()
+    report = cadence.collect_and_publish(runtime.publisher()).report
     log.info(
         "collected %s new article(s) from %s source(s), %s failing",
         report.new,
         len(report.sources),
         len(report.errors),
     )
-    cadence.after_collection(publisher)
 
 
 def collect_job(home: str) -> None:

@@ -1,11 +1,14 @@
-"""The articles page: what was collected, newest first, a page at a time, and drafting an
-issue from the articles an editor ticks (``editor.editing.draft``, as ``newsletter issue
-draft LIST --article …`` does), recorded in the new issue's history as ``desk:<user>``."""
+"""The articles page: what was collected, newest first, a page at a time; a collection on
+demand ("Collect now": what the scheduler does every ``NEWSLETTER_COLLECT_INTERVAL_MINUTES``,
+instant lists' issues included, as the API's ``POST /collect`` does); and drafting an issue
+from the articles an editor ticks (``editor.editing.draft``, as ``newsletter issue draft
+LIST --article …`` does), recorded in the new issue's history as ``desk:<user>``."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlencode
 
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
@@ -18,8 +21,10 @@ from ...editor.articles import ArticleEntry, ArticlePage, Cursor, article_page
 from ...editor.editing import RepeatedArticleError
 from ...errors import NewsletterError, NotFoundError
 from ...publisher import Publisher
+from ...schedule import cadence
 from ...store import issues as issue_store
-from . import forms
+from ..coalesced import Coalesced
+from . import forms, notices
 from .forms import FieldError
 from .guard import Guard
 from .pages import DeskPages
@@ -48,11 +53,14 @@ class ArticleEndpoints:
         self.publisher = publisher
         self.guard = guard
         self.pages = pages
+        self.collection = Coalesced(
+            lambda: cadence.collect_and_publish(publisher.reading_again()))
 
     def routes(self) -> list[Route]:
         guard = self.guard()
         return [
             Route("/desk/articles", guard(self.listing), methods=["GET"]),
+            Route("/desk/articles/collect", guard(self.collect), methods=["POST"]),
             Route("/desk/articles/draft", guard(self.draft), methods=["POST"]),
         ]
 
@@ -61,7 +69,20 @@ class ArticleEndpoints:
     ) -> Response:
         browse = Browse(request.query_params.get("source", "")[:200],
                         request.query_params.get("after", "")[:60])
-        return await self._page(session, browse, Choice())
+        return await self._page(session, browse, Choice(), notice=notices.read(request, session))
+
+    async def collect(
+        self, request: Request, session: DeskSession, form: FormData | None
+    ) -> Response:
+        """Every source read now; back to the newest articles, saying what came of it."""
+        try:
+            with issue_store.acting_as(f"desk:{session.user.name}"):
+                done = await self.collection()
+        except NewsletterError as exc:  # the publication file cannot be read, say
+            error = FieldError("collect", "Collect now", str(exc))
+            return await self._page(session, Browse(), Choice(), error=error)
+        query = urlencode({"notice": notices.signed(session, collected(done))})
+        return RedirectResponse(f"/desk/articles?{query}", status_code=303)
 
     async def draft(
         self, request: Request, session: DeskSession, form: FormData | None
@@ -105,7 +126,7 @@ class ArticleEndpoints:
     # -- the page ------------------------------------------------------------------------
     async def _page(
         self, session: DeskSession, browse: Browse, choice: Choice,
-        error: FieldError | None = None,
+        error: FieldError | None = None, notice: str = "",
     ) -> Response:
         sources = self._sources()
         try:
@@ -117,7 +138,8 @@ class ArticleEndpoints:
         return self.pages.render(
             "articles.html", session, 422 if error else 200,
             page=page, rows=[_row(e) for e in page.entries], browse=browse, sources=sources,
-            lists=self._lists(), choice=choice, error=error,
+            lists=self._lists(), choice=choice, error=error, notice=notice,
+            collect_minutes=self.publisher.settings.collect_interval_minutes,
         )
 
     def _read(self, browse: Browse, sources: list[str]) -> ArticlePage:
@@ -155,3 +177,28 @@ def _repeat(exc: RepeatedArticleError, list_id: str) -> str:
                 f"{carrier.issue_id} ({carrier.state}); tick “Again” to send it again")
     return (f"article {exc.article_id} is already in issue {carrier.issue_id} of {list_id} "
             f"({carrier.state}); tick “Again” to put it in another issue too")
+
+
+def collected(done: cadence.Collection) -> str:
+    """What a collection found and what the instant lists made of it, in a few sentences."""
+    report = done.report
+    words = [f"Collected {report.new} new article{'s' * (report.new != 1)} from "
+             f"{len(report.sources)} source{'s' * (len(report.sources) != 1)}."]
+    words += [f"{s.source_id} could not be read: {s.error}" for s in report.errors]
+    for outcome in done.lists:
+        words += _made(outcome)
+    return " ".join(words)
+
+
+def _made(outcome: cadence.ListOutcome) -> list[str]:
+    said = []
+    if outcome.queued:
+        said.append(f"{outcome.list_id}: {_issues(outcome.queued)} queued.")
+    if outcome.waiting:
+        said.append(f"{outcome.list_id}: {_issues(outcome.waiting)} drafted for an editor.")
+    said += [f"{outcome.list_id}: issue {h.issue_id} held back: {h.reason}" for h in outcome.held]
+    return said
+
+
+def _issues(ids: tuple[int, ...]) -> str:
+    return ("issue " if len(ids) == 1 else "issues ") + ", ".join(str(i) for i in ids)

@@ -9,8 +9,7 @@ editor typed: a 409 with the state machine's message when the issue's state forb
 when the input is wrong. Never a 500.
 
 A notice that carries details (where a test went, the time an issue was queued for) rides
-in the redirect's query, signed with the session's own secret (itsdangerous), so a link
-made elsewhere cannot put words on the desk's page.
+in the redirect's query, signed (``notices``).
 """
 
 from __future__ import annotations
@@ -22,7 +21,6 @@ from typing import Any, ClassVar
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
-from itsdangerous import BadSignature, URLSafeTimedSerializer
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 from starlette.requests import Request
@@ -37,13 +35,12 @@ from ...models import IssueState
 from ...publisher import Publisher
 from ...store import issues as issue_store
 from ..archive import issue_id_from_path
+from . import notices
 from .guard import Guard, Handler
 from .pages import DeskPages
 from .report import ProgressView, progress_view
 from .sessions import DeskSession
 
-#: How long after an action its notice is still shown when the page is reloaded.
-NOTICE_SECONDS = 600
 CHECKS_REFUSED = "The pre-send checks refused to queue it:"
 
 
@@ -162,13 +159,8 @@ class IssuePage:
 
     def notice(self, request: Request, session: DeskSession) -> str:
         """The signed notice in the query, else the plain one its ``done`` code names."""
-        signed = request.query_params.get("notice", "")
-        if signed:
-            try:
-                return str(_signer(session).loads(signed, max_age=NOTICE_SECONDS))
-            except BadSignature:
-                pass
-        return DONE.get(request.query_params.get("done", ""), "")
+        return notices.read(request, session) or \
+            DONE.get(request.query_params.get("done", ""), "")
 
     # -- acting on it ----------------------------------------------------------------------
     def routes(self, guard: Guard, operations: list[Operation]) -> list[Route]:
@@ -202,7 +194,7 @@ class IssuePage:
             return op.run(self.publisher, issue_id, form)
 
     def done(self, session: DeskSession, issue_id: int, name: str, detail: str) -> Response:
-        query = {"done": name, **({"notice": _signer(session).dumps(detail)} if detail else {})}
+        query = {"done": name, **({"notice": notices.signed(session, detail)} if detail else {})}
         return RedirectResponse(f"/desk/issues/{issue_id}?{urlencode(query)}", status_code=303)
 
 
@@ -244,6 +236,3 @@ def local_fields(at: datetime | None, timezone: str) -> dict[str, str]:
     local = at.astimezone(ZoneInfo(timezone))
     return {"date": f"{local:%Y-%m-%d}", "time": f"{local:%H:%M}"}
 
-
-def _signer(session: DeskSession) -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(session.csrf_token, salt="newsletter.desk.notice")
