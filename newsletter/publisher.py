@@ -30,7 +30,8 @@ from .issues.drafting import Drafter, DraftText
 from .lists.addresscache import opened_cache
 from .lists.appended import TailStart
 from .lists.audience_key import Reuse, audience_key, reusable
-from .lists.config import PublicationConfig, load_config
+from .lists.config import FILE_NAME as CONFIG_FILE
+from .lists.config import FileStamp, PublicationConfig, file_stamp, load_config
 from .lists.problems import SkippedRows
 from .lists.reading import stream_recipients
 from .lists.signups import apply_before_send
@@ -71,23 +72,22 @@ class Publisher:
     ) -> None:
         self.settings = settings
         self.store = store
-        self._config = config
+        self._given = config
+        self._config: PublicationConfig | None = None
+        self._stamp: FileStamp | None = None
         self._provider = provider
 
     # -- wiring ----------------------------------------------------------------------------
-    def reading_again(self) -> Publisher:
-        """One for the same settings, store and provider that reads the publication file
-        again: a long-lived process (the web app) loads it once, and a collection asked for
-        there must see a source added since."""
-        again = Publisher(self.settings, self.store, provider=self._provider)
-        if "renderer" in self.__dict__:  # its parsed stylesheets
-            again.renderer = self.renderer
-        return again
-
     @property
     def config(self) -> PublicationConfig:
-        if self._config is None:
-            self._config = load_config(self.settings)
+        """The publication file as it is now (unless one was given): read again once its
+        stamp moved, so that a long-lived process, the web app, sees an admin's edit (a new
+        list or source) as each of the scheduler's runs does."""
+        if self._given is not None:
+            return self._given
+        stamp = file_stamp(self.settings.subscribers_dir / CONFIG_FILE)
+        if self._config is None or stamp != self._stamp:
+            self._config, self._stamp = load_config(self.settings), stamp
         return self._config
 
     @property

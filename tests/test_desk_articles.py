@@ -302,6 +302,21 @@ def test_collect_now_reads_a_source_added_to_the_file_since(desk: Desk, web: Web
     assert "Collected 1 new article from 2 sources." in page
 
 
+def test_an_edit_of_the_publication_file_shows_without_a_restart(
+    desk: Desk, web: WebApp
+) -> None:
+    client = signed_in(web)
+    before = client.get(web.url("/desk/articles")).text
+    config = desk.settings.subscribers_dir / "publication.toml"
+    text = config.read_text(encoding="utf-8")
+    config.write_text(text.replace("— weekly digest", "— the Friday paper", 1), encoding="utf-8")
+
+    after = client.get(web.url("/desk/articles")).text
+
+    assert "— weekly digest (weekly)</option>" in before
+    assert "— the Friday paper (weekly)</option>" in after
+
+
 def test_a_notice_the_desk_did_not_sign_is_not_shown(desk: Desk, web: WebApp) -> None:
     client = signed_in(web)
     other = signed_in(web)  # another session signs with another secret

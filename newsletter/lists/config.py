@@ -89,6 +89,19 @@ class PublicationConfig:
         return tuple(lid for lid in self.lists if path in self.member_paths(lid))
 
 
+#: What tells one version of a file from the next: its size, the time of its last change
+#: (nanoseconds) and its inode (a file renamed into place is another); None if missing.
+FileStamp = tuple[int, int, int] | None
+
+
+def file_stamp(path: Path) -> FileStamp:
+    try:
+        found = path.stat()
+    except OSError:
+        return None
+    return found.st_size, found.st_mtime_ns, found.st_ino
+
+
 def load_config(settings: Settings) -> PublicationConfig:
     """Read and check ``subscribers/publication.toml`` of the publication in ``settings.home``."""
     return load_config_file(settings.subscribers_dir / FILE_NAME, settings.home)

@@ -112,8 +112,7 @@ def collect_and_publish(publisher: Publisher) -> Collection:
     """What the scheduler's collection does, for whoever asks for one (the desk, the API):
     collect, then draft (and queue, for an ``auto`` list) an issue of each new article for
     every ``instant`` list. The drafts claim their articles, so a scheduler drafting at the
-    same moment cannot draft one twice (``issue_store.create``). A long-lived caller passes
-    ``publisher.reading_again()``, so that a source added to the file since is read."""
+    same moment cannot draft one twice (``issue_store.create``)."""
     return Collection(publisher.collect(), after_collection(publisher))
 
 

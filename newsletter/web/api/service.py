@@ -22,8 +22,7 @@ from .schemas import CollectAnswer, StatusAnswer
 class ServiceApi:
     def __init__(self, publisher: Publisher) -> None:
         self.publisher = publisher
-        self.collection = Coalesced(
-            lambda: cadence.collect_and_publish(publisher.reading_again()))
+        self.collection = Coalesced(lambda: cadence.collect_and_publish(publisher))
 
     def operations(self) -> list[Operation]:
         return [

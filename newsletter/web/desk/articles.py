@@ -53,8 +53,7 @@ class ArticleEndpoints:
         self.publisher = publisher
         self.guard = guard
         self.pages = pages
-        self.collection = Coalesced(
-            lambda: cadence.collect_and_publish(publisher.reading_again()))
+        self.collection = Coalesced(lambda: cadence.collect_and_publish(publisher))
 
     def routes(self) -> list[Route]:
         guard = self.guard()
