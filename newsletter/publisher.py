@@ -30,8 +30,7 @@ from .issues.drafting import Drafter, DraftText
 from .lists.addresscache import opened_cache
 from .lists.appended import TailStart
 from .lists.audience_key import Reuse, audience_key, reusable
-from .lists.config import FILE_NAME as CONFIG_FILE
-from .lists.config import FileStamp, PublicationConfig, file_stamp, load_config
+from .lists.config import PublicationConfig, PublicationFile
 from .lists.problems import SkippedRows
 from .lists.reading import stream_recipients
 from .lists.signups import apply_before_send
@@ -73,8 +72,7 @@ class Publisher:
         self.settings = settings
         self.store = store
         self._given = config
-        self._config: PublicationConfig | None = None
-        self._stamp: FileStamp | None = None
+        self._file = PublicationFile(settings)
         self._provider = provider
 
     # -- wiring ----------------------------------------------------------------------------
@@ -83,12 +81,7 @@ class Publisher:
         """The publication file as it is now (unless one was given): read again once its
         stamp moved, so that a long-lived process, the web app, sees an admin's edit (a new
         list or source) as each of the scheduler's runs does."""
-        if self._given is not None:
-            return self._given
-        stamp = file_stamp(self.settings.subscribers_dir / CONFIG_FILE)
-        if self._config is None or stamp != self._stamp:
-            self._config, self._stamp = load_config(self.settings), stamp
-        return self._config
+        return self._given if self._given is not None else self._file()
 
     @property
     def provider(self) -> Provider:

@@ -107,6 +107,21 @@ def load_config(settings: Settings) -> PublicationConfig:
     return load_config_file(settings.subscribers_dir / FILE_NAME, settings.home)
 
 
+class PublicationFile:
+    """The publication file as it is now, read again only when its stamp moved: a process
+    that lives for days (the web app, the reader mail's sender) sees an admin's edit."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._read: tuple[FileStamp, PublicationConfig] | None = None
+
+    def __call__(self) -> PublicationConfig:
+        stamp = file_stamp(self._settings.subscribers_dir / FILE_NAME)
+        if self._read is None or self._read[0] != stamp:
+            self._read = (stamp, load_config(self._settings))
+        return self._read[1]
+
+
 def load_config_file(path: Path, home: Path) -> PublicationConfig:
     """Read and check the publication file at ``path``; relative folders are under ``home``."""
     text = _read_text(path)

@@ -47,7 +47,7 @@ from ..errors import (
     ProviderError,
     UnknownOutcomeError,
 )
-from ..lists.config import FILE_NAME, PublicationConfig, load_config
+from ..lists.config import PublicationConfig, PublicationFile
 from ..models import ALL_LISTS, BatchState, DeliveryStatus
 from ..store import Store
 from ..store import outbox as outbox_store
@@ -255,20 +255,6 @@ def _why(found: list[Suppression]) -> str:
         for s in found
     )
     return f"not sent: the address is suppressed: {reasons}"
-
-
-class PublicationFile:
-    """The publication file, read again only when it changed (a sender lives for days)."""
-
-    def __init__(self, settings: Settings) -> None:
-        self._settings = settings
-        self._read: tuple[int, PublicationConfig] | None = None
-
-    def __call__(self) -> PublicationConfig:
-        changed = (self._settings.subscribers_dir / FILE_NAME).stat().st_mtime_ns
-        if self._read is None or self._read[0] != changed:
-            self._read = (changed, load_config(self._settings))
-        return self._read[1]
 
 
 @contextmanager
