@@ -15,9 +15,12 @@ from sqlalchemy import insert
 
 from newsletter.editor import editing
 from newsletter.schedule import cadence
+from newsletter.schedule.cadence import ListOutcome
+from newsletter.sources.collect import CollectReport, SourceReport
 from newsletter.store import articles as article_store
 from newsletter.store import issues as issue_store
 from newsletter.store.tables import articles
+from newsletter.web.desk.articles import collected
 from tests.desk_support import (
     EDITOR,
     XSS_TITLE,
@@ -342,3 +345,18 @@ def test_collect_now_with_a_broken_publication_file_says_where(
 
     assert page.status_code == 422
     assert alert_of(page).startswith("Collect now: ") and "publication.toml" in alert_of(page)
+
+
+def test_the_notice_of_a_large_collection_stays_short() -> None:
+    """It rides in the redirect's URL: hundreds of failing feeds must not make it long."""
+    failing = tuple(SourceReport(f"feed-{n}", "error", error="timed out " * 100)
+                    for n in range(300))
+    made = ListOutcome("every-article", drafted=tuple(range(1, 61)), queued=tuple(range(1, 61)))
+
+    said = collected(cadence.Collection(CollectReport(failing), [made]))
+
+    assert len(said) < 2_000
+    assert said.startswith("Collected 0 new articles from 300 sources. feed-0 could not be")
+    assert "… and 295 more sources could not be read (the Status page has each)." in said
+    assert said.endswith("every-article: issues 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, "
+                         "14, 15, 16, 17, 18, 19, 20 and 40 more queued.")

@@ -178,12 +178,22 @@ def _repeat(exc: RepeatedArticleError, list_id: str) -> str:
             f"({carrier.state}); tick “Again” to put it in another issue too")
 
 
+#: How many failed sources, and how many issue ids a list, the notice names: it rides in
+#: the redirect's URL, which a collection of hundreds of feeds must not make too long.
+NAMED = 5
+ERROR_CHARS = 200
+
+
 def collected(done: cadence.Collection) -> str:
     """What a collection found and what the instant lists made of it, in a few sentences."""
     report = done.report
     words = [f"Collected {report.new} new article{'s' * (report.new != 1)} from "
              f"{len(report.sources)} source{'s' * (len(report.sources) != 1)}."]
-    words += [f"{s.source_id} could not be read: {s.error}" for s in report.errors]
+    words += [f"{s.source_id} could not be read: {s.error[:ERROR_CHARS]}"
+              for s in report.errors[:NAMED]]
+    if len(report.errors) > NAMED:
+        words.append(f"… and {len(report.errors) - NAMED} more sources could not be read "
+                     "(the Status page has each).")
     for outcome in done.lists:
         words += _made(outcome)
     return " ".join(words)
@@ -195,9 +205,15 @@ def _made(outcome: cadence.ListOutcome) -> list[str]:
         said.append(f"{outcome.list_id}: {_issues(outcome.queued)} queued.")
     if outcome.waiting:
         said.append(f"{outcome.list_id}: {_issues(outcome.waiting)} drafted for an editor.")
-    said += [f"{outcome.list_id}: issue {h.issue_id} held back: {h.reason}" for h in outcome.held]
+    said += [f"{outcome.list_id}: issue {h.issue_id} held back: {h.reason[:ERROR_CHARS]}"
+             for h in outcome.held[:NAMED]]
+    if len(outcome.held) > NAMED:
+        said.append(f"… and {len(outcome.held) - NAMED} more held back (each issue's page "
+                    "says why).")
     return said
 
 
 def _issues(ids: tuple[int, ...]) -> str:
-    return ("issue " if len(ids) == 1 else "issues ") + ", ".join(str(i) for i in ids)
+    named = ", ".join(str(i) for i in ids[:NAMED * 4])
+    more = f" and {len(ids) - NAMED * 4} more" if len(ids) > NAMED * 4 else ""
+    return ("issue " if len(ids) == 1 else "issues ") + named + more
