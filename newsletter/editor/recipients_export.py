@@ -14,11 +14,10 @@ import io
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 
-from ..errors import ConfigError
 from ..store import Store, tally
 from ..store import issues as issue_store
 from .csvtext import drained, inert
-from .report import STATUSES
+from .report import check_status
 
 COLUMNS = ("email", "status", "batch", "error", "message_id", "updated_at")
 PAGE = 2_000
@@ -31,17 +30,10 @@ Values = tally.RecipientValues
 def export_rows(store: Store, issue_id: int, status: str = "") -> Iterator[Values]:
     """Every recipient of the issue (in ``status``, if given), in the order they were frozen.
     ``NotFoundError`` or ``ConfigError`` (naming ``status``) before the first row."""
-    statuses = checked_statuses(status)
+    check_status(status)
     with store.engine.connect() as conn:
         issue_store.get(conn, issue_id)
-    return _pages(store, issue_id, statuses)
-
-
-def checked_statuses(status: str) -> Sequence[str]:
-    if status and status not in STATUSES:
-        raise ConfigError(f"status: {status[:40]!r} is not a status; give one of "
-                          + ", ".join(STATUSES))
-    return [status] if status else []
+    return _pages(store, issue_id, [status] if status else [])
 
 
 def _pages(store: Store, issue_id: int, statuses: Sequence[str]) -> Iterator[Values]:

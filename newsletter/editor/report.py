@@ -281,10 +281,15 @@ def recipients(
                          found.walked_to)
 
 
-def _search(query: str, status: str, after: str, limit: int) -> Search:
+def check_status(status: str) -> None:
+    """ConfigError naming ``status`` unless it is empty (any) or one of ``STATUSES``."""
     if status and status not in STATUSES:
         raise ConfigError(f"status: {status[:40]!r} is not a status; give one of "
                           + ", ".join(STATUSES))
+
+
+def _search(query: str, status: str, after: str, limit: int) -> Search:
+    check_status(status)
     for field, value in (("query", query), ("after", after)):
         if len(value) > MAX_QUERY:
             raise ConfigError(f"{field}: at most {MAX_QUERY} characters")
