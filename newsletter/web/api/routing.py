@@ -51,6 +51,7 @@ PREFIX = "/api/v1"
 #: The largest request body read (a draft's introduction is the longest thing sent).
 MAX_BODY = 256 * 1024
 JSON_TYPE = "application/json"
+CSV_TYPE = "text/csv"
 #: The longest text a path may name (an address is at most 254 characters).
 MAX_PATH_TEXT = 320
 

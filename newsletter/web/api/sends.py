@@ -11,7 +11,7 @@ from ...editor import report as reading
 from ...publisher import Publisher
 from . import paging
 from .paging import RecipientCursor
-from .routing import Call, Operation, Streamed
+from .routing import CSV_TYPE, Call, Operation, Streamed
 from .send_schemas import (
     IssueProgress,
     IssueReport,
@@ -22,7 +22,6 @@ from .send_schemas import (
 )
 
 TAGS = ("issues",)
-CSV_TYPE = "text/csv"
 
 
 class SendApi:

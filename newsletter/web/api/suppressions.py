@@ -18,7 +18,7 @@ from ...store.suppressions import Suppression
 from . import paging
 from .paging import SuppressionsCursor
 from .problems import ApiProblem, invalid
-from .routing import Call, Operation, Reply, Streamed
+from .routing import CSV_TYPE, Call, Operation, Reply, Streamed
 from .schemas import (
     ExportQuery,
     LiftedAnswer,
@@ -32,7 +32,6 @@ from .schemas import (
 )
 
 TAGS = ("suppressions",)
-CSV_TYPE = "text/csv"
 
 
 class SuppressionApi:
