@@ -12,7 +12,7 @@ every address found in the cache), one with no kept check but the file's bytes r
 which reads the check kept on disk, then views of the unchanged lists, one after a
 suppression was added, and views after readers signed up (their file is read, the members
 file is not).
-Figures only; nothing is checked.
+Prints the python speed before and after. Figures only; nothing is checked.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ sys.path.insert(0, str(BENCH.parent))
 sys.path.insert(0, str(BENCH))
 
 from members import address, write_csv  # noqa: E402
+from send import python_speed  # noqa: E402
 
 from newsletter.config import Settings, load_settings  # noqa: E402
 from newsletter.lists.keptchecks import kept_path  # noqa: E402
@@ -86,6 +87,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--suppressed", type=int, default=10_000)
     args = parser.parse_args()
+    print(f"python speed before {python_speed():.1f} µs for sum(range(1000)) (machine speed)")
     with tempfile.TemporaryDirectory() as folder:
         settings = publication(Path(folder), args.rows)
         store = Store.open(settings.database_url)
@@ -111,6 +113,7 @@ def main() -> None:
             timed("after another sign-up", reader)
         finally:
             store.close()
+    print(f"python speed after  {python_speed():.1f} µs")
 
 
 if __name__ == "__main__":

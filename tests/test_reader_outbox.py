@@ -241,3 +241,47 @@ def test_a_welcome_or_a_reminder_goes_to_no_one_who_left_since(
         "stayed@example.org": ("sent", ""),
     }
     assert [m["To"] for m in sent_messages(settings)] == ["stayed@example.org"]
+
+
+def break_publication_file(settings: Settings) -> None:
+    """What an admin's half-finished edit leaves: a table opened and never closed."""
+    path = settings.subscribers_dir / "publication.toml"
+    path.write_text(path.read_text(encoding="utf-8") + "\n[lists.new\n", encoding="utf-8")
+
+
+def test_a_confirmation_goes_out_through_an_edit_that_broke_the_publication_file(
+    settings: Settings, store: Store, clock: Clock
+) -> None:
+    queue_confirmations(settings, store, clock, 1)
+    sender = OutboxSender(take_signups(settings), store)
+    assert sender.send_due() == 1  # the file read as it was
+
+    break_publication_file(settings)
+    queue(store, "welcome", "later@example.org")
+
+    assert sender.send_due() == 1
+    assert [row["status"] for row in outbox_rows(store)] == ["sent", "sent"]
+    assert sorted(m["To"] for m in sent_messages(settings)) == [
+        "later@example.org", "reader0@example.org"]
+
+
+def test_a_confirmation_waits_for_a_publication_file_that_never_read(
+    settings: Settings, store: Store, clock: Clock
+) -> None:
+    queue_confirmations(settings, store, clock, 1)
+    break_publication_file(settings)
+    sender = OutboxSender(settings, store)
+
+    assert sender.send_due() == 1
+    [row] = outbox_rows(store)
+    assert row["status"] == "pending" and row["due_at"] > clock.at
+    assert "publication.toml:" in row["error"] and "invalid TOML" in row["error"]
+
+    path = settings.subscribers_dir / "publication.toml"
+    path.write_text(path.read_text(encoding="utf-8").replace("\n[lists.new\n", "\n"),
+                    encoding="utf-8")
+    clock.advance(hours=1)
+    assert sender.send_due() == 1
+    [row] = outbox_rows(store)
+    assert (row["status"], row["attempts"]) == ("sent", 2)
+    assert len(sent_messages(settings)) == 1

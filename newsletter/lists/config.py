@@ -6,6 +6,7 @@ anything is raised, so one run shows every mistake; ``ConfigFileError`` carries 
 
 from __future__ import annotations
 
+import logging
 import re
 import tomllib
 from collections.abc import Mapping, Sequence
@@ -22,6 +23,8 @@ from .schema import ListTable, PublicationTable, SourceTable
 from .validate import Tables, validate_document
 
 FILE_NAME = "publication.toml"
+
+log = logging.getLogger(__name__)
 
 _PART = r"""(?:"[^"]*"|'[^']*'|[A-Za-z0-9_-]+)"""
 _DOTTED = rf"{_PART}(?:\s*\.\s*{_PART})*"
@@ -114,12 +117,35 @@ class PublicationFile:
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
         self._read: tuple[FileStamp, PublicationConfig] | None = None
+        #: The stamp of a version that did not read (in a tuple: a missing file's is None).
+        self._broken: tuple[FileStamp] | None = None
+
+    @property
+    def path(self) -> Path:
+        return self._settings.subscribers_dir / FILE_NAME
 
     def __call__(self) -> PublicationConfig:
-        stamp = file_stamp(self._settings.subscribers_dir / FILE_NAME)
+        stamp = file_stamp(self.path)
         if self._read is None or self._read[0] != stamp:
             self._read = (stamp, load_config(self._settings))
         return self._read[1]
+
+    def last_good(self) -> PublicationConfig:
+        """The file as it is now or, while an edit leaves it broken, as it last read
+        cleanly: a reader's sign-up, confirmation or unsubscribe must not fail on an
+        admin's unfinished edit. Each broken version is read and logged once. Raises only
+        when the file never read cleanly in this process."""
+        if self._read is not None and self._broken == (file_stamp(self.path),):
+            return self._read[1]
+        try:
+            return self()
+        except ConfigError as exc:
+            if self._read is None:
+                raise
+            self._broken = (file_stamp(self.path),)
+            log.error("the publication file does not read; the version read before is used "
+                      "until it is fixed: %s", exc)
+            return self._read[1]
 
 
 def load_config_file(path: Path, home: Path) -> PublicationConfig:

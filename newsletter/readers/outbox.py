@@ -40,6 +40,7 @@ from ..delivery.oneoff import one_off
 from ..delivery.prepare import public_base
 from ..delivery.providers.registry import make_provider
 from ..errors import (
+    ConfigError,
     MessageError,
     NewsletterError,
     PermanentProviderError,
@@ -85,7 +86,8 @@ class OutboxSender:
         self.settings = settings
         self.store = store
         self._provider = provider
-        self._config = config or PublicationFile(settings)
+        # An admin's unfinished edit of the file must not fail a reader's confirmation.
+        self._config = config or PublicationFile(settings).last_good
         self._signer = TokenSigner(settings.secret_key.reveal())
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -194,6 +196,8 @@ class OutboxSender:
             return self._retry(message, str(exc), AUTH_RETRY_SECONDS)
         except ProviderError as exc:
             return self._retry(message, str(exc), exc.retry_after)
+        except ConfigError as exc:  # the publication file broken by an edit under way
+            return self._retry(message, str(exc), None)
         except NewsletterError as exc:  # the list is gone, a template broke …
             return self._final(message, BatchState.FAILED, str(exc))
         at = self.store.now()

@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from functools import cached_property
 
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
@@ -23,7 +22,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from ..config import Settings
-from ..lists.config import PublicationConfig, load_config
+from ..lists.config import PublicationFile
 from ..lists.member_keys import MemberKeys
 from ..readers.limits import Limits
 from ..readers.outbox import OutboxSender
@@ -34,7 +33,7 @@ from .api import api_routes, http_problem
 from .api.routing import PREFIX as API_PREFIX
 from .archive import ArchiveEndpoints
 from .desk import desk_routes
-from .pages import STYLESHEET, Pages, SecurityHeaders, Site
+from .pages import STYLESHEET, Pages, PublishedSite, SecurityHeaders, Site
 from .preferences import PreferencesEndpoints
 from .signup import SignupEndpoints
 from .unsubscribe import UnsubscribeEndpoints
@@ -49,40 +48,31 @@ log = logging.getLogger(__name__)
 FORM_MAX_BODY = 64 * 1024
 
 
-def site_from_config(config: PublicationConfig) -> Site:
-    publication = config.publication
-    return Site(
-        name=publication.name,
-        base_url=publication.base_url,
-        language=publication.language,
-        list_titles={list_id: ml.title for list_id, ml in config.lists.items()},
-        list_descriptions={list_id: ml.description for list_id, ml in config.lists.items()},
-        signup_lists=frozenset(i for i, ml in config.lists.items() if ml.accepts_signups),
-    )
-
-
 def create_app(
     settings: Settings, store: Store, *, site: Site | None = None, fetch: Fetcher | None = None
 ) -> Starlette:
-    """The app for one publication; ``site`` defaults to what its ``publication.toml`` says.
+    """The app for one publication; ``site`` defaults to what its ``publication.toml`` says,
+    read again whenever the file changes (a file that does not read stops the app here).
 
     ``fetch`` reads SNS signing certificates and confirmation URLs (tests pass their own).
     """
-    site = site or site_from_config(load_config(settings))
-    pages = Pages(settings, site)
+    publication = PublicationFile(settings)
+    site_now = PublishedSite(publication) if site is None else lambda: site
+    site_now()
+    pages = Pages(settings, site_now)
     signer = TokenSigner(settings.secret_key.reveal())
     receivers = build_receivers(settings, store.now, fetch)
     core = CoreEndpoints(store, pages)
-    readers = Readers(settings, store)
+    readers = Readers(settings, store, publication)
     routes = [
         *core.routes(),
         *UnsubscribeEndpoints(store, signer, pages).routes(),
         *SignupEndpoints(lambda: readers.signups, pages).routes(),
         *ArchiveEndpoints(store, pages).routes(),
-        *PreferencesEndpoints(store, signer, pages, lambda: load_config(settings),
+        *PreferencesEndpoints(store, signer, pages, publication.last_good,
                               readers.members, Limits.of(settings)).routes(),
         *WebhookEndpoint(settings, store, receivers).routes(),
-        *desk_routes(settings, store, site),
+        *desk_routes(settings, store, site_now),
         *api_routes(settings, store),
     ]
     return Starlette(
@@ -96,20 +86,26 @@ def create_app(
 
 class Readers:
     """What the readers' pages share in one process: the sign-up operations (made when first
-    asked for, from the publication file as it is then), the index of the member files
+    asked for, and again once the publication file changed), the index of the member files
     (the form, its confirmation and the reader's page look addresses up in it), and the
     sender of the messages they queue, a thread that runs while the app is served."""
 
-    def __init__(self, settings: Settings, store: Store) -> None:
+    def __init__(self, settings: Settings, store: Store, publication: PublicationFile) -> None:
         self.settings = settings
         self.store = store
-        self.sender = OutboxSender(settings, store)
+        self.publication = publication
+        self.sender = OutboxSender(settings, store, config=publication.last_good)
         self.members = MemberKeys()
+        self._signups: Signups | None = None
 
-    @cached_property
+    @property
     def signups(self) -> Signups:
-        return Signups(self.settings, self.store, load_config(self.settings),
-                       members=self.members, wake=self.sender.wake)
+        config = self.publication.last_good()
+        made = self._signups
+        if made is None or made.config is not config:
+            made = self._signups = Signups(self.settings, self.store, config,
+                                           members=self.members, wake=self.sender.wake)
+        return made
 
     @asynccontextmanager
     async def lifespan(self, app: Starlette) -> AsyncIterator[None]:

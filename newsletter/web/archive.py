@@ -26,7 +26,7 @@ from ..store.archive import ArchivedIssue, published_html, published_issues, pub
 from .archive_cache import ArchiveCache, ListView, Page, PageKey
 from .archive_feed import ATOM_TYPE, FEED_ENTRIES, FeedSource, atom_feed
 from .archive_nav import Neighbours, with_navigation
-from .pages import Pages
+from .pages import Pages, Site
 
 #: The issue page is the rendered newsletter: inline styles and remote images, never scripts.
 ISSUE_POLICY = (
@@ -85,8 +85,12 @@ class ArchiveEndpoints:
     def __init__(self, store: Store, pages: Pages) -> None:
         self.store = store
         self.pages = pages
-        self.site = pages.site
         self.cache = ArchiveCache(store.now)
+        self._made_for = pages.site
+
+    @property
+    def site(self) -> Site:
+        return self.pages.site
 
     def routes(self) -> list[Route]:
         return [
@@ -150,6 +154,7 @@ class ArchiveEndpoints:
         list_id = request.path_params["list_id"]
         if not known_list_id(list_id):
             raise HTTPException(404)
+        self._forget_pages_of_another_site()
         view = self.cache.fresh_view(list_id)
         if view is None:
             found = await run_in_threadpool(self._issues, list_id)
@@ -157,6 +162,14 @@ class ArchiveEndpoints:
                 raise HTTPException(404)  # and nothing kept for a made-up name
             view = self.cache.keep_view(list_id, found)
         return view
+
+    def _forget_pages_of_another_site(self) -> None:
+        """Pages name the publication's titles and base URL: an edit of the publication
+        file makes them again. Here, on the event loop's thread, as the cache wants."""
+        site = self.pages.site
+        if site != self._made_for:
+            self.cache.forget_pages()
+            self._made_for = site
 
     def _keep(self, key: PageKey, body: bytes, view: ListView) -> Page:
         page = Page.of(body, view.version)

@@ -123,6 +123,12 @@ class ArchiveCache:
         while self._bytes > self._max_bytes:
             self._forget(next(iter(self._pages)))
 
+    def forget_pages(self) -> None:
+        """Drop every made page (the publication file changed a title or the base URL they
+        show); the list views stay, as they come from the database alone."""
+        self._pages.clear()
+        self._bytes = 0
+
     @property
     def held_bytes(self) -> int:
         return self._bytes

@@ -6,7 +6,7 @@ with the project, so a publication can restyle its pages by copying and editing 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,6 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..config import Settings
 from ..errors import ConfigError
+from ..lists.config import PublicationConfig, PublicationFile
 
 BUNDLED_TEMPLATES = Path(__file__).resolve().parents[2] / "templates" / "web"
 STYLESHEET = "web.css"
@@ -75,11 +76,40 @@ class Site:
         return list_id in self.signup_lists
 
 
-class Pages:
-    """Renders the web templates (autoescaped, strict) into HTML responses."""
+def site_from_config(config: PublicationConfig) -> Site:
+    publication = config.publication
+    return Site(
+        name=publication.name,
+        base_url=publication.base_url,
+        language=publication.language,
+        list_titles={list_id: ml.title for list_id, ml in config.lists.items()},
+        list_descriptions={list_id: ml.description for list_id, ml in config.lists.items()},
+        signup_lists=frozenset(i for i, ml in config.lists.items() if ml.accepts_signups),
+    )
 
-    def __init__(self, settings: Settings, site: Site) -> None:
-        self.site = site
+
+class PublishedSite:
+    """The ``Site`` of the publication file as it last read cleanly, made again when the
+    file changed: a list an admin adds, or a title edited, shows without a restart."""
+
+    def __init__(self, publication: PublicationFile) -> None:
+        self._publication = publication
+        self._made: tuple[PublicationConfig, Site] | None = None
+
+    def __call__(self) -> Site:
+        config = self._publication.last_good()
+        made = self._made
+        if made is None or made[0] is not config:
+            made = self._made = (config, site_from_config(config))
+        return made[1]
+
+
+class Pages:
+    """Renders the web templates (autoescaped, strict) into HTML responses, for the
+    publication as ``site`` gives it at the time."""
+
+    def __init__(self, settings: Settings, site: Callable[[], Site]) -> None:
+        self._site = site
         self._loader = ChoiceLoader([
             FileSystemLoader(settings.templates_dir / "web"),
             FileSystemLoader(BUNDLED_TEMPLATES),
@@ -91,6 +121,10 @@ class Pages:
             auto_reload=False,
         )
         self.stylesheet = self._source(STYLESHEET)
+
+    @property
+    def site(self) -> Site:
+        return self._site()
 
     def render(self, name: str, status: int = 200, **context: Any) -> HTMLResponse:
         html = self.env.get_template(name).render(site=self.site, **context)

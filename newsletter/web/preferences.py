@@ -69,7 +69,10 @@ class PreferencesEndpoints:
         self.load_config = load_config
         self.members = members
         self.limits = limits
-        self.public_origin = _origin(pages.site.base_url)
+
+    @property
+    def public_origin(self) -> str:
+        return _origin(self.pages.site.base_url)
 
     def routes(self) -> list[Route]:
         return [

@@ -8,6 +8,7 @@ docs/desk.md for accounts, sessions, CSRF, throttling and roles.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -39,8 +40,9 @@ def _origin(url: str) -> str:
     return f"{scheme.lower()}://{rest.split('/', 1)[0].lower()}" if rest else ""
 
 
-def desk_routes(settings: Settings, store: Store, site: Site) -> list[BaseRoute]:
-    public_url = settings.public_url or site.base_url
+def desk_routes(settings: Settings, store: Store, site: Callable[[], Site]) -> list[BaseRoute]:
+    # The cookies' Secure flag and the origin forms must come from: as the server started.
+    public_url = settings.public_url or site().base_url
     pages = DeskPages(site)
     sessions = Sessions(settings, store)
     guard = Guard(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -25,8 +26,8 @@ def local_time(at: datetime | None, timezone: str) -> str:
 
 
 class DeskPages:
-    def __init__(self, site: Site) -> None:
-        self.site = site
+    def __init__(self, site: Callable[[], Site]) -> None:
+        self._site = site
         self.env = Environment(
             loader=FileSystemLoader(TEMPLATES),
             autoescape=True,
@@ -35,6 +36,10 @@ class DeskPages:
         )
         self.env.filters["local_time"] = local_time
         self.stylesheet = (TEMPLATES / STYLESHEET).read_text(encoding="utf-8")
+
+    @property
+    def site(self) -> Site:
+        return self._site()
 
     def render(
         self,
