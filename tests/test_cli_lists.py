@@ -262,7 +262,7 @@ def test_import_refuses_columns_the_list_file_lacks(home: Path) -> None:
     source.write_text("email,postcode\nx@example.org,KM1\n", encoding="utf-8")
     result = run(home, "import", "weekly", str(source))
     assert result.exit_code == 1
-    assert "column(s) postcode are not in weekly.csv" in result.output
+    assert "column postcode is not in weekly.csv" in result.output
 
 
 def test_export_leaves_out_suppressed_addresses(home: Path) -> None:

@@ -61,7 +61,7 @@ def test_a_failing_source_is_reported_once_without_its_id_repeated(home: Path) -
     done = failing_feed_run(home, "collect")
     assert_reported_once(done)
     assert done.returncode == 1
-    assert done.stderr.strip() == "Error: 1 source(s) could not be read", done.stderr
+    assert done.stderr.strip() == "Error: 1 source could not be read", done.stderr
 
 
 def test_one_cycle_reports_a_failing_source_once(home: Path) -> None:

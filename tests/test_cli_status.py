@@ -114,7 +114,7 @@ def test_status_as_text(home: Path, database_url: str) -> None:
         for line in lines
     )
     assert any(
-        line.startswith("Last collection: ") and "2 new article(s)" in line for line in lines
+        line.startswith("Last collection: ") and "2 new articles" in line for line in lines
     )
 
 

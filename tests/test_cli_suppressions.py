@@ -106,7 +106,7 @@ def test_remove_lifts_the_suppression_and_the_soft_bounce_count(
     result = run("remove", "Bounced@Example.com")
 
     assert result.exit_code == 0, result.output
-    assert result.output.strip() == "Lifted 1 suppression(s) of bounced@example.com."
+    assert result.output.strip() == "Lifted 1 suppression of bounced@example.com."
     assert [r["email"] for r in json.loads(run("list", "--json").output)] == ["leaver@example.com"]
     with seeded.engine.connect() as conn:
         assert soft_bounce_count(conn, "bounced@example.com") == 0

@@ -102,7 +102,8 @@ class Scenario:
         check_issue_reports_unknown(self.sender.show(self.issue_id), seen)
         count = len(seen.with_status("unknown"))
         answer = self.sender.retry_unknown(self.issue_id)
-        expected = f"Issue {self.issue_id}: {count} unknown-outcome recipient(s) queued again."
+        noun = "recipient" if count == 1 else "recipients"
+        expected = f"Issue {self.issue_id}: {count} unknown-outcome {noun} queued again."
         assert answer == expected
         self.sender.resume(self.issue_id)
         check_retried(seen, self.observe(), self.audience)

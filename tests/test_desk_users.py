@@ -152,7 +152,7 @@ def test_passwd_changes_the_hash_and_ends_sessions(run: Run, store: Store) -> No
     result = run("passwd", "eddie", "--password-stdin", input=f"{new}\n")
 
     assert result.exit_code == 0, result.output
-    assert "1 session(s) ended" in result.output
+    assert "1 session ended" in result.output
     found = user(store, "eddie")
     assert found is not None
     assert verify(found, new) is not None and verify(found, PASSWORD) is None

@@ -77,7 +77,7 @@ def member_count(home: Path, name: str) -> int:
 
 def test_first_run_writes_one_correct_message_per_member_and_issue(home: Path) -> None:
     output = run(home, "run", "--once")
-    assert "Drafted" in output and "message(s) written" in output
+    assert "Drafted" in output and "messages written" in output
     weekly = messages(home, "issue-*-weekly")
     instant = messages(home, "issue-*-every-article")
     instant_issues = {p.parent.name for p, _ in instant}
@@ -184,4 +184,4 @@ def test_a_pre_send_warning_does_not_stop_an_automatic_cycle(home: Path) -> None
     )
     output = run(home, "run", "--once")
     assert "held back" not in output
-    assert "message(s) written" in output
+    assert "messages written" in output

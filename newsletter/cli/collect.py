@@ -7,6 +7,7 @@ import click
 from ..lists.config import load_config
 from ..sources.collect import CollectReport
 from ..sources.collect import collect as collect_sources
+from ..wording import counted
 from . import cli
 from .context import AppContext, echo_json, json_option, pass_app, reported_below
 
@@ -38,7 +39,8 @@ def collect(app: AppContext, as_json: bool) -> None:
     if as_json:
         echo_json(report.as_dict())
         return
-    click.echo(f"Collected {report.new} new article(s) from {len(report.sources)} source(s):")
+    click.echo(f"Collected {counted(report.new, 'new article')} from "
+               f"{counted(len(report.sources), 'source')}:")
     print_collect(report)
     if report.errors:
-        raise click.ClickException(f"{len(report.errors)} source(s) could not be read")
+        raise click.ClickException(f"{counted(len(report.errors), 'source')} could not be read")

@@ -27,6 +27,7 @@ from ..schedule.jobs import Runtime, installed
 from ..schedule.lock import LeaseLock
 from ..schedule.scheduler import job_specs, start_scheduler, stop_scheduler
 from ..store import make_engine
+from ..wording import counted
 from . import cli
 from .context import AppContext, json_option, pass_app
 
@@ -158,7 +159,7 @@ def run_daemon(app: AppContext, *, standby: bool = False) -> None:
         ):
             scheduler = start_scheduler(settings, make_engine(settings.database_url), specs)
             click.echo(
-                f"Scheduler running as {lock.owner} with {len(specs)} job(s); "
+                f"Scheduler running as {lock.owner} with {counted(len(specs), 'job')}; "
                 "stop it with SIGTERM or Ctrl+C."
             )
             try:

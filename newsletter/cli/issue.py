@@ -16,6 +16,7 @@ from ..issues import sendtime
 from ..models import IssueState
 from ..store import audience_origins, tally
 from ..store import issues as issue_store
+from ..wording import counted
 from . import cli
 from .context import AppContext, echo_json, json_option, pass_app
 
@@ -284,7 +285,7 @@ def retry_command(app: AppContext, issue_id: int, unknown: bool) -> None:
     count = app.publisher.retry(issue_id, unknown=unknown)
     what = "unknown-outcome" if unknown else "failed"
     if count:
-        click.echo(f"Issue {issue_id}: {count} {what} recipient(s) queued again.")
+        click.echo(f"Issue {issue_id}: {counted(count, what + ' recipient')} queued again.")
     else:
         click.echo(f"Issue {issue_id}: no {what} recipients to retry.")
 

@@ -33,6 +33,7 @@ from ..lists.check import ListCheck, PublicationCheck
 from ..lists.csvfile import EMAIL, FIELD_NAME, NAME
 from ..lists.signups import ApplyReport, apply_journal
 from ..models import Cadence, MailingList, Subscriber
+from ..wording import counted
 from . import cli
 from .context import AppContext, echo_json, json_option, pass_app
 
@@ -53,10 +54,6 @@ def shown(path: Path) -> str:
 def problem_line(problem: Problem) -> str:
     where = shown(problem.path) + (f":{problem.line}" if problem.line is not None else "")
     return f"{where}: {problem.severity}: {problem.reason}"
-
-
-def _plural(count: int, word: str) -> str:
-    return f"{count} {word}{'' if count == 1 else 's'}"
 
 
 @lists.command("check")
@@ -90,9 +87,9 @@ def _print_summary(checked: ListCheck) -> None:
     counts = checked.counts
     files = ", ".join(shown(p) for p in checked.files)
     click.echo(
-        f"{checked.list_id}: {_plural(counts.members, 'member')} in {files}; "
-        f"{_plural(counts.invalid, 'invalid row')}, "
-        f"{_plural(counts.duplicates, 'duplicate')}"
+        f"{checked.list_id}: {counted(counts.members, 'member')} in {files}; "
+        f"{counted(counts.invalid, 'invalid row')}, "
+        f"{counted(counts.duplicates, 'duplicate')}"
     )
 
 
@@ -111,8 +108,8 @@ def _verdict(run: PublicationCheck, summaries: dict[str, dict[str, Any]], as_jso
         )
     else:
         click.echo(
-            f"{'FAILED' if errors else 'OK'}: {_plural(len(summaries), 'list')} checked, "
-            f"{_plural(errors, 'error')}, {_plural(warnings, 'warning')}"
+            f"{'FAILED' if errors else 'OK'}: {counted(len(summaries), 'list')} checked, "
+            f"{counted(errors, 'error')}, {counted(warnings, 'warning')}"
         )
     return not errors
 
@@ -193,8 +190,8 @@ def _print_list(config: PublicationConfig, m: MailingList, stats: ListStats) -> 
         ("suppressed", f"{stats.suppressed} (recipients: {stats.recipients})"),
         (
             "invalid",
-            f"{_plural(stats.counts.invalid, 'row')}; "
-            f"{_plural(stats.counts.duplicates, 'duplicate')}",
+            f"{counted(stats.counts.invalid, 'row')}; "
+            f"{counted(stats.counts.duplicates, 'duplicate')}",
         ),
     ]
     click.echo(f"{m.id}: {m.title}")
@@ -319,7 +316,7 @@ def import_(app: AppContext, list_id: str, source: Path, dry_run: bool) -> None:
     if dry_run:
         click.echo(f"Dry run: nothing was written ({shown(report.target)} is unchanged).")
     else:
-        click.echo(f"Added {_plural(report.new, 'member')} to {shown(report.target)}.")
+        click.echo(f"Added {counted(report.new, 'member')} to {shown(report.target)}.")
 
 
 @lists.command("sync")
@@ -339,14 +336,14 @@ def sync(app: AppContext, list_id: str | None, as_json: bool) -> None:
         echo_json({r.list_id: _sync_json(r) for r in reports})
         return
     for report in reports:
-        click.echo(f"{report.list_id}: {_plural(len(report.joined), 'sign-up')} added, "
-                   f"{_plural(len(report.renamed), 'row')} renamed, "
+        click.echo(f"{report.list_id}: {counted(len(report.joined), 'sign-up')} added, "
+                   f"{counted(len(report.renamed), 'row')} renamed, "
                    f"{report.already_members} already members (journal position "
                    f"{report.position})")
         for address in report.joined:
             click.echo(f"  + {address}")
         if report.no_signup_file:
-            click.echo(f"  {_plural(report.no_signup_file, 'sign-up')} skipped: the list has "
+            click.echo(f"  {counted(report.no_signup_file, 'sign-up')} skipped: the list has "
                        "no signups key any more")
 
 
@@ -373,7 +370,7 @@ def export(app: AppContext, list_id: str, out: Path | None) -> None:
     with click.open_file(target, "w", encoding="utf-8", atomic=out is not None) as stream:
         report = _export(app, config, list_id, stream)
     click.echo(
-        f"Exported {_plural(report.written, 'member')} of {list_id} "
+        f"Exported {counted(report.written, 'member')} of {list_id} "
         f"({report.suppressed} suppressed and {report.invalid} invalid left out).",
         err=True,
     )

@@ -7,6 +7,7 @@ import click
 from ..errors import LockError
 from ..schedule.lock import LeaseKeeper, LeaseLock
 from ..schedule.once import LOCK_HELD_EXIT, CycleReport, run_cycle, summary
+from ..wording import counted
 from .collect import print_collect
 from .context import AppContext, echo_json, reported_below
 from .send import ProgressBars, describe, report_dict
@@ -43,9 +44,9 @@ def run_once(app: AppContext, *, as_json: bool) -> None:
 
 def print_cycle(app: AppContext, cycle: CycleReport) -> None:
     if cycle.collected is not None:
-        click.echo(f"Collected {cycle.collected.new} new article(s):")
+        click.echo(f"Collected {counted(cycle.collected.new, 'new article')}:")
         print_collect(cycle.collected)
-    click.echo(f"Drafted {len(cycle.drafted)} issue(s), queued {len(cycle.queued)}.")
+    click.echo(f"Drafted {counted(len(cycle.drafted), 'issue')}, queued {len(cycle.queued)}.")
     for reason in cycle.skipped:
         click.echo(f"  skipped {reason}")
     written = sum(r.counts.get("sent", 0) for r in cycle.sent)
@@ -54,7 +55,7 @@ def print_cycle(app: AppContext, cycle: CycleReport) -> None:
     if not cycle.sent:
         click.echo("Nothing new to send.")
     elif app.settings.provider == "outbox":
-        click.echo(f"{written} message(s) written under {app.settings.outbox_path}/")
+        click.echo(f"{counted(written, 'message')} written under {app.settings.outbox_path}/")
     if cycle.exit_code:
         problems = ", ".join(cycle.problems)
         click.echo(f"Needs attention ({problems}): exit status {cycle.exit_code}.", err=True)

@@ -23,6 +23,7 @@ from ..models import DeliveryStatus
 from ..store import issues as issue_store
 from ..store import tally
 from ..store.tally import RecipientRow
+from ..wording import counted
 from .context import AppContext, pass_app
 from .issue import issue
 
@@ -164,4 +165,4 @@ def print_problems(data: dict[str, Any]) -> None:
 def _batches(n: int) -> str:
     if n == 0:
         return "no batch"
-    return "1 batch" if n == 1 else f"{n} batches"
+    return counted(n, "batch", "batches")

@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from ..schedule.status import gather as status_report
+from ..wording import counted
 from . import cli
 from .context import AppContext, echo_json, json_option, pass_app
 
@@ -89,7 +90,7 @@ def print_collection(collection: dict[str, Any] | None) -> None:
         return
     click.echo(
         f"Last collection: {collection['at']:%Y-%m-%d %H:%M:%S %Z}, "
-        f"{collection.get('new', 0)} new article(s)"
+        f"{counted(collection.get('new', 0), 'new article')}"
     )
     for source in collection.get("sources", []):
         detail = f"error: {source['error']}" if source.get("error") else f"{source['new']} new"

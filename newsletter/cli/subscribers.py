@@ -8,6 +8,7 @@ import click
 from ..lists import load_config
 from ..lists.forget import ForgetReport, forget, plan_forget
 from ..lists.reader_data import reader_data
+from ..wording import counted
 from . import cli
 from .context import AppContext, echo_json, json_option, pass_app
 from .lists import shown
@@ -97,7 +98,7 @@ def _store_items(report: ForgetReport, done: str) -> list[str]:
     if report.ledger_rows:
         issues = ", ".join(str(i) for i in report.issues)
         which = f"issue{'s' if len(report.issues) > 1 else ''} {issues}"
-        item = f"ledger: {report.ledger_rows} row(s) {done}made anonymous ({which})"
+        item = f"ledger: {counted(report.ledger_rows, 'row')} {done}made anonymous ({which})"
         if report.not_retried:
             item += (f"; {report.not_retried} failed or unknown {done}marked suppressed, "
                      "so no retry sends to it")
@@ -106,9 +107,11 @@ def _store_items(report: ForgetReport, done: str) -> list[str]:
         (report.events, f"provider events: {report.events} {done}made anonymous"),
         (report.suppressions, f"suppressions: {report.suppressions} {done}removed"),
         (report.soft_bounces, f"soft-bounce count: {done}removed"),
-        (report.cache_entries, f"address cache: {report.cache_entries} spelling(s) {done}removed"),
+        (report.cache_entries,
+         f"address cache: {counted(report.cache_entries, 'spelling')} {done}removed"),
         (report.signups.journal_entries,
-         f"sign-up journal: {report.signups.journal_entries} entry(ies) {done}removed"),
+         f"sign-up journal: {counted(report.signups.journal_entries, 'entry', 'entries')} "
+         f"{done}removed"),
         (report.signups.requests, f"sign-up requests: {report.signups.requests} {done}removed"),
         (report.signups.messages,
          f"messages to them (confirmations, welcomes): {report.signups.messages} {done}removed"),

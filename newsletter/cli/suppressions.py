@@ -14,6 +14,7 @@ from ..editor import suppressions as suppressing
 from ..editor.suppressions import InvalidAddressError, scope_words
 from ..models import ALL_LISTS, SuppressionReason
 from ..store import suppressions
+from ..wording import counted
 from . import cli
 from .context import AppContext, echo_json, json_option, pass_app
 
@@ -83,7 +84,7 @@ def remove_suppression(app: AppContext, email: str, scope: str | None) -> None:
     """Send to EMAIL again (for one list with --list, else for every list)."""
     # The command itself is the acknowledgement a hard bounce or complaint needs.
     lifted = suppressing.lift(app.store, email, scope, acknowledged=True)
-    click.echo(f"Lifted {len(lifted.removed)} suppression(s) of {lifted.email}.")
+    click.echo(f"Lifted {counted(len(lifted.removed), 'suppression')} of {lifted.email}.")
 
 
 @suppressions_group.command(name="export")

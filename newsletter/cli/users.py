@@ -7,6 +7,7 @@ import sys
 import click
 
 from ..web.desk import accounts
+from ..wording import counted
 from . import cli
 from .context import AppContext, echo_json, json_option, pass_app
 
@@ -78,4 +79,4 @@ def remove_user(app: AppContext, name: str) -> None:
 def change_password(app: AppContext, name: str, password_stdin: bool) -> None:
     """Set a new password for NAME; their sessions end at once."""
     ended = accounts.change_password(app.store, name, read_password(password_stdin))
-    click.echo(f"Password of {name} changed; {ended} session(s) ended.")
+    click.echo(f"Password of {name} changed; {counted(ended, 'session')} ended.")

@@ -184,7 +184,8 @@ def _check_importable(source: Path, paths: tuple[Path, ...]) -> None:
         raise ListError(
             source,
             None,
-            f"column(s) {', '.join(missing)} are not in {paths[0].name}; "
+            f"{'column' if len(missing) == 1 else 'columns'} {', '.join(missing)} "
+            f"{'is' if len(missing) == 1 else 'are'} not in {paths[0].name}; "
             f"add them to its header row first, or remove them from {source.name}",
         )
 

@@ -23,6 +23,7 @@ from ...errors import NewsletterError, NotFoundError
 from ...publisher import Publisher
 from ...schedule import cadence
 from ...store import issues as issue_store
+from ...wording import counted
 from ..coalesced import Coalesced
 from . import forms, notices
 from .forms import FieldError
@@ -187,8 +188,8 @@ ERROR_CHARS = 200
 def collected(done: cadence.Collection) -> str:
     """What a collection found and what the instant lists made of it, in a few sentences."""
     report = done.report
-    words = [f"Collected {report.new} new article{'s' * (report.new != 1)} from "
-             f"{len(report.sources)} source{'s' * (len(report.sources) != 1)}."]
+    words = [f"Collected {counted(report.new, 'new article')} from "
+             f"{counted(len(report.sources), 'source')}."]
     words += [f"{s.source_id} could not be read: {s.error[:ERROR_CHARS]}"
               for s in report.errors[:NAMED]]
     if len(report.errors) > NAMED:

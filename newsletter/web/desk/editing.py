@@ -11,6 +11,7 @@ from starlette.datastructures import FormData
 from ...editor import editing
 from ...editor.articles import article_entry
 from ...publisher import Publisher
+from ...wording import counted
 from .issuepage import FieldError, IssueForms, Operation, text_field, ticked, whole_number
 
 #: The longest words a form takes (the pre-send checks say what is wise: a subject over
@@ -70,7 +71,7 @@ def remove_article(publisher: Publisher, issue_id: int, form: FormData) -> str:
     article_id = whole_number(form, "article", "articles")
     title = article_entry(publisher, article_id).title
     left = editing.remove_article(publisher, issue_id, article_id)
-    return (f"Removed “{title}” ({left} article{'' if left == 1 else 's'} left); a later "
+    return (f"Removed “{title}” ({counted(left, 'article')} left); a later "
             "issue may take it.")
 
 

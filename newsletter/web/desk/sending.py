@@ -14,6 +14,7 @@ from ...errors import ConfigError, IssueStateError
 from ...issues import sendtime
 from ...publisher import Publisher
 from ...store import issues as issue_store
+from ...wording import counted
 from .issuepage import FieldError, IssueForms, Operation, text_field, ticked
 
 #: How sendtime's sentences name the date and time inputs.
@@ -50,7 +51,7 @@ def queue(publisher: Publisher, issue_id: int, form: FormData) -> str:
         told.append(f"{when.note}.")
     if report.warnings:
         count = len(report.warnings)
-        told.append(f"Queued despite {count} warning{'' if count == 1 else 's'}.")
+        told.append(f"Queued despite {counted(count, 'warning')}.")
     return " ".join(told)
 
 

@@ -13,6 +13,7 @@ from starlette.routing import Route
 
 from ...store import Store
 from ...store import desk as desk_store
+from ...wording import counted
 from . import accounts
 from .guard import CSRF_FIELD, FORGED, SIGNIN, SIGNIN_FORM_SECONDS, Guard, safe_next
 from .pages import DeskPages
@@ -125,5 +126,5 @@ def _text(form: FormData, field: str) -> str:
 
 def _duration(seconds: int) -> str:
     if seconds < 120:
-        return f"{seconds} second{'' if seconds == 1 else 's'}"
+        return counted(seconds, "second")
     return f"{round(timedelta(seconds=seconds).total_seconds() / 60)} minutes"
