@@ -255,7 +255,7 @@ def test_a_dry_run_says_what_would_go_and_changes_nothing(sent: Sent) -> None:
     result = sent.run("subscribers", "forget", ZOE, "--dry-run")
     assert result.exit_code == 0, result.output
     assert "subscribers/weekly.csv: line 4 would be removed (list weekly)" in result.output
-    assert f"ledger: 1 row(s) would be made anonymous (issue {sent.issue_id})" in result.output
+    assert f"ledger: 1 row would be made anonymous (issue {sent.issue_id})" in result.output
     assert "Dry run: nothing was changed." in result.output
     assert (files(sent), database_rows(sent), cache_rows(sent)) == before
 

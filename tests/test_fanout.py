@@ -154,7 +154,7 @@ def test_a_large_issue_is_shared_with_a_helper_and_each_reader_gets_one_copy(
     assert (report.final_state, report.counts) == ("sent", {"sent": MEMBERS})
     assert (report.recipients_sent, report.batches_sent) == (MEMBERS, MEMBERS // BATCH)
     assert sum(progress) == MEMBERS  # the helper's batches reach the progress display too
-    assert "shared with 1 helper process(es)" in describe(report)
+    assert "; shared with 1 helper process;" in describe(report) + ";"
     assert report_dict(report)["helper_processes"] == 1
     assert received(fake) == (MEMBERS, 0)
     assert moves.count("queued->sending") == 1 and moves[-1] == "sending->sent"

@@ -20,6 +20,7 @@ from rich.text import Text
 from ..delivery.outage import UNAVAILABLE
 from ..delivery.report import SendReport
 from ..store import tally
+from ..wording import counted
 from . import cli
 from .context import AppContext, echo_json, json_option, pass_app
 
@@ -90,11 +91,13 @@ def describe(report: SendReport, outage_resume_minutes: int = 0) -> str:
     counts = ", ".join(f"{n} {s}" for s, n in sorted(report.counts.items())) or "no recipients"
     line = f"Issue {report.issue_id}: {report.final_state} — {counts}"
     if report.by_helpers:
-        line += f"; shared with {len(report.by_helpers)} helper process(es)"
+        helpers = counted(len(report.by_helpers), "helper process", "helper processes")
+        line += f"; shared with {helpers}"
     if report.retries:
-        line += f"; {report.retries} retried batch(es)"
+        line += f"; {counted(report.retries, 'retried batch', 'retried batches')}"
     if report.unknown_batches:
-        line += f"; {report.unknown_batches} batch(es) of unknown outcome held for you"
+        line += (f"; {counted(report.unknown_batches, 'batch', 'batches')} of unknown outcome "
+                 "held for you")
     if report.paused:
         line += f"\n  paused: {report.paused}"
     if report.paused.startswith(UNAVAILABLE):
