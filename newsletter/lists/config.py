@@ -9,11 +9,11 @@ from __future__ import annotations
 import logging
 import re
 import tomllib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from ..config import Settings
 from ..errors import ConfigError, ListError, NotFoundError
@@ -23,6 +23,8 @@ from .schema import ListTable, PublicationTable, SourceTable
 from .validate import Tables, validate_document
 
 FILE_NAME = "publication.toml"
+
+_Made = TypeVar("_Made")
 
 log = logging.getLogger(__name__)
 
@@ -146,6 +148,25 @@ class PublicationFile:
             log.error("the publication file does not read; the version read before is used "
                       "until it is fixed: %s", exc)
             return self._read[1]
+
+
+class MadeFromPublication(Generic[_Made]):
+    """What ``make`` makes of the publication file as it last read cleanly
+    (``PublicationFile.last_good``), made again only once the file changed."""
+
+    def __init__(
+        self, publication: PublicationFile, make: Callable[[PublicationConfig], _Made]
+    ) -> None:
+        self._publication = publication
+        self._make = make
+        self._made: tuple[PublicationConfig, _Made] | None = None
+
+    def __call__(self) -> _Made:
+        config = self._publication.last_good()
+        made = self._made
+        if made is None or made[0] is not config:
+            made = self._made = (config, self._make(config))
+        return made[1]
 
 
 def load_config_file(path: Path, home: Path) -> PublicationConfig:

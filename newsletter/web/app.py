@@ -8,7 +8,7 @@ uvicorn. It is meant to sit behind a reverse proxy that terminates TLS.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from sqlalchemy import text
@@ -22,7 +22,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from ..config import Settings
-from ..lists.config import PublicationFile
+from ..lists.config import MadeFromPublication, PublicationConfig, PublicationFile
 from ..lists.member_keys import MemberKeys
 from ..readers.limits import Limits
 from ..readers.outbox import OutboxSender
@@ -33,7 +33,7 @@ from .api import api_routes, http_problem
 from .api.routing import PREFIX as API_PREFIX
 from .archive import ArchiveEndpoints
 from .desk import desk_routes
-from .pages import STYLESHEET, Pages, PublishedSite, SecurityHeaders, Site
+from .pages import STYLESHEET, Pages, SecurityHeaders, Site, site_from_config
 from .preferences import PreferencesEndpoints
 from .signup import SignupEndpoints
 from .unsubscribe import UnsubscribeEndpoints
@@ -57,7 +57,9 @@ def create_app(
     ``fetch`` reads SNS signing certificates and confirmation URLs (tests pass their own).
     """
     publication = PublicationFile(settings)
-    site_now = PublishedSite(publication) if site is None else lambda: site
+    site_now: Callable[[], Site] = (
+        MadeFromPublication(publication, site_from_config) if site is None else lambda: site
+    )
     site_now()
     pages = Pages(settings, site_now)
     signer = TokenSigner(settings.secret_key.reveal())
@@ -96,16 +98,15 @@ class Readers:
         self.publication = publication
         self.sender = OutboxSender(settings, store, config=publication.last_good)
         self.members = MemberKeys()
-        self._signups: Signups | None = None
+        self._signups = MadeFromPublication(publication, self._signups_of)
 
     @property
     def signups(self) -> Signups:
-        config = self.publication.last_good()
-        made = self._signups
-        if made is None or made.config is not config:
-            made = self._signups = Signups(self.settings, self.store, config,
-                                           members=self.members, wake=self.sender.wake)
-        return made
+        return self._signups()
+
+    def _signups_of(self, config: PublicationConfig) -> Signups:
+        return Signups(self.settings, self.store, config, members=self.members,
+                       wake=self.sender.wake)
 
     @asynccontextmanager
     async def lifespan(self, app: Starlette) -> AsyncIterator[None]:

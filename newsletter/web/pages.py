@@ -18,7 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..config import Settings
 from ..errors import ConfigError
-from ..lists.config import PublicationConfig, PublicationFile
+from ..lists.config import PublicationConfig
 
 BUNDLED_TEMPLATES = Path(__file__).resolve().parents[2] / "templates" / "web"
 STYLESHEET = "web.css"
@@ -86,22 +86,6 @@ def site_from_config(config: PublicationConfig) -> Site:
         list_descriptions={list_id: ml.description for list_id, ml in config.lists.items()},
         signup_lists=frozenset(i for i, ml in config.lists.items() if ml.accepts_signups),
     )
-
-
-class PublishedSite:
-    """The ``Site`` of the publication file as it last read cleanly, made again when the
-    file changed: a list an admin adds, or a title edited, shows without a restart."""
-
-    def __init__(self, publication: PublicationFile) -> None:
-        self._publication = publication
-        self._made: tuple[PublicationConfig, Site] | None = None
-
-    def __call__(self) -> Site:
-        config = self._publication.last_good()
-        made = self._made
-        if made is None or made[0] is not config:
-            made = self._made = (config, site_from_config(config))
-        return made[1]
 
 
 class Pages:
